@@ -1,0 +1,70 @@
+# NZ COVID Tracer backend: the verbs. `make local` runs the whole system on this machine;
+# `make test` runs every check CI runs. Both install what they need into .venv first.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+SERVICES := auth details export enf
+STAMP := $(VENV)/.installed
+
+.PHONY: help install local stop job test lint typecheck cfn-lint test-shared test-services \
+        $(addprefix test-,$(SERVICES)) vendor clean
+
+help:
+	@echo "make local          start the whole system locally (no AWS account needed)"
+	@echo "make stop           stop everything make local started"
+	@echo "make job JOB=name   run a scheduled job now: enf-export enf-cleanup events-feed details-export"
+	@echo "make test           lint, type checks, cfn-lint and every test tier"
+	@echo "make vendor         copy the shared package into each service's vendor/ (for chalice package/deploy)"
+
+install: $(STAMP)
+
+$(STAMP): requirements-dev.txt shared/pyproject.toml infra/local/pyproject.toml
+	@test -n "$(PYTHON)" || { echo "Python 3.11 is required"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/pip install --quiet --no-deps -e shared -e infra/local
+	@touch $@
+
+local: install
+	$(BIN)/python -m tracerstack up
+
+stop: install
+	$(BIN)/python -m tracerstack down
+
+job: install
+	$(BIN)/python -m tracerstack job $(JOB)
+
+test: lint typecheck cfn-lint test-shared test-services
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check shared/src
+
+typecheck: install
+	$(BIN)/mypy
+
+cfn-lint: install
+	$(BIN)/cfn-lint infra/templates/*.yaml
+
+# The shared package and the local stack: unit tier (no I/O) then integration tier
+# (moto server over HTTP, real PostgreSQL).
+test-shared: install
+	$(BIN)/python -m pytest shared/tests/unit infra/local/tests/unit
+	$(BIN)/python -m pytest shared/tests/integration infra/local/tests/integration
+
+# Every app module is called `app`, so each service's tests run in a process of their own.
+test-services: $(addprefix test-,$(SERVICES))
+
+$(addprefix test-,$(SERVICES)): test-%: install
+	$(BIN)/python -m pytest services/$*/tests
+
+vendor: install
+	@for service in $(SERVICES); do \
+	  rm -rf services/$$service/vendor; \
+	  $(BIN)/pip install --quiet --no-deps --target services/$$service/vendor ./shared || exit 1; \
+	done
+
+clean: stop
+	rm -rf .local services/*/vendor

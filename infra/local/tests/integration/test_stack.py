@@ -1,0 +1,111 @@
+"""`make local` and `make stop` end to end: the real processes, on free ports."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tracerstack.pytest_plugin import free_port
+
+STACK_KEYS = {
+    "details_api",
+    "enf_api",
+    "aws_endpoint",
+    "exposure_events_url",
+    "client_ids",
+    "ncts_api_key",
+    "ncts",
+    "outbox",
+    "export_public_key_pem",
+    "buckets",
+}
+
+
+def _tracerstack(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tracerstack", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def _get(url: str) -> tuple[int, Any]:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.status, json.load(response)
+
+
+@pytest.fixture(scope="module")
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, postgres_server_url: str
+) -> Iterator[tuple[dict[str, str], Path]]:
+    local_dir = tmp_path_factory.mktemp("local")
+    env = {
+        **os.environ,
+        "COVIDTRACER_LOCAL_DIR": str(local_dir),
+        "DATABASE_URL": postgres_server_url,
+        "AWS_PORT": str(free_port()),
+        "PARTNERS_PORT": str(free_port()),
+        "DETAILS_PORT": str(free_port()),
+        "ENF_PORT": str(free_port()),
+    }
+    started = _tracerstack(env, "up")
+    assert started.returncode == 0, started.stdout + started.stderr
+    yield env, local_dir
+    _tracerstack(env, "down")
+
+
+def test_up_writes_stack_json_with_every_documented_key(stack: tuple[dict[str, str], Path]) -> None:
+    settings = json.loads((stack[1] / "stack.json").read_text())
+    assert set(settings) >= STACK_KEYS
+    assert set(settings["client_ids"]) == {"ios", "android", "web"}
+    assert set(settings["buckets"]) == {"feed", "enf_exports", "user_details"}
+    assert settings["export_public_key_pem"].startswith("-----BEGIN PUBLIC KEY-----")
+
+
+def test_both_apis_report_healthy_dependencies(stack: tuple[dict[str, str], Path]) -> None:
+    settings = json.loads((stack[1] / "stack.json").read_text())
+    status, details = _get(f"{settings['details_api']}/health")
+    assert status == 200 and details["checks"]["dynamodb:personal_details"]["status"] == "ok"
+    status, enf = _get(f"{settings['enf_api']}/health")
+    assert status == 200 and enf["checks"]["postgresql"]["status"] == "ok"
+    assert _get(settings["outbox"]) == (200, [])
+
+
+def test_a_second_up_says_the_stack_is_running(stack: tuple[dict[str, str], Path]) -> None:
+    again = _tracerstack(stack[0], "up")
+    assert again.returncode == 1
+    assert "already running" in again.stdout
+
+
+def test_an_unknown_job_is_refused_with_the_list_of_jobs(
+    stack: tuple[dict[str, str], Path],
+) -> None:
+    result = _tracerstack(stack[0], "job", "nightly")
+    assert result.returncode == 1
+    assert "unknown job 'nightly'" in result.stdout and "enf-export" in result.stdout
+
+
+def test_down_ends_every_process_it_started_and_only_those(
+    stack: tuple[dict[str, str], Path],
+) -> None:
+    env, local_dir = stack
+    run = json.loads((local_dir / "run.json").read_text())
+    pids = [record["pid"] for record in run["processes"]]
+    assert len(pids) == 5
+    stopped = _tracerstack(env, "down")
+    assert stopped.returncode == 0, stopped.stdout
+    for pid in pids:
+        cmdline = Path(f"/proc/{pid}/cmdline")
+        assert not cmdline.exists() or cmdline.read_bytes() == b""  # gone, or a reaped-later zombie
+    assert not (local_dir / "run.json").exists()

@@ -1,0 +1,3 @@
+from tracerstack.stack import main
+
+main()

@@ -1,0 +1,179 @@
+"""Pytest fixtures that start the real components tests talk to, and clean up after them.
+
+- ``moto_endpoint``: moto in server mode on a free loopback port (boto3 and pynamodb run
+  their real HTTP code paths against it).
+- ``aws_stack``: the resources of ``infra/templates`` under a unique stage per test module;
+  ``fresh_aws_stack`` gives a test its own.
+- ``database_url``: a unique database on ``DATABASE_URL``'s server (CI, this machine), or on
+  an embedded server started for the session; ``pg_schema`` gives a test its own schema.
+- ``partners``: the NCTS/FCM/SMS/Apple stand-ins on a free port; ``outbox`` empties and
+  reads their record.
+- ``service_env``: the environment a service reads, pointed at all of the above, with the
+  shared package's caches reset so every test starts cold.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import tempfile
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tracerstack.bootstrap import Bootstrap, bootstrap
+from tracerstack.environment import LOCAL_CREDENTIALS, service_environment
+from tracerstack.stack import with_database
+
+# pgserver narrates its start and stop at INFO; tests do not need to hear it.
+logging.getLogger("pgserver").setLevel(logging.WARNING)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "integration" in Path(str(item.fspath)).parts:
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    for name, value in LOCAL_CREDENTIALS.items():
+        os.environ.setdefault(name, value)
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def aws_stack(moto_endpoint: str) -> Bootstrap:
+    return bootstrap(moto_endpoint, f"t{uuid.uuid4().hex[:10]}")
+
+
+@pytest.fixture
+def fresh_aws_stack(moto_endpoint: str) -> Bootstrap:
+    return bootstrap(moto_endpoint, f"t{uuid.uuid4().hex[:10]}")
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        yield url
+        return
+    import pgserver
+
+    with tempfile.TemporaryDirectory(prefix="covidtracer-pg-") as pgdata:
+        server = pgserver.get_server(pgdata, cleanup_mode="stop")
+        yield server.get_uri("postgres")
+        server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def database_url(postgres_server_url: str) -> Iterator[str]:
+    import psycopg2
+
+    name = f"covidtracer_test_{uuid.uuid4().hex[:12]}"
+    admin = psycopg2.connect(postgres_server_url)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {name}")
+    try:
+        yield with_database(postgres_server_url, name)
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()
+
+
+@pytest.fixture
+def pg_schema(database_url: str) -> Iterator[str]:
+    """A DSN whose connections see only a fresh schema of their own."""
+    import psycopg2
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    conn = psycopg2.connect(database_url)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE SCHEMA {schema}")
+    separator = "&" if "?" in database_url else "?"
+    try:
+        yield f"{database_url}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP SCHEMA {schema} CASCADE")
+        conn.close()
+
+
+class Partners:
+    """Handle on the running stand-ins."""
+
+    def __init__(self, url: str, server: Any) -> None:
+        self.url = url
+        self.server = server
+
+    def outbox(self) -> list[dict[str, Any]]:
+        with urllib.request.urlopen(f"{self.url}/outbox", timeout=10) as response:
+            return json.load(response)  # type: ignore[no-any-return]
+
+    def clear(self) -> None:
+        request = urllib.request.Request(f"{self.url}/outbox", method="DELETE")
+        urllib.request.urlopen(request, timeout=10).close()
+        self.server.state.outages.clear()
+
+    def outage(self, partner: str, status: int = 503) -> None:
+        self.server.state.outages[partner] = status
+
+
+@pytest.fixture(scope="session")
+def partners(moto_endpoint: str) -> Iterator[Partners]:
+    from tracerstack.partners import serve_in_thread
+
+    port = free_port()
+    server = serve_in_thread("127.0.0.1", port, moto_endpoint)
+    yield Partners(f"http://127.0.0.1:{port}", server)
+    server.shutdown()
+
+
+@pytest.fixture
+def outbox(partners: Partners) -> Partners:
+    partners.clear()
+    return partners
+
+
+def _reset_shared_caches() -> None:
+    from covidtracer import aws, db, settings
+
+    settings.reset()
+    aws.reset()
+    db.close()
+
+
+@pytest.fixture
+def service_env(
+    aws_stack: Bootstrap,
+    partners: Partners,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[dict[str, str]]:
+    env = service_environment(aws_stack, partners_url=partners.url, database_url=database_url)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    _reset_shared_caches()
+    yield env
+    _reset_shared_caches()

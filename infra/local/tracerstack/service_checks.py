@@ -1,0 +1,63 @@
+"""Checks every Chalice app must pass; each service's own tests call them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+from tracerstack import SERVICES
+
+DEPLOYED_STAGES = ("dev", "staging", "prod")
+# Heavy libraries an app must import lazily, on first use, not at cold start.
+LAZY_MODULES = ("boto3", "botocore", "pynamodb", "psycopg2", "jwt", "requests")
+SECRET_WORDS = ("password", "secret", "apikey", "api_key", "private")
+
+
+def chalice_config(service: str) -> dict[str, Any]:
+    return json.loads((SERVICES / service / ".chalice" / "config.json").read_text())  # type: ignore[no-any-return]
+
+
+def problems_in_config(service: str) -> list[str]:
+    config = chalice_config(service)
+    problems = []
+    if config.get("app_name") != f"covidtracer-{service}":
+        problems.append(f"app_name should be covidtracer-{service}")
+    for stage in DEPLOYED_STAGES:
+        settings = config.get("stages", {}).get(stage)
+        if settings is None:
+            problems.append(f"stage {stage} is missing")
+            continue
+        variables = settings.get("environment_variables", {})
+        if variables.get("STAGE") != stage:
+            problems.append(f"stage {stage} must set STAGE={stage}")
+        for name, value in variables.items():
+            if any(word in name.lower() for word in SECRET_WORDS) and not name.endswith("_ID"):
+                problems.append(
+                    f"stage {stage}: {name} looks like a secret; name a secret id instead"
+                )
+            if "127.0.0.1" in str(value) or "localhost" in str(value):
+                problems.append(f"stage {stage}: {name} points at this machine")
+    return problems
+
+
+def modules_imported_by_app(service: str) -> set[str]:
+    """Top-level modules that ``import app`` loads, measured in a fresh interpreter."""
+    probe = (
+        "import sys; before = set(sys.modules); import app; "
+        "print(' '.join(sorted({m.split('.')[0] for m in set(sys.modules) - before})))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=SERVICES / service,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return set(result.stdout.split())
+
+
+def eagerly_imported_heavy_modules(service: str) -> set[str]:
+    return modules_imported_by_app(service) & set(LAZY_MODULES)

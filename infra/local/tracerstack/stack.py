@@ -1,0 +1,406 @@
+"""``make local`` / ``make stop`` / ``make job``: the whole system on one machine (DESIGN §5).
+
+``up`` starts, in order: moto in server mode, PostgreSQL (``DATABASE_URL``'s server, or an
+embedded one with its data under ``.local/pgdata``), the AWS resources from
+``infra/templates``, the ENF migrations, the partner stand-ins, both APIs under
+``chalice local --no-autoreload`` and the job scheduler. It returns once both ``/health``
+endpoints answer 200 and ``.local/stack.json`` is written. Every process it starts is
+recorded in ``.local/run.json`` with its command line, and ``down`` ends exactly those.
+
+AWS state lives in moto's memory and is created afresh by each ``up``; PostgreSQL data
+survives in ``.local/pgdata``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tracerstack import REPO_ROOT, SERVICES, jobs
+from tracerstack.bootstrap import bootstrap
+from tracerstack.environment import client_ids, service_environment
+
+LOCAL_DIR = Path(os.environ.get("COVIDTRACER_LOCAL_DIR", REPO_ROOT / ".local"))
+HOST = "127.0.0.1"
+LOCAL_DATABASE = "covidtracer_local"
+FEED_OBJECT = "current-exposure-events.json"
+
+
+@dataclass(frozen=True)
+class Ports:
+    aws: int
+    partners: int
+    details: int
+    enf: int
+
+    @classmethod
+    def from_env(cls) -> Ports:
+        return cls(
+            aws=int(os.environ.get("AWS_PORT", "5000")),
+            partners=int(os.environ.get("PARTNERS_PORT", "8025")),
+            details=int(os.environ.get("DETAILS_PORT", "8000")),
+            enf=int(os.environ.get("ENF_PORT", "8001")),
+        )
+
+
+class StackError(RuntimeError):
+    pass
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+# ---------------------------------------------------------------------------- processes
+
+
+def _cmdline(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def _is_ours(record: dict[str, Any]) -> bool:
+    """The recorded process is still running and is the one we started (pids get reused)."""
+    return _cmdline(record["pid"]) == record["cmdline"]
+
+
+def _start(
+    name: str, argv: list[str], env: dict[str, str], cwd: Path = REPO_ROOT
+) -> dict[str, Any]:
+    logs = LOCAL_DIR / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    with (logs / f"{name}.log").open("ab") as log:
+        process = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    # Until the child has exec'd, /proc shows this process's command line; record the new one.
+    own = _cmdline(os.getpid())
+    cmdline: list[str] | None = None
+    for _ in range(400):
+        cmdline = _cmdline(process.pid)
+        if cmdline and cmdline != own:  # empty while the exec is under way
+            break
+        time.sleep(0.005)
+    if not cmdline or cmdline == own:
+        raise StackError(f"{name} did not start; see .local/logs/{name}.log")
+    return {"name": name, "pid": process.pid, "cmdline": cmdline}
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def _wait_http(url: str, name: str, timeout: float, record: dict[str, Any] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if record is not None and not _is_ours(record):
+            raise StackError(f"{name} exited during start-up; see .local/logs/{name}.log")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+                last = f"HTTP {response.status}"
+        except urllib.error.HTTPError as exc:
+            last = f"HTTP {exc.code}: {exc.read()[:300].decode(errors='replace')}"
+        except OSError as exc:
+            last = str(exc)
+        time.sleep(0.2)
+    raise StackError(
+        f"{name} did not become healthy at {url} within {timeout:.0f} s ({last}); "
+        f"see .local/logs/{name}.log"
+    )
+
+
+# ---------------------------------------------------------------------------- PostgreSQL
+
+
+def _database(run: dict[str, Any]) -> str:
+    """A URL for the stack's own database, creating it if needed."""
+    import psycopg2
+
+    server_url = os.environ.get("DATABASE_URL")
+    if server_url:
+        _say("PostgreSQL: using DATABASE_URL's server")
+    else:
+        import pgserver
+
+        pgdata = LOCAL_DIR / "pgdata"
+        pgdata.mkdir(parents=True, exist_ok=True)
+        server = pgserver.get_server(pgdata, cleanup_mode=None)
+        pid = server.get_pid()
+        run["postgres"] = {
+            "pgdata": str(pgdata),
+            "pid": pid,
+            "cmdline": _cmdline(pid) if pid else [],
+        }
+        server_url = server.get_uri("postgres")
+        _say(f"PostgreSQL: embedded server, data in {pgdata.relative_to(REPO_ROOT)}")
+    conn = psycopg2.connect(server_url)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (LOCAL_DATABASE,))
+        if cur.fetchone() is None:
+            cur.execute(f"CREATE DATABASE {LOCAL_DATABASE}")
+    conn.close()
+    return with_database(server_url, LOCAL_DATABASE)
+
+
+def with_database(url: str, database: str) -> str:
+    """The same server URL with another database name."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    return urlunsplit(urlsplit(url)._replace(path=f"/{database}"))
+
+
+def _migrate(database_url: str) -> None:
+    import psycopg2
+
+    from covidtracer import migrations
+
+    directory = REPO_ROOT / "shared" / "src" / "covidtracer" / "enf" / "migrations"
+    if not directory.is_dir():
+        _say("ENF migrations: none yet")
+        return
+    conn = psycopg2.connect(database_url)
+    try:
+        ran = migrations.migrate(conn, directory)
+    finally:
+        conn.close()
+    _say(f"ENF migrations: {', '.join(ran) if ran else 'up to date'}")
+
+
+# ---------------------------------------------------------------------------- commands
+
+
+def _load_run() -> dict[str, Any] | None:
+    path = LOCAL_DIR / "run.json"
+    if not path.exists():
+        return None
+    return json.loads(path.read_text())  # type: ignore[no-any-return]
+
+
+def _running(run: dict[str, Any] | None) -> list[dict[str, Any]]:
+    if not run:
+        return []
+    return [record for record in run.get("processes", []) if _is_ours(record)]
+
+
+def up() -> None:
+    started_at = time.monotonic()
+    alive = _running(_load_run())
+    if alive:
+        names = ", ".join(f"{r['name']} (pid {r['pid']})" for r in alive)
+        raise StackError(
+            f"the local stack is already running: {names}. Use it as it is, or `make stop` first."
+        )
+    ports = Ports.from_env()
+    for name, port in vars(ports).items():
+        if not _port_free(port):
+            raise StackError(
+                f"port {port} for {name} is taken by another program; "
+                f"set {name.upper()}_PORT to another port"
+            )
+    LOCAL_DIR.mkdir(parents=True, exist_ok=True)
+    run: dict[str, Any] = {"processes": [], "ports": vars(ports)}
+    python = sys.executable
+    try:
+        aws = f"http://{HOST}:{ports.aws}"
+        moto = _start("moto", [python, "-m", "moto.server", "-H", HOST, "-p", str(ports.aws)], {})
+        run["processes"].append(moto)
+        _save_run(run)
+        _wait_http(f"{aws}/moto-api/data.json", "moto", 30, moto)
+        _say(f"AWS APIs (moto): {aws}")
+
+        database_url = _database(run)
+        _save_run(run)
+        boot = bootstrap(aws, "local")
+        _say(f"AWS resources: {len(boot.outputs)} outputs from infra/templates")
+        _migrate(database_url)
+
+        partners_url = f"http://{HOST}:{ports.partners}"
+        env = service_environment(boot, partners_url=partners_url, database_url=database_url)
+        (LOCAL_DIR / "env.json").write_text(json.dumps(env, indent=2))
+
+        partners = _start(
+            "partners",
+            [
+                python,
+                "-m",
+                "tracerstack.partners",
+                "--host",
+                HOST,
+                "--port",
+                str(ports.partners),
+                "--aws-endpoint",
+                aws,
+            ],
+            {},
+        )
+        run["processes"].append(partners)
+        chalice = str(Path(python).parent / "chalice")
+        for name, port in (("details", ports.details), ("enf", ports.enf)):
+            run["processes"].append(
+                _start(
+                    name,
+                    [
+                        chalice,
+                        "local",
+                        "--no-autoreload",
+                        "--stage",
+                        "local",
+                        "--host",
+                        HOST,
+                        "--port",
+                        str(port),
+                    ],
+                    env,
+                    cwd=SERVICES / name,
+                )
+            )
+        run["processes"].append(_start("scheduler", [python, "-m", "tracerstack.scheduler"], env))
+        _save_run(run)
+
+        _wait_http(f"{partners_url}/health", "partners", 20, partners)
+        apis = {r["name"]: r for r in run["processes"] if r["name"] in ("details", "enf")}
+        for name, port in (("details", ports.details), ("enf", ports.enf)):
+            _wait_http(f"http://{HOST}:{port}/health", name, 45, apis[name])
+
+        stack = _stack_json(boot, ports, env)
+        (LOCAL_DIR / "stack.json").write_text(json.dumps(stack, indent=2))
+    except BaseException:
+        _say("start-up failed; stopping what was started")
+        down(quiet=True)
+        raise
+    _say(f"\nThe local stack is up in {time.monotonic() - started_at:.1f} s:")
+    _say(f"  details API  {stack['details_api']}")
+    _say(f"  ENF API      {stack['enf_api']}")
+    _say(f"  outbox       {stack['outbox']}")
+    _say("  settings     .local/stack.json   logs .local/logs/   stop: make stop")
+
+
+def _stack_json(boot: Any, ports: Ports, env: dict[str, str]) -> dict[str, Any]:
+    secrets = boot.client("secretsmanager")
+    kms = boot.client("kms")
+    out = boot.outputs
+    public_key = kms.get_public_key(KeyId=out["ExportSigningKeyId"])["PublicKey"]
+    partners = f"http://{HOST}:{ports.partners}"
+    return {
+        "details_api": f"http://{HOST}:{ports.details}",
+        "enf_api": f"http://{HOST}:{ports.enf}",
+        "aws_endpoint": boot.endpoint_url,
+        "exposure_events_url": f"{boot.endpoint_url}/{out['FeedBucket']}/{FEED_OBJECT}",
+        "client_ids": client_ids(boot),
+        "ncts_api_key": secrets.get_secret_value(SecretId=out["NctsApiKeySecretArn"])[
+            "SecretString"
+        ],
+        "ncts": partners,
+        "outbox": f"{partners}/outbox",
+        "export_public_key_pem": _pem(public_key),
+        "buckets": {
+            "feed": out["FeedBucket"],
+            "enf_exports": out["EnfExportsBucket"],
+            "user_details": out["UserDetailsBucket"],
+        },
+        "user_pool_id": out["UserPoolId"],
+        "database_url": env["DATABASE_URL"],
+    }
+
+
+def _pem(der: bytes) -> str:
+    import base64
+    import textwrap
+
+    body = "\n".join(textwrap.wrap(base64.b64encode(der).decode(), 64))
+    return f"-----BEGIN PUBLIC KEY-----\n{body}\n-----END PUBLIC KEY-----\n"
+
+
+def _save_run(run: dict[str, Any]) -> None:
+    (LOCAL_DIR / "run.json").write_text(json.dumps(run, indent=2))
+
+
+def down(quiet: bool = False) -> None:
+    run = _load_run()
+    if run is None:
+        if not quiet:
+            _say("the local stack is not running")
+        return
+    records = list(reversed(run.get("processes", [])))
+    for record in records:
+        if _is_ours(record):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(record["pid"], signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_is_ours(r) for r in records):
+        time.sleep(0.1)
+    for record in records:
+        if _is_ours(record):
+            os.killpg(record["pid"], signal.SIGKILL)
+    postgres = run.get("postgres")
+    if postgres and postgres.get("pid") and _is_ours(postgres):
+        os.kill(postgres["pid"], signal.SIGINT)  # PostgreSQL's "fast" shutdown
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and _is_ours(postgres):
+            time.sleep(0.1)
+    (LOCAL_DIR / "run.json").unlink(missing_ok=True)
+    (LOCAL_DIR / "stack.json").unlink(missing_ok=True)
+    if not quiet:
+        _say(f"stopped {len(records) + (1 if postgres else 0)} processes of the local stack")
+
+
+def job(name: str) -> int:
+    if not _running(_load_run()):
+        raise StackError("the local stack is not running; `make local` first")
+    environment = json.loads((LOCAL_DIR / "env.json").read_text())
+    return jobs.run(name, environment)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="tracerstack", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("up", help="start the local stack (make local)")
+    commands.add_parser("down", help="stop everything the stack started (make stop)")
+    run_job = commands.add_parser("job", help="run one scheduled job now (make job JOB=…)")
+    run_job.add_argument("name", nargs="?", default="")
+    args = parser.parse_args()
+    try:
+        if args.command == "up":
+            up()
+        elif args.command == "down":
+            down()
+        else:
+            if not args.name:
+                raise jobs.JobUnavailable(
+                    f"name a job: make job JOB=<{'|'.join(sorted(jobs.JOBS))}>"
+                )
+            sys.exit(job(args.name))
+    except (StackError, jobs.JobUnavailable) as exc:
+        _say(f"error: {exc}")
+        sys.exit(1)

@@ -1,0 +1,24 @@
+"""The app API (DESIGN §2): a routing table; each route decodes, calls one service, encodes."""
+
+from __future__ import annotations
+
+from chalice import Response  # type: ignore[attr-defined]
+
+from covidtracer import health, logs
+from covidtracer.http import ApiApp, json_response
+from covidtracer.settings import details_settings
+
+logs.configure()
+app = ApiApp("covidtracer-details")
+
+
+@app.route("/health", methods=["GET"])
+def get_health() -> Response:
+    settings = details_settings()
+    healthy, report = health.run(
+        {
+            **health.table_checks(settings.tables),
+            **health.bucket_check("feed", settings.feed_bucket),
+        }
+    )
+    return json_response(report, 200 if healthy else 503)

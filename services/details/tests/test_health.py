@@ -1,0 +1,45 @@
+"""GET /health reports each dependency of the app API."""
+
+from __future__ import annotations
+
+import json
+
+from chalice.test import Client
+
+from tracerstack.bootstrap import Bootstrap
+
+
+def test_health_is_200_when_every_table_and_the_feed_bucket_answer(
+    service_env: dict[str, str],
+) -> None:
+    from app import app
+
+    with Client(app) as client:
+        response = client.http.get("/health")
+    body = json.loads(response.body)
+    assert response.status_code == 200, body
+    assert body["status"] == "ok"
+    assert set(body["checks"]) == {
+        "dynamodb:users",
+        "dynamodb:personal_details",
+        "dynamodb:exposure_events",
+        "dynamodb:rate_limits",
+        "dynamodb:sign_in_sessions",
+        "s3:feed",
+    }
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_health_is_503_and_names_the_missing_dependency(
+    service_env: dict[str, str], aws_stack: Bootstrap
+) -> None:
+    from app import app
+
+    aws_stack.client("dynamodb").delete_table(TableName=service_env["RATE_LIMITS_TABLE"])
+    with Client(app) as client:
+        response = client.http.get("/health")
+    body = json.loads(response.body)
+    assert response.status_code == 503
+    assert body["checks"]["dynamodb:rate_limits"] == {"status": "unavailable"}
+    assert body["checks"]["dynamodb:users"]["status"] == "ok"
+    assert service_env["RATE_LIMITS_TABLE"] not in response.body.decode()

@@ -1,0 +1,38 @@
+"""GET /health reports PostgreSQL and the exports bucket."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from chalice.test import Client
+
+from covidtracer import settings
+from tracerstack.pytest_plugin import free_port
+
+
+def test_health_is_200_with_the_database_and_bucket(service_env: dict[str, str]) -> None:
+    from app import app
+
+    with Client(app) as client:
+        response = client.http.get("/health")
+    body = json.loads(response.body)
+    assert response.status_code == 200, body
+    assert body["checks"]["postgresql"]["status"] == "ok"
+    assert body["checks"]["s3:enf_exports"]["status"] == "ok"
+
+
+def test_health_is_503_when_the_database_is_down(
+    service_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app import app
+
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://postgres@127.0.0.1:{free_port()}/enf")
+    monkeypatch.setenv("DATABASE_CONNECT_TIMEOUT", "1")
+    settings.reset()
+    with Client(app) as client:
+        response = client.http.get("/health")
+    body = json.loads(response.body)
+    assert response.status_code == 503
+    assert body["checks"]["postgresql"] == {"status": "unavailable"}
+    assert body["checks"]["s3:enf_exports"]["status"] == "ok"

@@ -1,0 +1,56 @@
+"""Dependency checks behind each API's ``GET /health``.
+
+Each check is a name and a callable; a check passes when it returns without raising. The
+report names dependencies by their role (``dynamodb:personal_details``), never by physical
+name, and carries no error text: the reason goes to the log.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import fields
+from typing import Any
+
+from covidtracer import aws, db
+from covidtracer.logs import get_logger
+from covidtracer.settings import DatabaseSettings, Tables
+
+log = get_logger(__name__)
+
+Check = Callable[[], object]
+
+
+def run(checks: Mapping[str, Check]) -> tuple[bool, dict[str, Any]]:
+    """Run every check; returns (all passed, report)."""
+    report: dict[str, Any] = {}
+    healthy = True
+    for name, check in checks.items():
+        started = time.perf_counter()
+        try:
+            check()
+        except Exception as exc:
+            healthy = False
+            report[name] = {"status": "unavailable"}
+            log.warning(
+                "health check failed", extra={"check": name, "error_type": type(exc).__name__}
+            )
+            continue
+        report[name] = {"status": "ok", "ms": round((time.perf_counter() - started) * 1000, 1)}
+    return healthy, {"status": "ok" if healthy else "unavailable", "checks": report}
+
+
+def table_checks(tables: Tables) -> dict[str, Check]:
+    return {f"dynamodb:{f.name}": _describe_table(getattr(tables, f.name)) for f in fields(tables)}
+
+
+def _describe_table(name: str) -> Check:
+    return lambda: aws.dynamodb().describe_table(TableName=name)
+
+
+def bucket_check(role: str, bucket: str) -> dict[str, Check]:
+    return {f"s3:{role}": lambda: aws.s3().head_bucket(Bucket=bucket)}
+
+
+def database_check(database: DatabaseSettings) -> dict[str, Check]:
+    return {"postgresql": lambda: db.ping(database)}

@@ -1,0 +1,375 @@
+"""Typed settings for every service, read once from the environment and validated eagerly.
+
+Each service has one frozen dataclass built by ``from_env``. Reading collects every problem
+(missing variable, bad number, bad URL, a rule broken for the stage) and raises one
+``SettingsError`` listing them all, so an operator fixes a stage's configuration in one pass
+instead of one cold start per mistake.
+
+Secrets are never settings values: a setting names the Secrets Manager secret, and the
+adapter that needs it reads it at first use.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from typing import TypeVar
+from urllib.parse import urlparse
+
+STAGES = ("local", "dev", "staging", "prod")
+APP_CLIENT_PLATFORMS = ("ios", "android", "web")
+
+T = TypeVar("T")
+
+
+class SettingsError(ValueError):
+    """The environment does not describe a runnable service; ``problems`` lists every reason."""
+
+    def __init__(self, service: str, problems: list[str]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{service} settings are invalid:\n{lines}")
+
+
+class _Env:
+    """Reads typed values from an environment mapping, collecting problems instead of raising."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        self.problems: list[str] = []
+
+    def text(self, name: str, default: str | None = None) -> str:
+        value = self._environ.get(name, "").strip()
+        if value:
+            return value
+        if default is None:
+            self.problems.append(f"{name} is required")
+            return ""
+        return default
+
+    def optional(self, name: str) -> str | None:
+        value = self._environ.get(name, "").strip()
+        return value or None
+
+    def integer(self, name: str, default: int, minimum: int = 0, maximum: int = 2**31) -> int:
+        raw = self._environ.get(name, "").strip()
+        if not raw:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            self.problems.append(f"{name} must be a whole number, got {raw!r}")
+            return default
+        if not minimum <= value <= maximum:
+            self.problems.append(f"{name} must be between {minimum} and {maximum}, got {value}")
+        return value
+
+    def flag(self, name: str, default: bool) -> bool:
+        raw = self._environ.get(name, "").strip().lower()
+        if not raw:
+            return default
+        if raw in ("1", "true", "yes", "on"):
+            return True
+        if raw in ("0", "false", "no", "off"):
+            return False
+        self.problems.append(f"{name} must be true or false, got {raw!r}")
+        return default
+
+    def url(self, name: str, default: str | None = None) -> str:
+        value = self.text(name, default)
+        if value and not _is_http_url(value):
+            self.problems.append(f"{name} must be an http(s) URL, got {value!r}")
+        return value
+
+    def optional_url(self, name: str) -> str | None:
+        value = self.optional(name)
+        if value is not None and not _is_http_url(value):
+            self.problems.append(f"{name} must be an http(s) URL, got {value!r}")
+        return value
+
+    def mapping(self, name: str, required_keys: tuple[str, ...]) -> dict[str, str]:
+        """A JSON object of strings, e.g. ``APP_CLIENT_IDS={"ios": "…", "android": "…"}``."""
+        raw = self.text(name)
+        if not raw:
+            return {}
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            self.problems.append(f"{name} must be a JSON object")
+            return {}
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and v for k, v in value.items()
+        ):
+            self.problems.append(f"{name} must be a JSON object of non-empty strings")
+            return {}
+        missing = [k for k in required_keys if k not in value]
+        if missing:
+            self.problems.append(f"{name} lacks {', '.join(missing)}")
+        return dict(value)
+
+    def stage(self) -> str:
+        stage = self.text("STAGE", "local")
+        if stage not in STAGES:
+            self.problems.append(f"STAGE must be one of {', '.join(STAGES)}, got {stage!r}")
+        return stage
+
+
+def _is_http_url(value: str) -> bool:
+    parsed = urlparse(value)
+    return parsed.scheme in ("http", "https") and bool(parsed.netloc)
+
+
+@dataclass(frozen=True)
+class AwsSettings:
+    """Where the AWS APIs are. ``endpoint_url`` is set only for the local stack (moto)."""
+
+    region: str
+    ses_region: str
+    endpoint_url: str | None
+
+    @classmethod
+    def read(cls, env: _Env, stage: str) -> AwsSettings:
+        region = env.text("AWS_REGION", env.optional("AWS_DEFAULT_REGION") or "ap-southeast-2")
+        settings = cls(
+            region=region,
+            # Cognito cannot send through SES in Sydney, so SES lives in another region.
+            ses_region=env.text("SES_REGION", "us-west-2"),
+            endpoint_url=env.optional_url("AWS_ENDPOINT_URL"),
+        )
+        if stage == "prod" and settings.endpoint_url:
+            env.problems.append("AWS_ENDPOINT_URL must not be set in prod")
+        return settings
+
+
+@dataclass(frozen=True)
+class Tables:
+    """DynamoDB table names (physical names come from the data stack's outputs)."""
+
+    users: str
+    personal_details: str
+    exposure_events: str
+    rate_limits: str
+    sign_in_sessions: str
+
+    @classmethod
+    def read(cls, env: _Env) -> Tables:
+        return cls(
+            users=env.text("USERS_TABLE"),
+            personal_details=env.text("PERSONAL_DETAILS_TABLE"),
+            exposure_events=env.text("EXPOSURE_EVENTS_TABLE"),
+            rate_limits=env.text("RATE_LIMITS_TABLE"),
+            sign_in_sessions=env.text("SIGN_IN_SESSIONS_TABLE"),
+        )
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    """PostgreSQL: a URL (local, CI), or RDS Proxy host + Secrets Manager credentials (AWS)."""
+
+    url: str | None
+    host: str | None
+    name: str
+    secret_id: str | None
+    connect_timeout_seconds: int
+    statement_timeout_ms: int
+
+    @classmethod
+    def read(cls, env: _Env) -> DatabaseSettings:
+        settings = cls(
+            url=env.optional("DATABASE_URL"),
+            host=env.optional("DATABASE_HOST"),
+            name=env.text("DATABASE_NAME", "enf"),
+            secret_id=env.optional("DATABASE_SECRET_ID"),
+            connect_timeout_seconds=env.integer("DATABASE_CONNECT_TIMEOUT", 5, 1, 60),
+            statement_timeout_ms=env.integer("DATABASE_STATEMENT_TIMEOUT_MS", 30_000, 100),
+        )
+        if not settings.url and not (settings.host and settings.secret_id):
+            env.problems.append(
+                "set DATABASE_URL, or DATABASE_HOST and DATABASE_SECRET_ID (RDS Proxy)"
+            )
+        return settings
+
+
+@dataclass(frozen=True)
+class PartnerSettings:
+    """Base URLs of external parties; the local stack points them at its stand-ins."""
+
+    ncts_base_url: str
+    ncts_timeout_seconds: int
+
+    @classmethod
+    def read(cls, env: _Env) -> PartnerSettings:
+        return cls(
+            ncts_base_url=env.url("NCTS_BASE_URL"),
+            ncts_timeout_seconds=env.integer("NCTS_TIMEOUT_SECONDS", 5, 1, 25),
+        )
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    """The Cognito trigger Lambdas (``services/auth``)."""
+
+    stage: str
+    aws: AwsSettings
+    tables: Tables
+    email_sender: str
+    post_authentication_queue_url: str
+    log_level: str
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> AuthSettings:
+        env = _Env(os.environ if environ is None else environ)
+        stage = env.stage()
+        settings = cls(
+            stage=stage,
+            aws=AwsSettings.read(env, stage),
+            tables=Tables.read(env),
+            email_sender=env.text("EMAIL_SENDER"),
+            post_authentication_queue_url=env.url("POST_AUTHENTICATION_QUEUE_URL"),
+            log_level=env.text("LOG_LEVEL", "INFO"),
+        )
+        if settings.email_sender and "@" not in settings.email_sender:
+            env.problems.append("EMAIL_SENDER must be an email address")
+        _raise_if_problems("auth", env)
+        return settings
+
+
+@dataclass(frozen=True)
+class DetailsSettings:
+    """The app API (``services/details``)."""
+
+    stage: str
+    aws: AwsSettings
+    tables: Tables
+    user_pool_id: str
+    app_client_ids: Mapping[str, str]
+    feed_bucket: str
+    ncts_api_key_secret_id: str
+    partners: PartnerSettings
+    log_level: str
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> DetailsSettings:
+        env = _Env(os.environ if environ is None else environ)
+        stage = env.stage()
+        settings = cls(
+            stage=stage,
+            aws=AwsSettings.read(env, stage),
+            tables=Tables.read(env),
+            user_pool_id=env.text("USER_POOL_ID"),
+            app_client_ids=env.mapping("APP_CLIENT_IDS", APP_CLIENT_PLATFORMS),
+            feed_bucket=env.text("FEED_BUCKET"),
+            ncts_api_key_secret_id=env.text("NCTS_API_KEY_SECRET_ID"),
+            partners=PartnerSettings.read(env),
+            log_level=env.text("LOG_LEVEL", "INFO"),
+        )
+        _raise_if_problems("details", env)
+        return settings
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    """The NCTS personal-details export (``services/export``)."""
+
+    stage: str
+    aws: AwsSettings
+    tables: Tables
+    personal_data_updates_queue_url: str
+    user_details_bucket: str
+    user_details_kms_key_id: str
+    log_level: str
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ExportSettings:
+        env = _Env(os.environ if environ is None else environ)
+        stage = env.stage()
+        settings = cls(
+            stage=stage,
+            aws=AwsSettings.read(env, stage),
+            tables=Tables.read(env),
+            personal_data_updates_queue_url=env.url("PERSONAL_DATA_UPDATES_QUEUE_URL"),
+            user_details_bucket=env.text("USER_DETAILS_BUCKET"),
+            user_details_kms_key_id=env.text("USER_DETAILS_KMS_KEY_ID"),
+            log_level=env.text("LOG_LEVEL", "INFO"),
+        )
+        _raise_if_problems("export", env)
+        return settings
+
+
+@dataclass(frozen=True)
+class EnfSettings:
+    """The Exposure Notification key server (``services/enf``)."""
+
+    stage: str
+    aws: AwsSettings
+    database: DatabaseSettings
+    exports_bucket: str
+    export_signing_key_id: str
+    ncts_api_key_secret_id: str
+    partners: PartnerSettings
+    log_level: str
+    attestation_platforms: tuple[str, ...] = field(default=("ios", "android"))
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> EnfSettings:
+        env = _Env(os.environ if environ is None else environ)
+        stage = env.stage()
+        platforms = tuple(
+            p.strip() for p in env.text("ATTESTATION_PLATFORMS", "ios,android").split(",")
+        )
+        settings = cls(
+            stage=stage,
+            aws=AwsSettings.read(env, stage),
+            database=DatabaseSettings.read(env),
+            exports_bucket=env.text("ENF_EXPORTS_BUCKET"),
+            export_signing_key_id=env.text("EXPORT_SIGNING_KEY_ID"),
+            ncts_api_key_secret_id=env.text("NCTS_API_KEY_SECRET_ID"),
+            partners=PartnerSettings.read(env),
+            log_level=env.text("LOG_LEVEL", "INFO"),
+            attestation_platforms=platforms,
+        )
+        unknown = set(platforms) - {"ios", "android", "test"}
+        if unknown:
+            env.problems.append(f"ATTESTATION_PLATFORMS has unknown {', '.join(sorted(unknown))}")
+        if stage == "prod" and "test" in platforms:
+            # The test verifier accepts any device; production must prove a real phone.
+            env.problems.append("ATTESTATION_PLATFORMS must not include test in prod")
+        _raise_if_problems("enf", env)
+        return settings
+
+
+def _raise_if_problems(service: str, env: _Env) -> None:
+    if env.problems:
+        raise SettingsError(service, env.problems)
+
+
+def _cached(loader: Callable[[], T]) -> Callable[[], T]:
+    cached = cache(loader)
+    _CACHES.append(cached.cache_clear)
+    return cached
+
+
+_CACHES: list[Callable[[], None]] = []
+
+
+def _aws_from_env() -> AwsSettings:
+    env = _Env(os.environ)
+    settings = AwsSettings.read(env, env.stage())
+    _raise_if_problems("aws", env)
+    return settings
+
+
+aws_settings = _cached(_aws_from_env)
+auth_settings = _cached(AuthSettings.from_env)
+details_settings = _cached(DetailsSettings.from_env)
+export_settings = _cached(ExportSettings.from_env)
+enf_settings = _cached(EnfSettings.from_env)
+
+
+def reset() -> None:
+    """Forget settings read so far (tests change the environment between cases)."""
+    for clear in _CACHES:
+        clear()

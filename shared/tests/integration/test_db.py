@@ -1,0 +1,89 @@
+"""The PostgreSQL helper against a real server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import psycopg2
+import pytest
+
+from covidtracer import db
+from covidtracer.errors import Unavailable
+from covidtracer.settings import DatabaseSettings
+from tracerstack.pytest_plugin import free_port
+
+
+def _settings(url: str) -> DatabaseSettings:
+    return DatabaseSettings(
+        url=url,
+        host=None,
+        name="enf",
+        secret_id=None,
+        connect_timeout_seconds=2,
+        statement_timeout_ms=5_000,
+    )
+
+
+@pytest.fixture
+def database(pg_schema: str) -> Iterator[DatabaseSettings]:
+    settings = _settings(pg_schema)
+    with db.transaction(settings) as cur:
+        cur.execute("CREATE TABLE notes (id serial PRIMARY KEY, body text NOT NULL)")
+    yield settings
+    db.close()
+
+
+def _count(settings: DatabaseSettings) -> int:
+    with db.transaction(settings) as cur:
+        cur.execute("SELECT count(*) FROM notes")
+        return int(cur.fetchone()[0])
+
+
+def test_a_transaction_commits_on_success(database: DatabaseSettings) -> None:
+    with db.transaction(database) as cur:
+        cur.execute("INSERT INTO notes (body) VALUES ('a'), ('b')")
+    assert _count(database) == 2
+
+
+def test_a_transaction_rolls_back_everything_on_error(database: DatabaseSettings) -> None:
+    def insert_two_rows_the_second_invalid() -> None:
+        with db.transaction(database) as cur:
+            cur.execute("INSERT INTO notes (body) VALUES ('kept?')")
+            cur.execute("INSERT INTO notes (body) VALUES (NULL)")
+
+    with pytest.raises(psycopg2.errors.NotNullViolation):
+        insert_two_rows_the_second_invalid()
+    assert _count(database) == 0
+
+
+def test_the_connection_is_reused_across_invocations(database: DatabaseSettings) -> None:
+    pids = set()
+    for _ in range(3):
+        with db.transaction(database) as cur:
+            cur.execute("SELECT pg_backend_pid()")
+            pids.add(cur.fetchone()[0])
+    assert len(pids) == 1
+
+
+def test_a_connection_dropped_by_the_server_is_replaced(
+    database: DatabaseSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with db.transaction(database) as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        old_pid = cur.fetchone()[0]
+    admin = psycopg2.connect(database.url)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute("SELECT pg_terminate_backend(%s)", (old_pid,))
+    admin.close()
+    monkeypatch.setattr(db, "IDLE_PROBE_SECONDS", 0.0)  # as after a long idle Lambda freeze
+    with db.transaction(database) as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        assert cur.fetchone()[0] != old_pid
+
+
+def test_an_unreachable_server_is_unavailable_not_a_crash() -> None:
+    settings = _settings(f"postgresql://postgres@127.0.0.1:{free_port()}/postgres")
+    with pytest.raises(Unavailable) as caught:
+        db.connection_for(settings)
+    assert caught.value.status == 503
