@@ -8,14 +8,17 @@ SERVICES := auth details export enf
 STAMP := $(VENV)/.installed
 
 .PHONY: help install local stop job test lint typecheck cfn-lint test-shared test-services \
-        $(addprefix test-,$(SERVICES)) vendor clean
+        $(addprefix test-,$(SERVICES)) vendor package deploy-all $(addprefix deploy-,$(SERVICES)) \
+        migrate clean
 
 help:
 	@echo "make local          start the whole system locally (no AWS account needed)"
 	@echo "make stop           stop everything make local started"
 	@echo "make job JOB=name   run a scheduled job now: enf-export enf-cleanup events-feed details-export"
 	@echo "make test           lint, type checks, cfn-lint and every test tier"
-	@echo "make vendor         copy the shared package into each service's vendor/ (for chalice package/deploy)"
+	@echo "make package        build every service's deployment package and report its size"
+	@echo "make deploy-all STAGE=dev|staging|prod [DRY_RUN=1]   stacks, services, wiring, migrations"
+	@echo "make deploy-<service> STAGE=…  [DRY_RUN=1]           one of: $(SERVICES)"
 
 install: $(STAMP)
 
@@ -64,7 +67,29 @@ vendor: install
 	@for service in $(SERVICES); do \
 	  rm -rf services/$$service/vendor; \
 	  $(BIN)/pip install --quiet --no-deps --target services/$$service/vendor ./shared || exit 1; \
+	  if [ -f services/$$service/vendor-requirements.txt ]; then \
+	    $(BIN)/pip install --quiet --no-deps --target services/$$service/vendor \
+	      -r services/$$service/vendor-requirements.txt || exit 1; \
+	  fi; \
 	done
+
+# Deployment packages (zipped, as Lambda receives them) under build/<service>/.
+package: vendor
+	@for service in $(SERVICES); do \
+	  rm -rf build/$$service; \
+	  (cd services/$$service && AWS_DEFAULT_REGION=ap-southeast-2 ../../$(BIN)/chalice package --stage dev ../../build/$$service) >/dev/null || exit 1; \
+	done
+	$(BIN)/python bench/package_size.py
+
+DEPLOY_FLAGS = --stage $(STAGE) $(if $(DRY_RUN),--dry-run,)
+
+deploy-all: install
+	@test -n "$(STAGE)" || { echo "set STAGE=dev|staging|prod"; exit 1; }
+	$(BIN)/python -m tracerstack.deploy $(DEPLOY_FLAGS)
+
+$(addprefix deploy-,$(SERVICES)): deploy-%: install
+	@test -n "$(STAGE)" || { echo "set STAGE=dev|staging|prod"; exit 1; }
+	$(BIN)/python -m tracerstack.deploy $(DEPLOY_FLAGS) --service $*
 
 clean: stop
 	rm -rf .local services/*/vendor

@@ -21,8 +21,13 @@ PROBE = "import time; t = time.perf_counter(); import app; print((time.perf_coun
 def measure(service: str, runs: int) -> float:
     samples = []
     for _ in range(runs):
-        result = subprocess.run([sys.executable, "-c", PROBE], cwd=SERVICES / service,
-                                capture_output=True, text=True, check=True)
+        result = subprocess.run(
+            [sys.executable, "-c", PROBE],
+            cwd=SERVICES / service,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         samples.append(float(result.stdout.strip().splitlines()[-1]))
     return statistics.median(samples)
 

@@ -27,7 +27,17 @@ from tracerstack import TEMPLATES, cfn
 
 ACCOUNT_ID = "123456789012"  # moto's default account
 TEMPLATE_ORDER = ("data", "messaging", "identity", "email", "analytics")
-SKIPPED_TYPES = frozenset({"AWS::IAM::Role", "AWS::IAM::Policy"})
+# No local meaning: IAM is not enforced by moto; Cognito invokes no Lambdas locally (the local
+# custom-auth driver runs the trigger handlers); app analytics are not part of the stack.
+SKIPPED_TYPES = frozenset(
+    {
+        "AWS::IAM::Role",
+        "AWS::IAM::Policy",
+        "AWS::Lambda::Permission",
+        "AWS::Cognito::IdentityPool",
+        "AWS::Cognito::IdentityPoolRoleAttachment",
+    }
+)
 
 
 @dataclass
@@ -101,6 +111,10 @@ def _create_template(
     while pending:
         progressed = False
         for logical_id, resource in list(pending.items()):
+            if "Condition" in resource and not resolver.condition(resource["Condition"]):
+                del pending[logical_id]
+                progressed = True
+                continue
             if resource["Type"] in SKIPPED_TYPES:
                 refs[logical_id] = f"arn:aws:iam::{ACCOUNT_ID}:role/{logical_id}"
                 attributes[logical_id] = {"Arn": refs[logical_id]}

@@ -22,6 +22,10 @@ class TemplateError(ValueError):
     pass
 
 
+# What `!Ref AWS::NoValue` resolves to: the property holding it is left out.
+NO_VALUE = object()
+
+
 class _Loader(yaml.SafeLoader):
     pass
 
@@ -90,7 +94,7 @@ class Resolver:
 
     def __call__(self, value: Any) -> Any:
         if isinstance(value, list):
-            return [self(v) for v in value]
+            return [v for v in (self(item) for item in value) if v is not NO_VALUE]
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
@@ -99,9 +103,12 @@ class Resolver:
                 return self._ref(arg)
             if key.startswith("Fn::") or key == "Condition":
                 return self._function(key, arg)
-        return {k: self(v) for k, v in value.items()}
+        resolved = {k: self(v) for k, v in value.items()}
+        return {k: v for k, v in resolved.items() if v is not NO_VALUE}
 
-    def _ref(self, name: str) -> str:
+    def _ref(self, name: str) -> Any:
+        if name == "AWS::NoValue":
+            return NO_VALUE
         if name in self.parameters:
             return self.parameters[name]
         if name in self.refs:

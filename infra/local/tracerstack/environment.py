@@ -1,12 +1,14 @@
 """The environment variables each service reads, built from the stacks' outputs.
 
-One mapping serves the local stack (outputs resolved by the bootstrap) and the tests; the
-names are those ``covidtracer.settings`` reads.
+One mapping serves the cloud (``deploy`` renders it into each app's stage configuration)
+and the local stack and tests (outputs resolved by the bootstrap); the names are those
+``covidtracer.settings`` reads.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 from tracerstack.bootstrap import Bootstrap
 
@@ -14,44 +16,67 @@ from tracerstack.bootstrap import Bootstrap
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 
-def service_environment(
-    boot: Bootstrap, *, partners_url: str, database_url: str, stage: str = "local"
+def from_outputs(
+    outputs: Mapping[str, str],
+    *,
+    stage: str,
+    ses_region: str,
+    ncts_base_url: str,
+    attestation_platforms: str,
 ) -> dict[str, str]:
-    out = boot.outputs
+    """Settings every service can read, from the merged outputs of the stacks."""
     return {
-        **LOCAL_CREDENTIALS,
         "STAGE": stage,
-        "AWS_REGION": boot.region,
-        "AWS_DEFAULT_REGION": boot.region,
-        "SES_REGION": boot.ses_region,
-        "AWS_ENDPOINT_URL": boot.endpoint_url,
-        "USERS_TABLE": out["UsersTable"],
-        "PERSONAL_DETAILS_TABLE": out["PersonalDetailsTable"],
-        "EXPOSURE_EVENTS_TABLE": out["ExposureEventsTable"],
-        "RATE_LIMITS_TABLE": out["RateLimitsTable"],
-        "SIGN_IN_SESSIONS_TABLE": out["SignInSessionsTable"],
-        "USER_POOL_ID": out["UserPoolId"],
-        "APP_CLIENT_IDS": json.dumps(client_ids(boot)),
-        "FEED_BUCKET": out["FeedBucket"],
-        "ENF_EXPORTS_BUCKET": out["EnfExportsBucket"],
-        "USER_DETAILS_BUCKET": out["UserDetailsBucket"],
-        "USER_DETAILS_KMS_KEY_ID": out["DataKeyArn"],
-        "EXPORT_SIGNING_KEY_ID": out["ExportSigningKeyId"],
-        "NCTS_API_KEY_SECRET_ID": out["NctsApiKeySecretArn"],
-        "ENF_TOKEN_SIGNING_SECRET_ID": out["EnfTokenSigningSecretArn"],
-        "ENF_CODE_HASH_SECRET_ID": out["EnfCodeHashSecretArn"],
-        "PERSONAL_DATA_UPDATES_QUEUE_URL": out["PersonalDataUpdatesQueueUrl"],
-        "POST_AUTHENTICATION_QUEUE_URL": out["PostAuthenticationQueueUrl"],
-        "ANALYTICS_STREAM_NAME": out["AnalyticsStreamName"],
-        "EMAIL_SENDER": out["SenderAddress"],
-        "NCTS_BASE_URL": partners_url,
-        "DATABASE_URL": database_url,
-        # The local stack lets phones register with platform "test" (DESIGN §5).
-        "ATTESTATION_PLATFORMS": "ios,android,test",
+        "SES_REGION": ses_region,
+        "USERS_TABLE": outputs["UsersTable"],
+        "PERSONAL_DETAILS_TABLE": outputs["PersonalDetailsTable"],
+        "EXPOSURE_EVENTS_TABLE": outputs["ExposureEventsTable"],
+        "RATE_LIMITS_TABLE": outputs["RateLimitsTable"],
+        "SIGN_IN_SESSIONS_TABLE": outputs["SignInSessionsTable"],
+        "USER_POOL_ID": outputs["UserPoolId"],
+        "APP_CLIENT_IDS": json.dumps(client_ids(outputs)),
+        "FEED_BUCKET": outputs["FeedBucket"],
+        "ENF_EXPORTS_BUCKET": outputs["EnfExportsBucket"],
+        "USER_DETAILS_BUCKET": outputs["UserDetailsBucket"],
+        "USER_DETAILS_KMS_KEY_ID": outputs["DataKeyArn"],
+        "EXPORT_SIGNING_KEY_ID": outputs["ExportSigningKeyId"],
+        "NCTS_API_KEY_SECRET_ID": outputs["NctsApiKeySecretArn"],
+        "ENF_TOKEN_SIGNING_SECRET_ID": outputs["EnfTokenSigningSecretArn"],
+        "ENF_CODE_HASH_SECRET_ID": outputs["EnfCodeHashSecretArn"],
+        "PERSONAL_DATA_UPDATES_QUEUE_URL": outputs["PersonalDataUpdatesQueueUrl"],
+        "POST_AUTHENTICATION_QUEUE_URL": outputs["PostAuthenticationQueueUrl"],
+        "ANALYTICS_STREAM_NAME": outputs["AnalyticsStreamName"],
+        "EMAIL_SENDER": outputs["SenderAddress"],
+        "NCTS_BASE_URL": ncts_base_url,
+        "ATTESTATION_PLATFORMS": attestation_platforms,
         "LOG_LEVEL": "INFO",
     }
 
 
-def client_ids(boot: Bootstrap) -> dict[str, str]:
-    out = boot.outputs
-    return {"ios": out["IosClientId"], "android": out["AndroidClientId"], "web": out["WebClientId"]}
+def service_environment(
+    boot: Bootstrap, *, partners_url: str, database_url: str, stage: str = "local"
+) -> dict[str, str]:
+    """The local stack's and the tests' environment: moto, the stand-ins, a local database."""
+    return {
+        **LOCAL_CREDENTIALS,
+        **from_outputs(
+            boot.outputs,
+            stage=stage,
+            ses_region=boot.ses_region,
+            ncts_base_url=partners_url,
+            # The local stack lets phones register with platform "test" (DESIGN §5).
+            attestation_platforms="ios,android,test",
+        ),
+        "AWS_REGION": boot.region,
+        "AWS_DEFAULT_REGION": boot.region,
+        "AWS_ENDPOINT_URL": boot.endpoint_url,
+        "DATABASE_URL": database_url,
+    }
+
+
+def client_ids(outputs: Mapping[str, str]) -> dict[str, str]:
+    return {
+        "ios": outputs["IosClientId"],
+        "android": outputs["AndroidClientId"],
+        "web": outputs["WebClientId"],
+    }

@@ -317,7 +317,7 @@ def _stack_json(boot: Any, ports: Ports, env: dict[str, str]) -> dict[str, Any]:
         "enf_api": f"http://{HOST}:{ports.enf}",
         "aws_endpoint": boot.endpoint_url,
         "exposure_events_url": f"{boot.endpoint_url}/{out['FeedBucket']}/{FEED_OBJECT}",
-        "client_ids": client_ids(boot),
+        "client_ids": client_ids(boot.outputs),
         "ncts_api_key": secrets.get_secret_value(SecretId=out["NctsApiKeySecretArn"])[
             "SecretString"
         ],

@@ -30,6 +30,7 @@ def _resolver(**refs: str) -> cfn.Resolver:
         ({"Fn::ImportValue": {"Fn::Sub": "covidtracer-${Stage}-Table"}}, "tbl"),
         ({"Fn::If": ["IsProd", "big", "small"]}, "small"),
         ({"deep": [{"Ref": "Stage"}]}, {"deep": ["dev"]}),
+        ({"a": 1, "b": {"Fn::If": ["IsProd", "x", {"Ref": "AWS::NoValue"}]}}, {"a": 1}),
     ],
 )
 def test_intrinsic_functions_resolve(value: object, expected: object) -> None:
