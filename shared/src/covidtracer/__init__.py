@@ -1,0 +1,1 @@
+"""Shared domain code of the NZ COVID Tracer backend (vendored into each Chalice app)."""
