@@ -105,6 +105,15 @@ def test_hand_encoding_equals_the_protobuf_runtime_for_random_keys(seed: int) ->
     assert encode_export_bin(batch) == runtime_export_bin(batch)
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_hand_encoding_equals_the_runtime_when_keys_repeat_field_values(seed: int) -> None:
+    rng = random.Random(seed)
+    pool = [random_key(rng) for _ in range(8)]
+    keys = tuple(rng.choice(pool)._replace(key_data=rng.randbytes(16)) for _ in range(2000))
+
+    assert encode_export_bin(batch_of(keys)) == runtime_export_bin(batch_of(keys))
+
+
 @pytest.mark.parametrize("seed", range(10))
 def test_the_reader_returns_what_the_writer_wrote(seed: int) -> None:
     rng = random.Random(seed)
