@@ -1,0 +1,1 @@
+"""Exposure Notification (ENF) domain: key export file format, signing and batching."""
