@@ -48,6 +48,12 @@ def service_environment(
         "DATABASE_URL": database_url,
         # The local stack lets phones register with platform "test" (DESIGN §5).
         "ATTESTATION_PLATFORMS": "ios,android,test",
+        # moto runs no Cognito triggers: the local custom-auth driver runs ours (DESIGN §2.1),
+        # and no API Gateway authorizer checks tokens under `chalice local`.
+        "COGNITO_GATEWAY": "local",
+        "VERIFY_TOKENS_IN_APP": "true",
+        # A short floor keeps the stack and tests quick; deployed stages keep the default.
+        "SIGN_IN_MIN_DURATION_MS": "50",
         "LOG_LEVEL": "INFO",
     }
 
