@@ -216,7 +216,12 @@ def test_confirm_rejects_a_code_that_is_not_six_digits(
     status, body, _ = post(
         client,
         "/user/auth/confirm",
-        {"clientId": client_ids["ios"], "email": "a@example.nz", "code": code, "verificationId": "x"},
+        {
+            "clientId": client_ids["ios"],
+            "email": "a@example.nz",
+            "code": code,
+            "verificationId": "x",
+        },
     )
     assert status == 400
     assert body["type"] == "urn:errors:validation"
