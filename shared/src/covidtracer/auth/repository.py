@@ -76,6 +76,15 @@ def _is_condition_failure(exc: Exception) -> bool:
     return getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException"
 
 
+def _get_or_none(model: Any, key: str) -> Any:
+    """The item under ``key`` (strongly consistent), or None."""
+    with _dynamodb():
+        try:
+            return model.get(key, consistent_read=True)
+        except model.DoesNotExist:
+            return None
+
+
 def _meta(table: str, aws: AwsSettings) -> type:
     class Meta:
         table_name = table
@@ -153,19 +162,13 @@ class DynamoSignInRecords:
             latest.save()
 
     def current(self, email_key: str) -> str | None:
-        with _dynamodb():
-            try:
-                latest = self._latest.get(LATEST_PREFIX + email_key, consistent_read=True)
-            except self._latest.DoesNotExist:
-                return None
-        return str(latest.current)
+        latest = _get_or_none(self._latest, LATEST_PREFIX + email_key)
+        return None if latest is None else str(latest.current)
 
     def get(self, verification_id: str) -> SignInRecord | None:
-        with _dynamodb():
-            try:
-                item = self._model.get(verification_id, consistent_read=True)
-            except self._model.DoesNotExist:
-                return None
+        item = _get_or_none(self._model, verification_id)
+        if item is None:
+            return None
         return SignInRecord(
             verification_id=item.verificationId,
             user_id=item.userId,
@@ -342,11 +345,9 @@ class DynamoUsers:
                     raise
 
     def get(self, user_id: str) -> UserRow | None:
-        with _dynamodb():
-            try:
-                item = self._model.get(user_id, consistent_read=True)
-            except self._model.DoesNotExist:
-                return None
+        item = _get_or_none(self._model, user_id)
+        if item is None:
+            return None
         return UserRow(
             item.userId,
             item.email or "",
@@ -420,11 +421,10 @@ class DynamoLocalSessions:
         """Reads and deletes a session: each Cognito session string answers once."""
         from pynamodb.exceptions import DeleteError
 
+        item = _get_or_none(self._model, LOCAL_SESSION_PREFIX + session_id)
+        if item is None:
+            return None
         with _dynamodb():
-            try:
-                item = self._model.get(LOCAL_SESSION_PREFIX + session_id, consistent_read=True)
-            except self._model.DoesNotExist:
-                return None
             try:
                 item.delete(condition=self._model.verificationId.exists())
             except DeleteError as exc:

@@ -12,7 +12,7 @@ import pytest
 
 from covidtracer import aws, settings
 from covidtracer.auth import triggers
-from covidtracer.auth.cognito import Retry, Tokens
+from covidtracer.auth.cognito import CognitoUser, Retry, Tokens
 from covidtracer.auth.local_cognito import LocalCognito
 from covidtracer.auth.repository import DynamoLocalSessions, DynamoUsers
 from covidtracer.auth.tokens import verifier
@@ -72,6 +72,13 @@ def code_for(outbox: Partners, email: str) -> str:
 
 def client_id(service_env: dict[str, str]) -> str:
     return str(json.loads(service_env["APP_CLIENT_IDS"])["ios"])
+
+
+def begin(driver: LocalCognito, service_env: dict[str, str]) -> tuple[str, CognitoUser, str]:
+    """A new account with a sign-in started: (email, user, Cognito session)."""
+    email = f"p-{uuid.uuid4().hex[:8]}@example.nz"
+    user = driver.find_or_create_user(email)
+    return email, user, driver.start_sign_in(user, client_id(service_env))
 
 
 def test_triggers_run_in_cognitos_order_with_its_event_shapes(
@@ -136,9 +143,7 @@ def test_triggers_run_in_cognitos_order_with_its_event_shapes(
 def test_three_wrong_answers_fail_the_flow(
     driver: LocalCognito, outbox: Partners, service_env: dict[str, str]
 ) -> None:
-    email = f"p-{uuid.uuid4().hex[:8]}@example.nz"
-    user = driver.find_or_create_user(email)
-    session = driver.start_sign_in(user, client_id(service_env))
+    email, user, session = begin(driver, service_env)
     wrong = f"{(int(code_for(outbox, email)) + 1) % 1_000_000:06d}"
     for _ in range(2):
         answered = driver.answer(user.user_id, client_id(service_env), session, wrong)
@@ -151,9 +156,7 @@ def test_three_wrong_answers_fail_the_flow(
 def test_a_session_expires_after_the_session_validity(
     driver: LocalCognito, outbox: Partners, service_env: dict[str, str], clock: list[float]
 ) -> None:
-    email = f"p-{uuid.uuid4().hex[:8]}@example.nz"
-    user = driver.find_or_create_user(email)
-    session = driver.start_sign_in(user, client_id(service_env))
+    email, user, session = begin(driver, service_env)
     clock[0] += 300
     with pytest.raises(InvalidAuthSession):
         driver.answer(user.user_id, client_id(service_env), session, code_for(outbox, email))
@@ -162,9 +165,7 @@ def test_a_session_expires_after_the_session_validity(
 def test_a_session_belongs_to_its_client(
     driver: LocalCognito, outbox: Partners, service_env: dict[str, str]
 ) -> None:
-    email = f"p-{uuid.uuid4().hex[:8]}@example.nz"
-    user = driver.find_or_create_user(email)
-    session = driver.start_sign_in(user, client_id(service_env))
+    email, user, session = begin(driver, service_env)
     web = json.loads(service_env["APP_CLIENT_IDS"])["web"]
     with pytest.raises(InvalidAuthSession):
         driver.answer(user.user_id, web, session, code_for(outbox, email))
@@ -173,9 +174,7 @@ def test_a_session_belongs_to_its_client(
 def test_sign_in_queues_the_users_upsert_and_the_consumer_writes_the_row(
     driver: LocalCognito, outbox: Partners, service_env: dict[str, str]
 ) -> None:
-    email = f"p-{uuid.uuid4().hex[:8]}@example.nz"
-    user = driver.find_or_create_user(email)
-    session = driver.start_sign_in(user, client_id(service_env))
+    email, user, session = begin(driver, service_env)
     driver.answer(user.user_id, client_id(service_env), session, code_for(outbox, email))
 
     queue = service_env["POST_AUTHENTICATION_QUEUE_URL"]
@@ -192,9 +191,7 @@ def test_sign_in_queues_the_users_upsert_and_the_consumer_writes_the_row(
 def test_an_account_that_turned_on_mfa_is_asked_for_it_at_the_end(
     driver: LocalCognito, outbox: Partners, service_env: dict[str, str]
 ) -> None:
-    email = f"p-{uuid.uuid4().hex[:8]}@example.nz"
-    user = driver.find_or_create_user(email)
-    session = driver.start_sign_in(user, client_id(service_env))
+    email, user, session = begin(driver, service_env)
     tokens = driver.answer(user.user_id, client_id(service_env), session, code_for(outbox, email))
     assert isinstance(tokens, Tokens)
     cognito = aws.cognito()
