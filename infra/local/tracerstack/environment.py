@@ -71,6 +71,11 @@ def service_environment(
         "AWS_DEFAULT_REGION": boot.region,
         "AWS_ENDPOINT_URL": boot.endpoint_url,
         "DATABASE_URL": database_url,
+        # moto runs no custom-auth triggers and the local API has no Cognito authorizer:
+        # the local custom-auth driver signs people in, and the app verifies tokens itself.
+        "COGNITO_GATEWAY": "local",
+        "VERIFY_TOKENS_IN_APP": "true",
+        "SIGN_IN_MIN_DURATION_MS": "50",
     }
 
 

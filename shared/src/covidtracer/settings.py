@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 
 STAGES = ("local", "dev", "staging", "prod")
 APP_CLIENT_PLATFORMS = ("ios", "android", "web")
+COGNITO_GATEWAYS = ("aws", "local")
 
 T = TypeVar("T")
 
@@ -209,6 +210,53 @@ class PartnerSettings:
 
 
 @dataclass(frozen=True)
+class SignInSettings:
+    """Passwordless sign-in (DESIGN §2.1): which Cognito, how long a code lives, throttles."""
+
+    # ``aws``: Cognito runs CUSTOM_AUTH and calls the trigger Lambdas. ``local``: the local
+    # custom-auth driver runs the same triggers itself (moto runs no triggers).
+    cognito_gateway: str
+    # Under ``chalice local`` no API Gateway authorizer checks bearer tokens, so the app
+    # verifies them itself; behind API Gateway the authorizer's claims are used.
+    verify_tokens_in_app: bool
+    # Cognito's AuthSessionValidity: how long one emailed code stays usable.
+    session_validity_seconds: int
+    # Throttles on initiate: each sends an email, so they bound mail-bombing and guessing.
+    limit_per_email: int
+    limit_per_ip: int
+    limit_window_seconds: int
+    # Initiate answers no faster than this whether or not the account existed, so its
+    # timing does not tell a caller who has an account.
+    initiate_min_duration_ms: int
+
+    @classmethod
+    def read(cls, env: _Env, stage: str) -> SignInSettings:
+        settings = cls(
+            cognito_gateway=env.text("COGNITO_GATEWAY", "aws"),
+            verify_tokens_in_app=env.flag("VERIFY_TOKENS_IN_APP", False),
+            session_validity_seconds=60
+            * env.integer("AUTH_SESSION_VALIDITY_MINUTES", 5, minimum=3, maximum=15),
+            limit_per_email=env.integer("SIGN_IN_LIMIT_PER_EMAIL", 5, minimum=1),
+            limit_per_ip=env.integer("SIGN_IN_LIMIT_PER_IP", 30, minimum=1),
+            limit_window_seconds=env.integer(
+                "SIGN_IN_LIMIT_WINDOW_SECONDS", 900, minimum=1, maximum=86_400
+            ),
+            initiate_min_duration_ms=env.integer(
+                "SIGN_IN_MIN_DURATION_MS", 600, minimum=0, maximum=10_000
+            ),
+        )
+        if settings.cognito_gateway not in COGNITO_GATEWAYS:
+            env.problems.append(
+                f"COGNITO_GATEWAY must be one of {', '.join(COGNITO_GATEWAYS)}, "
+                f"got {settings.cognito_gateway!r}"
+            )
+        if stage != "local" and settings.cognito_gateway == "local":
+            # The local driver issues tokens through a password flow; only moto may see it.
+            env.problems.append("COGNITO_GATEWAY=local is only for the local stage")
+        return settings
+
+
+@dataclass(frozen=True)
 class AuthSettings:
     """The Cognito trigger Lambdas (``services/auth``)."""
 
@@ -246,6 +294,7 @@ class DetailsSettings:
     tables: Tables
     user_pool_id: str
     app_client_ids: Mapping[str, str]
+    sign_in: SignInSettings
     feed_bucket: str
     ncts_api_key_secret_id: str
     partners: PartnerSettings
@@ -261,6 +310,7 @@ class DetailsSettings:
             tables=Tables.read(env),
             user_pool_id=env.text("USER_POOL_ID"),
             app_client_ids=env.mapping("APP_CLIENT_IDS", APP_CLIENT_PLATFORMS),
+            sign_in=SignInSettings.read(env, stage),
             feed_bucket=env.text("FEED_BUCKET"),
             ncts_api_key_secret_id=env.text("NCTS_API_KEY_SECRET_ID"),
             partners=PartnerSettings.read(env),
@@ -350,6 +400,12 @@ def _cached(loader: Callable[[], T]) -> Callable[[], T]:
     cached = cache(loader)
     _CACHES.append(cached.cache_clear)
     return cached
+
+
+def built_from_settings(loader: Callable[[], T]) -> Callable[[], T]:
+    """Caches what ``loader`` builds from settings (adapters, verifiers) for the execution
+    environment; ``reset()`` forgets it with the settings it was built from."""
+    return _cached(loader)
 
 
 _CACHES: list[Callable[[], None]] = []

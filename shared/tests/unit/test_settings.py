@@ -134,3 +134,31 @@ def test_export_settings_read_the_queue_bucket_and_key() -> None:
         }
     )
     assert settings.user_details_bucket == "bucket"
+
+
+def test_sign_in_settings_default_to_cognito_and_the_documented_limits() -> None:
+    sign_in = DetailsSettings.from_env(DETAILS).sign_in
+    assert sign_in.cognito_gateway == "aws"
+    assert sign_in.verify_tokens_in_app is False
+    assert sign_in.session_validity_seconds == 300
+    assert (sign_in.limit_per_email, sign_in.limit_per_ip) == (5, 30)
+    assert sign_in.limit_window_seconds == 900
+
+
+def test_sign_in_settings_are_validated() -> None:
+    with pytest.raises(SettingsError) as caught:
+        DetailsSettings.from_env(
+            {
+                **DETAILS,
+                "STAGE": "prod",
+                "COGNITO_GATEWAY": "local",
+                "VERIFY_TOKENS_IN_APP": "maybe",
+                "AUTH_SESSION_VALIDITY_MINUTES": "60",
+            }
+        )
+    problems = "\n".join(caught.value.problems)
+    assert "COGNITO_GATEWAY=local is only for the local stage" in problems
+    assert "VERIFY_TOKENS_IN_APP must be true or false" in problems
+    assert "AUTH_SESSION_VALIDITY_MINUTES must be between 3 and 15" in problems
+    with pytest.raises(SettingsError):
+        DetailsSettings.from_env({**DETAILS, "COGNITO_GATEWAY": "emulator"})

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -94,6 +95,49 @@ def test_an_unknown_job_is_refused_with_the_list_of_jobs(
     result = _tracerstack(stack[0], "job", "nightly")
     assert result.returncode == 1
     assert "unknown job 'nightly'" in result.stdout and "enf-export" in result.stdout
+
+
+def _post(url: str, body: dict[str, Any], token: str | None = None) -> tuple[int, Any]:
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers=headers, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.load(exc)
+
+
+def test_a_person_signs_in_by_hand_over_http(stack: tuple[dict[str, str], Path]) -> None:
+    """What the README's "Sign in by hand" does: initiate, read the code from the outbox,
+    confirm; the access token verifies against the pool's JWKS served by moto."""
+    import re
+
+    import jwt
+
+    settings = json.loads((stack[1] / "stack.json").read_text())
+    api, client_id = settings["details_api"], settings["client_ids"]["ios"]
+    email = "by-hand@example.nz"
+    status, started = _post(f"{api}/user/auth/initiate", {"clientId": client_id, "email": email})
+    assert status == 200, started
+    _, outbox = _get(settings["outbox"])
+    [code] = re.findall(r"\b\d{6}\b", [m for m in outbox if m["to"] == email][-1]["body"])
+    wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+    body = {"clientId": client_id, "email": email, "verificationId": started["verificationId"]}
+    status, answer = _post(f"{api}/user/auth/confirm", {**body, "code": wrong})
+    assert (status, answer["type"]) == (400, "urn:errors:invalid-auth-code")
+    status, confirmed = _post(f"{api}/user/auth/confirm", {**body, "code": code})
+    assert status == 200, confirmed
+    assert confirmed["userId"] == started["userId"]
+    jwks = jwt.PyJWKClient(
+        f"{settings['aws_endpoint']}/{settings['user_pool_id']}/.well-known/jwks.json"
+    )
+    token = confirmed["accessToken"]
+    claims = jwt.decode(token, jwks.get_signing_key_from_jwt(token).key, algorithms=["RS256"])
+    assert claims["sub"] == started["userId"] and claims["client_id"] == client_id
 
 
 def test_down_ends_every_process_it_started_and_only_those(

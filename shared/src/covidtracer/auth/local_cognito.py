@@ -1,0 +1,230 @@
+"""The local custom-auth driver: Cognito's CUSTOM_AUTH flow for a user pool in moto.
+
+moto keeps users and mints real RS256 tokens, but runs no Lambda triggers and has no
+CUSTOM_AUTH. This driver plays Cognito's part: it calls the same trigger methods the auth
+Lambdas run (``covidtracer.auth.triggers``), in Cognito's order and with Cognito's event
+shapes, keeps the session server-side in DynamoDB behind an opaque session string (a new
+one after each wrong answer, each valid for the session validity), and when
+DefineAuthChallenge issues tokens it has moto mint them for the user (a fresh random
+password and ADMIN_USER_PASSWORD_AUTH, which only this driver uses).
+
+Reproduced: PreSignUp on account creation; Define → Create on initiate; Verify → Define
+(→ Create on a retry) on each answer; the session list with challengeName, challengeResult
+and challengeMetadata; privateChallengeParameters handed from Create to Verify; one answer
+per session string; session expiry; failAuthentication ending the flow; PostAuthentication
+after tokens; a software-token MFA account being asked for its MFA code.
+Not reproduced: see ``LIMITATIONS``.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any
+
+from covidtracer import aws
+from covidtracer.auth.cognito import (
+    AwsCognito,
+    CognitoUser,
+    Retry,
+    Tokens,
+    cognito_errors,
+    interpret,
+    random_password,
+)
+from covidtracer.auth.model import CUSTOM_CHALLENGE
+from covidtracer.auth.repository import DynamoLocalSessions, LocalSession
+from covidtracer.auth.triggers import AuthTriggers
+from covidtracer.errors import InvalidAuthSession, Unavailable
+
+LIMITATIONS = (
+    "Lambda timeouts and Cognito's 5-second trigger limit are not enforced",
+    "a trigger exception surfaces as itself, not as UserLambdaValidationException",
+    "clientMetadata, userContextData and device tracking are not passed to triggers",
+    "tokens come from moto's password flow: no custom claims, moto's fixed signing key",
+    "the user pool's ExplicitAuthFlows are not checked",
+)
+
+_SDK = "aws-sdk-unknown-unknown"
+
+
+class LocalCognito(AwsCognito):
+    def __init__(
+        self,
+        user_pool_id: str,
+        region: str,
+        sessions: DynamoLocalSessions,
+        triggers: AuthTriggers,
+        session_validity_seconds: int,
+        now: Callable[[], float] = time.time,
+        new_session_id: Callable[[], str] = lambda: secrets.token_urlsafe(32),
+    ) -> None:
+        super().__init__(user_pool_id)
+        self._region = region
+        self._sessions = sessions
+        self._triggers = triggers
+        self._validity = session_validity_seconds
+        self._now = now
+        self._new_session_id = new_session_id
+
+    def _create_user(self, email: str) -> None:
+        # Cognito runs PreSignUp (PreSignUp_AdminCreateUser) before AdminCreateUser creates.
+        event = self._event(
+            "PreSignUp_AdminCreateUser",
+            email,
+            "",
+            {"userAttributes": {"email": email}, "validationData": None},
+        )
+        self._triggers.pre_sign_up(event)
+        super()._create_user(email)
+
+    def start_sign_in(self, user: CognitoUser, client_id: str) -> str:
+        attributes = self.user_attributes(user.username)
+        started = self._next(user.username, user.user_id, client_id, attributes, [])
+        if not isinstance(started, str):
+            raise Unavailable("cognito")  # DefineAuthChallenge never issues tokens unasked
+        return started
+
+    def answer(self, user_id: str, client_id: str, session: str, code: str) -> Tokens | Retry:
+        pending = self._sessions.take(session)
+        if pending is None or pending.client_id != client_id or pending.user_id != user_id:
+            raise InvalidAuthSession  # Cognito: NotAuthorizedException, invalid session
+        if pending.expires_at <= self._now():
+            raise InvalidAuthSession  # Cognito: "Invalid session for the user, session is expired."
+        attributes = self.user_attributes(pending.username)
+        verified = self._triggers.verify_auth_challenge_response(
+            self._event(
+                "VerifyAuthChallengeResponse_Authentication",
+                pending.username,
+                client_id,
+                {
+                    "userAttributes": attributes,
+                    "privateChallengeParameters": json.loads(pending.private_parameters),
+                    "challengeAnswer": code,
+                    "userNotFound": False,
+                },
+                {"answerCorrect": None},
+            )
+        )
+        history = json.loads(pending.history)
+        history.append(
+            {
+                "challengeName": CUSTOM_CHALLENGE,
+                "challengeResult": verified["response"].get("answerCorrect") is True,
+                "challengeMetadata": pending.metadata,
+            }
+        )
+        next_session = self._next(pending.username, user_id, client_id, attributes, history)
+        if isinstance(next_session, Tokens):
+            return next_session
+        return Retry(next_session)
+
+    def _next(
+        self,
+        username: str,
+        user_id: str,
+        client_id: str,
+        attributes: dict[str, str],
+        history: list[dict[str, Any]],
+    ) -> str | Tokens:
+        """DefineAuthChallenge, then whatever it decided: tokens, failure, or a new challenge
+        (CreateAuthChallenge) behind a new session string."""
+        defined = self._triggers.define_auth_challenge(
+            self._event(
+                "DefineAuthChallenge_Authentication",
+                username,
+                client_id,
+                {"userAttributes": attributes, "session": history, "userNotFound": False},
+            )
+        )["response"]
+        if defined.get("failAuthentication"):
+            raise InvalidAuthSession  # Cognito: NotAuthorizedException
+        if defined.get("issueTokens"):
+            return self._issue_tokens(username, user_id, client_id, attributes)
+        if defined.get("challengeName") != CUSTOM_CHALLENGE:
+            raise Unavailable("cognito")  # only custom challenges are configured
+        created = self._triggers.create_auth_challenge(
+            self._event(
+                "CreateAuthChallenge_Authentication",
+                username,
+                client_id,
+                {
+                    "userAttributes": attributes,
+                    "challengeName": CUSTOM_CHALLENGE,
+                    "session": history,
+                    "userNotFound": False,
+                },
+                {
+                    "publicChallengeParameters": {},
+                    "privateChallengeParameters": {},
+                    "challengeMetadata": "",
+                },
+            )
+        )["response"]
+        session_id = self._new_session_id()
+        self._sessions.add(
+            LocalSession(
+                session_id=session_id,
+                username=username,
+                user_id=user_id,
+                client_id=client_id,
+                history=json.dumps(history),
+                private_parameters=json.dumps(created.get("privateChallengeParameters") or {}),
+                metadata=str(created.get("challengeMetadata") or ""),
+                expires_at=int(self._now()) + self._validity,
+            )
+        )
+        return session_id
+
+    def _issue_tokens(
+        self, username: str, user_id: str, client_id: str, attributes: dict[str, str]
+    ) -> Tokens:
+        password = random_password()
+        client = aws.cognito()
+        with cognito_errors():
+            client.admin_set_user_password(
+                UserPoolId=self.user_pool_id, Username=username, Password=password, Permanent=True
+            )
+            answered = client.admin_initiate_auth(
+                UserPoolId=self.user_pool_id,
+                ClientId=client_id,
+                AuthFlow="ADMIN_USER_PASSWORD_AUTH",
+                AuthParameters={"USERNAME": username, "PASSWORD": password},
+            )
+        tokens = interpret(answered, user_id)  # an MFA account is asked for its code: 403
+        if not isinstance(tokens, Tokens):
+            raise Unavailable("cognito")
+        self._triggers.post_authentication(
+            self._event(
+                "PostAuthentication_Authentication",
+                username,
+                client_id,
+                {"userAttributes": attributes, "newDeviceUsed": False},
+            )
+        )
+        return tokens
+
+    def _event(
+        self,
+        trigger_source: str,
+        username: str,
+        client_id: str,
+        request: dict[str, Any],
+        response: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """The common envelope of every Cognito user-pool trigger event."""
+        return {
+            "version": "1",
+            "region": self._region,
+            "userPoolId": self.user_pool_id,
+            "userName": username,
+            "callerContext": {
+                "awsSdkVersion": _SDK,
+                "clientId": client_id or "CLIENT_ID_NOT_APPLICABLE",
+            },
+            "triggerSource": trigger_source,
+            "request": request,
+            "response": response if response is not None else {},
+        }
