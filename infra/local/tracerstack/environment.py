@@ -45,6 +45,11 @@ def service_environment(
         "ANALYTICS_STREAM_NAME": out["AnalyticsStreamName"],
         "EMAIL_SENDER": out["SenderAddress"],
         "NCTS_BASE_URL": partners_url,
+        # The partner stand-ins answer at Twilio's and Apple's paths under these prefixes.
+        "SMS_BASE_URL": f"{partners_url}/sms",
+        "SMS_ACCOUNT_SID": "AC00000000000000000000000000000000",
+        "SMS_AUTH_TOKEN_SECRET_ID": out["SmsAuthTokenSecretArn"],
+        "APPLE_DEVICECHECK_URL": f"{partners_url}/devicecheck",
         "DATABASE_URL": database_url,
         # The local stack lets phones register with platform "test" (DESIGN §5).
         "ATTESTATION_PLATFORMS": "ios,android,test",

@@ -1,0 +1,1 @@
+"""The Exposure Notification key server: registration, codes, key upload (DESIGN §4)."""
