@@ -87,9 +87,7 @@ class Phone:
         self.token = tokens["token"]
         self.refresh_token = tokens["refreshToken"]
 
-    def request(
-        self, method: str, path: str, body: Any = None, token: str | None = None
-    ) -> Any:
+    def request(self, method: str, path: str, body: Any = None, token: str | None = None) -> Any:
         headers = {"Content-Type": "application/json"}
         bearer = token if token is not None else getattr(self, "token", None)
         if bearer:
@@ -137,7 +135,10 @@ def request_code(
         body["testType"] = test_type
     response = client.http.post(
         "/ncts/verification-codes",
-        headers={"Content-Type": "application/json", "x-api-key": secret(env, "NCTS_API_KEY_SECRET_ID")},
+        headers={
+            "Content-Type": "application/json",
+            "x-api-key": secret(env, "NCTS_API_KEY_SECRET_ID"),
+        },
         body=json.dumps(body),
     )
     assert response.status_code == 201, response.body

@@ -75,7 +75,9 @@ def test_ios_devicecheck_goes_to_apple_over_http(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     secrets_client = boto3.client(
-        "secretsmanager", region_name=enf_env["AWS_REGION"], endpoint_url=enf_env["AWS_ENDPOINT_URL"]
+        "secretsmanager",
+        region_name=enf_env["AWS_REGION"],
+        endpoint_url=enf_env["AWS_ENDPOINT_URL"],
     )
     arn = secrets_client.create_secret(Name=f"apple-{id(pem)}", SecretString=pem.decode())["ARN"]
     monkeypatch.setenv("APPLE_TEAM_ID", "TEAM123456")
@@ -85,6 +87,7 @@ def test_ios_devicecheck_goes_to_apple_over_http(
     from app import app
 
     with Client(app) as client:
+
         def register(payload: str) -> Any:
             nonce = json.loads(client.http.post("/register", body=b"").body)["nonce"]
             body = {"nonce": nonce, "platform": "ios", "deviceVerificationPayload": payload}

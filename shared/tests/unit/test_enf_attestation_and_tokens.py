@@ -15,7 +15,12 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 
 from covidtracer.enf import tokens
-from covidtracer.enf.attestation import AndroidVerifier, AttestationFailed, TestVerifier, verifier_for
+from covidtracer.enf.attestation import (
+    AndroidVerifier,
+    AttestationFailed,
+    TestVerifier,
+    verifier_for,
+)
 from covidtracer.errors import Unauthorized
 from covidtracer.settings import AttestationSettings
 
@@ -68,8 +73,7 @@ class Pki:
         header = {
             "alg": "RS256",
             "x5c": [
-                base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode()
-                for c in chain
+                base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode() for c in chain
             ],
         }
 
@@ -86,7 +90,9 @@ def pki() -> Pki:
     return Pki()
 
 
-def _settings(root_pem: str | None, platforms: tuple[str, ...] = ("android",)) -> AttestationSettings:
+def _settings(
+    root_pem: str | None, platforms: tuple[str, ...] = ("android",)
+) -> AttestationSettings:
     return AttestationSettings(
         platforms=platforms,
         android_package_name=PACKAGE,
@@ -197,7 +203,9 @@ REGISTRATION = uuid.UUID("0f8fad5b-d9cb-469f-a165-70867728950e")
 
 
 def test_an_access_token_names_its_registration_until_it_expires() -> None:
-    token = tokens.issue(KEY, REGISTRATION, kind=tokens.ACCESS, now=NOW, lifetime=timedelta(hours=1))
+    token = tokens.issue(
+        KEY, REGISTRATION, kind=tokens.ACCESS, now=NOW, lifetime=timedelta(hours=1)
+    )
     claims = tokens.verify(KEY, token, kind=tokens.ACCESS, now=NOW + timedelta(minutes=59))
     assert claims.registration_id == REGISTRATION
     with pytest.raises(Unauthorized):
@@ -205,9 +213,16 @@ def test_an_access_token_names_its_registration_until_it_expires() -> None:
 
 
 def test_tokens_are_not_interchangeable_or_forgeable() -> None:
-    access = tokens.issue(KEY, REGISTRATION, kind=tokens.ACCESS, now=NOW, lifetime=timedelta(hours=1))
+    access = tokens.issue(
+        KEY, REGISTRATION, kind=tokens.ACCESS, now=NOW, lifetime=timedelta(hours=1)
+    )
     refresh = tokens.issue(
-        KEY, REGISTRATION, kind=tokens.REFRESH, now=NOW, lifetime=timedelta(days=1), refresh_secret="s"
+        KEY,
+        REGISTRATION,
+        kind=tokens.REFRESH,
+        now=NOW,
+        lifetime=timedelta(days=1),
+        refresh_secret="s",
     )
     with pytest.raises(Unauthorized):
         tokens.verify(KEY, access, kind=tokens.REFRESH, now=NOW)

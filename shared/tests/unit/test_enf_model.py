@@ -119,7 +119,9 @@ def test_boundary_values_of_a_key_are_accepted(override: dict[str, Any], ok: boo
 def test_an_upload_carries_between_one_and_the_configured_number_of_keys(
     count: int, max_keys: int, ok: bool
 ) -> None:
-    keys = [_raw_key(keyData=_b64(fill=i), rollingStartNumber=TODAY - 144 * i) for i in range(count)]
+    keys = [
+        _raw_key(keyData=_b64(fill=i), rollingStartNumber=TODAY - 144 * i) for i in range(count)
+    ]
     rules = KeyRules(max_keys=max_keys)
     if ok:
         assert len(model.parse_upload(_body(keys), model.PLATFORMS, rules).keys) == count
@@ -228,7 +230,10 @@ def test_keys_before_onset_are_dropped_and_days_since_onset_are_counted(
         ({"phone": "+64 21 012 3456", "symptomOnset": "2021-09-01"}, {"SymptomOnset"}),
         ({"phone": "+64 21 012 3456", "symptomOnset": "2021-02-30"}, {"SymptomOnset"}),
         ({"phone": "+64 21 012 3456", "symptomOnset": "18/10/2021"}, {"SymptomOnset"}),
-        ({"phone": "+64210123456", "symptomOnset": "2021-10-18", "testType": "rumour"}, {"TestType"}),
+        (
+            {"phone": "+64210123456", "symptomOnset": "2021-10-18", "testType": "rumour"},
+            {"TestType"},
+        ),
         ({}, {"Phone", "SymptomOnset"}),
     ],
 )
@@ -262,7 +267,7 @@ def test_a_likely_case_uploads_clinical_diagnosis_keys() -> None:
         (NOW - timedelta(seconds=1), None, 0, None),
         (NOW - timedelta(milliseconds=400), None, 0, 1),
         (NOW - timedelta(hours=1), NOW.date(), 9, None),
-        (NOW - timedelta(hours=1), NOW.date(), 10, int((14.5 * 3600))),  # until UTC midnight
+        (NOW - timedelta(hours=1), NOW.date(), 10, int(14.5 * 3600)),  # until UTC midnight
         (NOW - timedelta(hours=1), NOW.date() - timedelta(days=1), 10, None),  # a new day
     ],
 )
@@ -323,6 +328,10 @@ def test_metric_events_must_be_configured(body: dict[str, Any], ok: bool) -> Non
 
 def test_callback_requests_keep_optional_names_and_notes() -> None:
     callback = model.parse_callback({"phone": "+64 21 555 0000", "firstName": "Aroha"})
-    assert (callback.phone, callback.first_name, callback.last_name) == ("+64215550000", "Aroha", None)
+    assert (callback.phone, callback.first_name, callback.last_name) == (
+        "+64215550000",
+        "Aroha",
+        None,
+    )
     with pytest.raises(ValidationError):
         model.parse_callback({"phone": "+64215550000", "contactNotes": "x" * 256})
