@@ -299,7 +299,7 @@ def test_a_likely_case_stores_clinical_diagnosis_keys(
     assert _sql(enf_env, "SELECT report_type FROM exposures") == [(2,)]
 
 
-# ---------------------------------------------------------------------------- settings, metrics, callback
+# -------------------------------------------------------------- settings, metrics, callback
 
 
 def test_exposure_settings_are_a_json_string_for_registered_phones(client: Any) -> None:

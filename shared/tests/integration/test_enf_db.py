@@ -74,8 +74,8 @@ def _registration(cur: object, now: datetime = NOW) -> uuid.UUID:
     return registration_id
 
 
-def _claimed(onset: date = NOW.date()) -> sql.Claimed:
-    return sql.Claimed(onset, 1, NOW + timedelta(hours=24))
+def _claimed(onset: date | None = None) -> sql.Claimed:
+    return sql.Claimed(onset or NOW.date(), 1, NOW + timedelta(hours=24))
 
 
 def _key(fill: int) -> StoredKey:
@@ -122,9 +122,14 @@ def test_a_claim_rolled_back_leaves_the_token_claimable(dsn: str) -> None:
         registration_id = _registration(cur)
         token = uuid.uuid4()
         sql.insert_upload_token(cur, token, registration_id, _claimed(), NOW, NOW + timedelta(1))
-    with pytest.raises(psycopg2.errors.CheckViolation), conn, conn.cursor() as cur:
-        assert sql.claim_upload_token(cur, token, registration_id, NOW) is not None
-        sql.insert_keys(cur, [StoredKey(b"short", 1, 1, 0, 1, 0)], NOW)
+
+    def claim_then_fail_to_insert() -> None:
+        with conn, conn.cursor() as cur:
+            assert sql.claim_upload_token(cur, token, registration_id, NOW) is not None
+            sql.insert_keys(cur, [StoredKey(b"short", 1, 1, 0, 1, 0)], NOW)
+
+    with pytest.raises(psycopg2.errors.CheckViolation):
+        claim_then_fail_to_insert()
     with conn, conn.cursor() as cur:
         assert sql.claim_upload_token(cur, token, registration_id, NOW) is not None
     conn.close()

@@ -152,7 +152,7 @@ def test_a_platform_not_allowed_by_settings_is_refused() -> None:
         model.parse_upload(_body([_raw_key()]), ("ios", "android"), RULES)
 
 
-# ---------------------------------------------------------------------------- key rules with the clock
+# ------------------------------------------------------------------ key rules with the clock
 
 
 @pytest.mark.parametrize(
