@@ -152,7 +152,7 @@ def _worker(events: list[dict[str, Any]], start_at: float, profile: bool, out: A
     if profiler:
         profiler.disable()
         stats = pstats.Stats(profiler)
-        stats.sort_stats("cumulative").print_stats(25)
+        stats.sort_stats(os.environ.get("BENCH_SORT", "cumulative")).print_stats(25)
     out.put((latencies, elapsed))
 
 
@@ -164,7 +164,7 @@ def main() -> None:
     args = parser.parse_args()
     server_url = os.environ.get("DATABASE_URL")
     if not server_url:
-        raise SystemExit("set DATABASE_URL (a PostgreSQL server the bench may create a database on)")
+        raise SystemExit("set DATABASE_URL (a server the bench may create a database on)")
 
     import psycopg2
     from moto.server import ThreadedMotoServer

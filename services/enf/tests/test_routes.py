@@ -253,6 +253,8 @@ def test_upload_refuses_unknown_used_and_expired_tokens(
     assert other.upload(token, daily_keys(2)).status_code == 403  # another phone's token
     _sql(enf_env, "UPDATE upload_tokens SET expires_at = now() - interval '1 second'")
     assert phone.upload(token, daily_keys(2)).status_code == 410
+    assert phone.request("DELETE", "/register").status_code == 204
+    assert phone.upload(token, daily_keys(2)).status_code == 401  # a forgotten registration
 
 
 def test_a_rejected_or_failed_upload_does_not_burn_the_token(

@@ -301,9 +301,11 @@ def upload_keys(
         upload.device_verification_payload, str(upload.token), now
     )
     with db.transaction(settings.database) as cur:
-        _require_registration(cur, registration_id)
+        # Upload tokens are deleted with their registration, so a successful claim also
+        # proves the registration is alive: the check costs a query only when it fails.
         claimed = sql.claim_upload_token(cur, upload.token, registration_id, now)
         if claimed is None:
+            _require_registration(cur, registration_id)
             raise Forbidden()
         if claimed.expires_at <= now:
             raise Gone()
