@@ -40,8 +40,7 @@ job: install
 # ENF schema migrations against DATABASE_URL (TARGET=N to go to version N).
 migrate: install
 	@test -n "$(DATABASE_URL)" || { echo "set DATABASE_URL"; exit 1; }
-	cd services/enf && ../../$(BIN)/python -c "import json, sys; import app; \
-	print(json.dumps(app.migrate({'target': int(sys.argv[1]) if sys.argv[1] else None}, None)))" "$(TARGET)"
+	$(BIN)/python -m covidtracer.enf.schema $(TARGET)
 
 test: lint typecheck cfn-lint test-shared test-services
 

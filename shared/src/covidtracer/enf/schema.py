@@ -19,3 +19,26 @@ def migrate(database: DatabaseSettings, target: int | None = None) -> list[str]:
         return migrations.migrate(conn, MIGRATIONS, target)
     finally:
         conn.close()
+
+
+def main() -> None:
+    """``make migrate``: ``python -m covidtracer.enf.schema [TARGET]`` against DATABASE_URL."""
+    import os
+    import sys
+
+    import psycopg2
+
+    url = os.environ.get("DATABASE_URL")
+    if not url:
+        raise SystemExit("set DATABASE_URL")
+    target = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1] else None
+    conn = psycopg2.connect(url)
+    try:
+        ran = migrations.migrate(conn, MIGRATIONS, target)
+    finally:
+        conn.close()
+    print(", ".join(ran) if ran else "ENF schema is up to date")
+
+
+if __name__ == "__main__":
+    main()
