@@ -49,6 +49,9 @@ class StageConfig:
     alarm_email: str
     attestation_platforms: str
     database_max_capacity: int
+    # Operator-supplied identifiers of the ENF service (attestation, SMS); values that still
+    # start with "REPLACE" stop a real deployment (a dry run shows them).
+    enf_environment: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def load(cls, stage: str) -> StageConfig:
@@ -164,7 +167,14 @@ def service_environment(
     if service == "enf":
         env["DATABASE_HOST"] = outputs["DatabaseHost"]
         env["DATABASE_SECRET_ID"] = outputs["DatabaseSecretArn"]
+        env["APPLE_DEVICECHECK_KEY_SECRET_ID"] = outputs["AppleDeviceCheckKeySecretArn"]
+        env.update(stage.enf_environment)
     return env
+
+
+def unfilled_inputs(stage: StageConfig) -> list[str]:
+    """Stage inputs an operator has not filled in yet (see docs/operations.md, "A new stage")."""
+    return [name for name, value in stage.enf_environment.items() if value.startswith("REPLACE")]
 
 
 def render_stage_config(
@@ -489,6 +499,9 @@ def main() -> None:
         stage = StageConfig.load(args.stage)
     except ValueError as exc:
         sys.exit(f"error: {exc}")
+    missing = unfilled_inputs(stage)
+    if missing and not args.dry_run:
+        sys.exit(f"error: fill in {', '.join(missing)} in infra/stages/{stage.name}.json first")
     steps = plan((args.service,), with_stacks=False) if args.service else plan()
     execute(steps, Context(stage=stage, dry_run=args.dry_run))
 

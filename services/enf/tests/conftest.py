@@ -1,8 +1,148 @@
-"""Tests of this service import its ``app`` module from the service folder."""
+"""Tests of this service import its ``app`` module from the service folder.
+
+``enf_env`` is ``service_env`` with ``DATABASE_URL`` pointed at a migrated schema of the
+test's own; ``Phone`` drives the API the way the app does.
+"""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
+import os
+import re
 import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+@pytest.fixture
+def enf_env(
+    service_env: dict[str, str], pg_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[str, str]]:
+    import psycopg2
+
+    from covidtracer import db, migrations, settings
+    from covidtracer.enf.schema import MIGRATIONS
+
+    conn = psycopg2.connect(pg_schema)
+    migrations.migrate(conn, MIGRATIONS)
+    conn.close()
+    monkeypatch.setenv("DATABASE_URL", pg_schema)
+    settings.reset()
+    db.close()
+    yield {**service_env, "DATABASE_URL": pg_schema}
+    db.close()
+
+
+def secret(env: dict[str, str], name: str) -> str:
+    import boto3
+
+    client = boto3.client(
+        "secretsmanager", region_name=env["AWS_REGION"], endpoint_url=env["AWS_ENDPOINT_URL"]
+    )
+    return str(client.get_secret_value(SecretId=env[name])["SecretString"])
+
+
+def app_hash(code: str) -> str:
+    return hashlib.sha512(code[:3].encode()).hexdigest() + hashlib.sha512(code.encode()).hexdigest()
+
+
+def interval(moment: datetime) -> int:
+    return int(moment.timestamp()) // 600
+
+
+def daily_keys(count: int, now: datetime | None = None) -> list[dict[str, Any]]:
+    """``count`` consecutive daily keys ending with today's (the app's upload shape)."""
+    now = now or datetime.now(UTC)
+    today = interval(now) // 144 * 144
+    return [
+        {
+            "keyData": base64.b64encode(os.urandom(16)).decode(),
+            "rollingStartNumber": today - 144 * day,
+            "rollingPeriod": 144,
+            "transmissionRiskLevel": 0,
+        }
+        for day in range(count)
+    ]
+
+
+class Phone:
+    """A registered phone talking to the API through Chalice's test client."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        nonce = self.call("POST", "/register", {})["nonce"]
+        tokens = self.call(
+            "PUT",
+            "/register",
+            {"nonce": nonce, "platform": "test", "deviceVerificationPayload": "ok"},
+        )
+        self.token = tokens["token"]
+        self.refresh_token = tokens["refreshToken"]
+
+    def request(self, method: str, path: str, body: Any = None, token: str | None = None) -> Any:
+        headers = {"Content-Type": "application/json"}
+        bearer = token if token is not None else getattr(self, "token", None)
+        if bearer:
+            headers["Authorization"] = f"Bearer {bearer}"
+        return self.client.http.request(
+            method, path, headers=headers, body=b"" if body is None else json.dumps(body).encode()
+        )
+
+    def call(self, method: str, path: str, body: Any = None) -> Any:
+        response = self.request(method, path, body)
+        assert response.status_code in (200, 201), (response.status_code, response.body)
+        return json.loads(response.body)
+
+    def verify(self, code: str) -> Any:
+        return self.request("POST", "/exposures/verify", {"hash": app_hash(code)})
+
+    def upload(self, upload_token: str, keys: list[dict[str, Any]]) -> Any:
+        return self.request(
+            "POST",
+            "/exposures",
+            {
+                "token": upload_token,
+                "exposures": keys,
+                "platform": "test",
+                "deviceVerificationPayload": "ok",
+            },
+        )
+
+
+def request_code(
+    client: Any,
+    env: dict[str, str],
+    outbox: Any,
+    *,
+    phone: str = "+64 21 012 3456",
+    onset: str | None = None,
+    test_type: str | None = None,
+) -> str:
+    """NCTS asks for a code; returns the code read from the SMS in the outbox."""
+    body: dict[str, Any] = {
+        "phone": phone,
+        "symptomOnset": onset or (datetime.now(UTC) - timedelta(days=3)).date().isoformat(),
+    }
+    if test_type:
+        body["testType"] = test_type
+    response = client.http.post(
+        "/ncts/verification-codes",
+        headers={
+            "Content-Type": "application/json",
+            "x-api-key": secret(env, "NCTS_API_KEY_SECRET_ID"),
+        },
+        body=json.dumps(body),
+    )
+    assert response.status_code == 201, response.body
+    sms = [m for m in outbox.outbox() if m["channel"] == "sms"]
+    match = re.search(r"\b(\d{6})\b", sms[-1]["body"])
+    assert match
+    return match.group(1)

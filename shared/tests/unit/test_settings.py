@@ -29,6 +29,10 @@ DETAILS = {
 }
 ENF = {
     "DATABASE_URL": "postgresql://db/enf",
+    "ENF_TOKEN_SIGNING_SECRET_ID": "arn:token",
+    "ENF_CODE_HASH_SECRET_ID": "arn:code",
+    "SMS_ACCOUNT_SID": "AC1",
+    "SMS_AUTH_TOKEN_SECRET_ID": "arn:sms",
     "ENF_EXPORTS_BUCKET": "exports",
     "EXPORT_SIGNING_KEY_ID": "key",
     "NCTS_API_KEY_SECRET_ID": "arn:secret",
@@ -162,3 +166,47 @@ def test_sign_in_settings_are_validated() -> None:
     assert "AUTH_SESSION_VALIDITY_MINUTES must be between 3 and 15" in problems
     with pytest.raises(SettingsError):
         DetailsSettings.from_env({**DETAILS, "COGNITO_GATEWAY": "emulator"})
+
+
+def test_enf_api_defaults_follow_the_design() -> None:
+    settings = EnfSettings.from_env(ENF)
+    assert settings.tokens.access_token_minutes == 60
+    assert settings.tokens.nonce_ttl_seconds == 3600
+    assert settings.tokens.code_ttl_hours == 24
+    assert settings.keys.max_keys_per_upload == 14
+    assert settings.keys.max_keys_per_start_interval == 3
+    assert settings.keys.max_key_age_days == 15
+    assert settings.keys.retention_days == 14
+    assert settings.sms.provider == "twilio"
+    assert "CONTACT_UPLOAD" in settings.metrics_intervals
+
+
+@pytest.mark.parametrize(
+    ("overrides", "problem"),
+    [
+        ({"ENF_KEY_RETENTION_DAYS": "9"}, "ENF_KEY_RETENTION_DAYS must be at least 10"),
+        ({"ENF_MAX_KEYS_PER_UPLOAD": "31"}, "ENF_MAX_KEYS_PER_UPLOAD must be between 1 and 30"),
+        ({"SMS_PROVIDER": "pigeon"}, "SMS_PROVIDER must be one of"),
+        ({"SMS_ACCOUNT_SID": ""}, "SMS_ACCOUNT_SID and SMS_AUTH_TOKEN_SECRET_ID are required"),
+        ({"ENF_SMS_TEMPLATE": "no code here"}, "must contain {code}"),
+        ({"ENF_METRICS_INTERVALS": '{"A": "soon"}'}, "ENF_METRICS_INTERVALS must be"),
+        ({"ENF_NOTIFICATION_CONFIG": "[1]"}, "ENF_NOTIFICATION_CONFIG must be a JSON object"),
+        ({"ENF_CODE_HASH_SECRET_ID": ""}, "ENF_CODE_HASH_SECRET_ID is required"),
+    ],
+)
+def test_enf_api_settings_are_validated(overrides: dict[str, str], problem: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        EnfSettings.from_env({**ENF, **overrides})
+    assert any(problem in p for p in caught.value.problems), caught.value.problems
+
+
+def test_deployed_stages_need_each_listed_platforms_attestation_setup() -> None:
+    with pytest.raises(SettingsError) as caught:
+        EnfSettings.from_env({**ENF, "STAGE": "dev", "ATTESTATION_PLATFORMS": "ios,android"})
+    problems = "\n".join(caught.value.problems)
+    assert "ANDROID_ATTESTATION_ROOT_PEM is required" in problems
+    assert "APPLE_DEVICECHECK_KEY_SECRET_ID are required" in problems
+    aws_sms = EnfSettings.from_env(
+        {**ENF, "SMS_PROVIDER": "aws", "SMS_ACCOUNT_SID": "", "SMS_AUTH_TOKEN_SECRET_ID": ""}
+    )
+    assert aws_sms.sms.provider == "aws"

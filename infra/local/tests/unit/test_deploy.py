@@ -121,6 +121,16 @@ def test_each_policy_grants_only_its_services_resources() -> None:
     assert "dynamodb:PutItem" in details and "dynamodb:PutItem" not in enf
 
 
+def test_a_real_deployment_needs_the_operator_inputs_filled_in() -> None:
+    stage = deploy.StageConfig.load("prod")
+    assert "APPLE_TEAM_ID" in deploy.unfilled_inputs(stage)
+    filled = {name: "value" for name in stage.enf_environment}
+    assert (
+        deploy.unfilled_inputs(deploy.StageConfig(**{**vars(stage), "enf_environment": filled}))
+        == []
+    )
+
+
 def test_an_unknown_stage_is_refused() -> None:
     with pytest.raises(ValueError, match="STAGE must be one of"):
         deploy.StageConfig.load("qa")

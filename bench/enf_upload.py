@@ -1,0 +1,233 @@
+"""ENF key upload through the Lambda handler into PostgreSQL (DESIGN §7).
+
+Target: >= 1,000 uploads/s of 14 keys on 2 cores, p99 <= 15 ms
+(COVID Green's API on the same machine: 570-666 uploads/s, p99 29-37 ms).
+
+Each upload is a ``POST /exposures`` API Gateway proxy event handed to the Chalice app the way
+Lambda does (``app(event, context)``): bearer check, body parsing, Google's key rules, the
+atomic claim of the upload token and one INSERT of 14 keys, committed. Registrations and
+upload tokens are made beforehand with SQL (they are not what is measured); secrets come
+from a moto server started here and are cached after the first call, as in a warm Lambda.
+
+    DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres \\
+        .venv/bin/python bench/enf_upload.py [--uploads 6000] [--workers 2] [--profile]
+
+Each worker is a process with its own connection (a warm Lambda execution environment).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import cProfile
+import json
+import multiprocessing
+import os
+import pstats
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+TARGET_RATE = 1000
+TARGET_P99_MS = 15.0
+KEYS_PER_UPLOAD = 14
+
+
+def _event(token: str, body: dict[str, Any]) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    return {
+        "resource": "/exposures",
+        "path": "/exposures",
+        "httpMethod": "POST",
+        "headers": headers,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": None,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": "/exposures",
+            "httpMethod": "POST",
+            "path": "/api/exposures",
+            "stage": "api",
+            "requestId": str(uuid.uuid4()),
+            "identity": {"sourceIp": "127.0.0.1"},
+        },
+        "body": json.dumps(body),
+        "isBase64Encoded": False,
+    }
+
+
+def _keys(now: datetime) -> list[dict[str, Any]]:
+    today = int(now.timestamp()) // 600 // 144 * 144
+    return [
+        {
+            "keyData": base64.b64encode(os.urandom(16)).decode(),
+            "rollingStartNumber": today - 144 * day,
+            "rollingPeriod": 144,
+            "transmissionRiskLevel": 0,
+        }
+        for day in range(KEYS_PER_UPLOAD)
+    ]
+
+
+def _prepare(database_url: str, uploads: int, workers: int) -> list[list[dict[str, Any]]]:
+    """Registrations, access tokens and upload tokens; returns each worker's events."""
+    import psycopg2
+    from psycopg2.extras import execute_values
+
+    from covidtracer import aws
+    from covidtracer.enf import tokens
+    from covidtracer.settings import enf_settings
+
+    settings = enf_settings()
+    key = aws.secret_string(settings.tokens.signing_secret_id)
+    now = datetime.now(UTC)
+    registrations = [uuid.uuid4() for _ in range(100)]
+    access = {
+        r: tokens.issue(key, r, kind=tokens.ACCESS, now=now, lifetime=timedelta(hours=1))
+        for r in registrations
+    }
+    upload_tokens = [(uuid.uuid4(), registrations[i % 100]) for i in range(uploads)]
+    onset = (now - timedelta(days=KEYS_PER_UPLOAD - 1)).date()
+    with psycopg2.connect(database_url) as conn, conn.cursor() as cur:
+        execute_values(
+            cur,
+            "INSERT INTO registrations (id, created_at, verified_at, refreshed_at) VALUES %s",
+            [(str(r), now, now, now) for r in registrations],
+        )
+        execute_values(
+            cur,
+            "INSERT INTO upload_tokens (id, registration_id, symptom_onset, report_type,"
+            " created_at, expires_at) VALUES %s",
+            [(str(t), str(r), onset, 1, now, now + timedelta(hours=24)) for t, r in upload_tokens],
+        )
+    events: list[list[dict[str, Any]]] = [[] for _ in range(workers)]
+    for index, (token, registration) in enumerate(upload_tokens):
+        body = {
+            "token": str(token),
+            "exposures": _keys(now),
+            "platform": "test",
+            "deviceVerificationPayload": "bench",
+        }
+        events[index % workers].append(_event(access[registration], body))
+    return events
+
+
+def _worker(events: list[dict[str, Any]], start_at: float, profile: bool, out: Any) -> None:
+    sys.path.insert(0, str(REPO / "services" / "enf"))
+    import logging
+
+    import app as enf
+
+    from covidtracer import aws
+    from covidtracer.settings import enf_settings
+
+    logging.getLogger().setLevel(logging.WARNING)  # the access log would measure stdout
+    aws.secret_string(enf_settings().tokens.signing_secret_id)  # warm, as a warm Lambda is
+    context = SimpleNamespace(aws_request_id="bench", function_name="api_handler")
+    warm = events[:20]
+    for event in warm:  # warm-up: connection, imports, caches (tokens are used up here)
+        enf.app(event, context)
+    events = events[20:]
+    latencies = []
+    profiler = cProfile.Profile() if profile else None
+    while time.time() < start_at:
+        time.sleep(0.001)
+    if profiler:
+        profiler.enable()
+    began = time.perf_counter()
+    for event in events:
+        t0 = time.perf_counter()
+        response = enf.app(event, context)
+        latencies.append(time.perf_counter() - t0)
+        if response["statusCode"] != 204:
+            raise SystemExit(f"upload failed: {response['statusCode']} {response['body']}")
+    elapsed = time.perf_counter() - began
+    if profiler:
+        profiler.disable()
+        stats = pstats.Stats(profiler)
+        stats.sort_stats(os.environ.get("BENCH_SORT", "cumulative")).print_stats(25)
+    out.put((latencies, elapsed))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--uploads", type=int, default=6000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--profile", action="store_true", help="cProfile the first worker")
+    args = parser.parse_args()
+    server_url = os.environ.get("DATABASE_URL")
+    if not server_url:
+        raise SystemExit("set DATABASE_URL (a server the bench may create a database on)")
+
+    import psycopg2
+    from moto.server import ThreadedMotoServer
+
+    from covidtracer import migrations, settings
+    from covidtracer.enf.schema import MIGRATIONS
+    from tracerstack.bootstrap import bootstrap
+    from tracerstack.environment import LOCAL_CREDENTIALS, service_environment
+    from tracerstack.pytest_plugin import free_port
+    from tracerstack.stack import with_database
+
+    os.environ.update(LOCAL_CREDENTIALS)
+    port = free_port()
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    moto.start()
+    name = f"enf_bench_{uuid.uuid4().hex[:8]}"
+    admin = psycopg2.connect(server_url)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {name}")
+    database_url = with_database(server_url, name)
+    try:
+        conn = psycopg2.connect(database_url)
+        migrations.migrate(conn, MIGRATIONS)
+        conn.close()
+        boot = bootstrap(f"http://127.0.0.1:{port}", "bench")
+        env = service_environment(
+            boot, partners_url="http://127.0.0.1:9", database_url=database_url
+        )
+        os.environ.update(env)
+        settings.reset()
+        per_worker = _prepare(database_url, args.uploads + 20 * args.workers, args.workers)
+        ctx = multiprocessing.get_context("fork")
+        out = ctx.Queue()
+        start_at = time.time() + 3.0
+        procs = [
+            ctx.Process(target=_worker, args=(events, start_at, args.profile and i == 0, out))
+            for i, events in enumerate(per_worker)
+        ]
+        for proc in procs:
+            proc.start()
+        results = [out.get() for _ in procs]
+        for proc in procs:
+            proc.join()
+        latencies = sorted(x for lat, _ in results for x in lat)
+        wall = max(elapsed for _, elapsed in results)
+        rate = len(latencies) / wall
+        p50 = latencies[len(latencies) // 2] * 1000
+        p99 = latencies[int(len(latencies) * 0.99)] * 1000
+        with psycopg2.connect(database_url) as check, check.cursor() as cur:
+            cur.execute("SELECT count(*) FROM exposures")
+            stored = cur.fetchone()[0]
+        print(
+            f"ENF upload ({KEYS_PER_UPLOAD} keys, {args.workers} workers, {len(latencies)} uploads,"
+            f" {stored} keys stored): {rate:,.0f} uploads/s (target >= {TARGET_RATE:,}),"
+            f" p50 {p50:.2f} ms, p99 {p99:.2f} ms (target <= {TARGET_P99_MS:.0f} ms)"
+        )
+    finally:
+        moto.stop()
+        with admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()
+
+
+if __name__ == "__main__":
+    main()

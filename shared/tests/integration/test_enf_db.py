@@ -1,0 +1,174 @@
+"""The ENF schema and SQL on a real PostgreSQL: migrations, concurrent claims, retention."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+
+import psycopg2
+import pytest
+
+from covidtracer import db, migrations
+from covidtracer.enf import db as sql
+from covidtracer.enf import service
+from covidtracer.enf.model import StoredKey
+from covidtracer.enf.schema import MIGRATIONS
+from covidtracer.settings import EnfSettings
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+ENV = {
+    "ENF_EXPORTS_BUCKET": "exports",
+    "EXPORT_SIGNING_KEY_ID": "key",
+    "NCTS_API_KEY_SECRET_ID": "arn:ncts",
+    "NCTS_BASE_URL": "http://127.0.0.1:9",
+    "ENF_TOKEN_SIGNING_SECRET_ID": "arn:token",
+    "ENF_CODE_HASH_SECRET_ID": "arn:code",
+    "SMS_ACCOUNT_SID": "AC1",
+    "SMS_AUTH_TOKEN_SECRET_ID": "arn:sms",
+}
+
+
+@pytest.fixture
+def dsn(pg_schema: str) -> Iterator[str]:
+    conn = psycopg2.connect(pg_schema)
+    migrations.migrate(conn, MIGRATIONS)
+    conn.close()
+    yield pg_schema
+    db.close()
+
+
+@pytest.fixture
+def settings(dsn: str) -> EnfSettings:
+    return EnfSettings.from_env({**ENV, "DATABASE_URL": dsn})
+
+
+def _tables(dsn: str) -> set[str]:
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+        )
+        return {row[0] for row in cur.fetchall()}
+
+
+def test_the_migrations_go_up_and_down_cleanly(pg_schema: str) -> None:
+    conn = psycopg2.connect(pg_schema)
+    assert migrations.migrate(conn, MIGRATIONS) == ["up 0001_enf_api"]
+    assert {"exposures", "registrations", "verification_codes", "upload_tokens"} <= _tables(
+        pg_schema
+    )
+    assert migrations.migrate(conn, MIGRATIONS, target=0) == ["down 0001_enf_api"]
+    assert _tables(pg_schema) == {"schema_migrations"}
+    conn.close()
+
+
+def _registration(cur: object, now: datetime = NOW) -> uuid.UUID:
+    registration_id = uuid.uuid4()
+    sql.insert_registration(cur, registration_id, uuid.uuid4().hex * 2, now)  # type: ignore[arg-type]
+    cur.execute(  # type: ignore[attr-defined]
+        "UPDATE registrations SET nonce = NULL, verified_at = %s, refreshed_at = %s WHERE id = %s",
+        (now, now, str(registration_id)),
+    )
+    return registration_id
+
+
+def _claimed(onset: date | None = None) -> sql.Claimed:
+    return sql.Claimed(onset or NOW.date(), 1, NOW + timedelta(hours=24))
+
+
+def _key(fill: int) -> StoredKey:
+    return StoredKey(bytes([fill]) * 16, 2_700_000, 144, 0, 1, 0)
+
+
+def test_fifty_concurrent_claims_of_one_upload_token_give_exactly_one_success(dsn: str) -> None:
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        registration_id = _registration(cur)
+        token = uuid.uuid4()
+        sql.insert_upload_token(cur, token, registration_id, _claimed(), NOW, NOW + timedelta(1))
+    start = threading.Barrier(50)
+    wins: list[int] = []
+    errors: list[BaseException] = []
+
+    def claim(index: int) -> None:
+        conn = psycopg2.connect(dsn)
+        try:
+            start.wait()
+            with conn, conn.cursor() as cur:
+                if sql.claim_upload_token(cur, token, registration_id, NOW) is not None:
+                    sql.insert_keys(cur, [_key(index)], NOW)
+                    wins.append(index)
+        except BaseException as exc:  # surfaced below: a thread must not fail silently
+            errors.append(exc)
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=claim, args=(i,)) for i in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(wins) == 1
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute("SELECT key_data FROM exposures")
+        assert [bytes(row[0]) for row in cur.fetchall()] == [_key(wins[0]).key_data]
+
+
+def test_a_claim_rolled_back_leaves_the_token_claimable(dsn: str) -> None:
+    conn = psycopg2.connect(dsn)
+    with conn, conn.cursor() as cur:
+        registration_id = _registration(cur)
+        token = uuid.uuid4()
+        sql.insert_upload_token(cur, token, registration_id, _claimed(), NOW, NOW + timedelta(1))
+
+    def claim_then_fail_to_insert() -> None:
+        with conn, conn.cursor() as cur:
+            assert sql.claim_upload_token(cur, token, registration_id, NOW) is not None
+            sql.insert_keys(cur, [StoredKey(b"short", 1, 1, 0, 1, 0)], NOW)
+
+    with pytest.raises(psycopg2.errors.CheckViolation):
+        claim_then_fail_to_insert()
+    with conn, conn.cursor() as cur:
+        assert sql.claim_upload_token(cur, token, registration_id, NOW) is not None
+    conn.close()
+
+
+def test_cleanup_deletes_exactly_what_is_past_retention(dsn: str, settings: EnfSettings) -> None:
+    edge = timedelta(minutes=1)
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        live = _registration(cur)
+        idle = _registration(cur, NOW - timedelta(days=365) - edge)
+        sql.insert_registration(cur, uuid.uuid4(), "a" * 64, NOW - timedelta(hours=1) - edge)
+        sql.insert_registration(cur, uuid.uuid4(), "b" * 64, NOW - timedelta(hours=1) + edge)
+        for age, fill in ((timedelta(days=14) + edge, 1), (timedelta(days=14) - edge, 2)):
+            sql.insert_keys(cur, [_key(fill)], NOW - age)
+        for age, fill in ((timedelta(hours=24) + edge, 1), (timedelta(hours=24) - edge, 2)):
+            sql.insert_code(cur, bytes([fill]) * 32, NOW.date(), 1, NOW - age, NOW - age)
+            sql.insert_upload_token(
+                cur, uuid.uuid4(), live, _claimed(), NOW - age, NOW - age + timedelta(hours=24)
+            )
+    deleted = service.cleanup(settings, NOW)
+    assert deleted == {
+        "keys": 1,
+        "codes": 1,
+        "upload_tokens": 1,
+        "nonces": 1,
+        "registrations": 1,
+    }
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute("SELECT key_data FROM exposures")
+        assert [bytes(r[0]) for r in cur.fetchall()] == [_key(2).key_data]
+        cur.execute("SELECT code_hmac FROM verification_codes")
+        assert [bytes(r[0]) for r in cur.fetchall()] == [bytes([2]) * 32]
+        cur.execute("SELECT id, nonce FROM registrations ORDER BY nonce")
+        remaining = cur.fetchall()
+    assert [r[1] for r in remaining] == ["b" * 64, None]
+    assert str(idle) not in {str(r[0]) for r in remaining}
+
+
+def test_cleanup_refuses_a_key_retention_under_ten_days(settings: EnfSettings) -> None:
+    short = dataclasses.replace(settings, keys=dataclasses.replace(settings.keys, retention_days=9))
+    with pytest.raises(service.RetentionTooShort):
+        service.cleanup(short, NOW)
