@@ -6,6 +6,7 @@ names are those ``covidtracer.settings`` reads.
 
 from __future__ import annotations
 
+import functools
 import json
 
 from tracerstack.bootstrap import Bootstrap
@@ -18,6 +19,7 @@ def service_environment(
     boot: Bootstrap, *, partners_url: str, database_url: str, stage: str = "local"
 ) -> dict[str, str]:
     out = boot.outputs
+    seed_fcm_service_account(boot, partners_url)
     return {
         **LOCAL_CREDENTIALS,
         "STAGE": stage,
@@ -45,6 +47,8 @@ def service_environment(
         "ANALYTICS_STREAM_NAME": out["AnalyticsStreamName"],
         "EMAIL_SENDER": out["SenderAddress"],
         "NCTS_BASE_URL": partners_url,
+        "FCM_BASE_URL": f"{partners_url}/fcm",
+        "FCM_SERVICE_ACCOUNT_SECRET_ID": out["FcmServiceAccountSecretArn"],
         "DATABASE_URL": database_url,
         # The local stack lets phones register with platform "test" (DESIGN §5).
         "ATTESTATION_PLATFORMS": "ios,android,test",
@@ -55,3 +59,34 @@ def service_environment(
 def client_ids(boot: Bootstrap) -> dict[str, str]:
     out = boot.outputs
     return {"ios": out["IosClientId"], "android": out["AndroidClientId"], "web": out["WebClientId"]}
+
+
+FCM_PROJECT_ID = "covidtracer-local"
+
+
+def seed_fcm_service_account(boot: Bootstrap, partners_url: str) -> None:
+    """Store a service account whose token URI is the stand-in's, as an operator would store
+    Google's JSON in the cloud, so the FCM adapter runs its real OAuth2 grant locally."""
+    account = {
+        "type": "service_account",
+        "project_id": FCM_PROJECT_ID,
+        "client_email": f"push@{FCM_PROJECT_ID}.iam.gserviceaccount.com",
+        "private_key": _local_private_key_pem(),
+        "token_uri": f"{partners_url}/oauth2/token",
+    }
+    boot.client("secretsmanager").put_secret_value(
+        SecretId=boot.outputs["FcmServiceAccountSecretArn"], SecretString=json.dumps(account)
+    )
+
+
+@functools.cache
+def _local_private_key_pem() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
