@@ -26,7 +26,7 @@ from covidtracer.details import model
 from covidtracer.errors import Unauthorized, Unavailable, ValidationError
 from covidtracer.ratelimit import service as ratelimit
 from covidtracer.ratelimit.model import Limit
-from covidtracer.settings import DetailsSettings
+from covidtracer.settings import DetailsSettings, FcmSettings, PartnerSettings, Tables
 
 if TYPE_CHECKING:
     from covidtracer.details.repository import ExposureEvents, FeedStore
@@ -45,26 +45,28 @@ class Dependencies:
     ncts: NctsClient
     fcm: FcmClient
 
-    @classmethod
-    def real(cls, settings: DetailsSettings) -> Dependencies:
-        """DynamoDB, S3, NCTS and FCM adapters (their libraries load here, on first use)."""
-        from covidtracer import fcm, ncts
-        from covidtracer.details.repository import DynamoExposureEvents, S3FeedStore
-        from covidtracer.ratelimit.repository import DynamoCounters
 
-        return cls(
-            events=DynamoExposureEvents(settings.tables.exposure_events),
-            feed=S3FeedStore(settings.feed_bucket),
-            counters=DynamoCounters(settings.tables.rate_limits),
-            ncts=ncts.client(settings.partners),
-            fcm=fcm.client(settings.fcm),
-        )
+def dependencies(settings: DetailsSettings) -> Dependencies:
+    """The real adapters for these settings, built once per execution environment."""
+    return _real(settings.tables, settings.feed_bucket, settings.partners, settings.fcm)
 
 
 @cache
-def dependencies(settings: DetailsSettings) -> Dependencies:
-    """The real adapters for these settings, built once per execution environment."""
-    return Dependencies.real(settings)
+def _real(
+    tables: Tables, feed_bucket: str, partners: PartnerSettings, fcm_settings: FcmSettings
+) -> Dependencies:
+    """DynamoDB, S3, NCTS and FCM adapters (their libraries load here, on first use)."""
+    from covidtracer import fcm, ncts
+    from covidtracer.details.repository import DynamoExposureEvents, S3FeedStore
+    from covidtracer.ratelimit.repository import DynamoCounters
+
+    return Dependencies(
+        events=DynamoExposureEvents(tables.exposure_events),
+        feed=S3FeedStore(feed_bucket),
+        counters=DynamoCounters(tables.rate_limits),
+        ncts=ncts.client(partners),
+        fcm=fcm.client(fcm_settings),
+    )
 
 
 # ---------------------------------------------------------------------------- §2.3
