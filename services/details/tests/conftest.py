@@ -7,14 +7,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import json  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-from typing import Any  # noqa: E402
+import json
+from collections.abc import Iterator
+from typing import Any
 
-import pytest  # noqa: E402
-from chalice.test import Client  # noqa: E402
+import pytest
+from chalice.test import Client
 
-from tracerstack.bootstrap import Bootstrap  # noqa: E402
+from tracerstack.bootstrap import Bootstrap
 
 
 class Api:

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 from conftest import Api
-from test_exposure_events import GLN, PATH as EVENTS, event
+from test_exposure_events import GLN, event
+from test_exposure_events import PATH as EVENTS
 
 from covidtracer import settings
 from tracerstack.pytest_plugin import Partners

@@ -27,7 +27,7 @@ def _iso(moment: datetime) -> str:
 
 def event(
     notification_id: str = "a1k4a000000DaLsAAK", days_ago: float = 1, **overrides: Any
-) -> dict[str, Any]:  # noqa: E501
+) -> dict[str, Any]:
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=days_ago)
     body = {
         "eventId": "a0l4a0000004xhcAAA",
@@ -60,7 +60,7 @@ def feed_item(body: dict[str, Any]) -> dict[str, str]:
         "appBannerLinkUrl": body["appBannerLinkUrl"],
         "appBannerRequestCallbackEnabled": "true"
         if body["appBannerRequestCallbackEnabled"]
-        else "false",  # noqa: E501
+        else "false",
     }
 
 
@@ -155,7 +155,7 @@ def test_only_events_that_ended_within_14_days_are_published(
     assert "recent1" in ids and "old1" not in ids
     assert [
         json.loads(p["message"]["data"]["payload"])[0]["notificationId"] for p in pushes(outbox)
-    ] == ["recent1"]  # noqa: E501
+    ] == ["recent1"]
 
 
 @pytest.mark.parametrize(
@@ -208,7 +208,7 @@ def test_a_failed_push_is_kept_and_retried_by_the_feed_job(
     assert summary["pushesPending"] == 0 and summary["pushesRetried"] >= 1
     retried = [
         json.loads(p["message"]["data"]["payload"])[0]["notificationId"] for p in pushes(outbox)
-    ]  # noqa: E501
+    ]
     assert "pending1" in retried
     again = publish_exposure_events_feed(scheduled, context)
     assert again["pushesRetried"] == 0
