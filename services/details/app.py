@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-from chalice import Response  # type: ignore[attr-defined]
+from datetime import UTC, datetime
+from typing import Any
 
-from covidtracer import health, logs
-from covidtracer.http import ApiApp, json_body, json_response, source_ip
+from chalice import Rate, Response  # type: ignore[attr-defined]
+
+from covidtracer import aws, health, logs
+from covidtracer.details import service
+from covidtracer.http import ApiApp, json_body, json_response, no_content, source_ip
 from covidtracer.settings import details_settings
 
 logs.configure()
 app = ApiApp("covidtracer-details")
+log = logs.get_logger(__name__)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 @app.route("/health", methods=["GET"])
@@ -39,3 +48,66 @@ def confirm_sign_in() -> Response:
 
     confirmed = service.default().confirm(json_body(app.current_request))
     return json_response(confirmed.body())
+
+
+@app.route("/v2/user/location-history", methods=["POST"])
+def post_location_history() -> Response:
+    settings = details_settings()
+    service.upload_diary(
+        json_body(app.current_request),
+        deps=service.dependencies(settings),
+        settings=settings,
+        now=_now(),
+    )
+    return no_content()
+
+
+@app.route("/v2/exposure-event-matches", methods=["POST"])
+def post_exposure_event_match() -> Response:
+    settings = details_settings()
+    service.request_callback(
+        json_body(app.current_request),
+        source_ip=source_ip(app.current_request),
+        deps=service.dependencies(settings),
+        settings=settings,
+        now=_now(),
+    )
+    return no_content()
+
+
+@app.route("/ncts/exposure-events", methods=["POST"])
+def post_exposure_event() -> Response:
+    settings = details_settings()
+    _require_ncts_key(settings.ncts_api_key_secret_id)
+    created, item = service.receive_exposure_event(
+        json_body(app.current_request),
+        deps=service.dependencies(settings),
+        settings=settings,
+        now=_now(),
+    )
+    return json_response(item, 201 if created else 200)
+
+
+@app.route("/ncts/exposure-events/{notificationId}", methods=["DELETE"])
+def delete_exposure_event(notificationId: str) -> Response:  # noqa: N803 - the path's name
+    settings = details_settings()
+    _require_ncts_key(settings.ncts_api_key_secret_id)
+    service.withdraw_exposure_event(
+        notificationId, deps=service.dependencies(settings), settings=settings, now=_now()
+    )
+    return no_content()
+
+
+@app.schedule(Rate(2, unit=Rate.HOURS), name="publish_exposure_events_feed")
+def publish_exposure_events_feed(event: Any) -> dict[str, int]:
+    settings = details_settings()
+    summary = service.publish_exposure_events_feed(
+        deps=service.dependencies(settings), settings=settings, now=_now()
+    )
+    log.info("exposure events feed published", extra=summary)
+    return summary
+
+
+def _require_ncts_key(secret_id: str) -> None:
+    headers = app.current_request.headers
+    service.check_ncts_api_key(headers.get("x-api-key"), lambda: aws.secret_string(secret_id))

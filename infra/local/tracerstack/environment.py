@@ -7,6 +7,7 @@ and the local stack and tests (outputs resolved by the bootstrap); the names are
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 
@@ -44,6 +45,8 @@ def from_outputs(
         "ENF_TOKEN_SIGNING_SECRET_ID": outputs["EnfTokenSigningSecretArn"],
         "ENF_CODE_HASH_SECRET_ID": outputs["EnfCodeHashSecretArn"],
         "SMS_AUTH_TOKEN_SECRET_ID": outputs["SmsAuthTokenSecretArn"],
+        "FCM_BASE_URL": "https://fcm.googleapis.com",
+        "FCM_SERVICE_ACCOUNT_SECRET_ID": outputs["FcmServiceAccountSecretArn"],
         "PERSONAL_DATA_UPDATES_QUEUE_URL": outputs["PersonalDataUpdatesQueueUrl"],
         "POST_AUTHENTICATION_QUEUE_URL": outputs["PostAuthenticationQueueUrl"],
         "ANALYTICS_STREAM_NAME": outputs["AnalyticsStreamName"],
@@ -58,6 +61,7 @@ def service_environment(
     boot: Bootstrap, *, partners_url: str, database_url: str, stage: str = "local"
 ) -> dict[str, str]:
     """The local stack's and the tests' environment: moto, the stand-ins, a local database."""
+    seed_fcm_service_account(boot, partners_url)
     return {
         **LOCAL_CREDENTIALS,
         **from_outputs(
@@ -81,6 +85,7 @@ def service_environment(
         "SMS_BASE_URL": f"{partners_url}/sms",
         "SMS_ACCOUNT_SID": "AC00000000000000000000000000000000",
         "APPLE_DEVICECHECK_URL": f"{partners_url}/devicecheck",
+        "FCM_BASE_URL": f"{partners_url}/fcm",
     }
 
 
@@ -90,3 +95,34 @@ def client_ids(outputs: Mapping[str, str]) -> dict[str, str]:
         "android": outputs["AndroidClientId"],
         "web": outputs["WebClientId"],
     }
+
+
+FCM_PROJECT_ID = "covidtracer-local"
+
+
+def seed_fcm_service_account(boot: Bootstrap, partners_url: str) -> None:
+    """Store a service account whose token URI is the stand-in's, as an operator would store
+    Google's JSON in the cloud, so the FCM adapter runs its real OAuth2 grant locally."""
+    account = {
+        "type": "service_account",
+        "project_id": FCM_PROJECT_ID,
+        "client_email": f"push@{FCM_PROJECT_ID}.iam.gserviceaccount.com",
+        "private_key": _local_private_key_pem(),
+        "token_uri": f"{partners_url}/oauth2/token",
+    }
+    boot.client("secretsmanager").put_secret_value(
+        SecretId=boot.outputs["FcmServiceAccountSecretArn"], SecretString=json.dumps(account)
+    )
+
+
+@functools.cache
+def _local_private_key_pem() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()

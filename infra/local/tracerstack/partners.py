@@ -7,8 +7,10 @@ the project's adapters run their real HTTP code locally and in tests:
   ``{"consentCode"}``); ``POST /location-history`` accepts a diary only with a code it issued
   (else 400 ``{"error": "invalid_consent_code"}``); any other ``POST`` is recorded and
   answered 202.
-- FCM HTTP v1: ``POST /fcm/v1/projects/{project}/messages:send``; OAuth2 token at
-  ``POST /oauth2/token``.
+- FCM HTTP v1: ``POST /fcm/v1/projects/{project}/messages:send`` with a bearer token the
+  stand-in issued (else 401 ``UNAUTHENTICATED``); OAuth2 token at ``POST /oauth2/token``
+  for a JWT-bearer grant (form ``grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer``
+  and a three-part ``assertion``, else 400 ``invalid_grant``), as Google's token URI.
 - SMS, Twilio-style: ``POST /sms/2010-04-01/Accounts/{sid}/Messages.json`` (form encoded).
 - Apple DeviceCheck: ``POST /devicecheck/v1/validate_device_token``.
 - ``GET /outbox``: everything sent to people or partners, oldest first, each
@@ -32,6 +34,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 CONSENT_CODE_ALPHABET = string.ascii_uppercase + string.digits
+JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
 
 def _now() -> str:
@@ -47,6 +50,7 @@ class PartnerState:
         self.outbox: list[dict[str, Any]] = []
         self.consent_codes: set[str] = set()
         self.outages: dict[str, int] = {}
+        self.access_tokens: set[str] = set()
         self._seen_emails: set[str] = set()
 
     def record(self, channel: str, to: str, body: str, **extra: Any) -> None:
@@ -154,14 +158,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif path.startswith("/fcm/"):
             self._fcm(path, raw)
         elif path == "/oauth2/token":
-            self._send(
-                200,
-                {
-                    "access_token": secrets.token_urlsafe(24),
-                    "expires_in": 3600,
-                    "token_type": "Bearer",
-                },
-            )
+            self._oauth2_token(raw)
         elif path.startswith("/sms/"):
             self._sms(raw)
         elif path.startswith("/devicecheck/"):
@@ -185,8 +182,27 @@ class _Handler(BaseHTTPRequestHandler):
         self.state.record("ncts", path.lstrip("/"), raw.decode())
         self._send(204 if path == "/location-history" else 202)
 
+    def _oauth2_token(self, raw: bytes) -> None:
+        form = {k: v[0] for k, v in parse_qs(raw.decode(errors="replace")).items()}
+        assertion = form.get("assertion", "")
+        if (
+            form.get("grant_type") != JWT_BEARER_GRANT
+            or assertion.count(".") != 2
+            or not all(assertion.split("."))
+        ):
+            self._send(400, {"error": "invalid_grant"})
+            return
+        token = secrets.token_urlsafe(24)
+        with self.state.lock:
+            self.state.access_tokens.add(token)
+        self._send(200, {"access_token": token, "expires_in": 3600, "token_type": "Bearer"})
+
     def _fcm(self, path: str, raw: bytes) -> None:
         if self._outage("fcm"):
+            return
+        scheme, _, token = str(self.headers.get("Authorization", "")).partition(" ")
+        if scheme.lower() != "bearer" or token not in self.state.access_tokens:
+            self._send(401, {"error": {"code": 401, "status": "UNAUTHENTICATED"}})
             return
         body = self._json(raw)
         message = body.get("message") if isinstance(body, dict) else None

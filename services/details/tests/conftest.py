@@ -6,3 +6,47 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from chalice.test import Client
+
+from tracerstack.bootstrap import Bootstrap
+
+
+class Api:
+    """The app over Chalice's test client, speaking JSON."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    def send(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, str], Any]:
+        raw = body if isinstance(body, str | bytes) or body is None else json.dumps(body)
+        response = self.client.http.request(
+            method,
+            path,
+            body=raw if raw is not None else b"",
+            headers={"Content-Type": "application/json", **(headers or {})},
+        )
+        text = response.body.decode() if response.body else ""
+        return response.status_code, dict(response.headers), json.loads(text) if text else None
+
+
+@pytest.fixture
+def api(service_env: dict[str, str]) -> Iterator[Api]:
+    from app import app
+
+    with Client(app) as client:
+        yield Api(client)
+
+
+@pytest.fixture
+def ncts_key(service_env: dict[str, str], aws_stack: Bootstrap) -> dict[str, str]:
+    secrets = aws_stack.client("secretsmanager")
+    key = secrets.get_secret_value(SecretId=service_env["NCTS_API_KEY_SECRET_ID"])
+    return {"x-api-key": key["SecretString"]}

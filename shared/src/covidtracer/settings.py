@@ -200,12 +200,84 @@ class PartnerSettings:
 
     ncts_base_url: str
     ncts_timeout_seconds: int
+    # Retries after the first attempt, on connection errors and 5xx only. With the default
+    # timeout, 3 attempts and the backoff still fit in API Gateway's 29 s.
+    ncts_retries: int = 2
+    ncts_backoff_ms: int = 200
 
     @classmethod
     def read(cls, env: _Env) -> PartnerSettings:
         return cls(
             ncts_base_url=env.url("NCTS_BASE_URL"),
             ncts_timeout_seconds=env.integer("NCTS_TIMEOUT_SECONDS", 5, 1, 25),
+            ncts_retries=env.integer("NCTS_RETRIES", 2, 0, 5),
+            ncts_backoff_ms=env.integer("NCTS_BACKOFF_MS", 200, 0, 5_000),
+        )
+
+
+@dataclass(frozen=True)
+class FcmSettings:
+    """Firebase Cloud Messaging (HTTP v1). The secret holds the Google service-account JSON
+    (``project_id``, ``client_email``, ``private_key``, ``token_uri``)."""
+
+    base_url: str
+    service_account_secret_id: str
+    timeout_seconds: int
+
+    @classmethod
+    def read(cls, env: _Env) -> FcmSettings:
+        return cls(
+            base_url=env.url("FCM_BASE_URL", "https://fcm.googleapis.com"),
+            service_account_secret_id=env.text("FCM_SERVICE_ACCOUNT_SECRET_ID"),
+            timeout_seconds=env.integer("FCM_TIMEOUT_SECONDS", 5, 1, 25),
+        )
+
+
+@dataclass(frozen=True)
+class DiarySettings:
+    """Diary uploads (DESIGN §2.3)."""
+
+    # Diary entries are kept 60 days (DESIGN §8): older ones never leave the backend.
+    retention_days: int = 60
+    max_locations: int = 1000
+    # Phones' clocks drift; an entry a few minutes "in the future" is still a real visit.
+    clock_skew_seconds: int = 300
+
+    @classmethod
+    def read(cls, env: _Env) -> DiarySettings:
+        return cls(
+            retention_days=env.integer("DIARY_RETENTION_DAYS", 60, 1, 365),
+            max_locations=env.integer("DIARY_MAX_LOCATIONS", 1000, 1, 10_000),
+            clock_skew_seconds=env.integer("DIARY_CLOCK_SKEW_SECONDS", 300, 0, 3600),
+        )
+
+
+@dataclass(frozen=True)
+class ExposureEventSettings:
+    """Exposure events of interest, their feed, and the callback requests they allow."""
+
+    feed_active_days: int = 14
+    feed_object_key: str = "current-exposure-events.json"
+    feed_max_age_seconds: int = 300
+    # Per phone: a person asks for a call a few times at most. Per IP: generous, because
+    # NZ mobile networks put many phones behind one carrier-grade NAT address.
+    callback_limit_per_phone: int = 5
+    callback_phone_window_seconds: int = 86_400
+    callback_limit_per_ip: int = 100
+    callback_ip_window_seconds: int = 3_600
+
+    @classmethod
+    def read(cls, env: _Env) -> ExposureEventSettings:
+        return cls(
+            feed_active_days=env.integer("FEED_ACTIVE_DAYS", 14, 1, 60),
+            feed_object_key=env.text("FEED_OBJECT_KEY", "current-exposure-events.json"),
+            feed_max_age_seconds=env.integer("FEED_MAX_AGE_SECONDS", 300, 0, 86_400),
+            callback_limit_per_phone=env.integer("CALLBACK_LIMIT_PER_PHONE", 5, 1),
+            callback_phone_window_seconds=env.integer(
+                "CALLBACK_PHONE_WINDOW_SECONDS", 86_400, 1, 604_800
+            ),
+            callback_limit_per_ip=env.integer("CALLBACK_LIMIT_PER_IP", 100, 1),
+            callback_ip_window_seconds=env.integer("CALLBACK_IP_WINDOW_SECONDS", 3_600, 1, 604_800),
         )
 
 
@@ -299,6 +371,9 @@ class DetailsSettings:
     ncts_api_key_secret_id: str
     partners: PartnerSettings
     log_level: str
+    fcm: FcmSettings
+    diary: DiarySettings
+    events: ExposureEventSettings
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> DetailsSettings:
@@ -315,6 +390,9 @@ class DetailsSettings:
             ncts_api_key_secret_id=env.text("NCTS_API_KEY_SECRET_ID"),
             partners=PartnerSettings.read(env),
             log_level=env.text("LOG_LEVEL", "INFO"),
+            fcm=FcmSettings.read(env),
+            diary=DiarySettings.read(env),
+            events=ExposureEventSettings.read(env),
         )
         _raise_if_problems("details", env)
         return settings

@@ -26,6 +26,7 @@ DETAILS = {
     "APP_CLIENT_IDS": json.dumps({"ios": "i", "android": "a", "web": "w"}),
     "NCTS_API_KEY_SECRET_ID": "arn:secret",
     "NCTS_BASE_URL": "https://ncts.example.nz",
+    "FCM_SERVICE_ACCOUNT_SECRET_ID": "arn:fcm",
 }
 ENF = {
     "DATABASE_URL": "postgresql://db/enf",

@@ -14,11 +14,13 @@ from tracerstack.bootstrap import Bootstrap
 from tracerstack.pytest_plugin import Partners
 
 
-def _post(url: str, body: Any, form: bool = False) -> tuple[int, Any]:
+def _post(
+    url: str, body: Any, form: bool = False, headers: dict[str, str] | None = None
+) -> tuple[int, Any]:
     data = urllib.parse.urlencode(body).encode() if form else json.dumps(body).encode()
     content_type = "application/x-www-form-urlencoded" if form else "application/json"
     request = urllib.request.Request(
-        url, data=data, method="POST", headers={"Content-Type": content_type}
+        url, data=data, method="POST", headers={"Content-Type": content_type, **(headers or {})}
     )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
@@ -56,7 +58,12 @@ def test_sms_and_push_land_in_the_outbox_oldest_first(outbox: Partners) -> None:
     )
     assert status == 201 and sent["sid"].startswith("SM")
     message = {"message": {"topic": "all", "data": {"type": "exposure-event-notifications"}}}
-    assert _post(f"{outbox.url}/fcm/v1/projects/p1/messages:send", message)[0] == 200
+    assert (
+        _post(f"{outbox.url}/fcm/v1/projects/p1/messages:send", message, headers=_fcm_auth(outbox))[
+            0
+        ]
+        == 200
+    )
     sms, push = outbox.outbox()
     assert (sms["channel"], sms["to"], sms["body"]) == (
         "sms",
@@ -85,6 +92,27 @@ def test_emails_sent_through_moto_ses_appear_in_the_outbox(
     assert "654321" in emails[0]["body"]
 
 
+def _fcm_auth(partners: Partners) -> dict[str, str]:
+    grant = {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": "a.b.c"}
+    status, token = _post(f"{partners.url}/oauth2/token", grant, form=True)
+    assert status == 200
+    return {"Authorization": f"Bearer {token['access_token']}"}
+
+
+def test_fcm_wants_a_token_from_a_jwt_bearer_grant(outbox: Partners) -> None:
+    message = {"message": {"topic": "all", "data": {"type": "x"}}}
+    send = f"{outbox.url}/fcm/v1/projects/p1/messages:send"
+    assert _post(send, message)[0] == 401
+    assert _post(send, message, headers={"Authorization": "Bearer forged"})[0] == 401
+    bad_grant = {"grant_type": "client_credentials", "assertion": "a.b.c"}
+    assert _post(f"{outbox.url}/oauth2/token", bad_grant, form=True) == (
+        400,
+        {"error": "invalid_grant"},
+    )
+    assert _post(send, message, headers=_fcm_auth(outbox))[0] == 200
+    assert [item["channel"] for item in outbox.outbox()] == ["push"]
+
+
 @pytest.mark.parametrize(
     ("partner", "path"),
     [
@@ -95,7 +123,11 @@ def test_emails_sent_through_moto_ses_appear_in_the_outbox(
 def test_a_simulated_outage_fails_requests_until_it_is_lifted(
     outbox: Partners, partner: str, path: str
 ) -> None:
+    headers = _fcm_auth(outbox)
     outbox.outage(partner, 503)
-    assert _post(f"{outbox.url}{path}", {"message": {"topic": "all"}})[0] == 503
+    assert _post(f"{outbox.url}{path}", {"message": {"topic": "all"}}, headers=headers)[0] == 503
     outbox.clear()
-    assert _post(f"{outbox.url}{path}", {"message": {"topic": "all"}})[0] in (200, 202)
+    assert _post(f"{outbox.url}{path}", {"message": {"topic": "all"}}, headers=headers)[0] in (
+        200,
+        202,
+    )

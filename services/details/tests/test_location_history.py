@@ -1,0 +1,139 @@
+"""POST /v2/user/location-history: validation, the 60-day cut, forwarding to NCTS, outages."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from conftest import Api
+
+from tracerstack.pytest_plugin import Partners
+
+PATH = "/v2/user/location-history"
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _entry(**overrides: Any) -> dict[str, Any]:
+    entry = {
+        "gln": "9429300000000",
+        "locationName": "Blue Stone Cafe",
+        "note": "with Sam",
+        "entryType": 0,
+        "time": _iso(datetime.now(UTC) - timedelta(days=1)),
+    }
+    entry.update(overrides)
+    return {k: v for k, v in entry.items() if v is not _MISSING}
+
+
+_MISSING: Any = object()
+
+
+def _issue_code(partners: Partners) -> str:
+    request = urllib.request.Request(f"{partners.url}/consent-codes", data=b"{}", method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return str(json.load(response)["consentCode"])
+
+
+@pytest.mark.parametrize(
+    ("body", "key"),
+    [
+        ({"locations": [_entry()]}, "ConsentCode"),
+        ({"consentCode": "A1B2C", "locations": [_entry()]}, "ConsentCode"),
+        ({"consentCode": "A1B2C3D", "locations": [_entry()]}, "ConsentCode"),
+        ({"consentCode": "A1B2C!", "locations": [_entry()]}, "ConsentCode"),
+        ({"consentCode": 123456, "locations": [_entry()]}, "ConsentCode"),
+        ({"consentCode": "A1B2C3"}, "Locations"),
+        ({"consentCode": "A1B2C3", "locations": []}, "Locations"),
+        ({"consentCode": "A1B2C3", "locations": [_entry()] * 1001}, "Locations"),
+        ({"consentCode": "A1B2C3", "locations": {"0": _entry()}}, "Locations"),
+        ({"consentCode": "A1B2C3", "locations": ["x"]}, "Locations[0]"),
+        ({"consentCode": "A1B2C3", "locations": [_entry(entryType=2)]}, "Locations[0].EntryType"),
+        ({"consentCode": "A1B2C3", "locations": [_entry(entryType="0")]}, "Locations[0].EntryType"),
+        ({"consentCode": "A1B2C3", "locations": [_entry(entryType=True)]},
+         "Locations[0].EntryType"),
+        ({"consentCode": "A1B2C3", "locations": [_entry(entryType=_MISSING)]},
+         "Locations[0].EntryType"),
+        ({"consentCode": "A1B2C3", "locations": [_entry(), _entry(gln="94293")]},
+         "Locations[1].Gln"),
+        ({"consentCode": "A1B2C3", "locations": [_entry(gln="94293000000ab")]}, "Locations[0].Gln"),
+        ({"consentCode": "A1B2C3", "locations": [_entry(note="n" * 256)]}, "Locations[0].Note"),
+        ({"consentCode": "A1B2C3", "locations": [_entry(time="2021-10-04 21:05:12")]},
+         "Locations[0].Time"),
+        ({"consentCode": "A1B2C3", "locations": [_entry(time="2021-10-04T21:05:12+13:00")]},
+         "Locations[0].Time"),
+        ({"consentCode": "A1B2C3", "locations": [_entry(time=_MISSING)]}, "Locations[0].Time"),
+        ({"consentCode": "A1B2C3",
+          "locations": [_entry(time=_iso(datetime.now(UTC) + timedelta(hours=1)))]},
+         "Locations[0].Time"),
+        ({"consentCode": "A1B2C3", "locations": [_entry(venue="x")]}, "Locations[0].Venue"),
+        ({"consentCode": "A1B2C3", "locations": [_entry()], "userId": "u"}, "UserId"),
+        ("[]", "Body"),
+        ("{not json", "Body"),
+    ],
+)  # fmt: skip
+def test_each_rule_is_a_400_naming_the_field(
+    api: Api, outbox: Partners, body: Any, key: str
+) -> None:
+    status, headers, problem = api.send("POST", PATH, body)
+    assert status == 400, problem
+    assert problem["type"] == "urn:errors:validation"
+    assert problem["title"] == "One or more validation errors occurred."
+    assert key in problem["errors"], problem["errors"]
+    assert headers["Cache-Control"] == "no-store"
+    assert outbox.outbox() == []
+
+
+def test_a_manual_entry_with_an_empty_gln_and_a_note_of_255_is_accepted(
+    api: Api, outbox: Partners
+) -> None:
+    code = _issue_code(outbox)
+    entry = _entry(gln="", entryType=1, note="n" * 255)
+    assert api.send("POST", PATH, {"consentCode": code, "locations": [entry]})[0] == 204
+    (sent,) = outbox.outbox()
+    assert json.loads(sent["body"])["locations"][0]["note"] == "n" * 255
+
+
+def test_entries_older_than_60_days_never_reach_ncts(api: Api, outbox: Partners) -> None:
+    code = _issue_code(outbox)
+    now = datetime.now(UTC)
+    recent = _entry(time=_iso(now - timedelta(days=59, hours=23)), locationName="Recent")
+    old = _entry(time=_iso(now - timedelta(days=60, minutes=5)), locationName="Old")
+    status, _, _ = api.send("POST", PATH, {"consentCode": code, "locations": [old, recent]})
+    assert status == 204
+    (sent,) = outbox.outbox()
+    assert (sent["channel"], sent["to"]) == ("ncts", "location-history")
+    forwarded = json.loads(sent["body"])
+    assert forwarded == {"consentCode": code, "locations": [recent]}
+    assert "Old" not in sent["body"]
+
+
+def test_a_code_ncts_did_not_issue_is_a_validation_error_on_consent_code(
+    api: Api, outbox: Partners
+) -> None:
+    status, _, problem = api.send("POST", PATH, {"consentCode": "ZZZZZZ", "locations": [_entry()]})
+    assert status == 400
+    assert problem == {
+        "type": "urn:errors:validation",
+        "title": "One or more validation errors occurred.",
+        "status": 400,
+        "errors": {"ConsentCode": ["The consent code is invalid."]},
+    }
+
+
+def test_ncts_down_is_a_503_and_nothing_is_sent(api: Api, outbox: Partners) -> None:
+    code = _issue_code(outbox)
+    outbox.outage("ncts", 503)
+    status, headers, problem = api.send(
+        "POST", PATH, {"consentCode": code, "locations": [_entry()]}
+    )
+    assert status == 503
+    assert problem["type"] == "urn:errors:unavailable"
+    assert headers["Retry-After"]
+    assert code not in json.dumps(problem)
+    assert outbox.outbox() == []

@@ -1,0 +1,169 @@
+"""openapi.yaml describes exactly the app's routes, and schema-based fuzzing of it over real
+HTTP (``chalice local`` on a private port) finds no 5xx."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tracerstack.pytest_plugin import Partners, free_port
+
+SERVICE = Path(__file__).resolve().parents[1]
+OPENAPI = SERVICE / "openapi.yaml"
+METHODS = ("get", "put", "post", "patch", "delete")
+
+# Documented ahead of their implementation (sign-in §2.1 and contact details §2.2, built in
+# parallel). Empty this when they land: then every documented route must exist.
+PLANNED_ROUTES = frozenset(
+    {
+        ("GET", "/user/details"),
+        ("PUT", "/user/details"),
+        ("PATCH", "/user/details"),
+        ("DELETE", "/user/details"),
+    }
+)
+
+
+def documented_routes(*, planned_only: bool = False) -> set[tuple[str, str]]:
+    spec = yaml.safe_load(OPENAPI.read_text())
+    return {
+        (method.upper(), path)
+        for path, item in spec["paths"].items()
+        for method in METHODS
+        if method in item and (not planned_only or item[method].get("x-status") == "planned")
+    }
+
+
+def app_routes() -> set[tuple[str, str]]:
+    from app import app
+
+    return {(method, path) for path, entries in app.routes.items() for method in entries}
+
+
+def test_every_route_of_the_app_is_documented() -> None:
+    assert app_routes() - documented_routes() == set()
+
+
+def test_every_documented_route_exists_except_the_named_planned_ones() -> None:
+    print(f"documented but not built yet (PLANNED_ROUTES): {sorted(PLANNED_ROUTES)}")
+    assert documented_routes() - app_routes() == set(PLANNED_ROUTES)
+    assert documented_routes(planned_only=True) == set(PLANNED_ROUTES), (
+        "x-status: planned must match the list"
+    )
+
+
+@pytest.fixture
+def chalice_local(service_env: dict[str, str]) -> Iterator[str]:
+    """The app under ``chalice local`` on a free port, with the test stack's environment."""
+    port = free_port()
+    chalice = str(Path(sys.executable).parent / "chalice")
+    process = subprocess.Popen(
+        [chalice, "local", "--no-autoreload", "--stage", "local", "--port", str(port)],
+        cwd=SERVICE,
+        env={**os.environ, **service_env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise
+                time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_a_real_http_round_trip_through_chalice_local(
+    chalice_local: str, service_env: dict[str, str]
+) -> None:
+    request = urllib.request.Request(
+        f"{chalice_local}/v2/user/location-history",
+        data=json.dumps({"consentCode": "A1B2C3", "locations": []}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=10)
+    assert caught.value.code == 400
+    assert json.load(caught.value)["errors"] == {
+        "Locations": ["Send between 1 and 1000 locations."]
+    }
+    assert caught.value.headers["Cache-Control"] == "no-store"
+
+
+def _fuzz(
+    operation: Any, mode: Any, base_url: str, headers: dict[str, str]
+) -> tuple[int, list[str]]:
+    """Runs a bounded number of generated requests; returns (tried, 5xx descriptions)."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis.errors import Unsatisfiable
+    from schemathesis import Case, GenerationMode
+
+    tried: list[int] = []
+    failures: list[str] = []
+
+    @settings(
+        max_examples=12,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(case=operation.as_strategy(generation_mode=mode))
+    def call(case: Case) -> None:
+        tried.append(1)
+        response = case.call(base_url=base_url, headers=headers, timeout=20)
+        if response.status_code >= 500:
+            failures.append(
+                f"{operation.method.upper()} {operation.path} {mode.value}: "
+                f"{response.status_code} {case.body!r}"
+            )
+
+    try:
+        call()
+    except Unsatisfiable:
+        # Nothing to get wrong (GET /health has no inputs): no negative case exists.
+        assert mode is GenerationMode.NEGATIVE
+    return len(tried), failures
+
+
+def test_fuzzing_the_description_finds_no_server_error(
+    chalice_local: str, ncts_key: dict[str, str], outbox: Partners
+) -> None:
+    import schemathesis
+    from schemathesis import GenerationMode
+
+    schema = schemathesis.openapi.from_path(str(OPENAPI))
+    failures: list[str] = []
+    tried = 0
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        if (operation.method.upper(), operation.path) in PLANNED_ROUTES:
+            continue
+        headers = ncts_key if operation.path.startswith("/ncts/") else {}
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            count, found = _fuzz(operation, mode, chalice_local, headers)
+            tried += count
+            failures += found
+    print(f"fuzzing sent {tried} requests")
+    assert tried > 50
+    assert failures == []

@@ -1,0 +1,5 @@
+"""The app API's domain (DESIGN §2): diary uploads, location-alert callbacks, exposure events.
+
+``model`` holds the pure rules, ``repository`` the DynamoDB and S3 adapters, ``service`` the
+use cases the routes call. Contact details (``PersonalDetails``) will sit beside these.
+"""

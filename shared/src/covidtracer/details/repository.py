@@ -1,0 +1,193 @@
+"""I/O adapters of the app API: the ``ExposureEvents`` table and the feed bucket, each with an
+in-memory twin that the same contract tests run against."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+from pynamodb.attributes import BooleanAttribute, NumberAttribute, UnicodeAttribute
+from pynamodb.exceptions import PynamoDBException
+from pynamodb.models import Model
+
+from covidtracer import aws, dynamo
+from covidtracer.details.model import EVENT_TEXTS, ExposureEvent, StoredEvent
+from covidtracer.errors import Unavailable
+from covidtracer.validation import format_utc, parse_utc
+
+
+class ExposureEvents(Protocol):
+    def get(self, notification_id: str) -> StoredEvent | None: ...
+
+    def put(self, event: ExposureEvent, *, version: str, expires_at: int) -> None:
+        """Store (or replace) the event with its push pending."""
+
+    def mark_pushed(self, notification_id: str, version: str) -> None:
+        """Clear the pending push, unless the event changed (or went) since ``version``."""
+
+    def delete(self, notification_id: str) -> bool:
+        """Remove the event; ``False`` if there was none."""
+
+    def scan(self) -> Iterator[StoredEvent]: ...
+
+
+class FeedStore(Protocol):
+    def write(self, key: str, gzipped_json: bytes, max_age_seconds: int) -> None: ...
+
+
+# ---------------------------------------------------------------------------- DynamoDB
+
+
+class ExposureEventItem(Model):
+    """One item per notification. No raw GLN: callbacks are checked against ``glnHash``."""
+
+    notificationId = UnicodeAttribute(hash_key=True)  # noqa: N815 - table attribute names
+    eventId = UnicodeAttribute()  # noqa: N815
+    glnHash = UnicodeAttribute()  # noqa: N815
+    start = UnicodeAttribute()
+    end = UnicodeAttribute()
+    systemNotificationBody = UnicodeAttribute(default="")  # noqa: N815
+    appBannerTitle = UnicodeAttribute(default="")  # noqa: N815
+    appBannerBody = UnicodeAttribute(default="")  # noqa: N815
+    appBannerLinkLabel = UnicodeAttribute(default="")  # noqa: N815
+    appBannerLinkUrl = UnicodeAttribute(default="")  # noqa: N815
+    appBannerRequestCallbackEnabled = BooleanAttribute(default=False)  # noqa: N815
+    pushPending = BooleanAttribute(default=True)  # noqa: N815
+    version = UnicodeAttribute()
+    # TTL (epoch seconds): the item goes a day after it leaves the feed.
+    expiresAt = NumberAttribute()  # noqa: N815
+
+
+def _to_stored(item: Any) -> StoredEvent:
+    start, end = parse_utc(item.start), parse_utc(item.end)
+    assert start is not None and end is not None, "stored times are always valid"
+    event = ExposureEvent(
+        event_id=item.eventId,
+        notification_id=item.notificationId,
+        gln_hash=item.glnHash,
+        start=start,
+        end=end,
+        texts={name: getattr(item, name) or "" for name in EVENT_TEXTS},
+        request_callback_enabled=bool(item.appBannerRequestCallbackEnabled),
+    )
+    return StoredEvent(event, bool(item.pushPending), item.version)
+
+
+class DynamoExposureEvents:
+    """``ExposureEvents`` in DynamoDB; every failure becomes ``Unavailable``."""
+
+    def __init__(self, table_name: str) -> None:
+        self._model = dynamo.bind(ExposureEventItem, table_name)
+
+    def get(self, notification_id: str) -> StoredEvent | None:
+        try:
+            item = self._model.get(notification_id, consistent_read=True)
+        except self._model.DoesNotExist:
+            return None
+        except PynamoDBException as error:
+            raise dynamo.unavailable("exposure_events", error) from error
+        return _to_stored(item)
+
+    def put(self, event: ExposureEvent, *, version: str, expires_at: int) -> None:
+        attributes: dict[str, Any] = {name: event.texts.get(name, "") for name in EVENT_TEXTS}
+        item = self._model(
+            event.notification_id,
+            eventId=event.event_id,
+            glnHash=event.gln_hash,
+            start=format_utc(event.start),
+            end=format_utc(event.end),
+            appBannerRequestCallbackEnabled=event.request_callback_enabled,
+            pushPending=True,
+            version=version,
+            expiresAt=expires_at,
+            **attributes,
+        )
+        try:
+            item.save()
+        except PynamoDBException as error:
+            raise dynamo.unavailable("exposure_events", error) from error
+
+    def mark_pushed(self, notification_id: str, version: str) -> None:
+        item = self._model(notification_id)
+        try:
+            item.update(
+                actions=[self._model.pushPending.set(False)],
+                condition=self._model.version == version,
+            )
+        except PynamoDBException as error:
+            if dynamo.is_conditional_check_failure(error):
+                return  # changed or withdrawn meanwhile: its newer state decides
+            raise dynamo.unavailable("exposure_events", error) from error
+
+    def delete(self, notification_id: str) -> bool:
+        try:
+            self._model(notification_id).delete(condition=self._model.notificationId.exists())
+        except PynamoDBException as error:
+            if dynamo.is_conditional_check_failure(error):
+                return False
+            raise dynamo.unavailable("exposure_events", error) from error
+        return True
+
+    def scan(self) -> Iterator[StoredEvent]:
+        try:
+            for item in self._model.scan():
+                yield _to_stored(item)
+        except PynamoDBException as error:
+            raise dynamo.unavailable("exposure_events", error) from error
+
+
+class S3FeedStore:
+    """The public feed object, served by CloudFront from this bucket."""
+
+    def __init__(self, bucket: str) -> None:
+        self._bucket = bucket
+
+    def write(self, key: str, gzipped_json: bytes, max_age_seconds: int) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            aws.s3().put_object(
+                Bucket=self._bucket,
+                Key=key,
+                Body=gzipped_json,
+                ContentType="application/json",
+                ContentEncoding="gzip",
+                CacheControl=f"public, max-age={max_age_seconds}",
+            )
+        except (BotoCoreError, ClientError) as error:
+            raise Unavailable(f"s3:feed ({type(error).__name__})") from error
+
+
+# ---------------------------------------------------------------------------- in memory
+
+
+class MemoryExposureEvents:
+    def __init__(self) -> None:
+        self.items: dict[str, tuple[StoredEvent, int]] = {}
+
+    def get(self, notification_id: str) -> StoredEvent | None:
+        found = self.items.get(notification_id)
+        return found[0] if found else None
+
+    def put(self, event: ExposureEvent, *, version: str, expires_at: int) -> None:
+        self.items[event.notification_id] = (StoredEvent(event, True, version), expires_at)
+
+    def mark_pushed(self, notification_id: str, version: str) -> None:
+        found = self.items.get(notification_id)
+        if found and found[0].version == version:
+            stored, expires_at = found
+            self.items[notification_id] = (StoredEvent(stored.event, False, version), expires_at)
+
+    def delete(self, notification_id: str) -> bool:
+        return self.items.pop(notification_id, None) is not None
+
+    def scan(self) -> Iterator[StoredEvent]:
+        yield from (stored for stored, _ in list(self.items.values()))
+
+
+class MemoryFeedStore:
+    def __init__(self) -> None:
+        self.objects: dict[str, tuple[bytes, int]] = {}
+
+    def write(self, key: str, gzipped_json: bytes, max_age_seconds: int) -> None:
+        self.objects[key] = (gzipped_json, max_age_seconds)

@@ -1,0 +1,223 @@
+"""Use cases of the app API that need no sign-in: diary upload, callback request, exposure
+events from NCTS, and the exposure-events feed.
+
+Each takes its collaborators (``Dependencies``), settings and ``now``; the routes pass real
+adapters, unit tests pass in-memory twins.
+
+Reliability of exposure events (DESIGN §8: nothing accepted is lost): an inbound event is
+stored first, with ``pushPending`` set; the push to FCM follows and clears the flag once FCM
+accepts it. A failed push leaves the flag, and every feed run (every 2 hours, and after each
+inbound change) pushes the pending active events again. The feed is written after every
+inbound change; if that write fails NCTS gets a 503 and its retry (idempotent) writes it.
+"""
+
+from __future__ import annotations
+
+import hmac
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+from covidtracer import logs
+from covidtracer.details import model
+from covidtracer.errors import Unauthorized, Unavailable, ValidationError
+from covidtracer.ratelimit import service as ratelimit
+from covidtracer.ratelimit.model import Limit
+from covidtracer.settings import DetailsSettings, FcmSettings, PartnerSettings, Tables
+
+if TYPE_CHECKING:
+    from covidtracer.details.repository import ExposureEvents, FeedStore
+    from covidtracer.fcm import FcmClient
+    from covidtracer.ncts import NctsClient
+    from covidtracer.ratelimit.repository import Counters
+
+log = logs.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    events: ExposureEvents
+    feed: FeedStore
+    counters: Counters
+    ncts: NctsClient
+    fcm: FcmClient
+
+
+def dependencies(settings: DetailsSettings) -> Dependencies:
+    """The real adapters for these settings, built once per execution environment."""
+    return _real(settings.tables, settings.feed_bucket, settings.partners, settings.fcm)
+
+
+@cache
+def _real(
+    tables: Tables, feed_bucket: str, partners: PartnerSettings, fcm_settings: FcmSettings
+) -> Dependencies:
+    """DynamoDB, S3, NCTS and FCM adapters (their libraries load here, on first use)."""
+    from covidtracer import fcm, ncts
+    from covidtracer.details.repository import DynamoExposureEvents, S3FeedStore
+    from covidtracer.ratelimit.repository import DynamoCounters
+
+    return Dependencies(
+        events=DynamoExposureEvents(tables.exposure_events),
+        feed=S3FeedStore(feed_bucket),
+        counters=DynamoCounters(tables.rate_limits),
+        ncts=ncts.client(partners),
+        fcm=fcm.client(fcm_settings),
+    )
+
+
+# ---------------------------------------------------------------------------- §2.3
+
+
+def upload_diary(
+    body: Mapping[str, Any], *, deps: Dependencies, settings: DetailsSettings, now: datetime
+) -> int:
+    """Validates the diary, drops entries past retention, hands the rest to NCTS in one
+    request (all or nothing). Returns how many entries were sent.
+
+    Raises ``ValidationError`` (also ``ConsentCodeRejected`` from NCTS) or ``Unavailable``.
+    Even a diary left empty by the cut is sent, so NCTS still judges the consent code.
+    """
+    upload = model.parse_diary_upload(body, now=now, rules=settings.diary)
+    kept = upload.within_retention(now, settings.diary.retention_days)
+    deps.ncts.send_location_history(kept.consent_code, [e.wire() for e in kept.entries])
+    log.info(
+        "diary forwarded",
+        extra={"entries": len(kept.entries), "dropped": len(upload.entries) - len(kept.entries)},
+    )
+    return len(kept.entries)
+
+
+# ---------------------------------------------------------------------------- §2.4
+
+
+def request_callback(
+    body: Mapping[str, Any],
+    *,
+    source_ip: str,
+    deps: Dependencies,
+    settings: DetailsSettings,
+    now: datetime,
+) -> None:
+    """Forwards a callback request for a known event whose GLN the caller proves.
+
+    Raises ``ValidationError`` (bad fields, unknown event, GLN hash mismatch),
+    ``TooManyRequests`` (per phone, per IP) or ``Unavailable``.
+    """
+    request = model.parse_callback_request(body)
+    limits = settings.events
+    ratelimit.enforce(
+        deps.counters,
+        [
+            (Limit("callback-ip", limits.callback_limit_per_ip, limits.callback_ip_window_seconds),
+             source_ip),
+            (Limit("callback-phone", limits.callback_limit_per_phone,
+                   limits.callback_phone_window_seconds), request.phone),
+        ],
+        now,
+    )  # fmt: skip
+    stored = deps.events.get(request.notification_id)
+    if stored is None or not stored.event.is_active(now, limits.feed_active_days):
+        raise ValidationError.of("NotificationId", "The exposure event does not exist.")
+    if not stored.event.matches(request.event_id, request.gln):
+        raise ValidationError.of("Gln", "The location does not match the exposure event.")
+    deps.ncts.send_callback_request(request.wire())
+
+
+# ---------------------------------------------------------------------------- §2.5 inbound
+
+
+def check_ncts_api_key(presented: str | None, expected: Callable[[], str]) -> None:
+    """Raises ``Unauthorized`` unless ``presented`` is the NCTS key (constant-time compare),
+    ``Unavailable`` when the key cannot be read (``expected`` reads Secrets Manager)."""
+    if not presented:
+        raise Unauthorized()
+    try:
+        key = expected()
+    except Exception as error:  # botocore's errors, or a secret without a string value
+        raise Unavailable(f"secretsmanager:ncts_api_key ({type(error).__name__})") from error
+    if not hmac.compare_digest(presented.encode(), key.encode()):
+        raise Unauthorized()
+
+
+def receive_exposure_event(
+    body: Mapping[str, Any], *, deps: Dependencies, settings: DetailsSettings, now: datetime
+) -> tuple[bool, dict[str, str]]:
+    """Stores an event from NCTS (idempotent on ``notificationId``), pushes it, republishes
+    the feed. Returns (created, feed item). A repeat of the same event changes nothing
+    and sends no second push (unless the first is still pending).
+
+    Raises ``ValidationError``, or ``Unavailable`` when the event could not be stored or the
+    feed not written (a retry is safe).
+    """
+    event = model.parse_exposure_event(body)
+    existing = deps.events.get(event.notification_id)
+    if existing is not None and existing.event == event:
+        version, pending = existing.version, existing.push_pending
+    else:
+        version, pending = uuid.uuid4().hex, True
+        deps.events.put(
+            event,
+            version=version,
+            expires_at=model.expires_at(event, settings.events.feed_active_days),
+        )
+    if pending and event.is_active(now, settings.events.feed_active_days):
+        _push(deps, model.StoredEvent(event, True, version))
+    publish_exposure_events_feed(deps=deps, settings=settings, now=now, retry_pushes=False)
+    return existing is None, event.feed_item()
+
+
+def withdraw_exposure_event(
+    notification_id: str, *, deps: Dependencies, settings: DetailsSettings, now: datetime
+) -> None:
+    """Removes an event and republishes the feed. Raises ``NotFound``-free: withdrawing an
+    unknown (or already withdrawn) event succeeds, so NCTS can retry; ``ValidationError``
+    for a malformed id, ``Unavailable`` on storage or feed failure."""
+    if not model.RECORD_ID.fullmatch(notification_id):
+        raise ValidationError.of("NotificationId", "The value is not in the expected format.")
+    deps.events.delete(notification_id)
+    publish_exposure_events_feed(deps=deps, settings=settings, now=now, retry_pushes=False)
+
+
+# ---------------------------------------------------------------------------- §2.5 feed
+
+
+def publish_exposure_events_feed(
+    *, deps: Dependencies, settings: DetailsSettings, now: datetime, retry_pushes: bool = True
+) -> dict[str, int]:
+    """Writes ``current-exposure-events.json`` with the active events, then (``retry_pushes``)
+    pushes active events whose push is still pending. Returns counts for the job's log.
+
+    Raises ``Unavailable`` when the table cannot be read or the feed not written; a push
+    that fails again stays pending for the next run.
+    """
+    active_days = settings.events.feed_active_days
+    stored = list(deps.events.scan())
+    items = model.active_items((s.event for s in stored), now, active_days)
+    deps.feed.write(
+        settings.events.feed_object_key,
+        model.feed_document(items),
+        settings.events.feed_max_age_seconds,
+    )
+    pushed = 0
+    pending = [s for s in stored if s.push_pending and s.event.is_active(now, active_days)]
+    if retry_pushes:
+        for entry in pending:
+            if not _push(deps, entry):
+                break  # FCM is down: the rest stay pending for the next run
+            pushed += 1
+    return {"items": len(items), "pushesRetried": pushed, "pushesPending": len(pending) - pushed}
+
+
+def _push(deps: Dependencies, stored: model.StoredEvent) -> bool:
+    """Pushes one event and clears its pending flag; ``False`` (logged) if FCM failed."""
+    try:
+        deps.fcm.send(model.push_message([stored.event]))
+    except Unavailable as error:
+        log.warning("push deferred", extra={"reason": str(error)})
+        return False
+    deps.events.mark_pushed(stored.event.notification_id, stored.version)
+    return True

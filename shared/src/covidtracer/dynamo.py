@@ -1,0 +1,60 @@
+"""PynamoDB models bound to a table, region and endpoint from settings, and error translation.
+
+Domain packages declare models without ``Meta`` (table names differ per stage and the
+endpoint is moto locally) and get a bound class with ``bind(Model, table_name)``; every model
+of the backend (``ExposureEvents``, ``RateLimits``, ``PersonalDetails`` …) goes through here,
+so timeouts and retries are the same everywhere. pynamodb costs ~150 ms to import: only
+repositories import this module, and the services import those on first use.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import TypeVar
+
+from pynamodb.exceptions import PynamoDBException
+from pynamodb.models import Model
+
+from covidtracer import aws, settings
+from covidtracer.errors import Unavailable
+
+M = TypeVar("M", bound=Model)
+
+CONDITIONAL_CHECK_FAILED = "ConditionalCheckFailedException"
+
+
+def bind(model: type[M], table_name: str) -> type[M]:
+    """``model`` bound to ``table_name`` in the configured region (and moto's endpoint)."""
+    aws_settings = settings.aws_settings()
+    return _bound(model, table_name, aws_settings.region, aws_settings.endpoint_url)  # type: ignore[return-value]
+
+
+@cache
+def _bound(model: type[Model], table_name: str, region: str, host: str | None) -> type[Model]:
+    meta = type(
+        "Meta",
+        (),
+        {
+            "table_name": table_name,
+            "region": region,
+            "host": host,
+            "connect_timeout_seconds": aws.CONNECT_TIMEOUT_SECONDS,
+            "read_timeout_seconds": aws.READ_TIMEOUT_SECONDS,
+            "max_retry_attempts": aws.MAX_ATTEMPTS - 1,
+        },
+    )
+    return type(model.__name__, (model,), {"Meta": meta, "__module__": model.__module__})
+
+
+def is_conditional_check_failure(error: PynamoDBException) -> bool:
+    return getattr(error, "cause_response_code", None) == CONDITIONAL_CHECK_FAILED
+
+
+def unavailable(table_role: str, error: Exception) -> Unavailable:
+    """The domain error for a DynamoDB failure; chain it: ``raise unavailable(…) from error``."""
+    return Unavailable(f"dynamodb:{table_role} ({type(error).__name__})")
+
+
+def reset() -> None:
+    """Forget bound models (tests point them at a fresh endpoint)."""
+    _bound.cache_clear()

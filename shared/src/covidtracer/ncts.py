@@ -1,0 +1,114 @@
+"""NCTS (the National Contact Tracing Solution) REST client: diaries and callback requests.
+
+Real HTTP through ``requests`` (imported on first use), with the timeout from settings and a
+bounded number of retries with exponential backoff on connection failures and 5xx answers;
+never on 4xx, which would only fail again. Each logical request carries one
+``Idempotency-Key`` on all its attempts, so NCTS can drop a repeat of one it did process.
+
+Errors: ``ConsentCodeRejected`` (400 ``errors.ConsentCode``) when NCTS refuses a diary's
+consent code; ``Unavailable("ncts")`` when NCTS cannot be reached, keeps failing, or answers
+in a way this client does not understand (the caller keeps its data and retries later).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+from covidtracer import logs
+from covidtracer.errors import Unavailable, ValidationError
+from covidtracer.settings import PartnerSettings
+
+if TYPE_CHECKING:
+    import requests
+
+log = logs.get_logger(__name__)
+
+LOCATION_HISTORY = "location-history"
+CALLBACK_REQUESTS = "callback-requests"
+INVALID_CONSENT_CODE = "invalid_consent_code"
+
+
+class ConsentCodeRejected(ValidationError):
+    """NCTS does not know the diary's consent code (expired, mistyped or never issued)."""
+
+    def __init__(self) -> None:
+        super().__init__({"ConsentCode": ["The consent code is invalid."]})
+
+
+class NctsClient:
+    def __init__(
+        self, settings: PartnerSettings, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
+        self._base_url = settings.ncts_base_url.rstrip("/")
+        self._timeout = settings.ncts_timeout_seconds
+        self._retries = settings.ncts_retries
+        self._backoff = settings.ncts_backoff_ms / 1000
+        self._sleep = sleep
+
+    def send_location_history(self, consent_code: str, locations: list[Mapping[str, Any]]) -> None:
+        """Hands a diary to NCTS. Raises ``ConsentCodeRejected`` or ``Unavailable``."""
+        response = self._post(
+            LOCATION_HISTORY, {"consentCode": consent_code, "locations": locations}
+        )
+        if response.status_code == 400 and _error_code(response) == INVALID_CONSENT_CODE:
+            raise ConsentCodeRejected()
+        self._expect_success(response, LOCATION_HISTORY)
+
+    def send_callback_request(self, request: Mapping[str, Any]) -> None:
+        """Queues a callback for the contact tracers. Raises ``Unavailable``."""
+        self._expect_success(self._post(CALLBACK_REQUESTS, request), CALLBACK_REQUESTS)
+
+    def _post(self, operation: str, body: Mapping[str, Any]) -> requests.Response:
+        import requests
+
+        headers = {"Idempotency-Key": str(uuid.uuid4())}
+        url = f"{self._base_url}/{operation}"
+        for attempt in range(self._retries + 1):
+            last_attempt = attempt == self._retries
+            try:
+                response = _session().post(url, json=body, headers=headers, timeout=self._timeout)
+            except requests.ConnectionError as error:
+                # Includes connect timeouts: nothing reached NCTS, so a retry is safe.
+                if last_attempt:
+                    raise Unavailable(f"ncts ({type(error).__name__})") from error
+            except requests.RequestException as error:
+                # A read timeout: NCTS may have it; the idempotency key covers the caller's retry.
+                raise Unavailable(f"ncts ({type(error).__name__})") from error
+            else:
+                if response.status_code < 500 or last_attempt:
+                    return response
+            log.warning("ncts retry", extra={"operation": operation, "attempt": attempt + 1})
+            self._sleep(self._backoff * 2**attempt)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    @staticmethod
+    def _expect_success(response: requests.Response, operation: str) -> None:
+        if 200 <= response.status_code < 300:
+            return
+        log.error("ncts refused", extra={"operation": operation, "status": response.status_code})
+        raise Unavailable(f"ncts ({operation} answered {response.status_code})")
+
+
+def _error_code(response: requests.Response) -> str | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body.get("error") if isinstance(body, dict) else None
+
+
+@cache
+def _session() -> requests.Session:
+    import requests
+
+    return requests.Session()
+
+
+@cache
+def client(settings: PartnerSettings) -> NctsClient:
+    """The client for these settings, kept for the life of the execution environment."""
+    return NctsClient(settings)

@@ -1,0 +1,1 @@
+"""Fixed-window rate limits on an atomic DynamoDB counter (``RateLimits``, key ``bucket``)."""

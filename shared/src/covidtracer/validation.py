@@ -1,0 +1,115 @@
+"""Collecting per-field problems for ``ValidationError`` in the shape phones read (DESIGN §2).
+
+Keys are the PascalCase form of the JSON field names the app sends (``consentCode`` ->
+``ConsentCode``); items of arrays are keyed by their index and field, as .NET-style model
+binding does (``Locations[3].Time``). Messages never quote the value that was sent: it may be
+personal data.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from covidtracer.errors import ValidationError
+
+_ISO_UTC = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?(?:Z|\+00:00|\+0000)$"
+)
+
+
+def pascal(name: str) -> str:
+    """``consentCode`` -> ``ConsentCode`` (the key style of ``errors``)."""
+    return name[:1].upper() + name[1:]
+
+
+class Problems:
+    """Per-field messages, collected so a caller learns every mistake in one response."""
+
+    def __init__(self) -> None:
+        self.errors: dict[str, list[str]] = {}
+
+    def add(self, key: str, message: str) -> None:
+        self.errors.setdefault(key, []).append(message)
+
+    def __bool__(self) -> bool:
+        return bool(self.errors)
+
+    def raise_if_any(self) -> None:
+        """Raises ``ValidationError`` with every message collected so far."""
+        if self.errors:
+            raise ValidationError(self.errors)
+
+    def unknown_fields(
+        self, value: Mapping[str, Any], known: Iterable[str], prefix: str = ""
+    ) -> None:
+        """Unknown fields are refused: a typo must not silently drop data."""
+        allowed = set(known)
+        for name in value:
+            if name not in allowed:
+                self.add(f"{prefix}{pascal(str(name))[:64]}", "This field is not recognised.")
+
+    def string(
+        self,
+        value: Mapping[str, Any],
+        name: str,
+        *,
+        key: str | None = None,
+        required: bool = True,
+        max_length: int | None = None,
+        pattern: re.Pattern[str] | None = None,
+        pattern_message: str = "The value is not in the expected format.",
+    ) -> str | None:
+        """A string field; absent or null optional fields read as ``None``."""
+        key = key or pascal(name)
+        raw = value.get(name)
+        if raw is None:
+            if required:
+                self.add(key, "This field is required.")
+            return None
+        if not isinstance(raw, str):
+            self.add(key, "This field must be a string.")
+            return None
+        if required and not raw.strip() and pattern is None:
+            self.add(key, "This field is required.")
+            return None
+        if max_length is not None and len(raw) > max_length:
+            self.add(key, f"This field must be at most {max_length} characters.")
+            return None
+        if pattern is not None and not pattern.fullmatch(raw):
+            self.add(key, pattern_message)
+            return None
+        return raw
+
+    def utc_time(
+        self, value: Mapping[str, Any], name: str, *, key: str | None = None
+    ) -> datetime | None:
+        """A required ISO-8601 UTC timestamp (``Z`` or ``+00:00``)."""
+        key = key or pascal(name)
+        raw = self.string(value, name, key=key)
+        if raw is None:
+            return None
+        parsed = parse_utc(raw)
+        if parsed is None:
+            self.add(key, "This field must be an ISO-8601 time in UTC.")
+        return parsed
+
+
+def parse_utc(text: str) -> datetime | None:
+    """An aware UTC datetime, or ``None`` when ``text`` is not ISO-8601 UTC."""
+    if not _ISO_UTC.fullmatch(text):
+        return None
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed.astimezone(UTC)
+
+
+def format_utc(moment: datetime) -> str:
+    """``2021-10-04T21:05:12Z``, or with milliseconds when the time has them."""
+    moment = moment.astimezone(UTC)
+    spec = "milliseconds" if moment.microsecond else "seconds"
+    return moment.replace(tzinfo=None).isoformat(timespec=spec) + "Z"

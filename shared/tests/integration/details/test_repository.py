@@ -1,0 +1,81 @@
+"""One contract, two stores: the in-memory twins behave like DynamoDB over moto's HTTP API."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from covidtracer.details import model
+from covidtracer.details.repository import DynamoExposureEvents, MemoryExposureEvents
+from covidtracer.ratelimit.repository import DynamoCounters, MemoryCounters
+from tracerstack.bootstrap import Bootstrap
+
+EVENT = {
+    "eventId": "a0l4a0000004xhcAAA",
+    "notificationId": "n1",
+    "gln": "1234567890001",
+    "start": "2021-10-04T21:00:00Z",
+    "end": "2021-10-04T22:00:00.250Z",
+    "systemNotificationBody": "Body",
+    "appBannerTitle": "Title",
+    "appBannerBody": "Banner",
+    "appBannerRequestCallbackEnabled": True,
+}
+
+
+@pytest.fixture(params=["memory", "dynamodb"])
+def events(request: pytest.FixtureRequest, service_env: dict[str, str]) -> Iterator[Any]:
+    if request.param == "memory":
+        yield MemoryExposureEvents()
+    else:
+        yield DynamoExposureEvents(service_env["EXPOSURE_EVENTS_TABLE"])
+
+
+@pytest.fixture(params=["memory", "dynamodb"])
+def counters(request: pytest.FixtureRequest, service_env: dict[str, str]) -> Any:
+    if request.param == "memory":
+        return MemoryCounters()
+    return DynamoCounters(service_env["RATE_LIMITS_TABLE"])
+
+
+def test_an_event_round_trips_with_its_push_pending(events: Any) -> None:
+    event = model.parse_exposure_event(EVENT)
+    assert events.get("n1") is None
+    events.put(event, version="v1", expires_at=1)
+    stored = events.get("n1")
+    assert stored == model.StoredEvent(event, True, "v1")
+    assert [s.event for s in events.scan()] == [event]
+
+
+def test_a_push_confirmation_for_an_older_version_leaves_the_newer_one_pending(events: Any) -> None:
+    event = model.parse_exposure_event(EVENT)
+    events.put(event, version="v1", expires_at=1)
+    events.put(event, version="v2", expires_at=1)
+    events.mark_pushed("n1", "v1")
+    assert events.get("n1").push_pending is True
+    events.mark_pushed("n1", "v2")
+    assert events.get("n1").push_pending is False
+    events.mark_pushed("gone", "v1")  # withdrawn meanwhile: nothing to do, no error
+
+
+def test_delete_reports_whether_there_was_an_event(events: Any) -> None:
+    events.put(model.parse_exposure_event(EVENT), version="v1", expires_at=1)
+    assert events.delete("n1") is True
+    assert events.delete("n1") is False
+    assert events.get("n1") is None
+
+
+def test_counters_count_each_bucket_atomically(counters: Any) -> None:
+    assert [counters.hit("b1", 100) for _ in range(3)] == [1, 2, 3]
+    assert counters.hit("b2", 100) == 1
+
+
+def test_dynamodb_down_is_unavailable(service_env: dict[str, str], aws_stack: Bootstrap) -> None:
+    from covidtracer.errors import Unavailable
+
+    store = DynamoExposureEvents("no-such-table")
+    with pytest.raises(Unavailable):
+        store.get("n1")
+    assert aws_stack.stage  # the stack itself is fine: only the table is missing

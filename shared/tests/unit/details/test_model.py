@@ -1,0 +1,146 @@
+"""Pure rules of the app API: the GLN hash vector, the 60-day cut, the feed and push shapes."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from covidtracer.details import model
+from covidtracer.errors import TooManyRequests, ValidationError
+from covidtracer.ratelimit.model import Limit
+from covidtracer.ratelimit.repository import MemoryCounters
+from covidtracer.ratelimit.service import enforce
+from covidtracer.settings import DiarySettings
+
+NOW = datetime(2021, 10, 5, 12, 0, tzinfo=UTC)
+
+
+def test_the_gln_hash_matches_the_published_vector() -> None:
+    assert (
+        model.gln_hash("1234567890001")
+        == "apPBf9OWIovY1HkHAdAQrV1AF8gNmWbuTJu8UFWYfJ4VPcGGdDiNOywVgy3ZhOaU"
+    )
+
+
+def _diary(*ages: timedelta) -> dict[str, object]:
+    return {
+        "consentCode": "A1B2C3",
+        "locations": [
+            {"gln": "", "entryType": 1, "time": (NOW - age).isoformat().replace("+00:00", "Z")}
+            for age in ages
+        ],
+    }
+
+
+def test_the_cut_keeps_exactly_60_days_and_drops_anything_older() -> None:
+    upload = model.parse_diary_upload(
+        _diary(timedelta(days=60), timedelta(days=60, seconds=1), timedelta(0)),
+        now=NOW,
+        rules=DiarySettings(),
+    )
+    kept = upload.within_retention(NOW, 60)
+    assert [e.time for e in kept.entries] == [NOW - timedelta(days=60), NOW]
+
+
+@pytest.mark.parametrize(
+    ("ahead", "accepted"),
+    [(timedelta(minutes=5), True), (timedelta(minutes=5, seconds=1), False)],
+)
+def test_a_time_ahead_of_now_is_accepted_only_within_the_clock_skew(
+    ahead: timedelta, accepted: bool
+) -> None:
+    body = _diary(-ahead)
+    if accepted:
+        model.parse_diary_upload(body, now=NOW, rules=DiarySettings(clock_skew_seconds=300))
+    else:
+        with pytest.raises(ValidationError) as caught:
+            model.parse_diary_upload(body, now=NOW, rules=DiarySettings(clock_skew_seconds=300))
+        assert caught.value.errors == {"Locations[0].Time": ["The time must not be in the future."]}
+
+
+def test_every_problem_of_a_diary_is_reported_at_once() -> None:
+    body = {
+        "consentCode": "short",
+        "locations": [{"gln": "1", "entryType": 3, "time": "x", "extra": 1}],
+    }
+    with pytest.raises(ValidationError) as caught:
+        model.parse_diary_upload(body, now=NOW, rules=DiarySettings())
+    assert set(caught.value.errors) == {
+        "ConsentCode",
+        "Locations[0].Gln",
+        "Locations[0].EntryType",
+        "Locations[0].Time",
+        "Locations[0].Extra",
+    }
+
+
+EVENT = {
+    "eventId": "a0l4a0000004xhcAAA",
+    "notificationId": "a1k4a000000DaLsAAK",
+    "gln": "1234567890001",
+    "start": "2021-10-04T21:00:00Z",
+    "end": "2021-10-04T22:00:00.500Z",
+    "systemNotificationBody": "Body",
+    "appBannerTitle": "Title",
+    "appBannerBody": "Banner",
+}
+
+
+def test_a_feed_item_has_every_value_as_a_string_in_the_documented_order() -> None:
+    item = model.parse_exposure_event(EVENT).feed_item()
+    assert list(item) == [
+        "eventId", "notificationId", "glnHash", "start", "end", "systemNotificationBody",
+        "appBannerTitle", "appBannerBody", "appBannerLinkLabel", "appBannerLinkUrl",
+        "appBannerRequestCallbackEnabled",
+    ]  # fmt: skip
+    assert item["end"] == "2021-10-04T22:00:00.500Z"
+    assert item["appBannerRequestCallbackEnabled"] == "false"
+    assert all(isinstance(v, str) for v in item.values())
+
+
+def test_the_feed_keeps_events_that_ended_up_to_14_days_ago_sorted_by_start() -> None:
+    events = [
+        model.parse_exposure_event({**EVENT, "notificationId": n, "start": s, "end": e})
+        for n, s, e in (
+            ("late", "2021-10-04T00:00:00Z", "2021-10-04T01:00:00Z"),
+            ("gone", "2021-09-01T00:00:00Z", "2021-09-21T11:59:59Z"),
+            ("edge", "2021-09-20T00:00:00Z", "2021-09-21T12:00:00Z"),
+        )
+    ]
+    items = model.active_items(events, NOW, 14)
+    assert [i["notificationId"] for i in items] == ["edge", "late"]
+    document = json.loads(gzip.decompress(model.feed_document(items)))
+    assert document == {"items": items}
+    assert model.feed_document(items) == model.feed_document(items)
+
+
+def test_an_event_too_large_for_one_push_is_refused() -> None:
+    big = {**EVENT, "appBannerBody": "ā" * 1000, "systemNotificationBody": "ō" * 500}
+    big.update(appBannerTitle="ū" * 100, appBannerLinkLabel="ē" * 100)
+    big["appBannerLinkUrl"] = "https://x.nz/" + "a" * 480
+    with pytest.raises(ValidationError) as caught:
+        model.parse_exposure_event(big)
+    assert "Body" in caught.value.errors
+
+
+def test_a_callback_proves_the_event_only_with_its_id_and_gln() -> None:
+    event = model.parse_exposure_event(EVENT)
+    assert event.matches("a0l4a0000004xhcAAA", "1234567890001")
+    assert not event.matches("a0l4a0000004xhcAAA", "1234567890002")
+    assert not event.matches("other", "1234567890001")
+
+
+def test_a_rate_limit_counts_each_subject_in_its_own_window() -> None:
+    counters = MemoryCounters()
+    limit = Limit("callback-phone", 2, 3600)
+    enforce(counters, [(limit, "+6421")], NOW)
+    enforce(counters, [(limit, "+6421")], NOW)
+    with pytest.raises(TooManyRequests) as caught:
+        enforce(counters, [(limit, "+6421")], NOW + timedelta(minutes=10))
+    assert caught.value.headers() == {"Retry-After": str(3600 - 600)}
+    enforce(counters, [(limit, "+6422")], NOW)  # another phone
+    enforce(counters, [(limit, "+6421")], NOW + timedelta(hours=1))  # the next window
+    assert all("+6421" not in bucket for bucket in counters.counts)
