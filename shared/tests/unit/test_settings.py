@@ -131,6 +131,24 @@ def test_export_settings_read_the_queue_bucket_and_key() -> None:
             "PERSONAL_DATA_UPDATES_QUEUE_URL": "https://sqs.example/1/q",
             "USER_DETAILS_BUCKET": "bucket",
             "USER_DETAILS_KMS_KEY_ID": "arn:key",
+            "PERSONAL_DETAILS_STREAM_ARN": STREAM_ARN,
         }
     )
     assert settings.user_details_bucket == "bucket"
+    assert settings.personal_details_stream_arn == STREAM_ARN
+
+
+STREAM_ARN = "arn:aws:dynamodb:ap-southeast-2:1:table/pd/stream/2021-10-04T00:00:00.000"
+
+
+def test_export_settings_need_a_stream_arn() -> None:
+    env = {
+        **TABLES,
+        "PERSONAL_DATA_UPDATES_QUEUE_URL": "https://sqs.example/1/q",
+        "USER_DETAILS_BUCKET": "bucket",
+        "USER_DETAILS_KMS_KEY_ID": "arn:key",
+    }
+    with pytest.raises(SettingsError, match="PERSONAL_DETAILS_STREAM_ARN is required"):
+        ExportSettings.from_env(env)
+    with pytest.raises(SettingsError, match="must be a DynamoDB stream ARN"):
+        ExportSettings.from_env({**env, "PERSONAL_DETAILS_STREAM_ARN": "table/pd"})
