@@ -2,10 +2,52 @@
 
 from __future__ import annotations
 
-from chalice import Chalice  # type: ignore[attr-defined]
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+from chalice import Chalice, Rate  # type: ignore[attr-defined]
 
 from covidtracer import logs
 
 logs.configure()
 app = Chalice(app_name="covidtracer-export")
 app.debug = False
+
+# Chalice makes the event source mapping from this value when `chalice deploy` imports the
+# app, so it is read from the environment here (the deploy passes the stage's settings);
+# ExportSettings validates the same variable at cold start.
+PERSONAL_DETAILS_STREAM_ARN = os.environ.get("PERSONAL_DETAILS_STREAM_ARN", "")
+
+
+def _bind(event: Any) -> None:
+    logs.clear()
+    context = getattr(event, "context", None)
+    logs.bind(request_id=getattr(context, "aws_request_id", None))
+
+
+@app.on_dynamodb_record(
+    stream_arn=PERSONAL_DETAILS_STREAM_ARN,
+    batch_size=500,
+    starting_position="TRIM_HORIZON",
+    maximum_batching_window_in_seconds=5,
+)
+def queue_changed_personal_details(event: Any) -> None:
+    from covidtracer.export import repository, service, stream
+
+    _bind(event)
+    service.publish_changes(stream.records(event.to_dict()), repository.updates_queue())
+
+
+@app.schedule(Rate(5, unit=Rate.MINUTES))
+def export_personal_details(event: Any) -> dict[str, object]:
+    from covidtracer.export import repository, service
+
+    _bind(event)
+    result = service.export_personal_details(
+        repository.updates_queue(),
+        repository.details_table(),
+        repository.export_bucket(),
+        now=datetime.now(UTC),
+    )
+    return result.summary()

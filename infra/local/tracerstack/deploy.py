@@ -374,7 +374,12 @@ def service_step(service: str) -> Step:
         )
         subprocess.run(["make", "vendor"], cwd=REPO_ROOT, check=True)
         chalice = str(Path(sys.executable).parent / "chalice")
-        subprocess.run([chalice, "deploy", "--stage", ctx.stage.name], cwd=folder, check=True)
+        # Chalice builds event sources (the export's DynamoDB stream) from values app.py
+        # reads at import, so `chalice deploy` itself needs the stage's environment.
+        environment = {**os.environ, **service_environment(service, ctx.stage, ctx.outputs)}
+        subprocess.run(
+            [chalice, "deploy", "--stage", ctx.stage.name], cwd=folder, check=True, env=environment
+        )
 
     return Step(f"deploy service {service}", run)
 

@@ -31,6 +31,7 @@ def from_outputs(
         "SES_REGION": ses_region,
         "USERS_TABLE": outputs["UsersTable"],
         "PERSONAL_DETAILS_TABLE": outputs["PersonalDetailsTable"],
+        "PERSONAL_DETAILS_STREAM_ARN": outputs["PersonalDetailsStreamArn"],
         "EXPOSURE_EVENTS_TABLE": outputs["ExposureEventsTable"],
         "RATE_LIMITS_TABLE": outputs["RateLimitsTable"],
         "SIGN_IN_SESSIONS_TABLE": outputs["SignInSessionsTable"],

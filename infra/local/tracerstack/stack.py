@@ -3,9 +3,9 @@
 ``up`` starts, in order: moto in server mode, PostgreSQL (``DATABASE_URL``'s server, or an
 embedded one with its data under ``.local/pgdata``), the AWS resources from
 ``infra/templates``, the ENF migrations, the partner stand-ins, both APIs under
-``chalice local --no-autoreload`` and the job scheduler. It returns once both ``/health``
-endpoints answer 200 and ``.local/stack.json`` is written. Every process it starts is
-recorded in ``.local/run.json`` with its command line, and ``down`` ends exactly those.
+``chalice local --no-autoreload``, the job scheduler and the stream poller. It returns once
+both ``/health`` endpoints answer 200 and ``.local/stack.json`` is written. Every process
+it starts is recorded in ``.local/run.json`` with its command line, and ``down`` ends exactly those.
 
 AWS state lives in moto's memory and is created afresh by each ``up``; PostgreSQL data
 survives in ``.local/pgdata``.
@@ -286,6 +286,10 @@ def up() -> None:
                 )
             )
         run["processes"].append(_start("scheduler", [python, "-m", "tracerstack.scheduler"], env))
+        # Lambda's event source mapping for the PersonalDetails stream (DESIGN §3).
+        run["processes"].append(
+            _start("streams", [python, "-m", "tracerstack.streams"], env, cwd=SERVICES / "export")
+        )
         _save_run(run)
 
         _wait_http(f"{partners_url}/health", "partners", 20, partners)

@@ -408,6 +408,7 @@ class ExportSettings:
     personal_data_updates_queue_url: str
     user_details_bucket: str
     user_details_kms_key_id: str
+    personal_details_stream_arn: str
     log_level: str
 
     @classmethod
@@ -421,8 +422,17 @@ class ExportSettings:
             personal_data_updates_queue_url=env.url("PERSONAL_DATA_UPDATES_QUEUE_URL"),
             user_details_bucket=env.text("USER_DETAILS_BUCKET"),
             user_details_kms_key_id=env.text("USER_DETAILS_KMS_KEY_ID"),
+            # Chalice reads the ARN from the environment when ``app.py`` is imported (the
+            # event source mapping is made at deploy time); validated here so a stage
+            # without it fails loudly at cold start too.
+            personal_details_stream_arn=env.text("PERSONAL_DETAILS_STREAM_ARN"),
             log_level=env.text("LOG_LEVEL", "INFO"),
         )
+        arn = settings.personal_details_stream_arn
+        if arn and not (arn.startswith("arn:") and "/stream/" in arn):
+            env.problems.append(
+                f"PERSONAL_DETAILS_STREAM_ARN must be a DynamoDB stream ARN, got {arn!r}"
+            )
         _raise_if_problems("export", env)
         return settings
 

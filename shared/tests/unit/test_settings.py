@@ -136,9 +136,11 @@ def test_export_settings_read_the_queue_bucket_and_key() -> None:
             "PERSONAL_DATA_UPDATES_QUEUE_URL": "https://sqs.example/1/q",
             "USER_DETAILS_BUCKET": "bucket",
             "USER_DETAILS_KMS_KEY_ID": "arn:key",
+            "PERSONAL_DETAILS_STREAM_ARN": STREAM_ARN,
         }
     )
     assert settings.user_details_bucket == "bucket"
+    assert settings.personal_details_stream_arn == STREAM_ARN
 
 
 def test_sign_in_settings_default_to_cognito_and_the_documented_limits() -> None:
@@ -211,3 +213,19 @@ def test_deployed_stages_need_each_listed_platforms_attestation_setup() -> None:
         {**ENF, "SMS_PROVIDER": "aws", "SMS_ACCOUNT_SID": "", "SMS_AUTH_TOKEN_SECRET_ID": ""}
     )
     assert aws_sms.sms.provider == "aws"
+
+
+STREAM_ARN = "arn:aws:dynamodb:ap-southeast-2:1:table/pd/stream/2021-10-04T00:00:00.000"
+
+
+def test_export_settings_need_a_stream_arn() -> None:
+    env = {
+        **TABLES,
+        "PERSONAL_DATA_UPDATES_QUEUE_URL": "https://sqs.example/1/q",
+        "USER_DETAILS_BUCKET": "bucket",
+        "USER_DETAILS_KMS_KEY_ID": "arn:key",
+    }
+    with pytest.raises(SettingsError, match="PERSONAL_DETAILS_STREAM_ARN is required"):
+        ExportSettings.from_env(env)
+    with pytest.raises(SettingsError, match="must be a DynamoDB stream ARN"):
+        ExportSettings.from_env({**env, "PERSONAL_DETAILS_STREAM_ARN": "table/pd"})

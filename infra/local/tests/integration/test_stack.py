@@ -146,7 +146,7 @@ def test_down_ends_every_process_it_started_and_only_those(
     env, local_dir = stack
     run = json.loads((local_dir / "run.json").read_text())
     pids = [record["pid"] for record in run["processes"]]
-    assert len(pids) == 5
+    assert len(pids) == 6  # moto, partners, two APIs, scheduler, stream poller
     stopped = _tracerstack(env, "down")
     assert stopped.returncode == 0, stopped.stdout
     for pid in pids:

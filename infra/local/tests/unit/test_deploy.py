@@ -21,6 +21,7 @@ def _fake_outputs() -> dict[str, str]:
             "PostAuthenticationQueueUrl": "https://sqs.ap-southeast-2.amazonaws.com/1/post-auth",
             "SenderAddress": "no-reply@tracing.example.nz",
             "PrivateSubnetIds": "subnet-a,subnet-b",
+            "PersonalDetailsStreamArn": "arn:aws:dynamodb:ap-southeast-2:1:table/pd/stream/2021",
         }
     )
     return outputs

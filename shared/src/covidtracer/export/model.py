@@ -1,0 +1,201 @@
+"""Pure rules of the NCTS personal-details export (DESIGN §3); no I/O here.
+
+The ``PersonalDetails`` item contract
+=====================================
+The contact-details API (``PUT/PATCH/DELETE /user/details``) writes exactly these
+attributes to the ``PersonalDetails`` table (key ``userId``); the export reads them back and
+the NCTS Finders Service loads what the export writes, so a change here is a change to both.
+
+=============  ====  ========  ===========================================================
+attribute      type  required  value
+=============  ====  ========  ===========================================================
+userId         S     yes       the Cognito ``sub`` (UUID); the table's hash key
+email          S     yes       trimmed, lower-cased sign-in email
+firstName      S     yes       ≤ 50 chars (DESIGN §2.2 pattern)
+middleName     S     no        ≤ 100 chars; omit the attribute when the person has none
+lastName       S     yes       ≤ 50 chars
+phone          S     yes       E.164 **without spaces** (``+64210123456``)
+dateOfBirth    S     no        ``YYYY-MM-DD``
+gender         S     no        as the app sends it
+ethnicity      M     no        ``{selected: L of S, other: S}`` (``other`` may be omitted)
+updatedAt      S     yes       ISO-8601 UTC with milliseconds and ``Z``
+                               (``2021-10-04T21:05:12.345Z``), set on every write
+=============  ====  ========  ===========================================================
+
+Optional attributes are *omitted* when empty (never stored as ``""`` or NULL). Deleting a
+user deletes the item; the stream's REMOVE record is the deletion, and its
+``ApproximateCreationDateTime`` is the deletion time.
+
+The export file (one JSON object per line, UTF-8, ``\\n`` after every line)
+==========================================================================
+A present user::
+
+    {"userId","email","firstName","middleName","lastName","phone","dateOfBirth",
+     "gender","ethnicity","updatedAt","deleted":false}
+
+Every key is always there, in this order; an absent optional attribute is ``null``
+(``ethnicity`` is ``{"selected": [...], "other": "..." | null}`` or ``null``), so NCTS can
+tell "cleared" from "not sent". A user whose item no longer exists is a tombstone::
+
+    {"userId","updatedAt","deleted":true}
+
+whose ``updatedAt`` is the deletion time from the stream. One file holds each user at most
+once, with the record as read at export time (so the newest data); lines are sorted by
+``userId`` so a run is reproducible.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+# A 5-minute schedule names each file after the window it ran in.
+WINDOW = timedelta(minutes=5)
+KEY_PREFIX = "personal-details"
+# Files per window before a run gives up: a window normally sees one run; 100 means
+# something is re-running in a loop and an operator should look.
+MAX_FILES_PER_WINDOW = 100
+
+OPTIONAL_FIELDS = ("middleName", "dateOfBirth", "gender", "ethnicity")
+RECORD_FIELDS = (
+    "userId", "email", "firstName", "middleName", "lastName", "phone", "dateOfBirth",
+    "gender", "ethnicity", "updatedAt",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class UserChange:
+    """One user's change as the stream reported it: when, and whether the item was removed."""
+
+    user_id: str
+    at: datetime
+    removed: bool = False
+
+
+@dataclass(frozen=True)
+class Pending:
+    """What a run knows about one user from the messages it took."""
+
+    user_id: str
+    last_change: datetime
+    last_removal: datetime | None
+
+    @property
+    def tombstone_time(self) -> datetime:
+        """The deletion time, or the newest change seen if the REMOVE is still queued."""
+        return self.last_removal or self.last_change
+
+
+def iso_millis(moment: datetime) -> str:
+    """``2021-10-04T21:05:12.345Z`` — the contract's time format."""
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def parse_iso(text: str) -> datetime:
+    """Inverse of ``iso_millis``; raises ``ValueError`` on anything else."""
+    if not text.endswith("Z"):
+        raise ValueError("time must be UTC with a Z suffix")
+    return datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC)
+
+
+def latest_per_user(changes: Iterable[UserChange]) -> list[UserChange]:
+    """One change per user (first-seen order): the newest, removal kept only if it is last.
+
+    A batch that removes then re-creates a user yields a non-removal: the item exists again.
+    """
+    latest: dict[str, UserChange] = {}
+    for change in changes:
+        seen = latest.get(change.user_id)
+        if seen is None or change.at >= seen.at:
+            latest[change.user_id] = change
+    return list(latest.values())
+
+
+def merge_pending(changes: Iterable[UserChange]) -> dict[str, Pending]:
+    """Fold the changes of every message a run took into one entry per user."""
+    pending: dict[str, Pending] = {}
+    for change in changes:
+        seen = pending.get(change.user_id)
+        last_change = change.at if seen is None else max(seen.last_change, change.at)
+        last_removal = None if seen is None else seen.last_removal
+        if change.removed and (last_removal is None or change.at > last_removal):
+            last_removal = change.at
+        pending[change.user_id] = Pending(change.user_id, last_change, last_removal)
+    return pending
+
+
+def take_whole_messages(
+    id_sets: Sequence[frozenset[str]], already: set[str], limit: int
+) -> tuple[list[int], set[str]]:
+    """Indexes of the messages a run takes, in order, without passing ``limit`` unique ids.
+
+    Whole messages only: a message is deleted after the file is written, so a message whose
+    ids were only partly exported would lose the rest. A message that does not fit is left
+    for the next run. Returns the taken indexes and the grown set of ids.
+    """
+    taken: list[int] = []
+    ids = set(already)
+    for index, message_ids in enumerate(id_sets):
+        if len(ids | message_ids) <= limit:
+            taken.append(index)
+            ids |= message_ids
+    return taken, ids
+
+
+def record_line(item: Mapping[str, Any]) -> dict[str, Any]:
+    """The export line of a present user, from the item as plain Python values."""
+    line: dict[str, Any] = {name: item.get(name) for name in RECORD_FIELDS}
+    ethnicity = item.get("ethnicity")
+    if ethnicity is not None:
+        line["ethnicity"] = {
+            "selected": list(ethnicity.get("selected") or []),
+            "other": ethnicity.get("other"),
+        }
+    line["deleted"] = False
+    return line
+
+
+def tombstone_line(user_id: str, deleted_at: datetime) -> dict[str, Any]:
+    return {"userId": user_id, "updatedAt": iso_millis(deleted_at), "deleted": True}
+
+
+def export_lines(
+    pending: Mapping[str, Pending], items: Mapping[str, Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """One line per pending user, sorted by ``userId``: the current item, else a tombstone."""
+    lines = []
+    for user_id in sorted(pending):
+        item = items.get(user_id)
+        if item is None:
+            lines.append(tombstone_line(user_id, pending[user_id].tombstone_time))
+        else:
+            lines.append(record_line(item))
+    return lines
+
+
+def encode_jsonl(lines: Iterable[Mapping[str, Any]]) -> bytes:
+    return b"".join(
+        json.dumps(line, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+        for line in lines
+    )
+
+
+def window_start(now: datetime) -> datetime:
+    """The start of the 5-minute window ``now`` falls in (UTC)."""
+    utc = now.astimezone(UTC)
+    return utc.replace(minute=utc.minute - utc.minute % 5, second=0, microsecond=0)
+
+
+def export_key(window: datetime, attempt: int) -> str:
+    """``personal-details/YYYY/MM/DD/personal-details-YYYYMMDDTHHMMZ[-N].jsonl``.
+
+    ``attempt`` 0 is the window's first file; the N-th further file of the same window is
+    ``-N`` (a re-run, or a backlog drained by an extra run), so no file is ever replaced.
+    """
+    suffix = f"-{attempt}" if attempt else ""
+    stamp = window.strftime("%Y%m%dT%H%MZ")
+    return f"{KEY_PREFIX}/{window:%Y/%m/%d}/{KEY_PREFIX}-{stamp}{suffix}.jsonl"

@@ -1,0 +1,180 @@
+"""Use cases of the export: queue the users a stream batch changed; export a run's worth.
+
+Delivery is at-least-once end to end (DESIGN §3, §8): the stream handler fails (and Lambda
+redelivers) unless every change is queued; the consumer deletes messages only after its
+file is written, so a crash in between repeats users in a later file and loses none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from covidtracer import logs
+from covidtracer.export import messages, model
+from covidtracer.export.repository import ReceivedMessage
+from covidtracer.export.stream import StreamRecord
+
+log = logs.get_logger(__name__)
+
+
+class Queue(Protocol):
+    def send(self, bodies: Sequence[str]) -> None: ...
+    def receive(
+        self, max_messages: int, visibility_timeout: int | None, wait_seconds: int
+    ) -> list[ReceivedMessage]: ...
+    def delete(self, received: Sequence[ReceivedMessage]) -> int: ...
+    def release(self, received: Sequence[ReceivedMessage]) -> int: ...
+
+
+class Table(Protocol):
+    def current(self, user_ids: Sequence[str]) -> dict[str, dict[str, object]]: ...
+
+
+class Bucket(Protocol):
+    def put_new(self, keys: Sequence[str], body: bytes) -> str: ...
+
+
+@dataclass(frozen=True)
+class ExportLimits:
+    """DESIGN §3's run size: 10 messages × 11 receives, at most 8,500 unique users.
+
+    8,500 users keep a run well inside the Lambda timeout and the file a size NCTS loads in
+    one go; the rest wait for the next run 5 minutes later.
+    """
+
+    max_users: int = 8_500
+    max_receives: int = 11
+    messages_per_receive: int = 10
+    # None: the queue's own visibility timeout (300 s, longer than a run). Tests shorten it.
+    visibility_timeout: int | None = None
+    # Long polling asks every SQS server, so an almost empty queue is not missed.
+    wait_seconds: int = 1
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    key: str | None
+    users: int
+    messages: int
+    malformed: int
+    undeleted: int = 0
+    tombstones: int = 0
+    message_ids: tuple[str, ...] = field(default=(), repr=False)
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "key": self.key,
+            "users": self.users,
+            "tombstones": self.tombstones,
+            "messages": self.messages,
+            "malformed": self.malformed,
+            "undeleted": self.undeleted,
+        }
+
+
+def publish_changes(records: Sequence[StreamRecord], queue: Queue) -> int:
+    """Queue the users changed in one stream batch; returns the number of messages.
+
+    Raises ``Unavailable`` if SQS does not take them all (Lambda then retries the batch).
+    """
+    changes = model.latest_per_user(record.change() for record in records)
+    bodies = messages.bodies(changes)
+    if bodies:
+        queue.send(bodies)
+    log.info("queued changed users", extra={"users": len(changes), "messages": len(bodies)})
+    return len(bodies)
+
+
+def export_personal_details(
+    queue: Queue,
+    table: Table,
+    bucket: Bucket,
+    now: datetime,
+    limits: ExportLimits = ExportLimits(),
+) -> ExportResult:
+    """Export the users of whole queued messages (≤ ``limits.max_users``) to one new file.
+
+    Messages are deleted only after the file is written. A malformed message is logged (id
+    and error type only) and left alone: it comes back after its visibility timeout and
+    SQS moves it to the DLQ after 5 receives, while every other message goes through.
+    Raises ``Unavailable`` if DynamoDB or S3 fails; nothing is deleted then.
+    """
+    taken, malformed = _take_messages(queue, limits)
+    if not taken:
+        return ExportResult(key=None, users=0, messages=0, malformed=malformed)
+    pending = model.merge_pending(change for _, changes in taken for change in changes)
+    items = table.current(sorted(pending))
+    lines = model.export_lines(pending, items)
+    window = model.window_start(now)
+    keys = [model.export_key(window, n) for n in range(model.MAX_FILES_PER_WINDOW)]
+    key = bucket.put_new(keys, model.encode_jsonl(lines))
+    undeleted = queue.delete([message for message, _ in taken])
+    if undeleted:
+        # They come back and repeat their users in a later file: noisy, never a loss.
+        log.warning("could not delete exported messages", extra={"count": undeleted})
+    result = ExportResult(
+        key=key,
+        users=len(lines),
+        messages=len(taken),
+        malformed=malformed,
+        undeleted=undeleted,
+        tombstones=sum(1 for line in lines if line["deleted"]),
+        message_ids=tuple(message.message_id for message, _ in taken),
+    )
+    log.info("exported personal details", extra=result.summary())
+    return result
+
+
+def _take_messages(
+    queue: Queue, limits: ExportLimits
+) -> tuple[list[tuple[ReceivedMessage, list[model.UserChange]]], int]:
+    """Receive whole messages until the next one might not fit under ``max_users``.
+
+    A receive asks only for as many messages as are sure to fit (each holds at most 500
+    users), so every received, well-formed message is exported: receives are never spent
+    on messages the run then leaves, which would push healthy messages towards the DLQ.
+    """
+    taken: list[tuple[ReceivedMessage, list[model.UserChange]]] = []
+    seen_messages: set[str] = set()
+    users: set[str] = set()
+    malformed = 0
+    for _ in range(limits.max_receives):
+        room = limits.max_users - len(users)
+        wanted = min(limits.messages_per_receive, room // messages.MAX_IDS_PER_MESSAGE)
+        if wanted <= 0:
+            break
+        received = queue.receive(wanted, limits.visibility_timeout, limits.wait_seconds)
+        if not received:
+            break
+        decoded: list[tuple[ReceivedMessage, list[model.UserChange]]] = []
+        for message in received:
+            if message.message_id in seen_messages:
+                continue  # redelivered within this run (a short visibility timeout)
+            seen_messages.add(message.message_id)
+            try:
+                decoded.append((message, messages.decode(message.body)))
+            except messages.MalformedMessage as exc:
+                malformed += 1
+                log.error(
+                    "malformed personal-data update message; left for the DLQ",
+                    extra={
+                        "message_id": message.message_id,
+                        "error_type": type(exc).__name__,
+                        "reason": str(exc),
+                        "receive_count": message.receive_count,
+                    },
+                )
+        fits, users = model.take_whole_messages(
+            [frozenset(c.user_id for c in changes) for _, changes in decoded],
+            users,
+            limits.max_users,
+        )
+        taken.extend(decoded[i] for i in fits)
+        left = [decoded[i][0] for i in range(len(decoded)) if i not in set(fits)]
+        if left:
+            queue.release(left)
+            break
+    return taken, malformed
