@@ -1,6 +1,7 @@
 """The Exposure Notification key server API (DESIGN §4): a routing table."""
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: Chalice's IAM policy analyzer reads this
+# module's symbol tables and fails on postponed annotations (`make package` exercises it).
 
 from datetime import UTC, datetime
 from typing import Any
@@ -8,13 +9,12 @@ from typing import Any
 from chalice import Rate, Response  # type: ignore[attr-defined]
 
 from covidtracer import health, logs
+from covidtracer import settings as config
 from covidtracer.http import ApiApp, bearer_token, json_body, json_response, no_content
-from covidtracer.settings import EnfSettings, enf_settings
+from covidtracer.settings import enf_settings
 
 logs.configure()
 app = ApiApp("covidtracer-enf")
-
-_wiring: tuple[EnfSettings, Any] | None = None
 
 
 def _service() -> Any:
@@ -24,13 +24,10 @@ def _service() -> Any:
     return service
 
 
+@config.built_from_settings
 def _ports() -> Any:
     """Adapters for the current settings, built once per execution environment."""
-    global _wiring
-    settings = enf_settings()
-    if _wiring is None or _wiring[0] is not settings:
-        _wiring = (settings, _service().ports_for(settings))
-    return _wiring[1]
+    return _service().ports_for(enf_settings())
 
 
 def _now() -> datetime:

@@ -11,7 +11,7 @@ from tracerstack import SERVICES
 
 DEPLOYED_STAGES = ("dev", "staging", "prod")
 # Heavy libraries an app must import lazily, on first use, not at cold start.
-LAZY_MODULES = ("boto3", "botocore", "pynamodb", "psycopg2", "jwt", "requests")
+LAZY_MODULES = ("boto3", "botocore", "pynamodb", "psycopg2", "jwt", "requests", "urllib3")
 SECRET_WORDS = ("password", "secret", "apikey", "api_key", "private")
 
 

@@ -16,14 +16,11 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from covidtracer import aws, logs
+from covidtracer import aws, logs, outbound
 from covidtracer.errors import Unavailable
 from covidtracer.settings import FcmSettings
-
-if TYPE_CHECKING:
-    import requests
 
 log = logs.get_logger(__name__)
 
@@ -103,20 +100,8 @@ class FcmClient:
         self._token = (token, now + lifetime)
         return token
 
-    def _request(self, url: str, **kwargs: Any) -> requests.Response:
-        import requests
-
-        try:
-            return _session().post(url, timeout=self._timeout, **kwargs)
-        except requests.RequestException as error:
-            raise Unavailable(f"fcm ({type(error).__name__})") from error
-
-
-@cache
-def _session() -> requests.Session:
-    import requests
-
-    return requests.Session()
+    def _request(self, url: str, **kwargs: Any) -> outbound.Reply:
+        return outbound.post(url, dependency="fcm", timeout=self._timeout, retries=1, **kwargs)
 
 
 @cache

@@ -1,8 +1,8 @@
 """NCTS (the National Contact Tracing Solution) REST client: diaries and callback requests.
 
-Real HTTP through ``requests`` (imported on first use), with the timeout from settings and a
-bounded number of retries with exponential backoff on connection failures and 5xx answers;
-never on 4xx, which would only fail again. Each logical request carries one
+Real HTTP through ``covidtracer.outbound``, with the timeout from settings and a bounded
+number of retries with exponential backoff on connection failures and 5xx answers; never
+on 4xx, which would only fail again. Each logical request carries one
 ``Idempotency-Key`` on all its attempts, so NCTS can drop a repeat of one it did process.
 
 Errors: ``ConsentCodeRejected`` (400 ``errors.ConsentCode``) when NCTS refuses a diary's
@@ -16,14 +16,11 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from covidtracer import logs
+from covidtracer import logs, outbound
 from covidtracer.errors import Unavailable, ValidationError
 from covidtracer.settings import PartnerSettings
-
-if TYPE_CHECKING:
-    import requests
 
 log = logs.get_logger(__name__)
 
@@ -62,22 +59,26 @@ class NctsClient:
         """Queues a callback for the contact tracers. Raises ``Unavailable``."""
         self._expect_success(self._post(CALLBACK_REQUESTS, request), CALLBACK_REQUESTS)
 
-    def _post(self, operation: str, body: Mapping[str, Any]) -> requests.Response:
-        import requests
-
+    def _post(self, operation: str, body: Mapping[str, Any]) -> outbound.Reply:
         headers = {"Idempotency-Key": str(uuid.uuid4())}
         url = f"{self._base_url}/{operation}"
         for attempt in range(self._retries + 1):
             last_attempt = attempt == self._retries
             try:
-                response = _session().post(url, json=body, headers=headers, timeout=self._timeout)
-            except requests.ConnectionError as error:
-                # Includes connect timeouts: nothing reached NCTS, so a retry is safe.
+                response = outbound.post(
+                    url,
+                    dependency="ncts",
+                    timeout=self._timeout,
+                    json=body,
+                    headers=headers,
+                    retries=0,
+                )
+            except outbound.Unreachable:
+                # Nothing reached NCTS, so a retry is safe.
                 if last_attempt:
-                    raise Unavailable(f"ncts ({type(error).__name__})") from error
-            except requests.RequestException as error:
-                # A read timeout: NCTS may have it; the idempotency key covers the caller's retry.
-                raise Unavailable(f"ncts ({type(error).__name__})") from error
+                    raise
+            # Any other Unavailable (a read timeout: NCTS may have it) propagates; the
+            # idempotency key covers the caller's own retry.
             else:
                 if response.status_code < 500 or last_attempt:
                     return response
@@ -86,26 +87,19 @@ class NctsClient:
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     @staticmethod
-    def _expect_success(response: requests.Response, operation: str) -> None:
+    def _expect_success(response: outbound.Reply, operation: str) -> None:
         if 200 <= response.status_code < 300:
             return
         log.error("ncts refused", extra={"operation": operation, "status": response.status_code})
         raise Unavailable(f"ncts ({operation} answered {response.status_code})")
 
 
-def _error_code(response: requests.Response) -> str | None:
+def _error_code(response: outbound.Reply) -> str | None:
     try:
         body = response.json()
     except ValueError:
         return None
     return body.get("error") if isinstance(body, dict) else None
-
-
-@cache
-def _session() -> requests.Session:
-    import requests
-
-    return requests.Session()
 
 
 @cache

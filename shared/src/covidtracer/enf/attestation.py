@@ -23,8 +23,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
-from covidtracer import aws
-from covidtracer.enf import outbound
+from covidtracer import aws, outbound
 from covidtracer.errors import Forbidden, Unavailable
 from covidtracer.logs import get_logger
 from covidtracer.settings import AttestationSettings

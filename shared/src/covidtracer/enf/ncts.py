@@ -1,23 +1,16 @@
 """The ENF API's NCTS client: callback requests go to the contact tracers' queue.
 
-Real HTTP with the settings' timeout and bounded retries; NCTS down or refusing means
-``Unavailable("ncts")`` (503), so the phone keeps the request and can try again.
+Sent through the shared NCTS client (timeouts, bounded retries, idempotency key); NCTS down
+or refusing means ``Unavailable("ncts")`` (503), so the phone keeps the request and retries.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Protocol
 
-from covidtracer.enf import outbound
+from covidtracer import ncts
 from covidtracer.enf.model import CallbackRequest
-from covidtracer.errors import Unavailable
-from covidtracer.logs import get_logger
 from covidtracer.settings import PartnerSettings
-
-log = get_logger(__name__)
-
-CALLBACK_PATH = "/callback-requests"
 
 
 class Ncts(Protocol):
@@ -37,13 +30,6 @@ class HttpNcts:
             "contactNotes": callback.contact_notes,
             "source": "enf",
         }
-        response = outbound.post(
-            f"{self._settings.ncts_base_url.rstrip('/')}{CALLBACK_PATH}",
-            dependency="ncts",
-            timeout=self._settings.ncts_timeout_seconds,
-            data=json.dumps({k: v for k, v in body.items() if v is not None}),
-            headers={"Content-Type": "application/json"},
+        ncts.client(self._settings).send_callback_request(
+            {k: v for k, v in body.items() if v is not None}
         )
-        if not 200 <= response.status_code < 300:
-            log.error("ncts refused a callback request", extra={"status": response.status_code})
-            raise Unavailable("ncts")

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from covidtracer import aws
-from covidtracer.enf import outbound
+from covidtracer import aws, outbound
 from covidtracer.errors import Unavailable
 from covidtracer.logs import get_logger
 from covidtracer.settings import SmsSettings
