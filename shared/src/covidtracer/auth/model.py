@@ -163,12 +163,6 @@ def pseudonym(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
-def fixed_window(now: float, window_seconds: int) -> tuple[int, int]:
-    """The (start, end) epoch seconds of the fixed window containing ``now``."""
-    start = int(now) - int(now) % window_seconds
-    return start, start + window_seconds
-
-
 def code_email(code: str) -> tuple[str, str, str]:
     """(subject, text body, HTML body) of the sign-in email."""
     subject = "Your NZ COVID Tracer sign-in code"

@@ -10,13 +10,12 @@ a failed condition means what the caller asked for is refused, anything else is
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any, Protocol
 
-from covidtracer.errors import TooManyRequests, Unavailable
+from covidtracer.errors import Unavailable
 from covidtracer.settings import AwsSettings
 
 # Fail fast: the caller is better served by a quick 503 than a hung sign-in.
@@ -54,12 +53,6 @@ class SignInRecords(Protocol):
         """Raises StaleSession when the stored session is no longer ``record.session``."""
 
     def delete(self, verification_id: str) -> None: ...
-
-
-class RateLimiter(Protocol):
-    def hit(self, bucket: str, limit: int, window_seconds: int, now: float) -> None:
-        """Counts one use of ``bucket`` in the current fixed window; raises TooManyRequests
-        (with the seconds until the window ends) once ``limit`` uses were counted."""
 
 
 @contextlib.contextmanager
@@ -222,70 +215,6 @@ class MemorySignInRecords:
 
     def delete(self, verification_id: str) -> None:
         self.items.pop(verification_id, None)
-
-
-# ---------------------------------------------------------------------------- throttles
-
-
-@cache
-def _rate_limit_model(table: str, aws: AwsSettings) -> Any:
-    from pynamodb.attributes import NumberAttribute, UnicodeAttribute
-    from pynamodb.models import Model
-
-    class RateLimitItem(Model):
-        Meta = _meta(table, aws)  # type: ignore[assignment]
-        bucket = UnicodeAttribute(hash_key=True)
-        uses = NumberAttribute(null=True, attr_name="count")  # Model.count is a method
-        expiresAt = NumberAttribute(null=True)  # noqa: N815 - TTL attribute
-
-    return RateLimitItem
-
-
-class DynamoRateLimiter:
-    """Fixed-window counters in ``RATE_LIMITS_TABLE``: one item per bucket and window.
-
-    The window start is part of the key, so an old window's item never counts again even
-    where TTL has not deleted it yet (TTL deletes lazily; local DynamoDB never does). The
-    increment is one conditional ``ADD``: concurrent callers cannot both take the last slot.
-    """
-
-    def __init__(self, table: str, aws: AwsSettings) -> None:
-        self._model = _rate_limit_model(table, aws)
-
-    def hit(self, bucket: str, limit: int, window_seconds: int, now: float) -> None:
-        from pynamodb.exceptions import UpdateError
-
-        from covidtracer.auth.model import fixed_window
-
-        start, end = fixed_window(now, window_seconds)
-        model = self._model
-        item = model(f"{bucket}#{start}")
-        with _dynamodb():
-            try:
-                item.update(
-                    actions=[model.uses.add(1), model.expiresAt.set(end)],
-                    condition=model.uses.does_not_exist() | (model.uses < limit),
-                )
-            except UpdateError as exc:
-                if _is_condition_failure(exc):
-                    raise TooManyRequests(end - int(now)) from exc
-                raise
-
-
-class MemoryRateLimiter:
-    def __init__(self) -> None:
-        self.counts: dict[str, int] = {}
-        self._lock = threading.Lock()
-
-    def hit(self, bucket: str, limit: int, window_seconds: int, now: float) -> None:
-        from covidtracer.auth.model import fixed_window
-
-        start, end = fixed_window(now, window_seconds)
-        key = f"{bucket}#{start}"
-        with self._lock:
-            if self.counts.get(key, 0) >= limit:
-                raise TooManyRequests(end - int(now))
-            self.counts[key] = self.counts.get(key, 0) + 1
 
 
 # ---------------------------------------------------------------------------- users

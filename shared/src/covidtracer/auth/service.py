@@ -13,13 +13,17 @@ import secrets
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from covidtracer import logs, settings
 from covidtracer.auth import model
 from covidtracer.auth.cognito import CognitoGateway, Retry
-from covidtracer.auth.repository import RateLimiter, SignInRecord, SignInRecords, StaleSession
+from covidtracer.auth.repository import SignInRecord, SignInRecords, StaleSession
 from covidtracer.errors import InvalidAuthCode, InvalidAuthSession, MfaEnabled
+from covidtracer.ratelimit.model import Limit
+from covidtracer.ratelimit.repository import Counters
+from covidtracer.ratelimit.service import enforce
 from covidtracer.settings import SignInSettings
 
 log = logs.get_logger(__name__)
@@ -52,7 +56,7 @@ class SignIn:
         self,
         gateway: CognitoGateway,
         records: SignInRecords,
-        limiter: RateLimiter,
+        counters: Counters,
         config: SignInSettings,
         client_ids: Collection[str],
         now: Callable[[], float] = time.time,
@@ -62,7 +66,7 @@ class SignIn:
     ) -> None:
         self._gateway = gateway
         self._records = records
-        self._limiter = limiter
+        self._counters = counters
         self._config = config
         self._client_ids = frozenset(client_ids)
         self._now = now
@@ -76,17 +80,14 @@ class SignIn:
         request = model.parse_initiate(body, self._client_ids)
         config = self._config
         now = self._now()
-        self._limiter.hit(
-            f"initiate:ip:{model.pseudonym(source_ip)}",
-            config.limit_per_ip,
-            config.limit_window_seconds,
-            now,
-        )
-        self._limiter.hit(
-            f"initiate:email:{model.pseudonym(request.email)}",
-            config.limit_per_email,
-            config.limit_window_seconds,
-            now,
+        window = config.limit_window_seconds
+        enforce(
+            self._counters,
+            [
+                (Limit("initiate-ip", config.limit_per_ip, window), source_ip),
+                (Limit("initiate-email", config.limit_per_email, window), request.email),
+            ],
+            datetime.fromtimestamp(now, UTC),
         )
         user = self._gateway.find_or_create_user(request.email)
         if user.mfa_enabled:
@@ -147,13 +148,14 @@ class SignIn:
 @settings.built_from_settings
 def default() -> SignIn:
     """Sign-in wired to Cognito (or the local driver) and DynamoDB from the details settings."""
-    from covidtracer.auth.repository import DynamoRateLimiter, DynamoSignInRecords
+    from covidtracer.auth.repository import DynamoSignInRecords
+    from covidtracer.ratelimit.repository import DynamoCounters
 
     details = settings.details_settings()
     return SignIn(
         gateway=_gateway(),
         records=DynamoSignInRecords(details.tables.sign_in_sessions, details.aws),
-        limiter=DynamoRateLimiter(details.tables.rate_limits, details.aws),
+        counters=DynamoCounters(details.tables.rate_limits),
         config=details.sign_in,
         client_ids=details.app_client_ids.values(),
     )

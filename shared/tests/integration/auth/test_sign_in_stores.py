@@ -5,24 +5,20 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from covidtracer.auth.repository import (
     DynamoLocalSessions,
-    DynamoRateLimiter,
     DynamoSignInRecords,
     DynamoUsers,
     LocalSession,
-    MemoryRateLimiter,
     MemorySignInRecords,
-    RateLimiter,
     SignInRecord,
     SignInRecords,
     StaleSession,
 )
-from covidtracer.errors import TooManyRequests, Unavailable
+from covidtracer.errors import Unavailable
 from covidtracer.settings import AwsSettings, details_settings
 
 
@@ -35,13 +31,6 @@ def records(request: pytest.FixtureRequest, service_env: dict[str, str]) -> Sign
     if request.param == "memory":
         return MemorySignInRecords()
     return DynamoSignInRecords(service_env["SIGN_IN_SESSIONS_TABLE"], _aws())
-
-
-@pytest.fixture(params=["dynamodb", "memory"])
-def limiter(request: pytest.FixtureRequest, service_env: dict[str, str]) -> RateLimiter:
-    if request.param == "memory":
-        return MemoryRateLimiter()
-    return DynamoRateLimiter(service_env["RATE_LIMITS_TABLE"], _aws())
 
 
 def record(**changes: object) -> SignInRecord:
@@ -84,34 +73,6 @@ def test_the_session_is_replaced_only_from_the_session_read(records: SignInRecor
     assert records.get(stored.verification_id).session == "cognito-session-2"  # type: ignore[union-attr]
     with pytest.raises(StaleSession):
         records.replace_session(stored, "cognito-session-3")  # read before the change
-
-
-def test_a_limit_allows_exactly_limit_uses_per_window(limiter: RateLimiter) -> None:
-    bucket = f"test:{uuid.uuid4().hex}"
-    now = 1_700_000_050.0  # 50 s into a 900-s window starting at 1_699_999_200
-    for _ in range(3):
-        limiter.hit(bucket, 3, 900, now)
-    with pytest.raises(TooManyRequests) as caught:
-        limiter.hit(bucket, 3, 900, now + 10)
-    assert caught.value.retry_after_seconds == 1_700_000_100 - 1_700_000_060
-    limiter.hit(bucket, 3, 900, 1_700_000_100.0)  # the next window starts afresh
-    limiter.hit(f"{bucket}-other", 3, 900, now)
-
-
-def test_concurrent_hits_never_exceed_the_limit(service_env: dict[str, str]) -> None:
-    limiter = DynamoRateLimiter(service_env["RATE_LIMITS_TABLE"], _aws())
-    bucket = f"race:{uuid.uuid4().hex}"
-
-    def attempt(_: int) -> bool:
-        try:
-            limiter.hit(bucket, 5, 900, 1_700_000_000.0)
-        except TooManyRequests:
-            return False
-        return True
-
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        allowed = list(pool.map(attempt, range(20)))
-    assert allowed.count(True) == 5
 
 
 def test_users_are_upserted_idempotently_and_never_moved_back(service_env: dict[str, str]) -> None:

@@ -129,14 +129,6 @@ def test_a_sessions_code_is_found_in_its_challenge_metadata() -> None:
     assert model.code_metadata("654321") == "CODE-654321"
 
 
-@pytest.mark.parametrize(
-    ("now", "window", "expected"),
-    [(0, 900, (0, 900)), (899.9, 900, (0, 900)), (900, 900, (900, 1800)), (1234, 60, (1200, 1260))],
-)
-def test_fixed_windows(now: float, window: int, expected: tuple[int, int]) -> None:
-    assert model.fixed_window(now, window) == expected
-
-
 def test_pseudonyms_are_stable_and_hide_the_address() -> None:
     assert model.pseudonym("a@b.nz") == model.pseudonym("a@b.nz") != model.pseudonym("c@b.nz")
     assert "a@b.nz" not in model.pseudonym("a@b.nz")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from covidtracer.auth.cognito import CognitoUser, Retry, Tokens
-from covidtracer.auth.repository import MemoryRateLimiter, MemorySignInRecords
+from covidtracer.auth.repository import MemorySignInRecords
 from covidtracer.auth.service import SignIn
 from covidtracer.errors import (
     InvalidAuthCode,
@@ -14,6 +14,7 @@ from covidtracer.errors import (
     TooManyRequests,
     ValidationError,
 )
+from covidtracer.ratelimit.repository import MemoryCounters
 from covidtracer.settings import SignInSettings
 
 CONFIG = SignInSettings(
@@ -95,7 +96,7 @@ def sign_in(cognito: FakeCognito, clock: Clock, records: MemorySignInRecords) ->
     return SignIn(
         gateway=cognito,
         records=records,
-        limiter=MemoryRateLimiter(),
+        counters=MemoryCounters(),
         config=CONFIG,
         client_ids={CLIENT, "web-client"},
         now=lambda: clock.now,
@@ -140,7 +141,7 @@ def test_the_floor_is_not_added_to_a_slow_initiate(
 
     cognito.start_sign_in = slow_start  # type: ignore[method-assign]
     service = SignIn(
-        cognito, records, MemoryRateLimiter(), CONFIG, {CLIENT},
+        cognito, records, MemoryCounters(), CONFIG, {CLIENT},
         now=lambda: clock.now, sleep=clock.sleep, monotonic=lambda: clock.now,
     )  # fmt: skip
     service.initiate({"clientId": CLIENT, "email": "a@b.nz"}, "ip")
