@@ -15,6 +15,7 @@ help:
 	@echo "make local          start the whole system locally (no AWS account needed)"
 	@echo "make stop           stop everything make local started"
 	@echo "make job JOB=name   run a scheduled job now: enf-export enf-cleanup events-feed details-export"
+	@echo "make migrate        run the ENF migrations against DATABASE_URL (TARGET=N optional)"
 	@echo "make test           lint, type checks, cfn-lint and every test tier"
 	@echo "make package        build every service's deployment package and report its size"
 	@echo "make deploy-all STAGE=dev|staging|prod [DRY_RUN=1]   stacks, services, wiring, migrations"
@@ -38,6 +39,12 @@ stop: install
 
 job: install
 	$(BIN)/python -m tracerstack job $(JOB)
+
+# ENF schema migrations against DATABASE_URL (TARGET=N to go to version N).
+migrate: install
+	@test -n "$(DATABASE_URL)" || { echo "set DATABASE_URL"; exit 1; }
+	cd services/enf && ../../$(BIN)/python -c "import json, sys; import app; \
+	print(json.dumps(app.migrate({'target': int(sys.argv[1]) if sys.argv[1] else None}, None)))" "$(TARGET)"
 
 test: lint typecheck cfn-lint test-shared test-services
 

@@ -2,14 +2,43 @@
 
 from __future__ import annotations
 
-from chalice import Response  # type: ignore[attr-defined]
+from datetime import UTC, datetime
+from typing import Any
+
+from chalice import Rate, Response  # type: ignore[attr-defined]
 
 from covidtracer import health, logs
-from covidtracer.http import ApiApp, json_response
-from covidtracer.settings import enf_settings
+from covidtracer.http import ApiApp, bearer_token, json_body, json_response, no_content
+from covidtracer.settings import EnfSettings, enf_settings
 
 logs.configure()
 app = ApiApp("covidtracer-enf")
+
+_wiring: tuple[EnfSettings, Any] | None = None
+
+
+def _service() -> Any:
+    """The service module, imported on first use (it pulls in the I/O adapters)."""
+    from covidtracer.enf import service
+
+    return service
+
+
+def _ports() -> Any:
+    """Adapters for the current settings, built once per execution environment."""
+    global _wiring
+    settings = enf_settings()
+    if _wiring is None or _wiring[0] is not settings:
+        _wiring = (settings, _service().ports_for(settings))
+    return _wiring[1]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _bearer() -> str | None:
+    return bearer_token(app.current_request)
 
 
 @app.route("/health", methods=["GET"])
@@ -22,3 +51,95 @@ def get_health() -> Response:
         }
     )
     return json_response(report, 200 if healthy else 503)
+
+
+@app.route("/register", methods=["POST"])
+def post_register() -> Response:
+    nonce = _service().start_registration(enf_settings(), _ports(), _now())
+    return json_response({"nonce": nonce})
+
+
+@app.route("/register", methods=["PUT"])
+def put_register() -> Response:
+    body = json_body(app.current_request)
+    return json_response(_service().complete_registration(enf_settings(), _ports(), body, _now()))
+
+
+@app.route("/register", methods=["DELETE"])
+def delete_register() -> Response:
+    _service().forget(enf_settings(), _ports(), _bearer(), _now())
+    return no_content()
+
+
+@app.route("/refresh", methods=["POST"])
+def post_refresh() -> Response:
+    token = _service().refresh(enf_settings(), _ports(), _bearer(), _now())
+    return json_response({"token": token})
+
+
+@app.route("/ncts/verification-codes", methods=["POST"])
+def post_verification_code() -> Response:
+    request = app.current_request
+    expires_at = _service().request_code(
+        enf_settings(), _ports(), request.headers.get("x-api-key"), json_body(request), _now()
+    )
+    return json_response(
+        {"expiresAt": expires_at.isoformat(timespec="seconds").replace("+00:00", "Z")}, 201
+    )
+
+
+@app.route("/exposures/verify", methods=["POST"])
+def post_exposures_verify() -> Response:
+    body = json_body(app.current_request)
+    token = _service().verify_code(enf_settings(), _ports(), _bearer(), body, _now())
+    return json_response({"token": str(token)})
+
+
+@app.route("/exposures", methods=["POST"])
+def post_exposures() -> Response:
+    body = json_body(app.current_request)
+    _service().upload_keys(enf_settings(), _ports(), _bearer(), body, _now())
+    return no_content()
+
+
+@app.route("/settings/exposures", methods=["GET"])
+def get_exposure_settings() -> Response:
+    query = app.current_request.query_params or {}
+    return json_response(
+        _service().exposure_config(enf_settings(), _ports(), _bearer(), query, _now())
+    )
+
+
+@app.route("/settings/notification", methods=["GET"])
+def get_notification_settings() -> Response:
+    return json_response(_service().notification_config(enf_settings()))
+
+
+@app.route("/metrics", methods=["POST"])
+def post_metrics() -> Response:
+    body = json_body(app.current_request)
+    _service().record_metric(enf_settings(), _ports(), _bearer(), body, _now())
+    return no_content()
+
+
+@app.route("/callback", methods=["POST"])
+def post_callback() -> Response:
+    body = json_body(app.current_request)
+    _service().request_callback(enf_settings(), _ports(), _bearer(), body, _now())
+    return no_content()
+
+
+@app.schedule(Rate(1, unit=Rate.HOURS), name="cleanup")
+def cleanup(event: Any) -> dict[str, int]:
+    """Hourly: delete keys, codes, tokens, nonces and registrations past retention."""
+    result: dict[str, int] = _service().cleanup(enf_settings(), _now())
+    return result
+
+
+@app.lambda_function(name="migrate")
+def migrate(event: Any, context: Any) -> dict[str, list[str]]:
+    """Run the ENF migrations (deploys invoke this once per release)."""
+    from covidtracer.enf import schema
+
+    target = event.get("target") if isinstance(event, dict) else None
+    return {"ran": schema.migrate(enf_settings().database, target)}

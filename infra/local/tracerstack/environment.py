@@ -43,6 +43,7 @@ def from_outputs(
         "NCTS_API_KEY_SECRET_ID": outputs["NctsApiKeySecretArn"],
         "ENF_TOKEN_SIGNING_SECRET_ID": outputs["EnfTokenSigningSecretArn"],
         "ENF_CODE_HASH_SECRET_ID": outputs["EnfCodeHashSecretArn"],
+        "SMS_AUTH_TOKEN_SECRET_ID": outputs["SmsAuthTokenSecretArn"],
         "PERSONAL_DATA_UPDATES_QUEUE_URL": outputs["PersonalDataUpdatesQueueUrl"],
         "POST_AUTHENTICATION_QUEUE_URL": outputs["PostAuthenticationQueueUrl"],
         "ANALYTICS_STREAM_NAME": outputs["AnalyticsStreamName"],
@@ -71,6 +72,10 @@ def service_environment(
         "AWS_DEFAULT_REGION": boot.region,
         "AWS_ENDPOINT_URL": boot.endpoint_url,
         "DATABASE_URL": database_url,
+        # The partner stand-ins answer at Twilio's and Apple's paths under these prefixes.
+        "SMS_BASE_URL": f"{partners_url}/sms",
+        "SMS_ACCOUNT_SID": "AC00000000000000000000000000000000",
+        "APPLE_DEVICECHECK_URL": f"{partners_url}/devicecheck",
     }
 
 

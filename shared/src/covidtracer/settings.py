@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from typing import TypeVar
 from urllib.parse import urlparse
@@ -299,6 +299,167 @@ class ExportSettings:
         return settings
 
 
+ATTESTATION_VERIFIERS = ("ios", "android", "test")
+SMS_PROVIDERS = ("twilio", "aws")
+# Keys older than this cannot matter any more (the incubation period plus a margin), and a
+# retention this short would delete keys phones have not downloaded yet.
+MIN_KEY_RETENTION_DAYS = 10
+# Google's key-server ceiling: a phone holds at most 14 days of keys plus today's.
+MAX_KEYS_PER_UPLOAD_CEILING = 30
+
+
+@dataclass(frozen=True)
+class EnfTokenSettings:
+    """The ENF API's own JWTs, upload codes and registration nonces."""
+
+    signing_secret_id: str
+    code_hash_secret_id: str
+    access_token_minutes: int
+    refresh_token_days: int
+    nonce_ttl_seconds: int
+    code_ttl_hours: int
+    upload_token_ttl_hours: int
+    verify_min_interval_seconds: int
+    verify_daily_failures: int
+
+    @classmethod
+    def read(cls, env: _Env) -> EnfTokenSettings:
+        return cls(
+            signing_secret_id=env.text("ENF_TOKEN_SIGNING_SECRET_ID"),
+            code_hash_secret_id=env.text("ENF_CODE_HASH_SECRET_ID"),
+            access_token_minutes=env.integer("ENF_ACCESS_TOKEN_MINUTES", 60, 1, 24 * 60),
+            # A registration idle (never refreshed) this long is deleted by the cleanup job.
+            refresh_token_days=env.integer("ENF_REFRESH_TOKEN_DAYS", 365, 1, 3650),
+            nonce_ttl_seconds=env.integer("ENF_NONCE_TTL_SECONDS", 3600, 60, 86_400),
+            code_ttl_hours=env.integer("ENF_CODE_TTL_HOURS", 24, 1, 72),
+            upload_token_ttl_hours=env.integer("ENF_UPLOAD_TOKEN_TTL_HOURS", 24, 1, 72),
+            verify_min_interval_seconds=env.integer("ENF_VERIFY_MIN_INTERVAL_SECONDS", 1, 0, 3600),
+            # 10 wrong guesses a day against 10^6 codes: brute force stays hopeless.
+            verify_daily_failures=env.integer("ENF_VERIFY_DAILY_FAILURES", 10, 1, 1000),
+        )
+
+
+@dataclass(frozen=True)
+class EnfKeySettings:
+    """Key-upload rules (Google's key-server numbers) and key retention."""
+
+    max_keys_per_upload: int
+    max_keys_per_start_interval: int
+    max_key_age_days: int
+    onset_grace_days: int
+    max_symptom_onset_age_days: int
+    retention_days: int
+
+    @classmethod
+    def read(cls, env: _Env) -> EnfKeySettings:
+        settings = cls(
+            max_keys_per_upload=env.integer(
+                "ENF_MAX_KEYS_PER_UPLOAD", 14, 1, MAX_KEYS_PER_UPLOAD_CEILING
+            ),
+            max_keys_per_start_interval=env.integer("ENF_MAX_KEYS_PER_START_INTERVAL", 3, 1, 10),
+            max_key_age_days=env.integer("ENF_MAX_KEY_AGE_DAYS", 15, 1, 30),
+            onset_grace_days=env.integer("ENF_ONSET_GRACE_DAYS", 0, 0, 14),
+            max_symptom_onset_age_days=env.integer("ENF_MAX_SYMPTOM_ONSET_AGE_DAYS", 28, 1, 60),
+            retention_days=env.integer("ENF_KEY_RETENTION_DAYS", 14, 1, 60),
+        )
+        if settings.retention_days < MIN_KEY_RETENTION_DAYS:
+            env.problems.append(
+                f"ENF_KEY_RETENTION_DAYS must be at least {MIN_KEY_RETENTION_DAYS}, "
+                f"got {settings.retention_days}"
+            )
+        return settings
+
+
+@dataclass(frozen=True)
+class AttestationSettings:
+    """Device attestation at ``PUT /register`` (and key upload), one verifier per platform."""
+
+    platforms: tuple[str, ...]
+    android_package_name: str
+    android_root_pem: str | None
+    android_hostname: str
+    android_max_age_seconds: int
+    apple_devicecheck_url: str
+    apple_team_id: str | None
+    apple_key_id: str | None
+    apple_key_secret_id: str | None
+
+    @classmethod
+    def read(cls, env: _Env, stage: str) -> AttestationSettings:
+        platforms = tuple(
+            p.strip() for p in env.text("ATTESTATION_PLATFORMS", "ios,android").split(",")
+        )
+        settings = cls(
+            platforms=platforms,
+            android_package_name=env.text("ANDROID_PACKAGE_NAME", "nz.govt.health.covidtracer"),
+            # The root certificate (PEM) the SafetyNet / Play Integrity chain must end at.
+            android_root_pem=env.optional("ANDROID_ATTESTATION_ROOT_PEM"),
+            android_hostname=env.text("ANDROID_ATTESTATION_HOSTNAME", "attest.android.com"),
+            android_max_age_seconds=env.integer("ANDROID_ATTESTATION_MAX_AGE_SECONDS", 600, 10),
+            apple_devicecheck_url=env.url(
+                "APPLE_DEVICECHECK_URL", "https://api.devicecheck.apple.com"
+            ),
+            apple_team_id=env.optional("APPLE_TEAM_ID"),
+            apple_key_id=env.optional("APPLE_KEY_ID"),
+            apple_key_secret_id=env.optional("APPLE_DEVICECHECK_KEY_SECRET_ID"),
+        )
+        unknown = set(platforms) - set(ATTESTATION_VERIFIERS)
+        if unknown:
+            env.problems.append(f"ATTESTATION_PLATFORMS has unknown {', '.join(sorted(unknown))}")
+        if stage == "prod" and "test" in platforms:
+            # The test verifier accepts any device; production must prove a real phone.
+            env.problems.append("ATTESTATION_PLATFORMS must not include test in prod")
+        if stage != "local":
+            # Locally a platform may be listed unconfigured: its verifier then refuses devices.
+            if "android" in platforms and not settings.android_root_pem:
+                env.problems.append("ANDROID_ATTESTATION_ROOT_PEM is required for android")
+            if "ios" in platforms and not (
+                settings.apple_team_id and settings.apple_key_id and settings.apple_key_secret_id
+            ):
+                env.problems.append(
+                    "APPLE_TEAM_ID, APPLE_KEY_ID and APPLE_DEVICECHECK_KEY_SECRET_ID are "
+                    "required for ios"
+                )
+        return settings
+
+
+@dataclass(frozen=True)
+class SmsSettings:
+    """The SMS provider for upload codes: a Twilio-style HTTP API or AWS End User Messaging."""
+
+    provider: str
+    base_url: str
+    account_sid: str | None
+    auth_token_secret_id: str | None
+    sender: str
+    timeout_seconds: int
+    message_template: str
+
+    @classmethod
+    def read(cls, env: _Env) -> SmsSettings:
+        settings = cls(
+            provider=env.text("SMS_PROVIDER", "twilio"),
+            base_url=env.url("SMS_BASE_URL", "https://api.twilio.com"),
+            account_sid=env.optional("SMS_ACCOUNT_SID"),
+            auth_token_secret_id=env.optional("SMS_AUTH_TOKEN_SECRET_ID"),
+            sender=env.text("SMS_SENDER", "NZCOVID"),
+            timeout_seconds=env.integer("SMS_TIMEOUT_SECONDS", 5, 1, 25),
+            message_template=env.text(
+                "ENF_SMS_TEMPLATE",
+                "Your NZ COVID Tracer upload code is {code}. It expires in {hours} hours.",
+            ),
+        )
+        if settings.provider not in SMS_PROVIDERS:
+            env.problems.append(f"SMS_PROVIDER must be one of {', '.join(SMS_PROVIDERS)}")
+        if settings.provider == "twilio" and not (
+            settings.account_sid and settings.auth_token_secret_id
+        ):
+            env.problems.append("SMS_ACCOUNT_SID and SMS_AUTH_TOKEN_SECRET_ID are required")
+        if "{code}" not in settings.message_template:
+            env.problems.append("ENF_SMS_TEMPLATE must contain {code}")
+        return settings
+
+
 @dataclass(frozen=True)
 class EnfSettings:
     """The Exposure Notification key server (``services/enf``)."""
@@ -311,15 +472,26 @@ class EnfSettings:
     ncts_api_key_secret_id: str
     partners: PartnerSettings
     log_level: str
-    attestation_platforms: tuple[str, ...] = field(default=("ios", "android"))
+    tokens: EnfTokenSettings
+    keys: EnfKeySettings
+    attestation: AttestationSettings
+    sms: SmsSettings
+    # Per-registration minimum seconds between two metrics of one event; unlisted events
+    # are refused. JSON object, e.g. {"CONTACT_UPLOAD": 86400}.
+    metrics_intervals: Mapping[str, int]
+    callback_interval_seconds: int
+    # JSON documents served to phones; None means the defaults shipped in the package.
+    exposure_config_json: str | None
+    notification_config_json: str | None
+
+    @property
+    def attestation_platforms(self) -> tuple[str, ...]:
+        return self.attestation.platforms
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> EnfSettings:
         env = _Env(os.environ if environ is None else environ)
         stage = env.stage()
-        platforms = tuple(
-            p.strip() for p in env.text("ATTESTATION_PLATFORMS", "ios,android").split(",")
-        )
         settings = cls(
             stage=stage,
             aws=AwsSettings.read(env, stage),
@@ -329,16 +501,59 @@ class EnfSettings:
             ncts_api_key_secret_id=env.text("NCTS_API_KEY_SECRET_ID"),
             partners=PartnerSettings.read(env),
             log_level=env.text("LOG_LEVEL", "INFO"),
-            attestation_platforms=platforms,
+            tokens=EnfTokenSettings.read(env),
+            keys=EnfKeySettings.read(env),
+            attestation=AttestationSettings.read(env, stage),
+            sms=SmsSettings.read(env),
+            metrics_intervals=_intervals(env, "ENF_METRICS_INTERVALS", DEFAULT_METRICS_INTERVALS),
+            callback_interval_seconds=env.integer("ENF_CALLBACK_INTERVAL_SECONDS", 3600, 0),
+            exposure_config_json=_json_document(env, "ENF_EXPOSURE_CONFIG"),
+            notification_config_json=_json_document(env, "ENF_NOTIFICATION_CONFIG"),
         )
-        unknown = set(platforms) - {"ios", "android", "test"}
-        if unknown:
-            env.problems.append(f"ATTESTATION_PLATFORMS has unknown {', '.join(sorted(unknown))}")
-        if stage == "prod" and "test" in platforms:
-            # The test verifier accepts any device; production must prove a real phone.
-            env.problems.append("ATTESTATION_PLATFORMS must not include test in prod")
         _raise_if_problems("enf", env)
         return settings
+
+
+# The app's metric events (COVID Green's names) and how often one registration may send each.
+DEFAULT_METRICS_INTERVALS: Mapping[str, int] = {
+    "CONTACT_NOTIFICATION": 3600,
+    "CONTACT_UPLOAD": 86_400,
+    "CALLBACK_OPTIN": 3600,
+    "DAILY_ACTIVE_TRACE": 86_400,
+    "UPLOAD_VERIFICATION_FAILED": 60,
+    "CHECK_IN": 3600,
+}
+
+
+def _intervals(env: _Env, name: str, default: Mapping[str, int]) -> Mapping[str, int]:
+    raw = env.optional(name)
+    if raw is None:
+        return dict(default)
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = None
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 0
+        for k, v in value.items()
+    ):
+        env.problems.append(f"{name} must be a JSON object of event names to whole seconds")
+        return dict(default)
+    return dict(value)
+
+
+def _json_document(env: _Env, name: str) -> str | None:
+    raw = env.optional(name)
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = None
+    if not isinstance(value, dict):
+        env.problems.append(f"{name} must be a JSON object")
+        return None
+    return raw
 
 
 def _raise_if_problems(service: str, env: _Env) -> None:

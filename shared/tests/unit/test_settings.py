@@ -29,6 +29,10 @@ DETAILS = {
 }
 ENF = {
     "DATABASE_URL": "postgresql://db/enf",
+    "ENF_TOKEN_SIGNING_SECRET_ID": "arn:token",
+    "ENF_CODE_HASH_SECRET_ID": "arn:code",
+    "SMS_ACCOUNT_SID": "AC1",
+    "SMS_AUTH_TOKEN_SECRET_ID": "arn:sms",
     "ENF_EXPORTS_BUCKET": "exports",
     "EXPORT_SIGNING_KEY_ID": "key",
     "NCTS_API_KEY_SECRET_ID": "arn:secret",

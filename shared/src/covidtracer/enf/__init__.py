@@ -1,1 +1,2 @@
-"""Exposure Notification (ENF) domain: key export file format, signing and batching."""
+"""The Exposure Notification key server (DESIGN §4): registration, codes, key upload,
+export file format, signing and batching."""

@@ -1,0 +1,280 @@
+"""The ENF API's SQL: one named function per statement, each run on the caller's cursor.
+
+Callers open the transaction (``covidtracer.db.transaction``) so a use case's statements
+commit or roll back together; concurrency is settled in SQL (``UPDATE … WHERE claimed_at IS
+NULL RETURNING``, ``ON CONFLICT``), never by reading and then writing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import TYPE_CHECKING
+
+from covidtracer.enf.model import StoredKey
+
+if TYPE_CHECKING:
+    from psycopg2.extensions import cursor
+
+
+@dataclass(frozen=True)
+class VerifyState:
+    last_attempt_at: datetime | None
+    failure_day: date | None
+    failures: int
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """What a claimed code or upload token carries onward."""
+
+    symptom_onset: date
+    report_type: int
+    expires_at: datetime
+
+
+# ---------------------------------------------------------------------------- registrations
+
+
+def insert_registration(cur: cursor, registration_id: uuid.UUID, nonce: str, now: datetime) -> None:
+    cur.execute(
+        "INSERT INTO registrations (id, nonce, created_at) VALUES (%s, %s, %s)",
+        (str(registration_id), nonce, now),
+    )
+
+
+def pending_registration(cur: cursor, nonce: str, issued_after: datetime) -> uuid.UUID | None:
+    """The unattested registration holding ``nonce``, if it was issued after the cut-off."""
+    cur.execute(
+        "SELECT id FROM registrations WHERE nonce = %s AND verified_at IS NULL AND created_at > %s",
+        (nonce, issued_after),
+    )
+    row = cur.fetchone()
+    return uuid.UUID(str(row[0])) if row else None
+
+
+def complete_registration(
+    cur: cursor, registration_id: uuid.UUID, nonce: str, refresh_hash: bytes, now: datetime
+) -> bool:
+    """Mark the device attested; False if another request completed it first."""
+    cur.execute(
+        "UPDATE registrations"
+        " SET nonce = NULL, verified_at = %s, refresh_hash = %s, refreshed_at = %s"
+        " WHERE id = %s AND nonce = %s AND verified_at IS NULL RETURNING id",
+        (now, refresh_hash, now, str(registration_id), nonce),
+    )
+    return cur.fetchone() is not None
+
+
+def registration_exists(cur: cursor, registration_id: uuid.UUID) -> bool:
+    cur.execute(
+        "SELECT 1 FROM registrations WHERE id = %s AND verified_at IS NOT NULL",
+        (str(registration_id),),
+    )
+    return cur.fetchone() is not None
+
+
+def touch_refresh(
+    cur: cursor, registration_id: uuid.UUID, refresh_hash: bytes, now: datetime
+) -> bool:
+    """Record a refresh; False if the registration is gone or the refresh token is stale."""
+    cur.execute(
+        "UPDATE registrations SET refreshed_at = %s"
+        " WHERE id = %s AND refresh_hash = %s AND verified_at IS NOT NULL RETURNING id",
+        (now, str(registration_id), refresh_hash),
+    )
+    return cur.fetchone() is not None
+
+
+def delete_registration(cur: cursor, registration_id: uuid.UUID) -> bool:
+    cur.execute("DELETE FROM registrations WHERE id = %s", (str(registration_id),))
+    return bool(cur.rowcount)
+
+
+def lock_verify_state(cur: cursor, registration_id: uuid.UUID) -> VerifyState | None:
+    """The registration's code-guessing record, locked until the transaction ends."""
+    cur.execute(
+        "SELECT last_verify_at, verify_failure_day, verify_failures FROM registrations"
+        " WHERE id = %s AND verified_at IS NOT NULL FOR UPDATE",
+        (str(registration_id),),
+    )
+    row = cur.fetchone()
+    return VerifyState(row[0], row[1], int(row[2])) if row else None
+
+
+def record_verify_attempt(
+    cur: cursor, registration_id: uuid.UUID, now: datetime, failure_day: date | None, failures: int
+) -> None:
+    cur.execute(
+        "UPDATE registrations"
+        " SET last_verify_at = %s, verify_failure_day = %s, verify_failures = %s WHERE id = %s",
+        (now, failure_day, failures, str(registration_id)),
+    )
+
+
+# ---------------------------------------------------------------------------- codes and tokens
+
+
+def insert_code(
+    cur: cursor,
+    code_hmac: bytes,
+    symptom_onset: date,
+    report_type: int,
+    now: datetime,
+    expires_at: datetime,
+) -> bool:
+    """Store a code's keyed hash; False if an identical code already exists (draw again)."""
+    cur.execute(
+        "INSERT INTO verification_codes"
+        " (code_hmac, symptom_onset, report_type, created_at, expires_at)"
+        " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (code_hmac) DO NOTHING RETURNING id",
+        (code_hmac, symptom_onset, report_type, now, expires_at),
+    )
+    return cur.fetchone() is not None
+
+
+def claim_code(cur: cursor, code_hmac: bytes, now: datetime) -> Claimed | None:
+    """Claim an unexpired, unclaimed code: exactly one caller ever gets it."""
+    cur.execute(
+        "UPDATE verification_codes SET claimed_at = %s"
+        " WHERE code_hmac = %s AND claimed_at IS NULL AND expires_at > %s"
+        " RETURNING symptom_onset, report_type, expires_at",
+        (now, code_hmac, now),
+    )
+    row = cur.fetchone()
+    return Claimed(row[0], int(row[1]), row[2]) if row else None
+
+
+def code_expired_unclaimed(cur: cursor, code_hmac: bytes, now: datetime) -> bool:
+    cur.execute(
+        "SELECT 1 FROM verification_codes"
+        " WHERE code_hmac = %s AND claimed_at IS NULL AND expires_at <= %s",
+        (code_hmac, now),
+    )
+    return cur.fetchone() is not None
+
+
+def insert_upload_token(
+    cur: cursor,
+    token: uuid.UUID,
+    registration_id: uuid.UUID,
+    claimed: Claimed,
+    now: datetime,
+    expires_at: datetime,
+) -> None:
+    cur.execute(
+        "INSERT INTO upload_tokens"
+        " (id, registration_id, symptom_onset, report_type, created_at, expires_at)"
+        " VALUES (%s, %s, %s, %s, %s, %s)",
+        (
+            str(token),
+            str(registration_id),
+            claimed.symptom_onset,
+            claimed.report_type,
+            now,
+            expires_at,
+        ),
+    )
+
+
+def claim_upload_token(
+    cur: cursor, token: uuid.UUID, registration_id: uuid.UUID, now: datetime
+) -> Claimed | None:
+    """Claim the registration's unused upload token (the caller checks ``expires_at``).
+
+    Concurrent claims queue on the row lock; after the winner commits the others see
+    ``claimed_at`` set and get nothing. If the winner rolls back, the token is unclaimed.
+    """
+    cur.execute(
+        "UPDATE upload_tokens SET claimed_at = %s"
+        " WHERE id = %s AND registration_id = %s AND claimed_at IS NULL"
+        " RETURNING symptom_onset, report_type, expires_at",
+        (now, str(token), str(registration_id)),
+    )
+    row = cur.fetchone()
+    return Claimed(row[0], int(row[1]), row[2]) if row else None
+
+
+def insert_keys(cur: cursor, keys: Sequence[StoredKey], now: datetime) -> int:
+    """Insert keys in one statement; a key already stored is ignored. Returns rows added."""
+    if not keys:
+        return 0
+    cur.execute(
+        "INSERT INTO exposures (key_data, rolling_start_number, rolling_period,"
+        " transmission_risk_level, report_type, days_since_onset, created_at)"
+        " SELECT k, s, p, t, r, d, %s FROM unnest("
+        "%s::bytea[], %s::integer[], %s::integer[], %s::smallint[], %s::smallint[],"
+        " %s::smallint[]) AS u(k, s, p, t, r, d)"
+        " ON CONFLICT (key_data) DO NOTHING",
+        (
+            now,
+            [k.key_data for k in keys],
+            [k.rolling_start_number for k in keys],
+            [k.rolling_period for k in keys],
+            [k.transmission_risk_level for k in keys],
+            [k.report_type for k in keys],
+            [k.days_since_onset for k in keys],
+        ),
+    )
+    return int(cur.rowcount)
+
+
+# ---------------------------------------------------------------------------- rate limits, metrics
+
+
+def take_action(
+    cur: cursor, registration_id: uuid.UUID, action: str, now: datetime, not_since: datetime
+) -> bool:
+    """Record ``action`` unless the registration did it after ``not_since``; True if recorded."""
+    cur.execute(
+        "INSERT INTO registration_actions (registration_id, action, last_at) VALUES (%s, %s, %s)"
+        " ON CONFLICT (registration_id, action) DO UPDATE SET last_at = EXCLUDED.last_at"
+        " WHERE registration_actions.last_at <= %s RETURNING 1",
+        (str(registration_id), action, now, not_since),
+    )
+    return cur.fetchone() is not None
+
+
+def count_metric(cur: cursor, day: date, event: str, os: str, version: str) -> None:
+    cur.execute(
+        "INSERT INTO metrics (day, event, os, version, value) VALUES (%s, %s, %s, %s, 1)"
+        " ON CONFLICT (day, event, os, version) DO UPDATE SET value = metrics.value + 1",
+        (day, event, os, version),
+    )
+
+
+# ---------------------------------------------------------------------------- retention
+
+
+def delete_keys_created_before(cur: cursor, cutoff: datetime) -> int:
+    cur.execute("DELETE FROM exposures WHERE created_at < %s", (cutoff,))
+    return int(cur.rowcount)
+
+
+def delete_codes_created_before(cur: cursor, cutoff: datetime) -> int:
+    cur.execute("DELETE FROM verification_codes WHERE created_at < %s", (cutoff,))
+    return int(cur.rowcount)
+
+
+def delete_upload_tokens_created_before(cur: cursor, cutoff: datetime) -> int:
+    cur.execute("DELETE FROM upload_tokens WHERE created_at < %s", (cutoff,))
+    return int(cur.rowcount)
+
+
+def delete_pending_registrations_before(cur: cursor, cutoff: datetime) -> int:
+    """Nonces never attested (the phone gave up or failed attestation)."""
+    cur.execute(
+        "DELETE FROM registrations WHERE verified_at IS NULL AND created_at < %s", (cutoff,)
+    )
+    return int(cur.rowcount)
+
+
+def delete_idle_registrations_before(cur: cursor, cutoff: datetime) -> int:
+    """Registrations whose refresh token has not been used since ``cutoff``."""
+    cur.execute(
+        "DELETE FROM registrations WHERE verified_at IS NOT NULL AND refreshed_at < %s",
+        (cutoff,),
+    )
+    return int(cur.rowcount)

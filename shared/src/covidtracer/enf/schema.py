@@ -1,0 +1,21 @@
+"""The ENF schema: migrations shipped inside the package, run by deploys and ``make migrate``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from covidtracer import db, migrations
+from covidtracer.settings import DatabaseSettings
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def migrate(database: DatabaseSettings, target: int | None = None) -> list[str]:
+    """Bring the database to ``target`` (default: newest) on a connection of its own."""
+    import psycopg2
+
+    conn = psycopg2.connect(db.dsn_for(database), connect_timeout=database.connect_timeout_seconds)
+    try:
+        return migrations.migrate(conn, MIGRATIONS, target)
+    finally:
+        conn.close()

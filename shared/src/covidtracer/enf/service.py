@@ -1,0 +1,424 @@
+"""Use cases of the ENF API (DESIGN §4): each takes settings, its ports and ``now``.
+
+Each use case runs its statements in one transaction and raises domain errors; where a
+refusal must still be recorded (a wrong code counts against the daily cap) the error is
+raised after the commit. Codes, keys, phones and tokens are never logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from covidtracer import aws, db
+from covidtracer.enf import db as sql
+from covidtracer.enf import model, tokens
+from covidtracer.enf.attestation import Verifier, verifier_for
+from covidtracer.enf.ncts import HttpNcts, Ncts
+from covidtracer.enf.sms import SmsSender, sender_for
+from covidtracer.errors import (
+    Disabled,
+    DomainError,
+    Forbidden,
+    Gone,
+    NotFound,
+    TooManyRequests,
+    Unauthorized,
+    Unavailable,
+    ValidationError,
+)
+from covidtracer.logs import get_logger
+from covidtracer.settings import MIN_KEY_RETENTION_DAYS, EnfSettings
+
+log = get_logger(__name__)
+
+# Phones send the symptom-onset date as a local date; the latest calendar date anywhere is
+# UTC+14, so "not in the future" is judged against that day.
+LATEST_TIMEZONE = timedelta(hours=14)
+CODE_DRAWS = 5
+
+
+@dataclass(frozen=True)
+class Ports:
+    """Everything a use case needs from outside: secrets, partners, randomness."""
+
+    signing_key: Callable[[], str]
+    code_hash_key: Callable[[], bytes]
+    ncts_api_key: Callable[[], str]
+    verifier: Callable[[str], Verifier]
+    sms: SmsSender
+    ncts: Ncts
+    randbelow: Callable[[int], int] = secrets.randbelow
+    token_hex: Callable[[int], str] = secrets.token_hex
+    new_id: Callable[[], uuid.UUID] = uuid.uuid4
+
+
+def ports_for(settings: EnfSettings) -> Ports:
+    """The production wiring: secrets from Secrets Manager, real HTTP partners."""
+    timeout = settings.partners.ncts_timeout_seconds
+    return Ports(
+        signing_key=lambda: aws.secret_string(settings.tokens.signing_secret_id),
+        code_hash_key=lambda: aws.secret_string(settings.tokens.code_hash_secret_id).encode(),
+        ncts_api_key=lambda: aws.secret_string(settings.ncts_api_key_secret_id),
+        verifier=lambda platform: verifier_for(platform, settings.attestation, timeout),
+        sms=sender_for(settings.sms),
+        ncts=HttpNcts(settings.partners),
+    )
+
+
+def key_rules(settings: EnfSettings) -> model.KeyRules:
+    keys = settings.keys
+    return model.KeyRules(
+        max_keys=keys.max_keys_per_upload,
+        max_keys_per_start_interval=keys.max_keys_per_start_interval,
+        max_age_days=keys.max_key_age_days,
+        onset_grace_days=keys.onset_grace_days,
+    )
+
+
+def code_hmac(key: bytes, app_hash: str) -> bytes:
+    """How a code is stored and looked up: HMAC-SHA256 over the hash the app sends."""
+    return hmac.new(key, app_hash.encode(), hashlib.sha256).digest()
+
+
+def _access(ports: Ports, bearer: str | None, now: datetime) -> uuid.UUID:
+    return tokens.verify(ports.signing_key(), bearer, kind=tokens.ACCESS, now=now).registration_id
+
+
+def _require_registration(cur: Any, registration_id: uuid.UUID) -> None:
+    """A deleted (or idle-expired) registration's tokens stop working."""
+    if not sql.registration_exists(cur, registration_id):
+        raise Unauthorized()
+
+
+def _issue_pair(
+    settings: EnfSettings, ports: Ports, registration_id: uuid.UUID, secret: str, now: datetime
+) -> dict[str, str]:
+    key = ports.signing_key()
+    return {
+        "token": _access_token(settings, key, registration_id, now),
+        "refreshToken": tokens.issue(
+            key,
+            registration_id,
+            kind=tokens.REFRESH,
+            now=now,
+            lifetime=timedelta(days=settings.tokens.refresh_token_days),
+            refresh_secret=secret,
+        ),
+    }
+
+
+def _access_token(
+    settings: EnfSettings, key: str, registration_id: uuid.UUID, now: datetime
+) -> str:
+    return tokens.issue(
+        key,
+        registration_id,
+        kind=tokens.ACCESS,
+        now=now,
+        lifetime=timedelta(minutes=settings.tokens.access_token_minutes),
+    )
+
+
+# ---------------------------------------------------------------------------- registration
+
+
+def start_registration(settings: EnfSettings, ports: Ports, now: datetime) -> str:
+    """``POST /register``: a fresh nonce (32 random bytes, hex) for the device to attest."""
+    nonce = ports.token_hex(32)
+    with db.transaction(settings.database) as cur:
+        sql.insert_registration(cur, ports.new_id(), nonce, now)
+    return nonce
+
+
+def complete_registration(
+    settings: EnfSettings, ports: Ports, body: Mapping[str, Any], now: datetime
+) -> dict[str, str]:
+    """``PUT /register``: attest the device for the nonce, then issue its tokens.
+
+    Raises ``NotFound`` for an unknown, used or expired nonce and ``Forbidden`` when the
+    attestation fails (the nonce stays usable until it expires).
+    """
+    request = model.parse_registration(body, settings.attestation.platforms)
+    issued_after = now - timedelta(seconds=settings.tokens.nonce_ttl_seconds)
+    with db.transaction(settings.database) as cur:
+        registration_id = sql.pending_registration(cur, request.nonce, issued_after)
+    if registration_id is None:
+        raise NotFound("Invalid or expired nonce")
+    ports.verifier(request.platform).verify(request.device_verification_payload, request.nonce, now)
+    secret = ports.token_hex(32)
+    with db.transaction(settings.database) as cur:
+        completed = sql.complete_registration(
+            cur, registration_id, request.nonce, tokens.refresh_hash(secret), now
+        )
+    if not completed:
+        raise NotFound("Invalid or expired nonce")
+    return _issue_pair(settings, ports, registration_id, secret, now)
+
+
+def refresh(settings: EnfSettings, ports: Ports, bearer: str | None, now: datetime) -> str:
+    """``POST /refresh``: a new access token for a live registration's refresh token."""
+    key = ports.signing_key()
+    claims = tokens.verify(key, bearer, kind=tokens.REFRESH, now=now)
+    with db.transaction(settings.database) as cur:
+        alive = sql.touch_refresh(
+            cur, claims.registration_id, tokens.refresh_hash(claims.refresh_secret or ""), now
+        )
+    if not alive:
+        raise Unauthorized()
+    return _access_token(settings, key, claims.registration_id, now)
+
+
+def forget(settings: EnfSettings, ports: Ports, bearer: str | None, now: datetime) -> None:
+    """``DELETE /register``: the registration and its upload tokens are deleted."""
+    registration_id = _access(ports, bearer, now)
+    with db.transaction(settings.database) as cur:
+        deleted = sql.delete_registration(cur, registration_id)
+    if not deleted:
+        raise Unauthorized()
+
+
+# ---------------------------------------------------------------------------- codes
+
+
+def require_ncts(ports: Ports, api_key: str | None) -> None:
+    """The NCTS credential, compared in constant time; raises ``Unauthorized``."""
+    expected = ports.ncts_api_key().encode()
+    if not api_key or not hmac.compare_digest(api_key.encode(), expected):
+        raise Unauthorized()
+
+
+def request_code(
+    settings: EnfSettings, ports: Ports, api_key: str | None, body: Mapping[str, Any], now: datetime
+) -> datetime:
+    """``POST /ncts/verification-codes``: text a new upload code; returns when it expires.
+
+    The code is stored only as a keyed hash and the text is sent inside the transaction: an
+    SMS outage (``Unavailable``) rolls the code back, so no unsent code stays valid.
+    """
+    require_ncts(ports, api_key)
+    request = model.parse_code_request(
+        body,
+        today=(now + LATEST_TIMEZONE).date(),
+        max_onset_age_days=settings.keys.max_symptom_onset_age_days,
+    )
+    hours = settings.tokens.code_ttl_hours
+    expires_at = now + timedelta(hours=hours)
+    key = ports.code_hash_key()
+    with db.transaction(settings.database) as cur:
+        for _ in range(CODE_DRAWS):
+            code = model.new_code(ports.randbelow)
+            digest = code_hmac(key, model.app_code_hash(code))
+            if sql.insert_code(
+                cur, digest, request.symptom_onset, request.report_type, now, expires_at
+            ):
+                break
+        else:
+            log.error("no free upload code after several draws")
+            raise Unavailable("codes")
+        ports.sms.send(request.phone, settings.sms.message_template.format(code=code, hours=hours))
+    log.info("upload code sent", extra={"report_type": request.report_type})
+    return expires_at
+
+
+def verify_code(
+    settings: EnfSettings, ports: Ports, bearer: str | None, body: Mapping[str, Any], now: datetime
+) -> uuid.UUID:
+    """``POST /exposures/verify``: exchange a code (by the app's hash) for an upload token.
+
+    Raises ``TooManyRequests`` (too soon, or the day's failures used up), ``Forbidden`` for an
+    unknown or used code (counted as a failure), ``Gone`` for an expired one.
+    """
+    app_hash = model.parse_app_hash(body)
+    registration_id = _access(ports, bearer, now)
+    digest = code_hmac(ports.code_hash_key(), app_hash)
+    limits = settings.tokens
+    outcome: uuid.UUID | DomainError
+    with db.transaction(settings.database) as cur:
+        state = sql.lock_verify_state(cur, registration_id)
+        if state is None:
+            raise Unauthorized()
+        retry_after = model.verify_retry_after(
+            last_attempt_at=state.last_attempt_at,
+            failure_day=state.failure_day,
+            failures=state.failures,
+            now=now,
+            min_interval_seconds=limits.verify_min_interval_seconds,
+            daily_failures=limits.verify_daily_failures,
+        )
+        if retry_after is not None:
+            raise TooManyRequests(retry_after)
+        claimed = sql.claim_code(cur, digest, now)
+        if claimed is not None:
+            outcome = ports.new_id()
+            sql.insert_upload_token(
+                cur,
+                outcome,
+                registration_id,
+                claimed,
+                now,
+                now + timedelta(hours=limits.upload_token_ttl_hours),
+            )
+            sql.record_verify_attempt(cur, registration_id, now, state.failure_day, state.failures)
+        else:
+            expired = sql.code_expired_unclaimed(cur, digest, now)
+            outcome = Gone() if expired else Forbidden()
+            today = now.date()
+            failures = state.failures + 1 if state.failure_day == today else 1
+            sql.record_verify_attempt(cur, registration_id, now, today, failures)
+    if isinstance(outcome, DomainError):
+        raise outcome
+    return outcome
+
+
+# ---------------------------------------------------------------------------- key upload
+
+
+def upload_keys(
+    settings: EnfSettings, ports: Ports, bearer: str | None, body: Mapping[str, Any], now: datetime
+) -> int:
+    """``POST /exposures``: validate, claim the upload token and store the keys, atomically.
+
+    Every rule is checked before the token is touched, and the claim and the insert share
+    one transaction, so a rejected or failed upload leaves the token usable. Raises
+    ``ValidationError``, ``Forbidden`` (unknown or used token), ``Gone`` (expired token).
+    Returns the number of new keys stored.
+    """
+    registration_id = _access(ports, bearer, now)
+    rules = key_rules(settings)
+    upload = model.parse_upload(body, settings.attestation.platforms, rules)
+    model.validate_keys(upload.keys, rules, now)
+    ports.verifier(upload.platform).verify(
+        upload.device_verification_payload, str(upload.token), now
+    )
+    with db.transaction(settings.database) as cur:
+        _require_registration(cur, registration_id)
+        claimed = sql.claim_upload_token(cur, upload.token, registration_id, now)
+        if claimed is None:
+            raise Forbidden()
+        if claimed.expires_at <= now:
+            raise Gone()
+        keys = model.keys_to_store(
+            upload.keys,
+            symptom_onset=claimed.symptom_onset,
+            report_type=claimed.report_type,
+            rules=rules,
+        )
+        return sql.insert_keys(cur, keys, now)
+
+
+# ---------------------------------------------------------------------------- settings, metrics
+
+
+@cache
+def _packaged(name: str) -> str:
+    return resources.files("covidtracer.enf").joinpath(name).read_text(encoding="utf-8")
+
+
+def notification_config(settings: EnfSettings) -> dict[str, Any]:
+    """``GET /settings/notification``: the NZ runtime switches, from configuration."""
+    raw = settings.notification_config_json or _packaged("notification_settings.json")
+    value: dict[str, Any] = json.loads(raw)
+    return value
+
+
+def exposure_config(
+    settings: EnfSettings,
+    ports: Ports,
+    bearer: str | None,
+    query: Mapping[str, str],
+    now: datetime,
+) -> dict[str, str]:
+    """``GET /settings/exposures``: the exposure configuration as a JSON string."""
+    registration_id = _access(ports, bearer, now)
+    if query.get("os") not in (None, *model.METRIC_OS):
+        raise ValidationError.of("Os", "The os must be ios or android.")
+    with db.transaction(settings.database) as cur:
+        _require_registration(cur, registration_id)
+    raw = settings.exposure_config_json or _packaged("exposure_config.json")
+    return {"exposureConfig": json.dumps(json.loads(raw), separators=(",", ":"))}
+
+
+def record_metric(
+    settings: EnfSettings, ports: Ports, bearer: str | None, body: Mapping[str, Any], now: datetime
+) -> None:
+    """``POST /metrics``: count an allowed event at most once per its interval per device."""
+    registration_id = _access(ports, bearer, now)
+    event = model.parse_metric(body, settings.metrics_intervals)
+    interval = settings.metrics_intervals[event.event]
+    with db.transaction(settings.database) as cur:
+        _require_registration(cur, registration_id)
+        if not sql.take_action(
+            cur, registration_id, f"metric:{event.event}", now, now - timedelta(seconds=interval)
+        ):
+            raise TooManyRequests(interval)
+        sql.count_metric(cur, now.date(), event.event, event.os, event.version)
+
+
+def request_callback(
+    settings: EnfSettings, ports: Ports, bearer: str | None, body: Mapping[str, Any], now: datetime
+) -> None:
+    """``POST /callback``: forward a call-back request to NCTS.
+
+    Raises ``Disabled`` when the notification settings switch call-backs off, and
+    ``Unavailable`` when NCTS is down (the rate-limit record is rolled back with it).
+    """
+    if not notification_config(settings).get("callbackEnabled"):
+        raise Disabled()
+    registration_id = _access(ports, bearer, now)
+    callback = model.parse_callback(body)
+    interval = settings.callback_interval_seconds
+    with db.transaction(settings.database) as cur:
+        _require_registration(cur, registration_id)
+        if not sql.take_action(
+            cur, registration_id, "callback", now, now - timedelta(seconds=interval)
+        ):
+            raise TooManyRequests(interval)
+        ports.ncts.request_callback(callback)
+
+
+# ---------------------------------------------------------------------------- retention
+
+
+class RetentionTooShort(RuntimeError):
+    """Refusing to delete keys younger than the minimum retention."""
+
+
+def cleanup(settings: EnfSettings, now: datetime) -> dict[str, int]:
+    """Delete what is past retention; returns how many rows of each kind went.
+
+    Keys older than ``ENF_KEY_RETENTION_DAYS`` (never under 10 days: settings refuse it and
+    so does this guard), codes and upload tokens past their lifetime, nonces never attested
+    within the hour, and registrations idle longer than a refresh token lives.
+    """
+    retention_days = settings.keys.retention_days
+    if retention_days < MIN_KEY_RETENTION_DAYS:
+        raise RetentionTooShort(
+            f"key retention {retention_days} days is under {MIN_KEY_RETENTION_DAYS}"
+        )
+    t = settings.tokens
+    with db.transaction(settings.database) as cur:
+        deleted = {
+            "keys": sql.delete_keys_created_before(cur, now - timedelta(days=retention_days)),
+            "codes": sql.delete_codes_created_before(cur, now - timedelta(hours=t.code_ttl_hours)),
+            "upload_tokens": sql.delete_upload_tokens_created_before(
+                cur, now - timedelta(hours=t.upload_token_ttl_hours)
+            ),
+            "nonces": sql.delete_pending_registrations_before(
+                cur, now - timedelta(seconds=t.nonce_ttl_seconds)
+            ),
+            "registrations": sql.delete_idle_registrations_before(
+                cur, now - timedelta(days=t.refresh_token_days)
+            ),
+        }
+    log.info("enf cleanup", extra={"deleted": deleted})
+    return deleted
