@@ -72,6 +72,8 @@ def service_environment(
         "AWS_DEFAULT_REGION": boot.region,
         "AWS_ENDPOINT_URL": boot.endpoint_url,
         "DATABASE_URL": database_url,
+        # moto's KMS Sign ignores MessageType=DIGEST (it hashes the digest again).
+        "ENF_EXPORT_KMS_MESSAGE_TYPE": "RAW",
         # The partner stand-ins answer at Twilio's and Apple's paths under these prefixes.
         "SMS_BASE_URL": f"{partners_url}/sms",
         "SMS_ACCOUNT_SID": "AC00000000000000000000000000000000",
