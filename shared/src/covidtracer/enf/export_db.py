@@ -17,6 +17,11 @@ if TYPE_CHECKING:
 
 LEASE_NAME = "enf-export"
 
+KEY_QUERY_WORK_MEM = "64MB"
+"""``work_mem`` for the key query's transaction: a day's ~100,000+ rows sort in memory
+instead of spilling to disk (default 4 MB); halves the query time at 1.4 M keys with the
+rows in upload order (bench/enf_export.py). One job runs at a time, so one such sort."""
+
 
 class KeyGroup(NamedTuple):
     """Keys sharing every field but the key bytes: ``keys`` is their 16-byte records joined."""
@@ -78,6 +83,7 @@ def key_groups(cur: cursor, window: Window) -> Iterator[KeyGroup]:
     which is ~10x cheaper than a Python row per key and keeps split files deterministic.
     """
     low, high = window.embargo_interval_bounds
+    cur.execute(f"SET LOCAL work_mem = '{KEY_QUERY_WORK_MEM}'")
     cur.execute(
         "SELECT rolling_start_number, rolling_period, transmission_risk_level, report_type,"
         " days_since_onset, string_agg(key_data, ''::bytea ORDER BY key_data)"
