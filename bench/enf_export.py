@@ -19,7 +19,13 @@ encode, sign, zip, S3 put).
         .venv/bin/python bench/enf_export.py [--repeat 3] [--keys 1400000]
 
 Medians of 3 runs (2026-11-22, this machine, 2 shared cores; see the report):
-RESULTS_PLACEHOLDER
+- spread: 11.08 s (runs 11.08/10.99/11.94; an earlier single run on a quieter machine: 7.6 s),
+  peak RSS 98 MiB (66 MiB before the run). Phases (median s): DB read 4.07 (+1.6 building key
+  records), encode 1.97, zip 1.61, S3 put 0.59, sign 0.44. TARGET 8 s MISSED under load.
+- one-day: 7.25 s (7.25/6.45/7.45), peak RSS 378 MiB. Phases: DB read 2.55 (+0.8 records),
+  encode 0.79, zip 0.84, sign 0.68, S3 put 0.22. Target 10 s met.
+Next cost to cut: building 1.4 M ExportKey tuples and re-encoding them (~3.5 s) -- encode
+straight from the DB's joined key blobs per group.
 """
 
 from __future__ import annotations
