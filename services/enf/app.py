@@ -11,7 +11,7 @@ from chalice import Rate, Response  # type: ignore[attr-defined]
 from covidtracer import health, logs
 from covidtracer import settings as config
 from covidtracer.http import ApiApp, bearer_token, json_body, json_response, no_content
-from covidtracer.settings import enf_settings
+from covidtracer.settings import EnfSettings, enf_settings
 
 logs.configure()
 app = ApiApp("covidtracer-enf")
@@ -99,6 +99,47 @@ def post_exposures() -> Response:
     return no_content()
 
 
+def _exports() -> Any:
+    """The export use cases, imported on first use."""
+    from covidtracer.enf import export_service
+
+    return export_service
+
+
+def _export_store(settings: EnfSettings) -> Any:
+    from covidtracer.enf.kms_signer import S3FileStore
+
+    return S3FileStore(settings.exports_bucket)
+
+
+@app.route("/exposures", methods=["GET"])
+def get_exposures() -> Response:
+    settings = enf_settings()
+    query = app.current_request.query_params or {}
+    files = _exports().list_files(settings, _ports().signing_key(), _bearer(), query, _now())
+    return json_response(files)
+
+
+@app.route("/data/{folder}/{name}", methods=["GET"])
+def get_export_file(folder: str, name: str) -> Response:
+    # Export paths are always exposures/<file>.zip: two segments (chalice local has no
+    # greedy {path+} parameters, and nothing else in the bucket may be served).
+    settings = enf_settings()
+    body = _exports().read_file(
+        settings,
+        _ports().signing_key(),
+        _export_store(settings),
+        _bearer(),
+        f"{folder}/{name}",
+        _now(),
+    )
+    return Response(
+        body=body,
+        status_code=200,
+        headers={"Content-Type": "application/zip", "Cache-Control": "no-store"},
+    )
+
+
 @app.route("/settings/exposures", methods=["GET"])
 def get_exposure_settings() -> Response:
     query = app.current_request.query_params or {}
@@ -124,6 +165,22 @@ def post_callback() -> Response:
     body = json_body(app.current_request)
     _service().request_callback(enf_settings(), _ports(), _bearer(), body, _now())
     return no_content()
+
+
+@app.schedule(Rate(5, unit=Rate.MINUTES), name="export_keys")
+def export_keys(event: Any) -> dict[str, int | bool]:
+    """Every 5 minutes: build the export files whose windows have closed (one run at a time)."""
+    from covidtracer.enf.kms_signer import KmsSigner
+
+    settings = enf_settings()
+    result = _exports().export_keys(
+        settings,
+        KmsSigner(settings.export_signing_key_id, settings.export.kms_message_type),
+        _export_store(settings),
+        _now(),
+    )
+    summary: dict[str, int | bool] = result.as_dict()
+    return summary
 
 
 @app.schedule(Rate(1, unit=Rate.HOURS), name="cleanup")

@@ -82,6 +82,8 @@ def service_environment(
         "COGNITO_GATEWAY": "local",
         "VERIFY_TOKENS_IN_APP": "true",
         "SIGN_IN_MIN_DURATION_MS": "50",
+        # moto's KMS Sign ignores MessageType=DIGEST (it hashes the digest again).
+        "ENF_EXPORT_KMS_MESSAGE_TYPE": "RAW",
         # The partner stand-ins answer at Twilio's and Apple's paths under these prefixes.
         "SMS_BASE_URL": f"{partners_url}/sms",
         "SMS_ACCOUNT_SID": "AC00000000000000000000000000000000",

@@ -599,6 +599,52 @@ class SmsSettings:
 
 
 @dataclass(frozen=True)
+class EnfExportSettings:
+    """The export job's file identity and discovery limits (DESIGN §4 "Export")."""
+
+    # SignatureInfo of every file: phones look up the public key by (id, version); the id
+    # is the one the health authority registered with Apple and Google (NZ's MCC is 530).
+    verification_key_id: str
+    verification_key_version: str
+    region: str
+    # DIGEST in AWS (RAW caps messages at 4096 bytes). The local stack says RAW: moto 5.2
+    # ignores MessageType and hashes what it is sent, so a digest would be hashed twice.
+    kms_message_type: str
+    # Deflate level of the zips: 1 is ~3x faster than 6 for a few % larger files.
+    compression_level: int
+    lease_seconds: int
+    file_retention_days: int
+    list_default_limit: int
+    list_max_limit: int
+
+    @classmethod
+    def read(cls, env: _Env) -> EnfExportSettings:
+        settings = cls(
+            verification_key_id=env.text("ENF_EXPORT_KEY_ID", "530"),
+            verification_key_version=env.text("ENF_EXPORT_KEY_VERSION", "v1"),
+            region=env.text("ENF_EXPORT_REGION", "NZ"),
+            kms_message_type=env.text("ENF_EXPORT_KMS_MESSAGE_TYPE", "DIGEST"),
+            compression_level=env.integer("ENF_EXPORT_COMPRESSION_LEVEL", 1, 0, 9),
+            # Longer than a run takes, shorter than the 5-minute schedule.
+            lease_seconds=env.integer("ENF_EXPORT_LEASE_SECONDS", 240, 10, 900),
+            file_retention_days=env.integer("ENF_EXPORT_FILE_RETENTION_DAYS", 14, 1, 60),
+            list_default_limit=env.integer("ENF_EXPORT_LIST_DEFAULT_LIMIT", 100, 1, 1000),
+            list_max_limit=env.integer("ENF_EXPORT_LIST_MAX_LIMIT", 1000, 1, 10_000),
+        )
+        if settings.file_retention_days < MIN_KEY_RETENTION_DAYS:
+            env.problems.append(
+                f"ENF_EXPORT_FILE_RETENTION_DAYS must be at least {MIN_KEY_RETENTION_DAYS}"
+            )
+        if settings.kms_message_type not in ("DIGEST", "RAW"):
+            env.problems.append("ENF_EXPORT_KMS_MESSAGE_TYPE must be DIGEST or RAW")
+        if settings.list_default_limit > settings.list_max_limit:
+            env.problems.append(
+                "ENF_EXPORT_LIST_DEFAULT_LIMIT must not exceed ENF_EXPORT_LIST_MAX_LIMIT"
+            )
+        return settings
+
+
+@dataclass(frozen=True)
 class EnfSettings:
     """The Exposure Notification key server (``services/enf``)."""
 
@@ -614,6 +660,7 @@ class EnfSettings:
     keys: EnfKeySettings
     attestation: AttestationSettings
     sms: SmsSettings
+    export: EnfExportSettings
     # Per-registration minimum seconds between two metrics of one event; unlisted events
     # are refused. JSON object, e.g. {"CONTACT_UPLOAD": 86400}.
     metrics_intervals: Mapping[str, int]
@@ -643,6 +690,7 @@ class EnfSettings:
             keys=EnfKeySettings.read(env),
             attestation=AttestationSettings.read(env, stage),
             sms=SmsSettings.read(env),
+            export=EnfExportSettings.read(env),
             metrics_intervals=_intervals(env, "ENF_METRICS_INTERVALS", DEFAULT_METRICS_INTERVALS),
             callback_interval_seconds=env.integer("ENF_CALLBACK_INTERVAL_SECONDS", 3600, 0),
             exposure_config_json=_json_document(env, "ENF_EXPOSURE_CONFIG"),

@@ -1,0 +1,208 @@
+"""The export job against real PostgreSQL, moto KMS and moto S3."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg2
+import pytest
+
+from covidtracer import aws, db, settings
+from covidtracer.enf import export_model as model
+from covidtracer.enf import export_service, schema
+from covidtracer.enf.exportfile import ReportType
+from covidtracer.enf.exportreader import read_export_zip, unzip_export
+from covidtracer.enf.kms_signer import KmsSigner, S3FileStore
+from covidtracer.enf.signing import verify_signature
+from covidtracer.settings import EnfSettings
+
+NOW = datetime(2021, 10, 15, 13, 30, tzinfo=UTC)
+DAY = 86_400
+
+
+@pytest.fixture
+def enf(
+    service_env: dict[str, str], pg_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[EnfSettings]:
+    monkeypatch.setenv("DATABASE_URL", pg_schema)
+    settings.reset()
+    db.close()
+    config = settings.enf_settings()
+    schema.migrate(config.database)
+    yield config
+    db.close()
+
+
+def _signer(config: EnfSettings) -> KmsSigner:
+    return KmsSigner(config.export_signing_key_id, config.export.kms_message_type)
+
+
+def _store(config: EnfSettings) -> S3FileStore:
+    return S3FileStore(config.exports_bucket)
+
+
+def _insert(dsn: str, rows: list[tuple[bytes, int, int, datetime]]) -> None:
+    """Keys as (key, rolling_start_number, rolling_period, created_at)."""
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        for key, rsn, period, created in rows:
+            cur.execute(
+                "INSERT INTO exposures (key_data, rolling_start_number, rolling_period,"
+                " transmission_risk_level, report_type, days_since_onset, created_at)"
+                " VALUES (%s, %s, %s, 4, 1, 2, %s)",
+                (key, rsn, period, created),
+            )
+
+
+def _key(n: int) -> bytes:
+    return n.to_bytes(16, "big")
+
+
+def _day_rsn(at: datetime, days_back: int) -> int:
+    return int(at.timestamp()) // DAY * 144 - days_back * 144
+
+
+def _exported(config: EnfSettings) -> dict[str, Any]:
+    """Every listed file's parsed content, by path."""
+    s3 = aws.s3()
+    out = {}
+    with psycopg2.connect(config.database.url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT path FROM export_files ORDER BY id")
+        paths = [r[0] for r in cur.fetchall()]
+    for path in paths:
+        body = s3.get_object(Bucket=config.exports_bucket, Key=path)["Body"].read()
+        out[path] = (body, read_export_zip(body))
+    return out
+
+
+def _current_keys(config: EnfSettings) -> list[bytes]:
+    """Keys in the files discovery lists (what a new device downloads)."""
+    with psycopg2.connect(config.database.url) as conn, conn.cursor() as cur:
+        rows = export_service.sql.current_files_after(cur, 0, 1000)
+    s3 = aws.s3()
+    keys: list[bytes] = []
+    for _, path in rows:
+        body = s3.get_object(Bucket=config.exports_bucket, Key=path)["Body"].read()
+        keys.extend(k.key_data for k in read_export_zip(body)[0].keys)
+    return keys
+
+
+def test_files_parse_and_their_signature_verifies_with_the_kms_public_key(enf: EnfSettings) -> None:
+    created = NOW - timedelta(days=2)
+    _insert(
+        enf.database.url or "", [(_key(i), _day_rsn(created, 1), 144, created) for i in range(5)]
+    )
+    result = export_service.export_keys(enf, _signer(enf), _store(enf), NOW)
+    assert result.files == 1 and result.keys == 5
+    public_pem = _signer(enf).public_key_pem()
+    ((body, (export, signatures)),) = _exported(enf).values()
+    assert [k.key_data for k in export.keys] == [_key(i) for i in range(5)]
+    assert export.region == "NZ" and export.batch_num == 1 and export.batch_size == 1
+    assert export.keys[0].report_type == ReportType.CONFIRMED_TEST
+    assert export.keys[0].transmission_risk_level == 4
+    assert export.signature_infos[0].verification_key_id == "530"
+    assert export.signature_infos[0].verification_key_version == "v1"
+    day = int(created.timestamp()) // DAY * DAY
+    assert (export.start_timestamp, export.end_timestamp) == (day, day + DAY)
+    (signature,) = signatures
+    export_bin, _ = unzip_export(body)
+    assert verify_signature(export_bin, signature.signature, public_pem)
+    assert not verify_signature(export_bin + b"x", signature.signature, public_pem)
+    index = aws.s3().get_object(Bucket=enf.exports_bucket, Key=model.INDEX_PATH)["Body"].read()
+    assert index.decode().splitlines() == list(_exported(enf))
+
+
+def test_keys_under_embargo_wait_for_a_later_run(enf: EnfSettings) -> None:
+    # Valid until 12:00 today: embargo until 14:00, after NOW (13:30).
+    today_rsn = int(NOW.timestamp()) // DAY * 144
+    _insert(
+        enf.database.url or "",
+        [
+            (_key(1), today_rsn, 72, NOW - timedelta(hours=4)),  # embargo ends 14:00
+            (_key(2), today_rsn - 144, 144, NOW - timedelta(hours=4)),  # ended at midnight
+        ],
+    )
+    export_service.export_keys(enf, _signer(enf), _store(enf), NOW)
+    assert _current_keys(enf) == [_key(2)]
+    later = NOW + timedelta(hours=3)  # 16:30: the 15:00 delta holds both
+    export_service.export_keys(enf, _signer(enf), _store(enf), later)
+    assert sorted(_current_keys(enf)) == [_key(1), _key(2)]
+
+
+def test_concurrent_runs_export_each_key_once_and_a_rerun_adds_nothing(enf: EnfSettings) -> None:
+    rows = [
+        (_key(i), _day_rsn(NOW, 1 + i % 10), 144, NOW - timedelta(days=1 + i % 10))
+        for i in range(300)
+    ]
+    _insert(enf.database.url or "", rows)
+    results: list[Any] = []
+
+    def run() -> None:
+        results.append(export_service.export_keys(enf, _signer(enf), _store(enf), NOW))
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(r.keys for r in results) == 300
+    keys = _current_keys(enf)
+    assert sorted(keys) == sorted(r[0] for r in rows)
+    before = _exported(enf)
+    again = export_service.export_keys(enf, _signer(enf), _store(enf), NOW)
+    assert (again.skipped, again.files) == (False, 0)
+    assert list(_exported(enf)) == list(before)
+
+
+def test_a_held_lease_skips_the_run_and_an_expired_one_does_not(enf: EnfSettings) -> None:
+    with psycopg2.connect(enf.database.url) as conn, conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO export_lease VALUES ('enf-export', 'crashed', %s)",
+            (NOW + timedelta(minutes=1),),
+        )
+    assert export_service.export_keys(enf, _signer(enf), _store(enf), NOW).skipped
+    later = NOW + timedelta(minutes=2)
+    assert not export_service.export_keys(enf, _signer(enf), _store(enf), later).skipped
+
+
+def test_a_window_over_the_file_cap_splits_with_bumped_end_timestamps(enf: EnfSettings) -> None:
+    created = NOW - timedelta(days=1)
+    _insert(
+        enf.database.url or "", [(_key(i), _day_rsn(created, 1), 144, created) for i in range(25)]
+    )
+    result = export_service.export_keys(enf, _signer(enf), _store(enf), NOW, max_per_file=10)
+    assert (result.files, result.keys) == (3, 25)
+    files = [parsed[0] for _, parsed in _exported(enf).values()]
+    day_end = int(created.timestamp()) // DAY * DAY + DAY
+    assert [f.end_timestamp for f in files] == [day_end + 1, day_end + 2, day_end + 3]
+    assert [len(f.keys) for f in files] == [10, 10, 5]
+    assert sorted(k.key_data for f in files for k in f.keys) == [_key(i) for i in range(25)]
+
+
+def test_a_new_device_needs_at_most_15_files_for_14_days(enf: EnfSettings) -> None:
+    rows = []
+    for day in range(16):
+        created = NOW - timedelta(days=day, hours=1)
+        rows += [(_key(day * 100 + i), _day_rsn(created, 1), 144, created) for i in range(3)]
+    _insert(enf.database.url or "", rows)
+    for hours in range(0, 24, 3):
+        export_service.export_keys(enf, _signer(enf), _store(enf), NOW + timedelta(hours=hours))
+    with psycopg2.connect(enf.database.url) as conn, conn.cursor() as cur:
+        listed = export_service.sql.current_files_after(cur, 0, 1000)
+    assert len(listed) <= 15
+
+
+def test_cleanup_deletes_files_past_retention_with_their_objects(enf: EnfSettings) -> None:
+    created = NOW - timedelta(days=2)
+    _insert(enf.database.url or "", [(_key(1), _day_rsn(created, 1), 144, created)])
+    export_service.export_keys(enf, _signer(enf), _store(enf), NOW)
+    (path,) = _exported(enf)
+    assert export_service.cleanup_files(enf, _store(enf), NOW + timedelta(days=12)) == 0
+    assert export_service.cleanup_files(enf, _store(enf), NOW + timedelta(days=15)) == 1
+    assert _exported(enf) == {}
+    listed = aws.s3().list_objects_v2(Bucket=enf.exports_bucket, Prefix="exposures/")
+    assert path not in [o["Key"] for o in listed["Contents"]]
+    index = aws.s3().get_object(Bucket=enf.exports_bucket, Key=model.INDEX_PATH)["Body"].read()
+    assert path not in index.decode()
