@@ -9,7 +9,14 @@ from chalice import Rate, Response  # type: ignore[attr-defined]
 
 from covidtracer import aws, health, logs
 from covidtracer.details import service
-from covidtracer.http import ApiApp, json_body, json_response, no_content, source_ip
+from covidtracer.http import (
+    ApiApp,
+    authenticated_user_id,
+    json_body,
+    json_response,
+    no_content,
+    source_ip,
+)
 from covidtracer.settings import details_settings
 
 logs.configure()
@@ -48,6 +55,40 @@ def confirm_sign_in() -> Response:
 
     confirmed = service.default().confirm(json_body(app.current_request))
     return json_response(confirmed.body())
+
+
+@app.route("/user/details", methods=["GET"])
+def get_details() -> Response:
+    user_id = authenticated_user_id(app.current_request)
+    deps = service.contact_dependencies(details_settings())
+    return json_response(service.get_contact_details(user_id, deps=deps))
+
+
+@app.route("/user/details", methods=["PUT"])
+def put_details() -> Response:
+    user_id = authenticated_user_id(app.current_request)
+    deps = service.contact_dependencies(details_settings())
+    details = service.replace_contact_details(
+        user_id, json_body(app.current_request), deps=deps, now=_now()
+    )
+    return json_response(details)
+
+
+@app.route("/user/details", methods=["PATCH"])
+def patch_details() -> Response:
+    user_id = authenticated_user_id(app.current_request)
+    deps = service.contact_dependencies(details_settings())
+    details = service.update_contact_details(
+        user_id, json_body(app.current_request), deps=deps, now=_now()
+    )
+    return json_response(details)
+
+
+@app.route("/user/details", methods=["DELETE"])
+def delete_details() -> Response:
+    user_id = authenticated_user_id(app.current_request)
+    service.delete_contact_details(user_id, deps=service.contact_dependencies(details_settings()))
+    return no_content()
 
 
 @app.route("/v2/user/location-history", methods=["POST"])
