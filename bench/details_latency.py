@@ -24,33 +24,14 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from apigw import proxy_event
+
 REPO = Path(__file__).resolve().parents[1]
 PATH = "/user/details"
 
 
 def _event(method: str, token: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    return {
-        "resource": PATH,
-        "path": PATH,
-        "httpMethod": method,
-        "headers": headers,
-        "multiValueHeaders": {k: [v] for k, v in headers.items()},
-        "queryStringParameters": None,
-        "multiValueQueryStringParameters": None,
-        "pathParameters": None,
-        "stageVariables": None,
-        "requestContext": {
-            "resourcePath": PATH,
-            "httpMethod": method,
-            "path": f"/api{PATH}",
-            "stage": "api",
-            "requestId": str(uuid.uuid4()),
-            "identity": {"sourceIp": "127.0.0.1"},
-        },
-        "body": json.dumps(body) if body is not None else None,
-        "isBase64Encoded": False,
-    }
+    return proxy_event(method, PATH, token, body)
 
 
 def _moto(port: int) -> None:

@@ -59,35 +59,28 @@ def confirm_sign_in() -> Response:
 
 @app.route("/user/details", methods=["GET"])
 def get_details() -> Response:
-    user_id = authenticated_user_id(app.current_request)
-    deps = service.contact_dependencies(details_settings())
+    user_id, deps = _caller()
     return json_response(service.get_contact_details(user_id, deps=deps))
 
 
 @app.route("/user/details", methods=["PUT"])
 def put_details() -> Response:
-    user_id = authenticated_user_id(app.current_request)
-    deps = service.contact_dependencies(details_settings())
-    details = service.replace_contact_details(
-        user_id, json_body(app.current_request), deps=deps, now=_now()
-    )
-    return json_response(details)
+    user_id, deps = _caller()
+    body = json_body(app.current_request)
+    return json_response(service.replace_contact_details(user_id, body, deps=deps, now=_now()))
 
 
 @app.route("/user/details", methods=["PATCH"])
 def patch_details() -> Response:
-    user_id = authenticated_user_id(app.current_request)
-    deps = service.contact_dependencies(details_settings())
-    details = service.update_contact_details(
-        user_id, json_body(app.current_request), deps=deps, now=_now()
-    )
-    return json_response(details)
+    user_id, deps = _caller()
+    body = json_body(app.current_request)
+    return json_response(service.update_contact_details(user_id, body, deps=deps, now=_now()))
 
 
 @app.route("/user/details", methods=["DELETE"])
 def delete_details() -> Response:
-    user_id = authenticated_user_id(app.current_request)
-    service.delete_contact_details(user_id, deps=service.contact_dependencies(details_settings()))
+    user_id, deps = _caller()
+    service.delete_contact_details(user_id, deps=deps)
     return no_content()
 
 
@@ -152,3 +145,9 @@ def publish_exposure_events_feed(event: Any) -> dict[str, int]:
 def _require_ncts_key(secret_id: str) -> None:
     headers = app.current_request.headers
     service.check_ncts_api_key(headers.get("x-api-key"), lambda: aws.secret_string(secret_id))
+
+
+def _caller() -> tuple[str, service.ContactDependencies]:
+    """The signed-in caller (from the verified token only) and the contact-details stores."""
+    user_id = authenticated_user_id(app.current_request)
+    return user_id, service.contact_dependencies(details_settings())

@@ -17,6 +17,7 @@ import pytest
 import yaml
 from conftest import Api
 from sign_in_flow import SignedIn
+from test_contact_details import RECORD
 
 from tracerstack.pytest_plugin import Partners, free_port
 
@@ -148,16 +149,7 @@ def test_the_details_the_app_returns_match_the_documented_schema(
 
     schema = yaml.safe_load(OPENAPI.read_text())["components"]["schemas"]["Details"]
     me = sign_in()
-    full = {
-        "firstName": "Aroha",
-        "middleName": "Mere",
-        "lastName": "Smith",
-        "phone": "+64 21 012 3456",
-        "dateOfBirth": "1990-01-02",
-        "gender": "female",
-        "ethnicity": {"selected": ["Māori"], "other": "Tongan"},
-    }
-    for method, body in (("PUT", full), ("GET", None), ("PATCH", {"gender": None})):
+    for method, body in (("PUT", RECORD), ("GET", None), ("PATCH", {"gender": None})):
         status, _, answer = api.send(method, "/user/details", body, me.headers)
         assert status == 200, answer
         jsonschema.validate(answer, schema)
