@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import base64
 import cProfile
-import json
 import multiprocessing
 import os
 import pstats
@@ -32,6 +31,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from apigw import proxy_event
+
 REPO = Path(__file__).resolve().parents[1]
 TARGET_RATE = 1000
 TARGET_P99_MS = 15.0
@@ -39,28 +40,7 @@ KEYS_PER_UPLOAD = 14
 
 
 def _event(token: str, body: dict[str, Any]) -> dict[str, Any]:
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    return {
-        "resource": "/exposures",
-        "path": "/exposures",
-        "httpMethod": "POST",
-        "headers": headers,
-        "multiValueHeaders": {k: [v] for k, v in headers.items()},
-        "queryStringParameters": None,
-        "multiValueQueryStringParameters": None,
-        "pathParameters": None,
-        "stageVariables": None,
-        "requestContext": {
-            "resourcePath": "/exposures",
-            "httpMethod": "POST",
-            "path": "/api/exposures",
-            "stage": "api",
-            "requestId": str(uuid.uuid4()),
-            "identity": {"sourceIp": "127.0.0.1"},
-        },
-        "body": json.dumps(body),
-        "isBase64Encoded": False,
-    }
+    return proxy_event("POST", "/exposures", token, body)
 
 
 def _keys(now: datetime) -> list[dict[str, Any]]:

@@ -9,7 +9,14 @@ from chalice import Rate, Response  # type: ignore[attr-defined]
 
 from covidtracer import aws, health, logs
 from covidtracer.details import service
-from covidtracer.http import ApiApp, json_body, json_response, no_content, source_ip
+from covidtracer.http import (
+    ApiApp,
+    authenticated_user_id,
+    json_body,
+    json_response,
+    no_content,
+    source_ip,
+)
 from covidtracer.settings import details_settings
 
 logs.configure()
@@ -48,6 +55,33 @@ def confirm_sign_in() -> Response:
 
     confirmed = service.default().confirm(json_body(app.current_request))
     return json_response(confirmed.body())
+
+
+@app.route("/user/details", methods=["GET"])
+def get_details() -> Response:
+    user_id, deps = _caller()
+    return json_response(service.get_contact_details(user_id, deps=deps))
+
+
+@app.route("/user/details", methods=["PUT"])
+def put_details() -> Response:
+    user_id, deps = _caller()
+    body = json_body(app.current_request)
+    return json_response(service.replace_contact_details(user_id, body, deps=deps, now=_now()))
+
+
+@app.route("/user/details", methods=["PATCH"])
+def patch_details() -> Response:
+    user_id, deps = _caller()
+    body = json_body(app.current_request)
+    return json_response(service.update_contact_details(user_id, body, deps=deps, now=_now()))
+
+
+@app.route("/user/details", methods=["DELETE"])
+def delete_details() -> Response:
+    user_id, deps = _caller()
+    service.delete_contact_details(user_id, deps=deps)
+    return no_content()
 
 
 @app.route("/v2/user/location-history", methods=["POST"])
@@ -111,3 +145,9 @@ def publish_exposure_events_feed(event: Any) -> dict[str, int]:
 def _require_ncts_key(secret_id: str) -> None:
     headers = app.current_request.headers
     service.check_ncts_api_key(headers.get("x-api-key"), lambda: aws.secret_string(secret_id))
+
+
+def _caller() -> tuple[str, service.ContactDependencies]:
+    """The signed-in caller (from the verified token only) and the contact-details stores."""
+    user_id = authenticated_user_id(app.current_request)
+    return user_id, service.contact_dependencies(details_settings())

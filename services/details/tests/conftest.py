@@ -8,11 +8,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from chalice.test import Client
+from sign_in_flow import SignedIn
+from sign_in_flow import sign_in as sign_in_through
 
 from tracerstack.bootstrap import Bootstrap
 
@@ -50,3 +52,21 @@ def ncts_key(service_env: dict[str, str], aws_stack: Bootstrap) -> dict[str, str
     secrets = aws_stack.client("secretsmanager")
     key = secrets.get_secret_value(SecretId=service_env["NCTS_API_KEY_SECRET_ID"])
     return {"x-api-key": key["SecretString"]}
+
+
+@pytest.fixture
+def sign_in(
+    api: Api, outbox: Any, service_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> Callable[[], SignedIn]:
+    """Signs a fresh person in through the API (the outbox's code); returns their token.
+
+    Every test client calls from one address, so the per-IP throttle is lifted, and the
+    anti-enumeration padding of initiate is dropped: tests that use this are not about
+    sign-in (``test_sign_in`` keeps the real limits)."""
+    from covidtracer import settings
+
+    monkeypatch.setenv("SIGN_IN_LIMIT_PER_IP", "100000")
+    monkeypatch.setenv("SIGN_IN_MIN_DURATION_MS", "0")
+    settings.reset()
+    client_id = json.loads(service_env["APP_CLIENT_IDS"])["ios"]
+    return lambda: sign_in_through(api.client, outbox, client_id)

@@ -5,7 +5,6 @@ and the access token is checked against the pool's JWKS."""
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 import jwt
 import pytest
 from chalice.test import Client
+from sign_in_flow import codes_sent_to, confirm, initiate, new_email, post
 
 from covidtracer import aws, settings
 from covidtracer.auth.tokens import cognito_issuer
@@ -32,46 +32,6 @@ def client(service_env: dict[str, str], outbox: Partners) -> Iterator[Client]:
 @pytest.fixture
 def client_ids(service_env: dict[str, str]) -> dict[str, str]:
     return json.loads(service_env["APP_CLIENT_IDS"])  # type: ignore[no-any-return]
-
-
-def new_email() -> str:
-    return f"person-{uuid.uuid4().hex[:12]}@example.nz"
-
-
-def post(client: Client, path: str, body: Any) -> tuple[int, dict[str, Any], dict[str, str]]:
-    response = client.http.post(
-        path,
-        headers={"Content-Type": "application/json"},
-        body=body if isinstance(body, str) else json.dumps(body),
-    )
-    return response.status_code, json.loads(response.body or b"{}"), response.headers
-
-
-def codes_sent_to(outbox: Partners, email: str) -> list[str]:
-    codes = []
-    for item in outbox.outbox():
-        if item["channel"] == "email" and item["to"] == email:
-            found = re.findall(r"\b\d{6}\b", item["body"])
-            assert len(set(found)) == 1, "one code per email"
-            codes.append(found[0])
-    return codes
-
-
-def initiate(client: Client, client_id: str, email: str) -> dict[str, Any]:
-    status, body, _ = post(client, "/user/auth/initiate", {"clientId": client_id, "email": email})
-    assert status == 200, body
-    return body
-
-
-def confirm(
-    client: Client, client_id: str, email: str, code: str, verification_id: str
-) -> tuple[int, dict[str, Any]]:
-    status, body, _ = post(
-        client,
-        "/user/auth/confirm",
-        {"clientId": client_id, "email": email, "code": code, "verificationId": verification_id},
-    )
-    return status, body
 
 
 def wrong(code: str) -> str:

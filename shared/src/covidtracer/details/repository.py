@@ -1,18 +1,33 @@
-"""I/O adapters of the app API: the ``ExposureEvents`` table and the feed bucket, each with an
-in-memory twin that the same contract tests run against."""
+"""I/O adapters of the app API: the ``ExposureEvents`` and ``PersonalDetails`` tables, the
+feed bucket and the account-email lookup; each store has an in-memory twin that the same
+contract tests run against."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
-from pynamodb.attributes import BooleanAttribute, NumberAttribute, UnicodeAttribute
+from pynamodb.attributes import (
+    BooleanAttribute,
+    ListAttribute,
+    MapAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+)
 from pynamodb.exceptions import PynamoDBException
 from pynamodb.models import Model
 
 from covidtracer import aws, dynamo
-from covidtracer.details.model import EVENT_TEXTS, ExposureEvent, StoredEvent
-from covidtracer.errors import Unavailable
+from covidtracer.details.model import (
+    EVENT_TEXTS,
+    ContactDetails,
+    Ethnicity,
+    ExposureEvent,
+    StoredEvent,
+    apply_details,
+)
+from covidtracer.errors import NotFound, Unavailable
+from covidtracer.settings import AwsSettings
 from covidtracer.validation import format_utc, parse_utc
 
 
@@ -33,6 +48,33 @@ class ExposureEvents(Protocol):
 
 class FeedStore(Protocol):
     def write(self, key: str, gzipped_json: bytes, max_age_seconds: int) -> None: ...
+
+
+DetailsChanges = Mapping[str, str | Ethnicity | None]
+
+
+class ContactDetailsStore(Protocol):
+    """One ``PersonalDetails`` item per user, written as ``covidtracer.export.model``'s item
+    contract says (the NCTS export reads it back)."""
+
+    def get(self, user_id: str) -> ContactDetails | None: ...
+
+    def put(self, details: ContactDetails) -> None:
+        """Create or replace the whole record."""
+
+    def update(self, user_id: str, changes: DetailsChanges, updated_at: str) -> ContactDetails:
+        """Set the changed fields (``None`` removes one) of an existing record, atomically;
+        returns the record as stored. Raises ``NotFound`` when there is none (never an
+        upsert: a PATCH must not create a record without its required fields)."""
+
+    def delete(self, user_id: str) -> bool:
+        """Remove the record (its stream REMOVE becomes the export's tombstone); ``False``
+        if there was none."""
+
+
+class AccountEmails(Protocol):
+    def email_of(self, user_id: str) -> str | None:
+        """The account's sign-in email, or ``None`` if the account does not exist."""
 
 
 # ---------------------------------------------------------------------------- DynamoDB
@@ -56,6 +98,27 @@ class ExposureEventItem(Model):
     version = UnicodeAttribute()
     # TTL (epoch seconds): the item goes a day after it leaves the feed.
     expiresAt = NumberAttribute()  # noqa: N815
+
+
+class EthnicityAttribute(MapAttribute[str, Any]):
+    selected = ListAttribute(of=UnicodeAttribute, default=list)
+    other = UnicodeAttribute(null=True)
+
+
+class PersonalDetailsItem(Model):
+    """The item contract of ``covidtracer.export.model``: optional attributes are omitted
+    (``null=True`` attributes holding ``None`` are not written)."""
+
+    userId = UnicodeAttribute(hash_key=True)  # noqa: N815 - table attribute names
+    email = UnicodeAttribute()
+    firstName = UnicodeAttribute()  # noqa: N815
+    middleName = UnicodeAttribute(null=True)  # noqa: N815
+    lastName = UnicodeAttribute()  # noqa: N815
+    phone = UnicodeAttribute()
+    dateOfBirth = UnicodeAttribute(null=True)  # noqa: N815
+    gender = UnicodeAttribute(null=True)
+    ethnicity = EthnicityAttribute(null=True)  # type: ignore[no-untyped-call]
+    updatedAt = UnicodeAttribute()  # noqa: N815
 
 
 def _to_stored(item: Any) -> StoredEvent:
@@ -136,6 +199,135 @@ class DynamoExposureEvents:
             raise dynamo.unavailable("exposure_events", error) from error
 
 
+def _ethnicity_attribute(value: Ethnicity | None) -> EthnicityAttribute | None:
+    if value is None:
+        return None
+    selected, other = list(value.selected), value.other
+    return EthnicityAttribute(selected=selected, other=other)  # type: ignore[no-untyped-call]
+
+
+def _to_details(item: Any) -> ContactDetails:
+    ethnicity = None
+    if item.ethnicity is not None:
+        ethnicity = Ethnicity(tuple(item.ethnicity.selected or ()), item.ethnicity.other)
+    return ContactDetails(
+        user_id=item.userId,
+        email=item.email,
+        first_name=item.firstName,
+        last_name=item.lastName,
+        phone=item.phone,
+        updated_at=item.updatedAt,
+        middle_name=item.middleName,
+        date_of_birth=item.dateOfBirth,
+        gender=item.gender,
+        ethnicity=ethnicity,
+    )
+
+
+class DynamoContactDetails:
+    """``PersonalDetails`` in DynamoDB; every failure becomes ``Unavailable``."""
+
+    def __init__(self, table_name: str) -> None:
+        self._model = dynamo.bind(PersonalDetailsItem, table_name)
+
+    def get(self, user_id: str) -> ContactDetails | None:
+        try:
+            item = self._model.get(user_id, consistent_read=True)
+        except self._model.DoesNotExist:
+            return None
+        except PynamoDBException as error:
+            raise dynamo.unavailable("personal_details", error) from error
+        return _to_details(item)
+
+    def put(self, details: ContactDetails) -> None:
+        item = self._model(
+            details.user_id,
+            email=details.email,
+            firstName=details.first_name,
+            middleName=details.middle_name,
+            lastName=details.last_name,
+            phone=details.phone,
+            dateOfBirth=details.date_of_birth,
+            gender=details.gender,
+            ethnicity=_ethnicity_attribute(details.ethnicity),
+            updatedAt=details.updated_at,
+        )
+        try:
+            item.save()
+        except PynamoDBException as error:
+            raise dynamo.unavailable("personal_details", error) from error
+
+    def update(self, user_id: str, changes: DetailsChanges, updated_at: str) -> ContactDetails:
+        model = self._model
+        actions: list[Any] = [model.updatedAt.set(updated_at)]
+        for name, value in changes.items():
+            attribute = getattr(model, name)
+            if value is None:
+                actions.append(attribute.remove())
+            elif isinstance(value, Ethnicity):
+                actions.append(attribute.set(_ethnicity_attribute(value)))
+            else:
+                actions.append(attribute.set(value))
+        item = model(user_id)
+        try:
+            item.update(actions=actions, condition=model.userId.exists())
+        except PynamoDBException as error:
+            if dynamo.is_conditional_check_failure(error):
+                raise NotFound from error
+            raise dynamo.unavailable("personal_details", error) from error
+        return _to_details(item)
+
+    def delete(self, user_id: str) -> bool:
+        try:
+            self._model(user_id).delete(condition=self._model.userId.exists())
+        except PynamoDBException as error:
+            if dynamo.is_conditional_check_failure(error):
+                return False
+            raise dynamo.unavailable("personal_details", error) from error
+        return True
+
+
+class AccountEmailsFromUsers:
+    """The sign-in email of an account: the ``Users`` row (one strongly consistent read),
+    else Cognito (``ListUsers`` by ``sub``).
+
+    The row is written by the PostAuthentication consumer, off the sign-in's path, so a
+    person who saves their details seconds after their first sign-in may not have one yet;
+    Cognito always knows the account but allows few ``ListUsers`` calls per second, so it
+    is only the fallback. The access token itself carries no email.
+    """
+
+    def __init__(self, users_table: str, user_pool_id: str, aws_config: AwsSettings) -> None:
+        from covidtracer.auth.repository import DynamoUsers
+
+        self._users = DynamoUsers(users_table, aws_config)
+        self._user_pool_id = user_pool_id
+
+    def email_of(self, user_id: str) -> str | None:
+        row = self._users.get(user_id)
+        if row is not None and row.email:
+            return row.email
+        return self._from_cognito(user_id)
+
+    def _from_cognito(self, user_id: str) -> str | None:
+        from covidtracer.auth.cognito import cognito_errors
+
+        if '"' in user_id or "\\" in user_id:
+            return None  # never a Cognito sub; it must not reach the filter expression
+        with cognito_errors():
+            found = aws.cognito().list_users(
+                UserPoolId=self._user_pool_id,
+                Filter=f'sub = "{user_id}"',
+                AttributesToGet=["email"],
+                Limit=1,
+            )
+        for user in found.get("Users", []):
+            for attribute in user.get("Attributes", []):
+                if attribute["Name"] == "email" and attribute.get("Value"):
+                    return str(attribute["Value"])
+        return None
+
+
 class S3FeedStore:
     """The public feed object, served by CloudFront from this bucket."""
 
@@ -191,3 +383,35 @@ class MemoryFeedStore:
 
     def write(self, key: str, gzipped_json: bytes, max_age_seconds: int) -> None:
         self.objects[key] = (gzipped_json, max_age_seconds)
+
+
+class MemoryContactDetails:
+    def __init__(self) -> None:
+        self.items: dict[str, ContactDetails] = {}
+
+    def get(self, user_id: str) -> ContactDetails | None:
+        return self.items.get(user_id)
+
+    def put(self, details: ContactDetails) -> None:
+        self.items[details.user_id] = details
+
+    def update(self, user_id: str, changes: DetailsChanges, updated_at: str) -> ContactDetails:
+        current = self.items.get(user_id)
+        if current is None:
+            raise NotFound
+        updated = apply_details(
+            current, changes, user_id=user_id, email=current.email, updated_at=updated_at
+        )
+        self.items[user_id] = updated
+        return updated
+
+    def delete(self, user_id: str) -> bool:
+        return self.items.pop(user_id, None) is not None
+
+
+class MemoryAccountEmails:
+    def __init__(self, emails: Mapping[str, str] | None = None) -> None:
+        self.emails = dict(emails or {})
+
+    def email_of(self, user_id: str) -> str | None:
+        return self.emails.get(user_id)

@@ -1,5 +1,5 @@
-"""Use cases of the app API that need no sign-in: diary upload, callback request, exposure
-events from NCTS, and the exposure-events feed.
+"""Use cases of the app API: a signed-in person's contact details; and, needing no sign-in,
+diary upload, callback request, exposure events from NCTS, and the exposure-events feed.
 
 Each takes its collaborators (``Dependencies``), settings and ``now``; the routes pass real
 adapters, unit tests pass in-memory twins.
@@ -23,13 +23,19 @@ from typing import TYPE_CHECKING, Any
 
 from covidtracer import logs
 from covidtracer.details import model
-from covidtracer.errors import Unauthorized, Unavailable, ValidationError
+from covidtracer.errors import NotFound, Unauthorized, Unavailable, ValidationError
+from covidtracer.export.model import iso_millis
 from covidtracer.ratelimit import service as ratelimit
 from covidtracer.ratelimit.model import Limit
-from covidtracer.settings import DetailsSettings, FcmSettings, PartnerSettings, Tables
+from covidtracer.settings import AwsSettings, DetailsSettings, FcmSettings, PartnerSettings, Tables
 
 if TYPE_CHECKING:
-    from covidtracer.details.repository import ExposureEvents, FeedStore
+    from covidtracer.details.repository import (
+        AccountEmails,
+        ContactDetailsStore,
+        ExposureEvents,
+        FeedStore,
+    )
     from covidtracer.fcm import FcmClient
     from covidtracer.ncts import NctsClient
     from covidtracer.ratelimit.repository import Counters
@@ -221,3 +227,86 @@ def _push(deps: Dependencies, stored: model.StoredEvent) -> bool:
         return False
     deps.events.mark_pushed(stored.event.notification_id, stored.version)
     return True
+
+
+# ---------------------------------------------------------------------------- §2.2
+#
+# The caller's userId always comes from their verified access token (the route passes it);
+# nothing in a body or path can name another person's record.
+
+
+@dataclass(frozen=True)
+class ContactDependencies:
+    details: ContactDetailsStore
+    emails: AccountEmails
+
+
+def contact_dependencies(settings: DetailsSettings) -> ContactDependencies:
+    """The real adapters (DynamoDB, and Cognito for the email fallback), built once."""
+    return _real_contact(settings.tables, settings.user_pool_id, settings.aws)
+
+
+@cache
+def _real_contact(tables: Tables, user_pool_id: str, aws: AwsSettings) -> ContactDependencies:
+    from covidtracer.details.repository import AccountEmailsFromUsers, DynamoContactDetails
+
+    return ContactDependencies(
+        details=DynamoContactDetails(tables.personal_details),
+        emails=AccountEmailsFromUsers(tables.users, user_pool_id, aws),
+    )
+
+
+def get_contact_details(user_id: str, *, deps: ContactDependencies) -> dict[str, Any]:
+    """The caller's record with ``email`` and ``updatedAt``. Raises ``NotFound`` if there is
+    none, ``Unavailable`` if DynamoDB fails."""
+    stored = deps.details.get(user_id)
+    if stored is None:
+        raise NotFound
+    return stored.wire()
+
+
+def replace_contact_details(
+    user_id: str, body: Mapping[str, Any], *, deps: ContactDependencies, now: datetime
+) -> dict[str, Any]:
+    """``PUT``: validates a whole record and stores it in place of any previous one, with
+    the account's email as of now (the export hands NCTS the email with the record).
+
+    Raises ``ValidationError``; ``Unauthorized`` if the token's account no longer exists;
+    ``Unavailable`` if DynamoDB or Cognito fails (then nothing was written).
+    """
+    changes = model.parse_details(body, now=now, partial=False)
+    email = deps.emails.email_of(user_id)
+    if email is None:
+        raise Unauthorized
+    details = model.apply_details(
+        None, changes, user_id=user_id, email=email, updated_at=iso_millis(now)
+    )
+    deps.details.put(details)
+    log.info("contact details replaced")
+    return details.wire()
+
+
+def update_contact_details(
+    user_id: str, body: Mapping[str, Any], *, deps: ContactDependencies, now: datetime
+) -> dict[str, Any]:
+    """``PATCH``: changes only the fields sent (``null`` or ``""`` clears an optional one),
+    in one conditional write, so concurrent PATCHes of different fields both land.
+
+    Raises ``ValidationError``; ``NotFound`` when the caller has no record yet (a PATCH
+    never creates one: it could lack the required fields); ``Unavailable`` on DynamoDB
+    failure.
+    """
+    changes = model.parse_details(body, now=now, partial=True)
+    if not changes:
+        return get_contact_details(user_id, deps=deps)  # nothing changes: no export either
+    stored = deps.details.update(user_id, changes, iso_millis(now))
+    log.info("contact details updated", extra={"fields": sorted(changes)})
+    return stored.wire()
+
+
+def delete_contact_details(user_id: str, *, deps: ContactDependencies) -> None:
+    """Deletes the caller's record; the stream's REMOVE becomes the export's tombstone.
+    Deleting a record that is already gone succeeds (the app may retry after a lost
+    response). Raises ``Unavailable`` on DynamoDB failure."""
+    deleted = deps.details.delete(user_id)
+    log.info("contact details deleted", extra={"existed": deleted})

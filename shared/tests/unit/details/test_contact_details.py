@@ -1,0 +1,228 @@
+"""Contact details (DESIGN §2.2): the field rules as a table, and the use cases over the
+in-memory twins (the same stores' DynamoDB versions are in the integration contract test)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from covidtracer.details import model, service
+from covidtracer.details.repository import MemoryAccountEmails, MemoryContactDetails
+from covidtracer.errors import NotFound, Unauthorized, ValidationError
+
+NOW = datetime(2024, 2, 29, 10, 30, 15, 123456, tzinfo=UTC)
+VALID = {"firstName": "Aroha", "lastName": "Smith", "phone": "+64 21 012 3456"}
+
+
+def _problems(body: dict[str, Any], *, partial: bool = False) -> dict[str, list[str]]:
+    with pytest.raises(ValidationError) as caught:
+        model.parse_details(body, now=NOW, partial=partial)
+    return caught.value.errors
+
+
+@pytest.mark.parametrize(
+    ("change", "key"),
+    [
+        ({"firstName": None}, "FirstName"),
+        ({"firstName": ""}, "FirstName"),
+        ({"firstName": "   "}, "FirstName"),
+        ({"firstName": "A" * 51}, "FirstName"),
+        ({"firstName": "Zoë3"}, "FirstName"),
+        ({"firstName": "Robert'); DROP TABLE"}, "FirstName"),
+        ({"firstName": "李"}, "FirstName"),
+        ({"firstName": 7}, "FirstName"),
+        ({"lastName": None}, "LastName"),
+        ({"lastName": "Sm!th"}, "LastName"),
+        ({"lastName": "B" * 51}, "LastName"),
+        ({"middleName": "M" * 101}, "MiddleName"),
+        ({"middleName": "<b>"}, "MiddleName"),
+        ({"middleName": ["Mere"]}, "MiddleName"),
+        ({"phone": None}, "Phone"),
+        ({"phone": "021 012 3456"}, "Phone"),  # national format
+        ({"phone": "+64-21-012-3456"}, "Phone"),  # only spaces are allowed
+        ({"phone": "+0 21 012 3456"}, "Phone"),  # no country code starts with 0
+        ({"phone": "+64 123"}, "Phone"),  # too short for E.164
+        ({"phone": "+64 21012345678901"}, "Phone"),  # 16 digits: too long for E.164
+        ({"phone": "+6421012345\n"}, "Phone"),
+        ({"phone": "+" + " " * 40 + "64210123456"}, "Phone"),  # text bounded before parsing
+        ({"phone": 64210123456}, "Phone"),
+        ({"dateOfBirth": "1990-1-2"}, "DateOfBirth"),
+        ({"dateOfBirth": "02/01/1990"}, "DateOfBirth"),
+        ({"dateOfBirth": "1990-02-30"}, "DateOfBirth"),  # not a real date
+        ({"dateOfBirth": "2023-02-29"}, "DateOfBirth"),  # not a leap year
+        ({"dateOfBirth": "2024-03-02"}, "DateOfBirth"),  # in the future everywhere
+        ({"dateOfBirth": "1893-02-28"}, "DateOfBirth"),  # 131 today
+        ({"dateOfBirth": "1800-01-01"}, "DateOfBirth"),
+        ({"dateOfBirth": "1990-01-02T00:00:00Z"}, "DateOfBirth"),
+        ({"dateOfBirth": 19900102}, "DateOfBirth"),
+        ({"gender": "g" * 51}, "Gender"),
+        ({"gender": {"value": "female"}}, "Gender"),
+        ({"ethnicity": "Māori"}, "Ethnicity"),
+        ({"ethnicity": ["Māori"]}, "Ethnicity"),
+        ({"ethnicity": {"selected": "Māori"}}, "Ethnicity.Selected"),
+        ({"ethnicity": {"selected": ["x"] * 21}}, "Ethnicity.Selected"),
+        ({"ethnicity": {"selected": ["Māori", 3]}}, "Ethnicity.Selected[1]"),
+        ({"ethnicity": {"selected": [""]}}, "Ethnicity.Selected[0]"),
+        ({"ethnicity": {"selected": ["e" * 101]}}, "Ethnicity.Selected[0]"),
+        ({"ethnicity": {"other": "o" * 101}}, "Ethnicity.Other"),
+        ({"ethnicity": {"other": ["Tongan"]}}, "Ethnicity.Other"),
+        ({"ethnicity": {"selected": [], "level": 4}}, "Ethnicity.Level"),
+        ({"userId": "someone-else"}, "UserId"),
+        ({"email": "me@example.nz"}, "Email"),
+        ({"updatedAt": "2021-10-04T21:05:12.345Z"}, "UpdatedAt"),
+        ({"favouriteColour": "blue"}, "FavouriteColour"),
+    ],
+)
+def test_a_put_with_a_broken_rule_names_the_field_and_never_echoes_it(
+    change: dict[str, Any], key: str
+) -> None:
+    errors = _problems({**VALID, **change})
+    assert list(errors) == [key]
+    sent = next(iter(change.values()))
+    if isinstance(sent, str) and len(sent) > 3:
+        assert all(sent not in message for message in errors[key])
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({}, {"firstName": "Aroha", "lastName": "Smith", "phone": "+64210123456"}),
+        ({"firstName": "  Mere  "}, {"firstName": "Mere"}),
+        ({"firstName": "A" * 50}, {"firstName": "A" * 50}),
+        ({"firstName": "Zoë-Ngāio O'Brien"}, {"firstName": "Zoë-Ngāio O'Brien"}),
+        ({"lastName": "Te Whāiti ʼAna’s"}, {"lastName": "Te Whāiti ʼAna’s"}),
+        ({"lastName": "Šimůnek Žák"}, {"lastName": "Šimůnek Žák"}),
+        ({"middleName": "M" * 100}, {"middleName": "M" * 100}),
+        ({"middleName": ""}, {"middleName": None}),
+        ({"middleName": None}, {"middleName": None}),
+        ({"phone": "+64210123456"}, {"phone": "+64210123456"}),
+        ({"phone": "  +44 20 7946 0958 "}, {"phone": "+442079460958"}),
+        ({"phone": "+1 2025550123"}, {"phone": "+12025550123"}),
+        ({"dateOfBirth": "1990-01-02"}, {"dateOfBirth": "1990-01-02"}),
+        ({"dateOfBirth": "2024-02-29"}, {"dateOfBirth": "2024-02-29"}),  # born today
+        ({"dateOfBirth": "2024-03-01"}, {"dateOfBirth": "2024-03-01"}),  # today in UTC+14
+        ({"dateOfBirth": "1893-03-01"}, {"dateOfBirth": "1893-03-01"}),  # 130 today
+        ({"dateOfBirth": ""}, {"dateOfBirth": None}),
+        ({"gender": "g" * 50}, {"gender": "g" * 50}),
+        ({"gender": " "}, {"gender": None}),
+        (
+            {"ethnicity": {"selected": ["Māori", " Samoan "], "other": "Tongan"}},
+            {"ethnicity": model.Ethnicity(("Māori", "Samoan"), "Tongan")},
+        ),
+        ({"ethnicity": {"selected": ["x"] * 20}}, {"ethnicity": model.Ethnicity(("x",) * 20)}),
+        ({"ethnicity": {"other": "Tongan"}}, {"ethnicity": model.Ethnicity((), "Tongan")}),
+        ({"ethnicity": {"selected": [], "other": ""}}, {"ethnicity": None}),
+        ({"ethnicity": None}, {"ethnicity": None}),
+    ],
+)
+def test_a_valid_put_gives_the_fields_to_store(
+    change: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    changes = model.parse_details({**VALID, **change}, now=NOW, partial=False)
+    for name, value in expected.items():
+        assert changes[name] == value
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    errors = _problems({"middleName": "3", "userId": "x"})
+    assert set(errors) == {"FirstName", "LastName", "Phone", "MiddleName", "UserId"}
+
+
+def test_a_patch_takes_any_subset_of_the_fields_but_cannot_clear_a_required_one() -> None:
+    assert model.parse_details({"phone": "+64 27 555 0100"}, now=NOW, partial=True) == {
+        "phone": "+64275550100"
+    }
+    assert model.parse_details({"lastName": "Ngata"}, now=NOW, partial=True) == {
+        "lastName": "Ngata"
+    }
+    assert model.parse_details({}, now=NOW, partial=True) == {}
+    assert model.parse_details({"gender": None}, now=NOW, partial=True) == {"gender": None}
+    assert set(_problems({"firstName": None, "phone": ""}, partial=True)) == {
+        "FirstName",
+        "Phone",
+    }
+    assert set(_problems({"userId": "x"}, partial=True)) == {"UserId"}
+
+
+def test_the_record_body_omits_absent_fields_and_carries_email_and_updated_at() -> None:
+    details = model.apply_details(
+        None,
+        model.parse_details(VALID, now=NOW, partial=False),
+        user_id="u1",
+        email="aroha@example.nz",
+        updated_at="2024-02-29T10:30:15.123Z",
+    )
+    assert details.wire() == {
+        "firstName": "Aroha",
+        "lastName": "Smith",
+        "phone": "+64210123456",
+        "email": "aroha@example.nz",
+        "updatedAt": "2024-02-29T10:30:15.123Z",
+    }
+
+
+# ---------------------------------------------------------------------------- use cases
+
+
+@pytest.fixture
+def deps() -> service.ContactDependencies:
+    return service.ContactDependencies(
+        details=MemoryContactDetails(),
+        emails=MemoryAccountEmails({"u1": "aroha@example.nz", "u2": "bo@example.nz"}),
+    )
+
+
+def test_put_stores_the_record_with_the_account_email_and_the_time_in_milliseconds(
+    deps: service.ContactDependencies,
+) -> None:
+    body = service.replace_contact_details("u1", {**VALID, "gender": "female"}, deps=deps, now=NOW)
+    assert body["email"] == "aroha@example.nz"
+    assert body["updatedAt"] == "2024-02-29T10:30:15.123Z"
+    assert body["phone"] == "+64210123456"
+    assert service.get_contact_details("u1", deps=deps) == body
+    with pytest.raises(NotFound):
+        service.get_contact_details("u2", deps=deps)
+
+
+def test_put_replaces_and_patch_merges(deps: service.ContactDependencies) -> None:
+    service.replace_contact_details(
+        "u1", {**VALID, "middleName": "Mere", "gender": "female"}, deps=deps, now=NOW
+    )
+    replaced = service.replace_contact_details("u1", VALID, deps=deps, now=NOW)
+    assert "middleName" not in replaced and "gender" not in replaced
+
+    service.replace_contact_details("u1", {**VALID, "gender": "female"}, deps=deps, now=NOW)
+    patched = service.update_contact_details(
+        "u1", {"lastName": "Ngata", "middleName": "Mere"}, deps=deps, now=NOW
+    )
+    assert patched["lastName"] == "Ngata"
+    assert patched["middleName"] == "Mere"
+    assert patched["gender"] == "female" and patched["firstName"] == "Aroha"
+
+
+def test_patch_of_a_missing_record_is_not_found_and_creates_nothing(
+    deps: service.ContactDependencies,
+) -> None:
+    with pytest.raises(NotFound):
+        service.update_contact_details("u1", {"firstName": "Aroha"}, deps=deps, now=NOW)
+    with pytest.raises(NotFound):
+        service.update_contact_details("u1", {}, deps=deps, now=NOW)
+    with pytest.raises(NotFound):
+        service.get_contact_details("u1", deps=deps)
+
+
+def test_put_for_an_account_that_no_longer_exists_is_unauthorized(
+    deps: service.ContactDependencies,
+) -> None:
+    with pytest.raises(Unauthorized):
+        service.replace_contact_details("gone", VALID, deps=deps, now=NOW)
+
+
+def test_delete_removes_the_record_and_may_be_repeated(deps: service.ContactDependencies) -> None:
+    service.replace_contact_details("u1", VALID, deps=deps, now=NOW)
+    service.delete_contact_details("u1", deps=deps)
+    with pytest.raises(NotFound):
+        service.get_contact_details("u1", deps=deps)
+    service.delete_contact_details("u1", deps=deps)  # a retry after a lost response
