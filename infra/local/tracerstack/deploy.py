@@ -392,6 +392,33 @@ def triggers_step() -> Step:
     return Step("wire the Cognito triggers to the auth Lambdas (identity stack update)", run)
 
 
+def post_authentication_queue_step() -> Step:
+    """Feed the post-authentication queue to its consumer Lambda, reporting partial failures
+    so one bad message is retried (and parked after 5 tries) without repeating the batch."""
+
+    def run(ctx: Context) -> None:
+        function = f"covidtracer-auth-{ctx.stage.name}-post_authentication_consumer"
+        queue_arn = ctx.outputs.get("PostAuthenticationQueueArn", "<PostAuthenticationQueueArn>")
+        ctx.log(f"  map {queue_arn} to {function} (batch 10, ReportBatchItemFailures)")
+        if ctx.dry_run:
+            return
+        import boto3
+
+        lambdas = boto3.client("lambda", region_name=ctx.stage.region)
+        existing = lambdas.list_event_source_mappings(
+            EventSourceArn=queue_arn, FunctionName=function
+        )["EventSourceMappings"]
+        if not existing:
+            lambdas.create_event_source_mapping(
+                EventSourceArn=queue_arn,
+                FunctionName=function,
+                BatchSize=10,
+                FunctionResponseTypes=["ReportBatchItemFailures"],
+            )
+
+    return Step("consume the post-authentication queue", run)
+
+
 def waf_association_step() -> Step:
     def run(ctx: Context) -> None:
         for service in ("details", "enf"):
@@ -458,6 +485,7 @@ def plan(services: tuple[str, ...] = SERVICE_NAMES, *, with_stacks: bool = True)
     steps += [service_step(s) for s in services]
     if "auth" in services:
         steps.append(triggers_step())
+        steps.append(post_authentication_queue_step())
     if with_stacks:
         steps.append(waf_association_step())
     if "enf" in services:

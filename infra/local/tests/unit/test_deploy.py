@@ -51,6 +51,7 @@ def test_the_full_plan_deploys_every_stack_in_dependency_order_then_the_services
         "deploy service export",
         "deploy service enf",
         "wire the Cognito triggers to the auth Lambdas (identity stack update)",
+        "consume the post-authentication queue",
         "protect both APIs with the regional WAF",
         "run the ENF database migrations",
         "deploy stack observability",
@@ -70,6 +71,7 @@ def test_the_dry_run_names_regions_commands_and_calls_nothing() -> None:
     assert "chalice deploy --stage prod" in text
     assert '"AuthTriggersDeployed": "true"' in text  # the second identity deployment
     assert "covidtracer-enf-prod-migrate" in text
+    assert "covidtracer-auth-prod-post_authentication_consumer (batch 10" in text
     assert '"AlarmEmail": "alarms@health.example.nz"' in text
 
 
