@@ -29,9 +29,14 @@ def bind(model: type[M], table_name: str) -> type[M]:
     return _bound(model, table_name, aws_settings.region, aws_settings.endpoint_url)  # type: ignore[return-value]
 
 
-@cache
-def _bound(model: type[Model], table_name: str, region: str, host: str | None) -> type[Model]:
-    meta = type(
+def meta(table_name: str, aws_settings: settings.AwsSettings | None = None) -> type:
+    """A pynamodb ``Meta`` for ``table_name``: region, endpoint, timeouts and retries."""
+    where = aws_settings or settings.aws_settings()
+    return _meta(table_name, where.region, where.endpoint_url)
+
+
+def _meta(table_name: str, region: str, host: str | None) -> type:
+    return type(
         "Meta",
         (),
         {
@@ -43,7 +48,12 @@ def _bound(model: type[Model], table_name: str, region: str, host: str | None) -
             "max_retry_attempts": aws.MAX_ATTEMPTS - 1,
         },
     )
-    return type(model.__name__, (model,), {"Meta": meta, "__module__": model.__module__})
+
+
+@cache
+def _bound(model: type[Model], table_name: str, region: str, host: str | None) -> type[Model]:
+    bound_meta = _meta(table_name, region, host)
+    return type(model.__name__, (model,), {"Meta": bound_meta, "__module__": model.__module__})
 
 
 def is_conditional_check_failure(error: PynamoDBException) -> bool:

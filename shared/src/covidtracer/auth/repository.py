@@ -19,9 +19,6 @@ from covidtracer.errors import Unavailable
 from covidtracer.settings import AwsSettings
 
 # Fail fast: the caller is better served by a quick 503 than a hung sign-in.
-_CONNECT_TIMEOUT_SECONDS = 2
-_READ_TIMEOUT_SECONDS = 5
-_MAX_RETRY_ATTEMPTS = 2
 
 
 @dataclass(frozen=True)
@@ -66,7 +63,9 @@ def _dynamodb() -> Iterator[None]:
 
 
 def _is_condition_failure(exc: Exception) -> bool:
-    return getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException"
+    from covidtracer import dynamo
+
+    return dynamo.is_conditional_check_failure(exc)  # type: ignore[arg-type]
 
 
 def _get_or_none(model: Any, key: str) -> Any:
@@ -79,15 +78,9 @@ def _get_or_none(model: Any, key: str) -> Any:
 
 
 def _meta(table: str, aws: AwsSettings) -> type:
-    class Meta:
-        table_name = table
-        region = aws.region
-        host = aws.endpoint_url
-        connect_timeout_seconds = _CONNECT_TIMEOUT_SECONDS
-        read_timeout_seconds = _READ_TIMEOUT_SECONDS
-        max_retry_attempts = _MAX_RETRY_ATTEMPTS
+    from covidtracer import dynamo  # imports pynamodb: on first use only
 
-    return Meta
+    return dynamo.meta(table, aws)
 
 
 # ---------------------------------------------------------------------------- sign-in records
