@@ -83,38 +83,55 @@ def _key(fill: int) -> StoredKey:
     return StoredKey(bytes([fill]) * 16, 2_700_000, 144, 0, 1, 0)
 
 
-def test_fifty_concurrent_claims_of_one_upload_token_give_exactly_one_success(dsn: str) -> None:
-    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
-        registration_id = _registration(cur)
-        token = uuid.uuid4()
-        sql.insert_upload_token(cur, token, registration_id, _claimed(), NOW, NOW + timedelta(1))
+def _fifty_at_once(attempt: Any) -> list[int]:
+    """Runs ``attempt(index)`` in 50 threads released together; the indexes that won."""
     start = threading.Barrier(50)
     wins: list[int] = []
     errors: list[BaseException] = []
 
-    def claim(index: int) -> None:
-        conn = psycopg2.connect(dsn)
+    def run(index: int) -> None:
         try:
             start.wait()
-            with conn, conn.cursor() as cur:
-                if sql.claim_upload_token(cur, token, registration_id, NOW) is not None:
-                    sql.insert_keys(cur, [_key(index)], NOW)
-                    wins.append(index)
+            if attempt(index):
+                wins.append(index)
         except BaseException as exc:  # surfaced below: a thread must not fail silently
             errors.append(exc)
-        finally:
-            conn.close()
 
-    threads = [threading.Thread(target=claim, args=(i,)) for i in range(50)]
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(50)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     assert errors == []
-    assert len(wins) == 1
+    return wins
+
+
+def _stored_keys(dsn: str) -> list[bytes]:
     with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
         cur.execute("SELECT key_data FROM exposures")
-        assert [bytes(row[0]) for row in cur.fetchall()] == [_key(wins[0]).key_data]
+        return [bytes(row[0]) for row in cur.fetchall()]
+
+
+def test_fifty_concurrent_claims_of_one_upload_token_give_exactly_one_success(dsn: str) -> None:
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        registration_id = _registration(cur)
+        token = uuid.uuid4()
+        sql.insert_upload_token(cur, token, registration_id, _claimed(), NOW, NOW + timedelta(1))
+
+    def claim(index: int) -> bool:
+        conn = psycopg2.connect(dsn)
+        try:
+            with conn, conn.cursor() as cur:
+                if sql.claim_upload_token(cur, token, registration_id, NOW) is None:
+                    return False
+                sql.insert_keys(cur, [_key(index)], NOW)
+                return True
+        finally:
+            conn.close()
+
+    wins = _fifty_at_once(claim)
+    assert len(wins) == 1
+    assert _stored_keys(dsn) == [_key(wins[0]).key_data]
 
 
 def _token(
@@ -131,36 +148,24 @@ def test_fifty_concurrent_one_statement_uploads_of_one_token_give_exactly_one_su
 ) -> None:
     with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
         token, registration_id = _token(cur)
-    start = threading.Barrier(50)
-    wins: list[int] = []
-    errors: list[BaseException] = []
     today = int(NOW.timestamp()) // 86_400 * 144
 
-    def upload(index: int) -> None:
+    def upload(index: int) -> bool:
         conn = psycopg2.connect(dsn)
         conn.autocommit = True
         try:
-            start.wait()
             with conn.cursor() as cur:
                 key = ExposureKey(bytes([index]) * 16, today, 144, 0)
-                if sql.claim_and_insert_keys(cur, token, registration_id, [key], NOW,
-                                             onset_grace_days=0) is not None:  # fmt: skip
-                    wins.append(index)
-        except BaseException as exc:  # surfaced below: a thread must not fail silently
-            errors.append(exc)
+                stored = sql.claim_and_insert_keys(
+                    cur, token, registration_id, [key], NOW, onset_grace_days=0
+                )
+                return stored is not None
         finally:
             conn.close()
 
-    threads = [threading.Thread(target=upload, args=(i,)) for i in range(50)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    wins = _fifty_at_once(upload)
     assert len(wins) == 1
-    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
-        cur.execute("SELECT key_data FROM exposures")
-        assert [bytes(row[0]) for row in cur.fetchall()] == [bytes([wins[0]]) * 16]
+    assert _stored_keys(dsn) == [bytes([wins[0]]) * 16]
 
 
 def test_the_one_statement_upload_stores_exactly_what_the_model_keeps(dsn: str) -> None:

@@ -161,23 +161,19 @@ class S3FeedStore:
         self._bucket = bucket
 
     def read(self, key: str) -> tuple[bytes, str] | None:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
-            found = aws.s3().get_object(Bucket=self._bucket, Key=key)
-            return found["Body"].read(), found["ETag"]
-        except ClientError as error:
-            if _error_code(error) in self._MISSING:
-                return None
-            raise Unavailable(f"s3:feed ({type(error).__name__})") from error
-        except BotoCoreError as error:
-            raise Unavailable(f"s3:feed ({type(error).__name__})") from error
+        found = self._fetch(aws.s3().get_object, key)
+        return (found["Body"].read(), found["ETag"]) if found else None
 
     def version(self, key: str) -> str | None:
+        found = self._fetch(aws.s3().head_object, key)
+        return found["ETag"] if found else None
+
+    def _fetch(self, call: Any, key: str) -> Any:
+        """``call``'s response for the feed object, ``None`` if there is none."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            return aws.s3().head_object(Bucket=self._bucket, Key=key)["ETag"]
+            return call(Bucket=self._bucket, Key=key)
         except ClientError as error:
             if _error_code(error) in self._MISSING:
                 return None
