@@ -5,7 +5,8 @@ Target: >= 1,000 uploads/s of 14 keys on 2 cores, p99 <= 15 ms
 
 Each upload is a ``POST /exposures`` API Gateway proxy event handed to the Chalice app the way
 Lambda does (``app(event, context)``): bearer check, body parsing, Google's key rules, the
-atomic claim of the upload token and one INSERT of 14 keys, committed. Registrations and
+claim of the upload token and the INSERT of 14 keys in one autocommitted statement (one
+round trip). Registrations and
 upload tokens are made beforehand with SQL (they are not what is measured); secrets come
 from a moto server started here and are cached after the first call, as in a warm Lambda.
 
@@ -13,6 +14,9 @@ from a moto server started here and are cached after the first call, as in a war
         .venv/bin/python bench/enf_upload.py [--uploads 6000] [--workers 2] [--profile]
 
 Each worker is a process with its own connection (a warm Lambda execution environment).
+The headline figure is 2 workers on 2 cores (one warm Lambda per core, each with one
+connection); 4 and 8 workers show the curve under more concurrency (Lambda scales out and
+PostgreSQL group-commits), at the price of queueing for the 2 cores.
 """
 
 from __future__ import annotations

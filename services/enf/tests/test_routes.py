@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -270,11 +271,13 @@ def test_a_rejected_or_failed_upload_does_not_burn_the_token(
 
     from covidtracer.enf import db as sql
 
-    def broken_insert(cur: Any, keys: Any, now: Any) -> int:
-        cur.execute("SELECT 1/0")  # the database fails after the claim
-        return 0
+    real = sql.claim_and_insert_keys
 
-    monkeypatch.setattr(sql, "insert_keys", broken_insert)
+    def broken_insert(cur: Any, token: Any, registration: Any, keys: Any, *a: Any, **k: Any) -> Any:
+        # The database fails after the claim: a key the table's CHECK refuses.
+        return real(cur, token, registration, [replace(keys[0], key_data=b"short")], *a, **k)
+
+    monkeypatch.setattr(sql, "claim_and_insert_keys", broken_insert)
     assert phone.upload(token, daily_keys(2)).status_code == 500
     monkeypatch.undo()
     assert _sql(enf_env, "SELECT claimed_at FROM upload_tokens") == [(None,)]

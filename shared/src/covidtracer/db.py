@@ -101,12 +101,35 @@ def transaction(database: DatabaseSettings) -> Iterator[cursor]:
     transaction is rolled back, so nothing is half-done. Other database errors (constraint
     violations …) propagate for the caller's adapter to translate.
     """
+    conn = connection_for(database)
+    with _unavailable_when_gone(), conn, conn.cursor() as cur:
+        yield cur
+
+
+@contextmanager
+def autocommit(database: DatabaseSettings) -> Iterator[cursor]:
+    """Run statements each in its own implicit transaction: one round trip per statement
+    instead of ``BEGIN``, statement, ``COMMIT`` (three). For a hot path whose work fits in
+    ONE statement, which PostgreSQL makes atomic by itself (a data-modifying CTE, say); use
+    ``transaction()`` when two statements must commit together. Errors as ``transaction()``.
+    """
+    conn = connection_for(database)
+    with _unavailable_when_gone():
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                yield cur
+        finally:
+            if not conn.closed:
+                conn.autocommit = False
+
+
+@contextmanager
+def _unavailable_when_gone() -> Iterator[None]:
     import psycopg2
 
-    conn = connection_for(database)
     try:
-        with conn, conn.cursor() as cur:
-            yield cur
+        yield
     except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
         # A dropped connection (proxy idle timeout, failover) is not reused: the next
         # invocation reconnects.

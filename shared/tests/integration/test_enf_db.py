@@ -7,14 +7,15 @@ import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import psycopg2
 import pytest
 
 from covidtracer import db, migrations
 from covidtracer.enf import db as sql
-from covidtracer.enf import service
-from covidtracer.enf.model import StoredKey
+from covidtracer.enf import model, service
+from covidtracer.enf.model import ExposureKey, StoredKey
 from covidtracer.enf.schema import MIGRATIONS
 from covidtracer.settings import EnfSettings
 
@@ -90,38 +91,136 @@ def _key(fill: int) -> StoredKey:
     return StoredKey(bytes([fill]) * 16, 2_700_000, 144, 0, 1, 0)
 
 
-def test_fifty_concurrent_claims_of_one_upload_token_give_exactly_one_success(dsn: str) -> None:
-    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
-        registration_id = _registration(cur)
-        token = uuid.uuid4()
-        sql.insert_upload_token(cur, token, registration_id, _claimed(), NOW, NOW + timedelta(1))
+def _fifty_at_once(attempt: Any) -> list[int]:
+    """Runs ``attempt(index)`` in 50 threads released together; the indexes that won."""
     start = threading.Barrier(50)
     wins: list[int] = []
     errors: list[BaseException] = []
 
-    def claim(index: int) -> None:
-        conn = psycopg2.connect(dsn)
+    def run(index: int) -> None:
         try:
             start.wait()
-            with conn, conn.cursor() as cur:
-                if sql.claim_upload_token(cur, token, registration_id, NOW) is not None:
-                    sql.insert_keys(cur, [_key(index)], NOW)
-                    wins.append(index)
+            if attempt(index):
+                wins.append(index)
         except BaseException as exc:  # surfaced below: a thread must not fail silently
             errors.append(exc)
-        finally:
-            conn.close()
 
-    threads = [threading.Thread(target=claim, args=(i,)) for i in range(50)]
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(50)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     assert errors == []
-    assert len(wins) == 1
+    return wins
+
+
+def _stored_keys(dsn: str) -> list[bytes]:
     with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
         cur.execute("SELECT key_data FROM exposures")
-        assert [bytes(row[0]) for row in cur.fetchall()] == [_key(wins[0]).key_data]
+        return [bytes(row[0]) for row in cur.fetchall()]
+
+
+def test_fifty_concurrent_claims_of_one_upload_token_give_exactly_one_success(dsn: str) -> None:
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        registration_id = _registration(cur)
+        token = uuid.uuid4()
+        sql.insert_upload_token(cur, token, registration_id, _claimed(), NOW, NOW + timedelta(1))
+
+    def claim(index: int) -> bool:
+        conn = psycopg2.connect(dsn)
+        try:
+            with conn, conn.cursor() as cur:
+                if sql.claim_upload_token(cur, token, registration_id, NOW) is None:
+                    return False
+                sql.insert_keys(cur, [_key(index)], NOW)
+                return True
+        finally:
+            conn.close()
+
+    wins = _fifty_at_once(claim)
+    assert len(wins) == 1
+    assert _stored_keys(dsn) == [_key(wins[0]).key_data]
+
+
+def _token(
+    cur: Any, expires_at: datetime = NOW + timedelta(1), onset: date | None = None
+) -> tuple[uuid.UUID, uuid.UUID]:
+    registration_id = _registration(cur)
+    token = uuid.uuid4()
+    sql.insert_upload_token(cur, token, registration_id, _claimed(onset), NOW, expires_at)
+    return token, registration_id
+
+
+def test_fifty_concurrent_one_statement_uploads_of_one_token_give_exactly_one_success(
+    dsn: str,
+) -> None:
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        token, registration_id = _token(cur)
+    today = int(NOW.timestamp()) // 86_400 * 144
+
+    def upload(index: int) -> bool:
+        conn = psycopg2.connect(dsn)
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                key = ExposureKey(bytes([index]) * 16, today, 144, 0)
+                stored = sql.claim_and_insert_keys(
+                    cur, token, registration_id, [key], NOW, onset_grace_days=0
+                )
+                return stored is not None
+        finally:
+            conn.close()
+
+    wins = _fifty_at_once(upload)
+    assert len(wins) == 1
+    assert _stored_keys(dsn) == [bytes([wins[0]]) * 16]
+
+
+def test_the_one_statement_upload_stores_exactly_what_the_model_keeps(dsn: str) -> None:
+    today = int(NOW.timestamp()) // 86_400 * 144
+    keys = [  # 16 days of keys, some not starting at midnight, and one shorter than a day
+        ExposureKey(bytes([day, offset]) * 8, today - 144 * day + offset, 144 - offset, 2)
+        for day in range(16)
+        for offset in (0, 71)
+    ] + [ExposureKey(b"s" * 16, today - 144 * 5, 10, 0)]
+    for onset_days_ago, grace in [(3, 0), (3, 1), (0, 0), (15, 2), (-1, 0)]:
+        onset = NOW.date() - timedelta(days=onset_days_ago)
+        with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+            cur.execute("DELETE FROM exposures")
+            token, registration_id = _token(cur, onset=onset)
+            stored = sql.claim_and_insert_keys(
+                cur, token, registration_id, keys, NOW, onset_grace_days=grace
+            )
+            cur.execute(
+                "SELECT key_data, rolling_start_number, rolling_period, transmission_risk_level,"
+                " report_type, days_since_onset FROM exposures"
+            )
+            rows = {StoredKey(bytes(r[0]), *r[1:]) for r in cur.fetchall()}
+        expected = model.keys_to_store(
+            keys, symptom_onset=onset, report_type=1, rules=model.KeyRules(onset_grace_days=grace)
+        )
+        assert rows == set(expected), (onset_days_ago, grace)
+        assert stored == len(expected)
+
+
+def test_a_one_statement_upload_claims_nothing_with_a_used_expired_or_other_token(
+    dsn: str,
+) -> None:
+    key = ExposureKey(b"k" * 16, int(NOW.timestamp()) // 600, 1, 0)
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        expired, owner = _token(cur, expires_at=NOW)
+        used, user = _token(cur)
+        assert sql.claim_and_insert_keys(cur, used, user, [key], NOW, onset_grace_days=0) == 1
+        other = _registration(cur)
+        for token, registration in [(expired, owner), (used, user), (used, other)]:
+            assert sql.claim_and_insert_keys(
+                cur, token, registration, [key], NOW, onset_grace_days=0
+            ) is None
+        assert sql.upload_token_state(cur, expired, owner) == (False, NOW)
+        assert sql.upload_token_state(cur, used, user) == (True, NOW + timedelta(1))
+        assert sql.upload_token_state(cur, used, other) is None
+        cur.execute("SELECT count(*) FROM exposures")
+        assert cur.fetchone() == (1,)
 
 
 def test_a_claim_rolled_back_leaves_the_token_claimable(dsn: str) -> None:

@@ -18,7 +18,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from covidtracer.settings import DiarySettings
-from covidtracer.validation import Problems, format_utc, pascal
+from covidtracer.validation import Problems, format_utc, parse_utc, pascal
 
 CONSENT_CODE = re.compile(r"[a-zA-Z\d]{6}")
 GLN = re.compile(r"\d{13}")
@@ -253,7 +253,7 @@ class ExposureEvent:
 
     def is_active(self, now: datetime, active_days: int) -> bool:
         """Active while its end is within the last ``active_days`` (or still ahead)."""
-        return self.end >= now - timedelta(days=active_days)
+        return _ended_within(self.end, now, active_days)
 
     def matches(self, event_id: str, gln: str) -> bool:
         """The caller knows this event and the place it names (constant-time hash compare)."""
@@ -314,6 +314,57 @@ def active_items(
     active = [e for e in events if e.is_active(now, active_days)]
     active.sort(key=lambda e: (e.start, e.notification_id))
     return [e.feed_item() for e in active]
+
+
+def _ended_within(end: datetime, now: datetime, active_days: int) -> bool:
+    return end >= now - timedelta(days=active_days)
+
+
+class FeedChanged(Exception):
+    """The stored feed changed since it was read (a concurrent writer): read it again and
+    apply the change again."""
+
+
+def feed_items(document: bytes) -> list[dict[str, str]]:
+    """The items of a stored feed document; ``ValueError`` when it is not one of ours."""
+    try:
+        items = json.loads(gzip.decompress(document))["items"]
+    except (OSError, EOFError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"not a feed document ({type(error).__name__})") from error
+    if not isinstance(items, list) or not all(
+        isinstance(item, dict) and all(isinstance(v, str) for v in item.values()) for item in items
+    ):
+        raise ValueError("not a feed document (items)")
+    return items
+
+
+def updated_items(
+    items: Iterable[Mapping[str, str]],
+    now: datetime,
+    active_days: int,
+    *,
+    upsert: ExposureEvent | None = None,
+    remove: str | None = None,
+) -> list[dict[str, str]]:
+    """The feed items after one inbound change, without reading the table: ``items`` (the
+    stored feed) less the changed or removed notification and the items no longer active,
+    plus ``upsert`` if it is active, in the same order as ``active_items``.
+
+    ``ValueError`` when an item lacks a valid ``start``/``end`` (the caller rebuilds).
+    """
+    changed = {upsert.notification_id if upsert else None, remove} - {None}
+    keyed: list[tuple[datetime, str, dict[str, str]]] = []
+    for item in items:
+        start, end = parse_utc(item.get("start", "")), parse_utc(item.get("end", ""))
+        if start is None or end is None:
+            raise ValueError("feed item without valid times")
+        notification_id = item.get("notificationId", "")
+        if notification_id not in changed and _ended_within(end, now, active_days):
+            keyed.append((start, notification_id, dict(item)))
+    if upsert is not None and upsert.is_active(now, active_days):
+        keyed.append((upsert.start, upsert.notification_id, upsert.feed_item()))
+    keyed.sort(key=lambda entry: (entry[0], entry[1]))
+    return [item for _, _, item in keyed]
 
 
 def feed_document(items: Sequence[Mapping[str, str]]) -> bytes:

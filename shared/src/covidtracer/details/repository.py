@@ -23,6 +23,7 @@ from covidtracer.details.model import (
     ContactDetails,
     Ethnicity,
     ExposureEvent,
+    FeedChanged,
     StoredEvent,
     apply_details,
 )
@@ -47,7 +48,20 @@ class ExposureEvents(Protocol):
 
 
 class FeedStore(Protocol):
-    def write(self, key: str, gzipped_json: bytes, max_age_seconds: int) -> None: ...
+    """The published feed object. Writes are conditional (optimistic concurrency): a writer
+    names the version it read (``None``: there was no object), and ``FeedChanged`` says
+    another writer came first."""
+
+    def read(self, key: str) -> tuple[bytes, str] | None:
+        """(gzipped JSON, version), or ``None`` when there is no feed yet."""
+
+    def version(self, key: str) -> str | None:
+        """The current version without the body; ``None`` when there is no feed yet."""
+
+    def write(
+        self, key: str, gzipped_json: bytes, max_age_seconds: int, *, replaces: str | None
+    ) -> None:
+        """Write the feed if its version is still ``replaces``, else ``FeedChanged``."""
 
 
 DetailsChanges = Mapping[str, str | Ethnicity | None]
@@ -329,14 +343,43 @@ class AccountEmailsFromUsers:
 
 
 class S3FeedStore:
-    """The public feed object, served by CloudFront from this bucket."""
+    """The public feed object, served by CloudFront from this bucket. The version is the
+    object's ETag; conditional writes use S3's ``If-Match`` / ``If-None-Match: *``."""
+
+    # 412: the ETag moved on; 409: a concurrent conditional write to the same key.
+    _CONFLICTS = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "412", "409"})
+    _MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
 
     def __init__(self, bucket: str) -> None:
         self._bucket = bucket
 
-    def write(self, key: str, gzipped_json: bytes, max_age_seconds: int) -> None:
+    def read(self, key: str) -> tuple[bytes, str] | None:
+        found = self._fetch(aws.s3().get_object, key)
+        return (found["Body"].read(), found["ETag"]) if found else None
+
+    def version(self, key: str) -> str | None:
+        found = self._fetch(aws.s3().head_object, key)
+        return found["ETag"] if found else None
+
+    def _fetch(self, call: Any, key: str) -> Any:
+        """``call``'s response for the feed object, ``None`` if there is none."""
         from botocore.exceptions import BotoCoreError, ClientError
 
+        try:
+            return call(Bucket=self._bucket, Key=key)
+        except ClientError as error:
+            if _error_code(error) in self._MISSING:
+                return None
+            raise Unavailable(f"s3:feed ({type(error).__name__})") from error
+        except BotoCoreError as error:
+            raise Unavailable(f"s3:feed ({type(error).__name__})") from error
+
+    def write(
+        self, key: str, gzipped_json: bytes, max_age_seconds: int, *, replaces: str | None
+    ) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        condition = {"IfMatch": replaces} if replaces is not None else {"IfNoneMatch": "*"}
         try:
             aws.s3().put_object(
                 Bucket=self._bucket,
@@ -345,9 +388,18 @@ class S3FeedStore:
                 ContentType="application/json",
                 ContentEncoding="gzip",
                 CacheControl=f"public, max-age={max_age_seconds}",
+                **condition,  # type: ignore[arg-type]
             )
-        except (BotoCoreError, ClientError) as error:
+        except ClientError as error:
+            if _error_code(error) in self._CONFLICTS:
+                raise FeedChanged(key) from error
             raise Unavailable(f"s3:feed ({type(error).__name__})") from error
+        except BotoCoreError as error:
+            raise Unavailable(f"s3:feed ({type(error).__name__})") from error
+
+
+def _error_code(error: Any) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
 
 
 # ---------------------------------------------------------------------------- in memory
@@ -380,9 +432,24 @@ class MemoryExposureEvents:
 class MemoryFeedStore:
     def __init__(self) -> None:
         self.objects: dict[str, tuple[bytes, int]] = {}
+        self._versions: dict[str, str] = {}
+        self._writes = 0
 
-    def write(self, key: str, gzipped_json: bytes, max_age_seconds: int) -> None:
+    def read(self, key: str) -> tuple[bytes, str] | None:
+        found = self.objects.get(key)
+        return (found[0], self._versions[key]) if found else None
+
+    def version(self, key: str) -> str | None:
+        return self._versions.get(key)
+
+    def write(
+        self, key: str, gzipped_json: bytes, max_age_seconds: int, *, replaces: str | None
+    ) -> None:
+        if self._versions.get(key) != replaces:
+            raise FeedChanged(key)
+        self._writes += 1
         self.objects[key] = (gzipped_json, max_age_seconds)
+        self._versions[key] = f"v{self._writes}"
 
 
 class MemoryContactDetails:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from covidtracer.enf.model import StoredKey
+from covidtracer.enf.model import INTERVAL_SECONDS, ExposureKey, StoredKey
 
 if TYPE_CHECKING:
     from psycopg2.extensions import cursor
@@ -195,6 +195,80 @@ def claim_upload_token(
     )
     row = cur.fetchone()
     return Claimed(row[0], int(row[1]), row[2]) if row else None
+
+
+INTERVALS_PER_DAY = 86_400 // INTERVAL_SECONDS
+
+# The upload's hot path as ONE statement (one round trip in autocommit, atomic by itself):
+# claim the token, then insert the keys that ``model.keys_to_store`` keeps, with its days
+# since onset. That rule is restated here in day numbers (days since 1970-01-01, UTC): a key
+# is kept when it ends after the first interval of (onset - grace); it started on day
+# ``rolling_start_number / 144``. An integration test holds the two to the same answers.
+# Nothing is claimed (and so nothing inserted) unless the token is unused and unexpired.
+_CLAIM_AND_INSERT = (
+    "WITH claimed AS ("
+    " UPDATE upload_tokens SET claimed_at = %(now)s"
+    " WHERE id = %(token)s AND registration_id = %(registration)s"
+    " AND claimed_at IS NULL AND expires_at > %(now)s"
+    " RETURNING symptom_onset - DATE '1970-01-01' AS onset_day, report_type"
+    "), stored AS ("
+    " INSERT INTO exposures (key_data, rolling_start_number, rolling_period,"
+    " transmission_risk_level, report_type, days_since_onset, created_at)"
+    " SELECT u.k, u.s, u.p, u.t, c.report_type, u.s / %(per_day)s - c.onset_day, %(now)s"
+    " FROM claimed AS c, unnest(%(keys)s::bytea[], %(starts)s::integer[],"
+    " %(periods)s::integer[], %(risks)s::smallint[]) AS u(k, s, p, t)"
+    " WHERE u.s + u.p > (c.onset_day - %(grace)s) * %(per_day)s"
+    " ON CONFLICT (key_data) DO NOTHING RETURNING 1"
+    ") SELECT (SELECT count(*) FROM claimed), (SELECT count(*) FROM stored)"
+)
+
+
+def claim_and_insert_keys(
+    cur: cursor,
+    token: uuid.UUID,
+    registration_id: uuid.UUID,
+    keys: Sequence[ExposureKey],
+    now: datetime,
+    *,
+    onset_grace_days: int,
+) -> int | None:
+    """Claim the registration's unused, unexpired upload token and store its keys, in one
+    statement; ``None`` when there was no such token (nothing changed: see
+    ``upload_token_state``), else the number of new keys (a key already stored is ignored).
+
+    Concurrent claims queue on the token's row lock; after the winner commits the others
+    find ``claimed_at`` set and claim (and insert) nothing.
+    """
+    cur.execute(
+        _CLAIM_AND_INSERT,
+        {
+            "now": now,
+            "token": str(token),
+            "registration": str(registration_id),
+            "per_day": INTERVALS_PER_DAY,
+            "grace": onset_grace_days,
+            "keys": [k.key_data for k in keys],
+            "starts": [k.rolling_start_number for k in keys],
+            "periods": [k.rolling_period for k in keys],
+            "risks": [k.transmission_risk_level for k in keys],
+        },
+    )
+    row = cur.fetchone()
+    assert row is not None, "the statement always returns one row"
+    return int(row[1]) if row[0] else None
+
+
+def upload_token_state(
+    cur: cursor, token: uuid.UUID, registration_id: uuid.UUID
+) -> tuple[bool, datetime] | None:
+    """(already claimed, expires at) of the registration's upload token, if it has it."""
+    cur.execute(
+        "SELECT claimed_at IS NOT NULL, expires_at FROM upload_tokens"
+        " WHERE id = %s AND registration_id = %s",
+        (str(token), str(registration_id)),
+    )
+    row = cur.fetchone()
+    return (bool(row[0]), row[1]) if row else None
 
 
 def insert_keys(cur: cursor, keys: Sequence[StoredKey], now: datetime) -> int:

@@ -300,22 +300,29 @@ def upload_keys(
     ports.verifier(upload.platform).verify(
         upload.device_verification_payload, str(upload.token), now
     )
-    with db.transaction(settings.database) as cur:
-        # Upload tokens are deleted with their registration, so a successful claim also
-        # proves the registration is alive: the check costs a query only when it fails.
-        claimed = sql.claim_upload_token(cur, upload.token, registration_id, now)
-        if claimed is None:
+    with db.autocommit(settings.database) as cur:
+        # One statement claims the token and inserts the keys (one round trip, atomic):
+        # an unknown, used or expired token claims and inserts nothing. Upload tokens are
+        # deleted with their registration, so a successful claim also proves the
+        # registration is alive: the checks below cost queries only when the claim fails.
+        stored = sql.claim_and_insert_keys(
+            cur,
+            upload.token,
+            registration_id,
+            upload.keys,
+            now,
+            onset_grace_days=rules.onset_grace_days,
+        )
+        if stored is not None:
+            return stored
+        state = sql.upload_token_state(cur, upload.token, registration_id)
+        if state is None:
             _require_registration(cur, registration_id)
             raise Forbidden()
-        if claimed.expires_at <= now:
+        already_claimed, expires_at = state
+        if not already_claimed and expires_at <= now:
             raise Gone()
-        keys = model.keys_to_store(
-            upload.keys,
-            symptom_onset=claimed.symptom_onset,
-            report_type=claimed.report_type,
-            rules=rules,
-        )
-        return sql.insert_keys(cur, keys, now)
+        raise Forbidden()
 
 
 # ---------------------------------------------------------------------------- settings, metrics

@@ -8,7 +8,12 @@ from typing import Any
 import pytest
 
 from covidtracer.details import model
-from covidtracer.details.repository import DynamoExposureEvents, MemoryExposureEvents
+from covidtracer.details.repository import (
+    DynamoExposureEvents,
+    MemoryExposureEvents,
+    MemoryFeedStore,
+    S3FeedStore,
+)
 from covidtracer.ratelimit.repository import DynamoCounters, MemoryCounters
 from tracerstack.bootstrap import Bootstrap
 
@@ -31,6 +36,13 @@ def events(request: pytest.FixtureRequest, service_env: dict[str, str]) -> Itera
         yield MemoryExposureEvents()
     else:
         yield DynamoExposureEvents(service_env["EXPOSURE_EVENTS_TABLE"])
+
+
+@pytest.fixture(params=["memory", "s3"])
+def feed(request: pytest.FixtureRequest, service_env: dict[str, str]) -> Any:
+    if request.param == "memory":
+        return MemoryFeedStore()
+    return S3FeedStore(service_env["FEED_BUCKET"])
 
 
 @pytest.fixture(params=["memory", "dynamodb"])
@@ -65,6 +77,21 @@ def test_delete_reports_whether_there_was_an_event(events: Any) -> None:
     assert events.delete("n1") is True
     assert events.delete("n1") is False
     assert events.get("n1") is None
+
+
+def test_feed_writes_are_conditional_on_the_version_read(feed: Any) -> None:
+    key = "contract-feed.json"
+    assert feed.read(key) is None and feed.version(key) is None
+    feed.write(key, b"one", 300, replaces=None)
+    with pytest.raises(model.FeedChanged):
+        feed.write(key, b"lost", 300, replaces=None)  # someone created it first
+    body, first = feed.read(key)
+    assert body == b"one" and feed.version(key) == first
+    feed.write(key, b"two", 300, replaces=first)
+    with pytest.raises(model.FeedChanged):
+        feed.write(key, b"stale", 300, replaces=first)
+    body, second = feed.read(key)
+    assert body == b"two" and second != first and feed.version(key) == second
 
 
 def test_counters_count_each_bucket_atomically(counters: Any) -> None:

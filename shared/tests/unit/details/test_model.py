@@ -117,6 +117,73 @@ def test_the_feed_keeps_events_that_ended_up_to_14_days_ago_sorted_by_start() ->
     assert model.feed_document(items) == model.feed_document(items)
 
 
+def _events(*rows: tuple[str, str, str]) -> list[model.ExposureEvent]:
+    return [
+        model.parse_exposure_event({**EVENT, "notificationId": n, "start": s, "end": e})
+        for n, s, e in rows
+    ]
+
+
+FEED_ROWS = (
+    ("late", "2021-10-04T00:00:00Z", "2021-10-04T01:00:00Z"),
+    ("gone", "2021-09-01T00:00:00Z", "2021-09-21T11:59:59Z"),
+    ("edge", "2021-09-20T00:00:00Z", "2021-09-21T12:00:00Z"),
+    # Milliseconds sort before whole seconds as text ('.' < 'Z'), but after them in time.
+    ("ms", "2021-10-04T00:00:00.250Z", "2021-10-04T02:00:00Z"),
+    ("same", "2021-10-04T00:00:00Z", "2021-10-04T03:00:00Z"),
+)
+
+
+@pytest.mark.parametrize(
+    ("stored", "upsert", "remove"),
+    [
+        (["late", "gone", "edge"], "ms", None),  # a new event, and "gone" aged out meanwhile
+        (["late", "ms", "edge"], "same", None),  # same start: by notification id
+        (["late", "ms", "same"], "late", None),  # a changed event replaces its item
+        (["late", "ms", "same"], "gone", None),  # an inactive event is not published
+        (["late", "ms", "edge"], None, "ms"),  # a withdrawal
+        (["late", "ms"], None, "unknown"),  # withdrawing an unknown event changes nothing
+    ],
+)
+def test_an_inbound_change_to_the_stored_feed_equals_a_rebuild_from_the_table(
+    stored: list[str], upsert: str | None, remove: str | None
+) -> None:
+    by_id = {e.notification_id: e for e in _events(*FEED_ROWS)}
+    # The stored feed was published a while ago: "gone" was still active then.
+    published = model.active_items((by_id[n] for n in stored), NOW - timedelta(days=1), 14)
+    late = {"notificationId": "late", "start": FEED_ROWS[0][1], "end": FEED_ROWS[0][2]}
+    changed = model.parse_exposure_event({**EVENT, **late, "appBannerTitle": "New"})
+    if upsert == "late":
+        by_id["late"] = changed
+    table = {n: by_id[n] for n in stored} | ({upsert: by_id[upsert]} if upsert else {})
+    table.pop(remove or "", None)
+    updated = model.updated_items(
+        model.feed_items(model.feed_document(published)), NOW, 14,
+        upsert=by_id[upsert] if upsert else None, remove=remove,
+    )  # fmt: skip
+    assert updated == model.active_items(table.values(), NOW, 14)
+    assert "gone" not in [i["notificationId"] for i in updated]
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        b"not gzip",
+        gzip.compress(b"[1, 2]"),
+        gzip.compress(b'{"items": [{"start": 1}]}'),
+        gzip.compress(b'{"items": "x"}'),
+    ],
+)
+def test_a_stored_feed_that_is_not_ours_is_a_value_error(document: bytes) -> None:
+    with pytest.raises(ValueError, match="not a feed document"):
+        model.feed_items(document)
+
+
+def test_a_stored_feed_item_without_valid_times_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="without valid times"):
+        model.updated_items([{"notificationId": "x", "start": "soon", "end": ""}], NOW, 14)
+
+
 def test_an_event_too_large_for_one_push_is_refused() -> None:
     big = {**EVENT, "appBannerBody": "ā" * 1000, "systemNotificationBody": "ō" * 500}
     big.update(appBannerTitle="ū" * 100, appBannerLinkLabel="ē" * 100)

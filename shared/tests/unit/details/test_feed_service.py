@@ -1,0 +1,159 @@
+"""The feed's write paths with in-memory twins: an inbound change edits the stored feed, the
+job rebuilds it from the table, and neither overwrites a concurrent writer's change."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from covidtracer.details import model, service
+from covidtracer.details.repository import MemoryExposureEvents, MemoryFeedStore
+from covidtracer.errors import Unavailable
+from covidtracer.ratelimit.repository import MemoryCounters
+from covidtracer.settings import ExposureEventSettings
+
+NOW = datetime(2021, 10, 5, 12, 0, tzinfo=UTC)
+KEY = "current-exposure-events.json"
+SETTINGS: Any = SimpleNamespace(events=ExposureEventSettings())
+
+
+class Fcm:
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.sent.append(message)
+
+
+class RacingFeed(MemoryFeedStore):
+    """A feed store where another NCTS request stores an event and publishes it right after
+    each of the first ``races`` reads (or version checks) of this writer."""
+
+    def __init__(self, races: int, events: MemoryExposureEvents) -> None:
+        super().__init__()
+        self.races, self.events, self.raced = races, events, 0
+
+    def _race(self, key: str) -> None:
+        if self.races > 0:
+            self.races -= 1
+            self.raced += 1
+            other = model.parse_exposure_event(_body(f"other{self.raced}", days_ago=3))
+            self.events.put(other, version="v1", expires_at=0)
+            found = MemoryFeedStore.read(self, key)
+            items = model.feed_items(found[0]) if found else []
+            document = model.feed_document(model.updated_items(items, NOW, 14, upsert=other))
+            MemoryFeedStore.write(self, key, document, 1, replaces=found[1] if found else None)
+
+    def read(self, key: str) -> tuple[bytes, str] | None:
+        found = super().read(key)
+        self._race(key)
+        return found
+
+    def version(self, key: str) -> str | None:
+        found = super().version(key)
+        self._race(key)
+        return found
+
+
+def _deps(races: int | None = None) -> service.Dependencies:
+    events = MemoryExposureEvents()
+    return service.Dependencies(
+        events=events,
+        feed=MemoryFeedStore() if races is None else RacingFeed(races, events),
+        counters=MemoryCounters(),
+        ncts=None,  # type: ignore[arg-type]
+        fcm=Fcm(),  # type: ignore[arg-type]
+    )
+
+
+def _body(notification_id: str, days_ago: float = 1, **overrides: Any) -> dict[str, Any]:
+    start = NOW - timedelta(days=days_ago)
+    return {
+        "eventId": "a0l4a0000004xhcAAA",
+        "notificationId": notification_id,
+        "gln": "1234567890001",
+        "start": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "end": (start + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "systemNotificationBody": "Body",
+        "appBannerTitle": "Title",
+        "appBannerBody": "Banner",
+        **overrides,
+    }
+
+
+def _published(deps: service.Dependencies) -> list[dict[str, str]]:
+    found = deps.feed.read(KEY)
+    assert found is not None
+    return model.feed_items(found[0])
+
+
+def _rebuilt(deps: service.Dependencies) -> list[dict[str, str]]:
+    return model.active_items((s.event for s in deps.events.scan()), NOW, 14)
+
+
+def test_every_inbound_change_leaves_the_feed_equal_to_a_rebuild_from_the_table() -> None:
+    deps = _deps()
+    changes = [
+        ("put", _body("a", days_ago=2)),
+        ("put", _body("b", days_ago=1)),
+        ("put", _body("c", days_ago=20)),  # stored, never active
+        ("put", _body("a", days_ago=2, appBannerTitle="Changed")),
+        ("put", _body("a", days_ago=2, appBannerTitle="Changed")),  # a repeat
+        ("delete", "b"),
+        ("delete", "b"),
+        ("put", _body("d", days_ago=3)),
+    ]
+    for kind, change in changes:
+        if kind == "put":
+            service.receive_exposure_event(change, deps=deps, settings=SETTINGS, now=NOW)
+        else:
+            service.withdraw_exposure_event(change, deps=deps, settings=SETTINGS, now=NOW)
+        assert _published(deps) == _rebuilt(deps)
+    assert [i["notificationId"] for i in _published(deps)] == ["d", "a"]
+    assert _published(deps)[1]["appBannerTitle"] == "Changed"
+
+
+def test_an_inbound_change_that_loses_a_race_reads_again_and_keeps_both_changes() -> None:
+    deps = _deps(races=0)
+    service.receive_exposure_event(_body("a"), deps=deps, settings=SETTINGS, now=NOW)
+    assert isinstance(deps.feed, RacingFeed)
+    deps.feed.races = 2
+    service.receive_exposure_event(_body("b"), deps=deps, settings=SETTINGS, now=NOW)
+    assert deps.feed.raced == 2  # lost twice, written on the third attempt
+    assert [i["notificationId"] for i in _published(deps)] == ["other1", "other2", "a", "b"]
+    assert _published(deps) == _rebuilt(deps)
+
+
+def test_the_rebuild_does_not_overwrite_a_change_published_during_its_scan() -> None:
+    deps = _deps(races=1)
+    deps.events.put(model.parse_exposure_event(_body("a")), version="v1", expires_at=0)
+    service.publish_exposure_events_feed(deps=deps, settings=SETTINGS, now=NOW)
+    assert [i["notificationId"] for i in _published(deps)] == ["other1", "a"]
+
+
+def test_writers_that_keep_losing_give_up_with_unavailable() -> None:
+    deps = _deps(races=100)
+    with pytest.raises(Unavailable):
+        service.publish_exposure_events_feed(deps=deps, settings=SETTINGS, now=NOW)
+    with pytest.raises(Unavailable):
+        service.receive_exposure_event(_body("a"), deps=deps, settings=SETTINGS, now=NOW)
+    assert deps.events.get("a") is not None  # stored: NCTS's retry publishes it
+
+
+def test_an_unreadable_stored_feed_is_rebuilt_from_the_table() -> None:
+    deps = _deps()
+    deps.events.put(model.parse_exposure_event(_body("a")), version="v1", expires_at=0)
+    deps.feed.write(KEY, b"not a feed", 1, replaces=None)
+    service.withdraw_exposure_event("unknown", deps=deps, settings=SETTINGS, now=NOW)
+    assert [i["notificationId"] for i in _published(deps)] == ["a"]
+
+
+def test_a_change_with_no_feed_yet_builds_it_from_the_table() -> None:
+    deps = _deps()
+    old = model.parse_exposure_event(_body("old", days_ago=2))
+    deps.events.put(old, version="v1", expires_at=0)
+    service.receive_exposure_event(_body("new"), deps=deps, settings=SETTINGS, now=NOW)
+    assert [i["notificationId"] for i in _published(deps)] == ["old", "new"]
