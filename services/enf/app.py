@@ -185,8 +185,14 @@ def export_keys(event: Any) -> dict[str, int | bool]:
 
 @app.schedule(Rate(1, unit=Rate.HOURS), name="cleanup")
 def cleanup(event: Any) -> dict[str, int]:
-    """Hourly: delete keys, codes, tokens, nonces and registrations past retention."""
-    result: dict[str, int] = _service().cleanup(enf_settings(), _now())
+    """Hourly: delete keys, codes, tokens, nonces, registrations and export files past
+    retention."""
+    settings = enf_settings()
+    now = _now()
+    result: dict[str, int] = _service().cleanup(settings, now)
+    result["files"] = _exports().cleanup_files(
+        settings, _export_store(settings), now, settings.export.file_retention_days
+    )
     return result
 
 
