@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import random
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,7 +15,14 @@ import pytest
 from covidtracer import aws, db, settings
 from covidtracer.enf import export_model as model
 from covidtracer.enf import export_service, schema
-from covidtracer.enf.exportfile import ReportType
+from covidtracer.enf.exportfile import (
+    PACKED_KEY,
+    ExportBatch,
+    ExportKey,
+    ReportType,
+    encode_export_bin,
+    encode_packed_export_bin,
+)
 from covidtracer.enf.exportreader import read_export_zip, unzip_export
 from covidtracer.enf.kms_signer import KmsSigner, S3FileStore
 from covidtracer.enf.signing import verify_signature
@@ -206,3 +215,41 @@ def test_cleanup_deletes_files_past_retention_with_their_objects(enf: EnfSetting
     assert path not in [o["Key"] for o in listed["Contents"]]
     index = aws.s3().get_object(Bucket=enf.exports_bucket, Key=model.INDEX_PATH)["Body"].read()
     assert path not in index.decode()
+
+
+def test_packed_rows_from_postgresql_encode_exactly_as_the_key_writer(enf: EnfSettings) -> None:
+    """The query's packing (int2send/int4send, NULL onset) over the columns' whole ranges."""
+    rng = random.Random(7)
+    window = model.Window(0, int(NOW.timestamp()) // DAY * DAY, model.DAILY)
+    created = NOW - timedelta(days=1)
+    keys = []
+    for n in range(400):
+        start = rng.choice([-(2**31), -1, 0, 127, 128, 2**21, 2**31 - 1, rng.randrange(2**31)])
+        # Any int32 period whose embargo (start + period, no overflow) ended in the past.
+        periods = [144, 1, 0, -1, -(2**31), 2**31 - 1, -start, 144 - start, -(2**31) - start]
+        period = rng.choice(
+            [p for p in periods if -(2**31) <= p < 2**31 and -(2**31) <= start + p <= 144]
+        )
+        keys.append(
+            ExportKey(
+                rng.randbytes(15) + bytes([n % 256]),
+                rng.choice([-(2**15), -1, 0, 8, 127, 128, 2**15 - 1]),
+                start,
+                period,
+                rng.choice(list(ReportType)),
+                rng.choice([None, -(2**15), -65, -64, -1, 0, 63, 64, 2**15 - 1]),
+            )
+        )
+    with psycopg2.connect(enf.database.url) as conn, conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO exposures (key_data, transmission_risk_level, rolling_start_number,"
+            " rolling_period, report_type, days_since_onset, created_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            [(*key, created) for key in keys],
+        )
+    with psycopg2.connect(enf.database.url) as conn, conn.cursor() as cur:
+        packed = export_service.sql.packed_keys(cur, window)
+
+    batch = ExportBatch(window.start, window.end, "NZ", 1, 1, (), tuple(keys))
+    assert len(packed) == len(keys) * PACKED_KEY.size
+    assert encode_packed_export_bin(replace(batch, keys=()), packed) == encode_export_bin(batch)
