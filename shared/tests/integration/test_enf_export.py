@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -14,7 +15,7 @@ import pytest
 
 from covidtracer import aws, db, settings
 from covidtracer.enf import export_model as model
-from covidtracer.enf import export_service, schema
+from covidtracer.enf import export_service, schema, tokens
 from covidtracer.enf.exportfile import (
     PACKED_KEY,
     ExportBatch,
@@ -253,3 +254,57 @@ def test_packed_rows_from_postgresql_encode_exactly_as_the_key_writer(enf: EnfSe
     batch = ExportBatch(window.start, window.end, "NZ", 1, 1, (), tuple(keys))
     assert len(packed) == len(keys) * PACKED_KEY.size
     assert encode_packed_export_bin(replace(batch, keys=()), packed) == encode_export_bin(batch)
+
+
+def test_a_device_checking_every_3_hours_gets_at_most_2_new_files_per_check(
+    enf: EnfSettings,
+) -> None:
+    """Export runs every 5 min over 30 h of steady uploads; devices poll ``GET /exposures``.
+
+    Devices check every 3 h at phases around the boundaries (01:00, 03:00, …) and the runs
+    after them; one device's checks drift (3 h 10 min, then 2 h 50 min), so its check at
+    03:10 spans the midnight daily and the 03:00 delta: the 2-file case.
+    """
+    start = datetime(2021, 10, 13, 22, 0, tzinfo=UTC)
+    end = start + timedelta(hours=30)
+    rows = [(_key(n), _day_rsn(start, 2), 144, start - timedelta(days=1)) for n in range(3)]
+    for n in range(int((end - start) / timedelta(minutes=20))):
+        created = start + timedelta(minutes=20 * n + 7)
+        rows.append((_key(10_000 + n), _day_rsn(created, 1), 144, created))  # yesterday's key
+        rows.append((_key(20_000 + n), _day_rsn(created, 0), 72, created))  # embargo to 14:00
+    _insert(enf.database.url or "", rows)
+    signing_key = "test-signing-key-of-thirty-two-bytes"
+
+    def listed_after(since: int, at: datetime) -> list[int]:
+        bearer = tokens.issue(
+            signing_key, uuid.uuid4(), kind=tokens.ACCESS, now=at, lifetime=timedelta(minutes=5)
+        )
+        files = export_service.list_files(enf, signing_key, bearer, {"since": str(since)}, at)
+        return [f["id"] for f in files]
+
+    three_hours = (timedelta(hours=3),)
+    devices = [(start + timedelta(minutes=m), three_hours) for m in (0, 1, 4, 6, 59, 62, 179)]
+    devices.append((start + timedelta(hours=2), (timedelta(minutes=190), timedelta(minutes=170))))
+    next_check = [first for first, _ in devices]
+    since: list[int | None] = [None] * len(devices)  # None: a new device (at most 15 files)
+    new_per_check: list[list[int]] = [[] for _ in devices]
+    at = start
+    while at <= end:
+        export_service.export_keys(enf, _signer(enf), _store(enf), at)
+        for d, (_, steps) in enumerate(devices):
+            while next_check[d] < at + timedelta(minutes=5):
+                last = since[d]
+                ids = listed_after(last or 0, next_check[d])
+                if last is None:
+                    assert 0 < len(ids) <= 15
+                else:
+                    new_per_check[d].append(len(ids))
+                since[d] = max([last or 0, *ids])
+                next_check[d] += steps[len(new_per_check[d]) % len(steps)]
+        at += timedelta(minutes=5)
+
+    checks = [n for device in new_per_check for n in device]
+    assert len(checks) >= 8 * 8
+    assert max(checks) <= 2
+    assert new_per_check[-1][:2] == [2, 0]  # 03:10 daily + delta; 06:00 nothing new yet
+    assert checks.count(0) < len(checks) / 4  # a check mostly finds the boundary it passed
