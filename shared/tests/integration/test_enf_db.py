@@ -55,11 +55,14 @@ def _tables(dsn: str) -> set[str]:
 
 def test_the_migrations_go_up_and_down_cleanly(pg_schema: str) -> None:
     conn = psycopg2.connect(pg_schema)
-    assert migrations.migrate(conn, MIGRATIONS) == ["up 0001_enf_api"]
+    assert migrations.migrate(conn, MIGRATIONS) == ["up 0001_enf_api", "up 0002_exports"]
     assert {"exposures", "registrations", "verification_codes", "upload_tokens"} <= _tables(
         pg_schema
     )
-    assert migrations.migrate(conn, MIGRATIONS, target=0) == ["down 0001_enf_api"]
+    assert migrations.migrate(conn, MIGRATIONS, target=0) == [
+        "down 0002_exports",
+        "down 0001_enf_api",
+    ]
     assert _tables(pg_schema) == {"schema_migrations"}
     conn.close()
 
