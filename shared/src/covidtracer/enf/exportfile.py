@@ -17,11 +17,12 @@ from __future__ import annotations
 import io
 import struct
 import zipfile
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from enum import IntEnum
 from functools import lru_cache
 from operator import itemgetter
-from typing import NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from covidtracer.enf import wire
 
@@ -140,6 +141,7 @@ class ExportSignature:
 
 
 _key_data_of = itemgetter(0)
+_Shape = TypeVar("_Shape", bound=Hashable)
 
 
 def encode_export_bin(batch: ExportBatch) -> bytes:
@@ -173,15 +175,7 @@ def encode_packed_export_bin(batch: ExportBatch, packed_keys: bytes | memoryview
     if len(packed_keys) % PACKED_KEY.size:
         raise ValueError(f"packed keys must be whole {PACKED_KEY.size}-byte rows")
     out = _export_header(batch)
-    frames: dict[bytes, tuple[bytes, bytes]] = {}
-    get_frame = frames.get
-    for key_data, shape in _PACKED_SPLIT.iter_unpack(packed_keys):
-        frame = get_frame(shape)
-        if frame is None:
-            frame = frames[shape] = _packed_frame(shape)
-        out += frame[0]
-        out += key_data
-        out += frame[1]
+    _append_framed(out, _PACKED_SPLIT.iter_unpack(packed_keys), _packed_frame)
     return bytes(out)
 
 
@@ -248,25 +242,37 @@ def _signature_info_message(info: SignatureInfo) -> bytes:
 
 
 def _append_key_records(out: bytearray, keys: list[ExportKey]) -> None:
-    """Append one `keys` field per key. The hot loop of an export run.
-
-    A key record is the key bytes framed by bytes that depend only on the other five fields,
-    and files repeat few combinations of them (start intervals fall on day boundaries), so
-    each combination is framed once, from per-field encodings that are cached in turn.
-    """
-    frames: dict[tuple[object, ...], tuple[bytes, bytes]] = {}
-    get_frame = frames.get
+    """Append one `keys` field per key; raises `ValueError` for a key that is not 16 bytes."""
     for key in keys:
-        key_data = key[0]
-        if len(key_data) != KEY_LENGTH:
-            raise ValueError(f"key_data must be {KEY_LENGTH} bytes, got {len(key_data)}")
-        shape = key[1:]
+        if len(key[0]) != KEY_LENGTH:
+            raise ValueError(f"key_data must be {KEY_LENGTH} bytes, got {len(key[0])}")
+    _append_framed(out, ((key[0], key[1:]) for key in keys), _shape_frame)
+
+
+def _append_framed(
+    out: bytearray,
+    keys: Iterable[tuple[bytes, _Shape]],
+    frame_of: Callable[[_Shape], tuple[bytes, bytes]],
+) -> None:
+    """Append one `keys` field per (key_data, shape). The hot loop of an export run.
+
+    A key record is the key bytes framed by bytes that depend only on the other five fields
+    (the shape), and files repeat few combinations of them (start intervals fall on day
+    boundaries), so each shape is framed once, from per-field encodings cached in turn.
+    """
+    frames: dict[_Shape, tuple[bytes, bytes]] = {}
+    get_frame = frames.get
+    for key_data, shape in keys:
         frame = get_frame(shape)
         if frame is None:
-            frame = frames[shape] = _key_frame(key)
+            frame = frames[shape] = frame_of(shape)
         out += frame[0]
         out += key_data
         out += frame[1]
+
+
+def _shape_frame(shape: tuple[Any, ...]) -> tuple[bytes, bytes]:
+    return _key_frame(ExportKey(b"", *shape))
 
 
 def _key_frame(key: ExportKey) -> tuple[bytes, bytes]:
