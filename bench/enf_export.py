@@ -12,20 +12,20 @@ generate_series``, moto (``ThreadedMotoServer``) with the stack bootstrapped as 
 ``bench``, then ``export_service.export_keys`` -- the function the scheduled job calls --
 with ``now`` fixed. Each timed run is a fresh spawned process (so ``ru_maxrss`` is that
 run's own peak, moto's memory not included) after ``export_files`` is emptied.
-Per-phase times come from wrapping the service's collaborators (DB read, key records,
+Per-phase times come from wrapping the service's collaborators (DB read,
 encode, sign, zip, S3 put).
 
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres \\
         .venv/bin/python bench/enf_export.py [--repeat 3] [--keys 1400000]
 
-Medians of 3 runs (2026-11-22, this machine, 2 shared cores; see the report):
-- spread: 11.08 s (runs 11.08/10.99/11.94; an earlier single run on a quieter machine: 7.6 s),
-  peak RSS 98 MiB (66 MiB before the run). Phases (median s): DB read 4.07 (+1.6 building key
-  records), encode 1.97, zip 1.61, S3 put 0.59, sign 0.44. TARGET 8 s MISSED under load.
-- one-day: 7.25 s (7.25/6.45/7.45), peak RSS 378 MiB. Phases: DB read 2.55 (+0.8 records),
-  encode 0.79, zip 0.84, sign 0.68, S3 put 0.22. Target 10 s met.
-Next cost to cut: building 1.4 M ExportKey tuples and re-encoding them (~3.5 s) -- encode
-straight from the DB's joined key blobs per group.
+Medians of 3 runs (2026-11-22, this machine, 2 shared cores, load average 1.6-2.0):
+- before (ExportKey per key, grouped query): spread 4.06 s (3.95/4.06/4.09), 99 MiB; one-day
+  6.13 s (6.16/6.13/5.43), 379 MiB. (Under heavier load earlier the same day: spread 11.08 s.)
+- packed rows (PostgreSQL packs and sorts each window's keys into fixed 32-byte rows; the
+  writer frames them without a Python object per key): spread 3.61 s (3.61/3.53/3.70),
+  94 MiB. Phases (median s): DB read 2.00, encode 0.33, zip 0.75, S3 put 0.23, sign 0.18.
+  one-day: 2.97 s (2.97/2.72/3.12), 322 MiB. Phases: DB read 1.59, encode 0.33, zip 0.64,
+  S3 put 0.16, sign 0.10. Both targets met.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ import resource
 import statistics
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -112,16 +112,6 @@ class _Phases:
 
         return timed
 
-    def wrap_iter(self, name: str, func: Callable[..., Iterator[Any]]) -> Callable[..., Any]:
-        def timed(*args: Any, **kwargs: Any) -> list[Any]:
-            started = time.perf_counter()
-            try:
-                return list(func(*args, **kwargs))
-            finally:
-                self.add(name, time.perf_counter() - started)
-
-        return timed
-
 
 def _hwm_mib() -> float:
     """This process's peak RSS (VmHWM), MiB. ``ru_maxrss`` would not do in a spawned child:
@@ -147,10 +137,11 @@ def _one_run(env: dict[str, str], profile: str | None, out: Any) -> None:
 
     phases = _Phases()
     sql = export_service.sql
-    sql.key_groups = phases.wrap_iter("db read", sql.key_groups)  # type: ignore[method-assign]
+    sql.packed_keys = phases.wrap("db read", sql.packed_keys)  # type: ignore[method-assign]
     service: Any = export_service
-    service._window_keys = phases.wrap("db read + key records", service._window_keys)
-    service.encode_export_bin = phases.wrap("encode export.bin", service.encode_export_bin)
+    service.encode_packed_export_bin = phases.wrap(
+        "encode export.bin", service.encode_packed_export_bin
+    )
     signer.sign = phases.wrap("sign (KMS)", signer.sign)  # type: ignore[method-assign]
     service.build_zip = phases.wrap("zip", service.build_zip)
     store.put = phases.wrap("s3 put", store.put)  # type: ignore[method-assign]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import random
 import threading
+import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,8 +15,15 @@ import pytest
 
 from covidtracer import aws, db, settings
 from covidtracer.enf import export_model as model
-from covidtracer.enf import export_service, schema
-from covidtracer.enf.exportfile import ReportType
+from covidtracer.enf import export_service, schema, tokens
+from covidtracer.enf.exportfile import (
+    PACKED_KEY,
+    ExportBatch,
+    ExportKey,
+    ReportType,
+    encode_export_bin,
+    encode_packed_export_bin,
+)
 from covidtracer.enf.exportreader import read_export_zip, unzip_export
 from covidtracer.enf.kms_signer import KmsSigner, S3FileStore
 from covidtracer.enf.signing import verify_signature
@@ -206,3 +216,95 @@ def test_cleanup_deletes_files_past_retention_with_their_objects(enf: EnfSetting
     assert path not in [o["Key"] for o in listed["Contents"]]
     index = aws.s3().get_object(Bucket=enf.exports_bucket, Key=model.INDEX_PATH)["Body"].read()
     assert path not in index.decode()
+
+
+def test_packed_rows_from_postgresql_encode_exactly_as_the_key_writer(enf: EnfSettings) -> None:
+    """The query's packing (int2send/int4send, NULL onset) over the columns' whole ranges."""
+    rng = random.Random(7)
+    window = model.Window(0, int(NOW.timestamp()) // DAY * DAY, model.DAILY)
+    created = NOW - timedelta(days=1)
+    keys = []
+    for n in range(400):
+        start = rng.choice([-(2**31), -1, 0, 127, 128, 2**21, 2**31 - 1, rng.randrange(2**31)])
+        # Any int32 period whose embargo (start + period, no overflow) ended in the past.
+        periods = [144, 1, 0, -1, -(2**31), 2**31 - 1, -start, 144 - start, -(2**31) - start]
+        period = rng.choice(
+            [p for p in periods if -(2**31) <= p < 2**31 and -(2**31) <= start + p <= 144]
+        )
+        keys.append(
+            ExportKey(
+                rng.randbytes(15) + bytes([n % 256]),
+                rng.choice([-(2**15), -1, 0, 8, 127, 128, 2**15 - 1]),
+                start,
+                period,
+                rng.choice(list(ReportType)),
+                rng.choice([None, -(2**15), -65, -64, -1, 0, 63, 64, 2**15 - 1]),
+            )
+        )
+    with psycopg2.connect(enf.database.url) as conn, conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO exposures (key_data, transmission_risk_level, rolling_start_number,"
+            " rolling_period, report_type, days_since_onset, created_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            [(*key, created) for key in keys],
+        )
+    with psycopg2.connect(enf.database.url) as conn, conn.cursor() as cur:
+        packed = export_service.sql.packed_keys(cur, window)
+
+    batch = ExportBatch(window.start, window.end, "NZ", 1, 1, (), tuple(keys))
+    assert len(packed) == len(keys) * PACKED_KEY.size
+    assert encode_packed_export_bin(replace(batch, keys=()), packed) == encode_export_bin(batch)
+
+
+def test_a_device_checking_every_3_hours_gets_at_most_2_new_files_per_check(
+    enf: EnfSettings,
+) -> None:
+    """Export runs every 5 min over 30 h of steady uploads; devices poll ``GET /exposures``.
+
+    Devices check every 3 h at phases around the boundaries (01:00, 03:00, …) and the runs
+    after them; one device's checks drift (3 h 10 min, then 2 h 50 min), so its check at
+    03:10 spans the midnight daily and the 03:00 delta: the 2-file case.
+    """
+    start = datetime(2021, 10, 13, 22, 0, tzinfo=UTC)
+    end = start + timedelta(hours=30)
+    rows = [(_key(n), _day_rsn(start, 2), 144, start - timedelta(days=1)) for n in range(3)]
+    for n in range(int((end - start) / timedelta(minutes=20))):
+        created = start + timedelta(minutes=20 * n + 7)
+        rows.append((_key(10_000 + n), _day_rsn(created, 1), 144, created))  # yesterday's key
+        rows.append((_key(20_000 + n), _day_rsn(created, 0), 72, created))  # embargo to 14:00
+    _insert(enf.database.url or "", rows)
+    signing_key = "test-signing-key-of-thirty-two-bytes"
+
+    def listed_after(since: int, at: datetime) -> list[int]:
+        bearer = tokens.issue(
+            signing_key, uuid.uuid4(), kind=tokens.ACCESS, now=at, lifetime=timedelta(minutes=5)
+        )
+        files = export_service.list_files(enf, signing_key, bearer, {"since": str(since)}, at)
+        return [f["id"] for f in files]
+
+    three_hours = (timedelta(hours=3),)
+    devices = [(start + timedelta(minutes=m), three_hours) for m in (0, 1, 4, 6, 59, 62, 179)]
+    devices.append((start + timedelta(hours=2), (timedelta(minutes=190), timedelta(minutes=170))))
+    next_check = [first for first, _ in devices]
+    since: list[int | None] = [None] * len(devices)  # None: a new device (at most 15 files)
+    new_per_check: list[list[int]] = [[] for _ in devices]
+    at = start
+    while at <= end:
+        export_service.export_keys(enf, _signer(enf), _store(enf), at)
+        for d, (_, steps) in enumerate(devices):
+            while next_check[d] < at + timedelta(minutes=5):
+                last = since[d]
+                ids = listed_after(last or 0, next_check[d])
+                if last is None:
+                    assert 0 < len(ids) <= 15
+                else:
+                    new_per_check[d].append(len(ids))
+                since[d] = max([last or 0, *ids])
+                next_check[d] += steps[len(new_per_check[d]) % len(steps)]
+        at += timedelta(minutes=5)
+
+    checks = [n for device in new_per_check for n in device]
+    assert len(checks) >= 8 * 8
+    assert max(checks) <= 2
+    assert new_per_check[-1][:2] == [2, 0]  # 03:10 daily + delta; 06:00 nothing new yet
+    assert checks.count(0) < len(checks) / 4  # a check mostly finds the boundary it passed

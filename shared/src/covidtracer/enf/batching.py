@@ -37,20 +37,32 @@ def split_batch(batch: ExportBatch, max_per_file: int = MAX_KEYS_PER_FILE) -> li
 
     Raises `ValueError` if `max_per_file` is below 1.
     """
-    if max_per_file < 1:
-        raise ValueError(f"max_per_file must be at least 1, got {max_per_file}")
     keys = batch.keys
-    if len(keys) <= max_per_file:
-        return [replace(batch, batch_num=1, batch_size=1)] if keys else []
     return [
         replace(
             batch,
-            end_timestamp=batch.end_timestamp + file_number,
+            end_timestamp=batch.end_timestamp + bump,
             batch_num=1,
             batch_size=1,
-            keys=keys[offset : offset + max_per_file],
+            keys=keys[chunk],
         )
-        for file_number, offset in enumerate(range(0, len(keys), max_per_file), start=1)
+        for chunk, bump in file_chunks(len(keys), max_per_file)
+    ]
+
+
+def file_chunks(count: int, max_per_file: int = MAX_KEYS_PER_FILE) -> list[tuple[slice, int]]:
+    """`split_batch`'s rule for `count` keys: (the file's keys, its end_timestamp bump) per file.
+
+    For callers holding keys in another form than an `ExportBatch` (the export run's packed
+    rows). Raises `ValueError` if `max_per_file` is below 1.
+    """
+    if max_per_file < 1:
+        raise ValueError(f"max_per_file must be at least 1, got {max_per_file}")
+    if count <= max_per_file:
+        return [(slice(0, count), 0)] if count else []
+    return [
+        (slice(offset, offset + max_per_file), file_number)
+        for file_number, offset in enumerate(range(0, count, max_per_file), start=1)
     ]
 
 

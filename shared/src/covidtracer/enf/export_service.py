@@ -9,7 +9,6 @@ and file rows are inserted ``ON CONFLICT DO NOTHING``.
 
 from __future__ import annotations
 
-import gc
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -21,14 +20,13 @@ from covidtracer import db
 from covidtracer.enf import export_db as sql
 from covidtracer.enf import export_model as model
 from covidtracer.enf import tokens
-from covidtracer.enf.batching import MAX_KEYS_PER_FILE, split_batch
+from covidtracer.enf.batching import MAX_KEYS_PER_FILE, file_chunks
 from covidtracer.enf.exportfile import (
-    KEY_LENGTH,
+    PACKED_KEY,
     ExportBatch,
-    ExportKey,
     SignatureInfo,
     build_zip,
-    encode_export_bin,
+    encode_packed_export_bin,
     encode_signature_list,
 )
 from covidtracer.enf.signing import Signer
@@ -146,35 +144,6 @@ def export_keys(
     return ExportResult(skipped=False, files=files, keys=keys)
 
 
-def _window_keys(conn: connection, window: model.Window) -> list[ExportKey]:
-    """The window's keys in a deterministic order (by fields, then key bytes)."""
-    with conn, conn.cursor() as cur:
-        groups = list(sql.key_groups(cur, window))
-    keys: list[ExportKey] = []
-    # 1.4 M small tuples: the cyclic GC would rescan them all repeatedly while they are
-    # built (~4.6x slower); none of them can be part of a cycle.
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        for group in groups:
-            blob = group.keys
-            fields = (
-                group.transmission_risk_level,
-                group.rolling_start_number,
-                group.rolling_period,
-                group.report_type,
-                group.days_since_onset,
-            )
-            keys.extend(
-                ExportKey(blob[i : i + KEY_LENGTH], *fields)
-                for i in range(0, len(blob), KEY_LENGTH)
-            )
-    finally:
-        if was_enabled:
-            gc.enable()
-    return keys
-
-
 def _export_window(
     conn: connection,
     window: model.Window,
@@ -186,21 +155,23 @@ def _export_window(
     compression_level: int,
     max_per_file: int,
 ) -> list[sql.NewFile]:
-    keys = _window_keys(conn, window)
-    batch = ExportBatch(
-        start_timestamp=window.start,
-        end_timestamp=window.end,
-        region=region,
-        batch_num=1,
-        batch_size=1,
-        signature_infos=(info,),
-        keys=tuple(keys),
-    )
-    del keys
-    batches = split_batch(batch, max_per_file)
+    with conn, conn.cursor() as cur:
+        packed = memoryview(sql.packed_keys(cur, window))
+    row = PACKED_KEY.size
+    chunks = file_chunks(len(packed) // row, max_per_file)
     written: list[sql.NewFile] = []
-    for part, file_batch in enumerate(batches, start=1):
-        export_bin = encode_export_bin(file_batch)
+    for part, (chunk, bump) in enumerate(chunks, start=1):
+        file_batch = ExportBatch(
+            start_timestamp=window.start,
+            end_timestamp=window.end + bump,
+            region=region,
+            batch_num=1,
+            batch_size=1,
+            signature_infos=(info,),
+            keys=(),
+        )
+        keys = packed[chunk.start * row : chunk.stop * row]
+        export_bin = encode_packed_export_bin(file_batch, keys)
         export_sig = encode_signature_list(
             info, file_batch.batch_num, file_batch.batch_size, signer.sign(export_bin)
         )
@@ -214,10 +185,10 @@ def _export_window(
                 start_timestamp=file_batch.start_timestamp,
                 end_timestamp=file_batch.end_timestamp,
                 part=part,
-                parts=len(batches),
+                parts=len(chunks),
                 batch_num=file_batch.batch_num,
                 batch_size=file_batch.batch_size,
-                key_count=len(file_batch.keys),
+                key_count=len(keys) // row,
             )
         )
     if written:

@@ -15,12 +15,14 @@ Pure code: no I/O besides building bytes in memory; time and randomness come in 
 from __future__ import annotations
 
 import io
+import struct
 import zipfile
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from enum import IntEnum
 from functools import lru_cache
 from operator import itemgetter
-from typing import NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from covidtracer.enf import wire
 
@@ -35,6 +37,17 @@ DEFAULT_ROLLING_PERIOD = 144
 
 KEY_LENGTH = 16
 """Temporary exposure keys are 16 bytes; phones discard a file holding any other length."""
+
+_PACKED_FIELDS = struct.Struct(">hiihi")
+PACKED_KEY = struct.Struct(f">{KEY_LENGTH}s{_PACKED_FIELDS.format[1:]}")
+"""A key as the export query packs it, fixed width: key_data, transmission_risk_level (int16),
+rolling_start_interval_number, rolling_period (int32), report_type (int16), days_since_onset
+(int32; `NO_ONSET` when absent). Big-endian, as PostgreSQL's ``int2send``/``int4send`` write."""
+
+NO_ONSET = 2**15
+"""`PACKED_KEY`'s days_since_onset for "absent": outside the smallint column's range."""
+
+_PACKED_SPLIT = struct.Struct(f"{KEY_LENGTH}s{_PACKED_FIELDS.size}s")
 
 EXPORT_BIN_NAME = "export.bin"
 EXPORT_SIG_NAME = "export.sig"
@@ -81,8 +94,8 @@ class ReportType(IntEnum):
 class ExportKey(NamedTuple):
     """One key as it goes into a file; `None` means the optional field is absent.
 
-    A NamedTuple rather than a frozen dataclass: an export run builds 1.4 M of them from
-    database rows, and a NamedTuple is about 2.5 times cheaper to build and to unpack.
+    A NamedTuple rather than a frozen dataclass: about 2.5 times cheaper to build and to
+    unpack (the export run itself skips them: `encode_packed_export_bin`).
     The writer omits rolling_period when it is 144, as Google's server does: the proto
     default makes the phone (and the reader) see 144 either way, 3 bytes per key cheaper.
     """
@@ -128,6 +141,7 @@ class ExportSignature:
 
 
 _key_data_of = itemgetter(0)
+_Shape = TypeVar("_Shape", bound=Hashable)
 
 
 def encode_export_bin(batch: ExportBatch) -> bytes:
@@ -141,6 +155,38 @@ def encode_export_bin(batch: ExportBatch) -> bytes:
     Raises `ValueError` for a key that is not 16 bytes or any value the protobuf runtime
     would refuse (int32/uint64 ranges, a report_type outside `ReportType`).
     """
+    out = _export_header(batch)
+    _append_key_records(out, sorted(batch.keys, key=_key_data_of))
+    return bytes(out)
+
+
+def encode_packed_export_bin(batch: ExportBatch, packed_keys: bytes | memoryview) -> bytes:
+    """export.bin of `batch` whose keys are `packed_keys`, `PACKED_KEY` rows in key order.
+
+    The export run's path: its query returns each window's keys packed and sorted, so no
+    per-key object is built. Equals `encode_export_bin` of the same batch with those keys
+    (as `ExportKey`s, report_type set) byte for byte; the caller guarantees the order.
+
+    Raises `ValueError` if `batch.keys` is not empty (the keys come packed), if
+    `packed_keys` is not whole rows, or for any value `encode_export_bin` refuses.
+    """
+    if batch.keys:
+        raise ValueError("encode_packed_export_bin takes the keys packed, not in the batch")
+    if len(packed_keys) % PACKED_KEY.size:
+        raise ValueError(f"packed keys must be whole {PACKED_KEY.size}-byte rows")
+    out = _export_header(batch)
+    _append_framed(out, _PACKED_SPLIT.iter_unpack(packed_keys), _packed_frame)
+    return bytes(out)
+
+
+def _packed_frame(shape: bytes) -> tuple[bytes, bytes]:
+    risk, start, period, report_type, onset = _PACKED_FIELDS.unpack(shape)
+    key = ExportKey(b"", risk, start, period, report_type, None if onset == NO_ONSET else onset)
+    return _key_frame(key)
+
+
+def _export_header(batch: ExportBatch) -> bytearray:
+    """export.bin up to its keys: the header and every field of `batch` but the keys."""
     out = bytearray(EXPORT_HEADER)
     out += wire.tag(_EXPORT_START_TIMESTAMP, wire.FIXED64) + wire.fixed64(batch.start_timestamp)
     out += wire.tag(_EXPORT_END_TIMESTAMP, wire.FIXED64) + wire.fixed64(batch.end_timestamp)
@@ -149,8 +195,7 @@ def encode_export_bin(batch: ExportBatch) -> bytes:
     out += wire.int32_field(_EXPORT_BATCH_SIZE, batch.batch_size)
     for info in batch.signature_infos:
         out += wire.length_delimited(_EXPORT_SIGNATURE_INFOS, _signature_info_message(info))
-    _append_key_records(out, sorted(batch.keys, key=_key_data_of))
-    return bytes(out)
+    return out
 
 
 def encode_signature_list(
@@ -197,25 +242,37 @@ def _signature_info_message(info: SignatureInfo) -> bytes:
 
 
 def _append_key_records(out: bytearray, keys: list[ExportKey]) -> None:
-    """Append one `keys` field per key. The hot loop of an export run.
-
-    A key record is the key bytes framed by bytes that depend only on the other five fields,
-    and files repeat few combinations of them (start intervals fall on day boundaries), so
-    each combination is framed once, from per-field encodings that are cached in turn.
-    """
-    frames: dict[tuple[object, ...], tuple[bytes, bytes]] = {}
-    get_frame = frames.get
+    """Append one `keys` field per key; raises `ValueError` for a key that is not 16 bytes."""
     for key in keys:
-        key_data = key[0]
-        if len(key_data) != KEY_LENGTH:
-            raise ValueError(f"key_data must be {KEY_LENGTH} bytes, got {len(key_data)}")
-        shape = key[1:]
+        if len(key[0]) != KEY_LENGTH:
+            raise ValueError(f"key_data must be {KEY_LENGTH} bytes, got {len(key[0])}")
+    _append_framed(out, ((key[0], key[1:]) for key in keys), _shape_frame)
+
+
+def _append_framed(
+    out: bytearray,
+    keys: Iterable[tuple[bytes, _Shape]],
+    frame_of: Callable[[_Shape], tuple[bytes, bytes]],
+) -> None:
+    """Append one `keys` field per (key_data, shape). The hot loop of an export run.
+
+    A key record is the key bytes framed by bytes that depend only on the other five fields
+    (the shape), and files repeat few combinations of them (start intervals fall on day
+    boundaries), so each shape is framed once, from per-field encodings cached in turn.
+    """
+    frames: dict[_Shape, tuple[bytes, bytes]] = {}
+    get_frame = frames.get
+    for key_data, shape in keys:
         frame = get_frame(shape)
         if frame is None:
-            frame = frames[shape] = _key_frame(key)
+            frame = frames[shape] = frame_of(shape)
         out += frame[0]
         out += key_data
         out += frame[1]
+
+
+def _shape_frame(shape: tuple[Any, ...]) -> tuple[bytes, bytes]:
+    return _key_frame(ExportKey(b"", *shape))
 
 
 def _key_frame(key: ExportKey) -> tuple[bytes, bytes]:
