@@ -188,11 +188,7 @@ def cleanup(event: Any) -> dict[str, int]:
     """Hourly: delete keys, codes, tokens, nonces, registrations and export files past
     retention."""
     settings = enf_settings()
-    now = _now()
-    result: dict[str, int] = _service().cleanup(settings, now)
-    result["files"] = _exports().cleanup_files(
-        settings, _export_store(settings), now, settings.export.file_retention_days
-    )
+    result: dict[str, int] = _service().apply_retention(settings, _export_store(settings), _now())
     return result
 
 

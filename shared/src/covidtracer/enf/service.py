@@ -21,7 +21,7 @@ from typing import Any
 
 from covidtracer import aws, db
 from covidtracer.enf import db as sql
-from covidtracer.enf import model, tokens
+from covidtracer.enf import export_service, model, tokens
 from covidtracer.enf.attestation import Verifier, verifier_for
 from covidtracer.enf.ncts import HttpNcts, Ncts
 from covidtracer.enf.sms import SmsSender, sender_for
@@ -400,6 +400,17 @@ def request_callback(
 
 class RetentionTooShort(RuntimeError):
     """Refusing to delete keys younger than the minimum retention."""
+
+
+def apply_retention(
+    settings: EnfSettings, files: export_service.FileStore, now: datetime
+) -> dict[str, int]:
+    """The hourly job: ``cleanup`` of the database, then export files past their retention."""
+    deleted = cleanup(settings, now)
+    deleted["files"] = export_service.cleanup_files(
+        settings, files, now, settings.export.file_retention_days
+    )
+    return deleted
 
 
 def cleanup(settings: EnfSettings, now: datetime) -> dict[str, int]:
