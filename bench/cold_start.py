@@ -9,9 +9,10 @@ part of a Lambda cold start the code controls. Prints the median of RUNS runs pe
 from __future__ import annotations
 
 import statistics
-import subprocess
 import sys
 from pathlib import Path
+
+from tracerstack.service_checks import run_in_fresh_interpreter
 
 SERVICES = Path(__file__).resolve().parents[1] / "services"
 TARGET_MS = 150.0
@@ -19,16 +20,10 @@ PROBE = "import time; t = time.perf_counter(); import app; print((time.perf_coun
 
 
 def measure(service: str, runs: int) -> float:
-    samples = []
-    for _ in range(runs):
-        result = subprocess.run(
-            [sys.executable, "-c", PROBE],
-            cwd=SERVICES / service,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        samples.append(float(result.stdout.strip().splitlines()[-1]))
+    samples = [
+        float(run_in_fresh_interpreter(service, PROBE).strip().splitlines()[-1])
+        for _ in range(runs)
+    ]
     return statistics.median(samples)
 
 

@@ -42,21 +42,26 @@ def problems_in_config(service: str) -> list[str]:
     return problems
 
 
-def modules_imported_by_app(service: str) -> set[str]:
-    """Top-level modules that ``import app`` loads, measured in a fresh interpreter."""
-    probe = (
-        "import sys; before = set(sys.modules); import app; "
-        "print(' '.join(sorted({m.split('.')[0] for m in set(sys.modules) - before})))"
-    )
+def run_in_fresh_interpreter(service: str, code: str) -> str:
+    """What ``code`` prints when run by a new Python in the service folder (as a cold start)."""
     result = subprocess.run(
-        [sys.executable, "-c", probe],
+        [sys.executable, "-c", code],
         cwd=SERVICES / service,
         capture_output=True,
         text=True,
         check=True,
         timeout=60,
     )
-    return set(result.stdout.split())
+    return result.stdout
+
+
+def modules_imported_by_app(service: str) -> set[str]:
+    """Top-level modules that ``import app`` loads, measured in a fresh interpreter."""
+    probe = (
+        "import sys; before = set(sys.modules); import app; "
+        "print(' '.join(sorted({m.split('.')[0] for m in set(sys.modules) - before})))"
+    )
+    return set(run_in_fresh_interpreter(service, probe).split())
 
 
 def eagerly_imported_heavy_modules(service: str) -> set[str]:
