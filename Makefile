@@ -1,11 +1,16 @@
 # NZ COVID Tracer backend: the verbs. `make local` runs the whole system on this machine;
 # `make test` runs every check CI runs. Both install what they need into .venv first.
 
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
+# Python 3.13, the Lambda runtime the services deploy to. A pyenv shim named python3.13 runs
+# only when pyenv is told the version, so also look in pyenv's versions folder.
+PYTHON ?= $(shell for p in python3.13 $$(pyenv root 2>/dev/null)/versions/3.13*/bin/python3.13 \
+                           /usr/local/bin/python3.13 /usr/bin/python3.13; do \
+                     "$$p" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null \
+                       && { "$$p" -c 'import sys; print(sys.executable)'; break; }; done)
 VENV := .venv
 BIN := $(VENV)/bin
 SERVICES := auth details export enf
-STAMP := $(VENV)/.installed
+STAMP := $(VENV)/.installed-py3.13
 
 .PHONY: help install local stop job test lint typecheck cfn-lint test-shared test-services \
         $(addprefix test-,$(SERVICES)) vendor package deploy-all $(addprefix deploy-,$(SERVICES)) \
@@ -24,8 +29,8 @@ help:
 install: $(STAMP)
 
 $(STAMP): requirements-dev.txt shared/pyproject.toml infra/local/pyproject.toml
-	@test -n "$(PYTHON)" || { echo "Python 3.11 is required"; exit 1; }
-	$(PYTHON) -m venv $(VENV)
+	@test -n "$(PYTHON)" || { echo "Python 3.13 is required (python3.13 on PATH or under pyenv)"; exit 1; }
+	$(PYTHON) -m venv --clear $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	$(BIN)/pip install --quiet --no-deps -e shared -e infra/local

@@ -14,7 +14,6 @@ import gc
 import random
 import time
 from collections.abc import Callable
-from typing import TypeVar
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -32,7 +31,6 @@ from covidtracer.enf.signing import PemSigner
 
 TARGET_KEYS = 1_400_000
 TARGET_SECONDS = 8.0
-T = TypeVar("T")
 
 
 def realistic_rows(count: int, seed: int = 7) -> list[tuple[bytes, int, int, int, int, int]]:
@@ -58,7 +56,7 @@ def realistic_rows(count: int, seed: int = 7) -> list[tuple[bytes, int, int, int
     return rows
 
 
-def best_of(repeat: int, work: Callable[[], T]) -> tuple[float, T]:
+def best_of[T](repeat: int, work: Callable[[], T]) -> tuple[float, T]:
     best, result = float("inf"), None
     for _ in range(repeat):
         started = time.perf_counter()
@@ -93,8 +91,10 @@ def main() -> None:
     )
     info = SignatureInfo("v1", "530")
 
-    print(f"{count:,} keys, best of {repeat}; target: {TARGET_KEYS:,} keys in <= "
-          f"{TARGET_SECONDS:.0f} s end to end (DB reads, encoding, signing, zip, S3)")
+    print(
+        f"{count:,} keys, best of {repeat}; target: {TARGET_KEYS:,} keys in <= "
+        f"{TARGET_SECONDS:.0f} s end to end (DB reads, encoding, signing, zip, S3)"
+    )
     seconds, keys = best_of(repeat, lambda: tuple(map(ExportKey._make, rows)))
     report("rows -> ExportKey (DB adapter's share)", seconds, count)
     gc.disable()  # 1.4 M new tuples trigger many collections: the job may want this too
@@ -126,14 +126,20 @@ def main() -> None:
             repeat, lambda level=level: build_zip(export_bin, export_sig, compresslevel=level)
         )
         zip_seconds[level] = seconds
-        report(f"build_zip level {level} ({len(export_bin) / 2**20:.1f} MiB -> "
-               f"{len(archive) / 2**20:.1f} MiB)", seconds, count)
+        report(
+            f"build_zip level {level} ({len(export_bin) / 2**20:.1f} MiB -> "
+            f"{len(archive) / 2**20:.1f} MiB)",
+            seconds,
+            count,
+        )
 
     print()
     for level, seconds in zip_seconds.items():
         pure = encode_seconds + seconds
-        print(f"encode + zip level {level}: {count / pure:,.0f} keys/s; 1.4 M keys -> "
-              f"{TARGET_KEYS / count * pure:.2f} s of the {TARGET_SECONDS:.0f} s budget, one core")
+        print(
+            f"encode + zip level {level}: {count / pure:,.0f} keys/s; 1.4 M keys -> "
+            f"{TARGET_KEYS / count * pure:.2f} s of the {TARGET_SECONDS:.0f} s budget, one core"
+        )
 
 
 if __name__ == "__main__":

@@ -104,9 +104,7 @@ def main() -> None:
         changes = []
         for n in range(RUNS):
             started = time.perf_counter()
-            service.withdraw_exposure_event(
-                f"a1k4a{n:013d}", deps=deps, settings=settings, now=now
-            )
+            service.withdraw_exposure_event(f"a1k4a{n:013d}", deps=deps, settings=settings, now=now)
             changes.append(time.perf_counter() - started)
         feed = deps.feed.read(settings.events.feed_object_key)
         assert feed is not None and len(model.feed_items(feed[0])) == EVENTS - RUNS

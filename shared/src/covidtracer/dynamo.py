@@ -10,7 +10,6 @@ repositories import this module, and the services import those on first use.
 from __future__ import annotations
 
 from functools import cache
-from typing import TypeVar
 
 from pynamodb.exceptions import PynamoDBException
 from pynamodb.models import Model
@@ -18,12 +17,10 @@ from pynamodb.models import Model
 from covidtracer import aws, settings
 from covidtracer.errors import Unavailable
 
-M = TypeVar("M", bound=Model)
-
 CONDITIONAL_CHECK_FAILED = "ConditionalCheckFailedException"
 
 
-def bind(model: type[M], table_name: str) -> type[M]:
+def bind[M: Model](model: type[M], table_name: str) -> type[M]:
     """``model`` bound to ``table_name`` in the configured region (and moto's endpoint)."""
     aws_settings = settings.aws_settings()
     return _bound(model, table_name, aws_settings.region, aws_settings.endpoint_url)  # type: ignore[return-value]

@@ -16,14 +16,11 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
-from typing import TypeVar
 from urllib.parse import urlparse
 
 STAGES = ("local", "dev", "staging", "prod")
 APP_CLIENT_PLATFORMS = ("ios", "android", "web")
 COGNITO_GATEWAYS = ("aws", "local")
-
-T = TypeVar("T")
 
 
 class SettingsError(ValueError):
@@ -747,13 +744,13 @@ def _raise_if_problems(service: str, env: _Env) -> None:
         raise SettingsError(service, env.problems)
 
 
-def _cached(loader: Callable[[], T]) -> Callable[[], T]:
+def _cached[T](loader: Callable[[], T]) -> Callable[[], T]:
     cached = cache(loader)
     _CACHES.append(cached.cache_clear)
     return cached
 
 
-def built_from_settings(loader: Callable[[], T]) -> Callable[[], T]:
+def built_from_settings[T](loader: Callable[[], T]) -> Callable[[], T]:
     """Caches what ``loader`` builds from settings (adapters, verifiers) for the execution
     environment; ``reset()`` forgets it with the settings it was built from."""
     return _cached(loader)

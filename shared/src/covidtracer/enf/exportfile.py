@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from functools import lru_cache
 from operator import itemgetter
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
 from covidtracer.enf import wire
 
@@ -141,7 +141,6 @@ class ExportSignature:
 
 
 _key_data_of = itemgetter(0)
-_Shape = TypeVar("_Shape", bound=Hashable)
 
 
 def encode_export_bin(batch: ExportBatch) -> bytes:
@@ -249,10 +248,10 @@ def _append_key_records(out: bytearray, keys: list[ExportKey]) -> None:
     _append_framed(out, ((key[0], key[1:]) for key in keys), _shape_frame)
 
 
-def _append_framed(
+def _append_framed[Shape: Hashable](
     out: bytearray,
-    keys: Iterable[tuple[bytes, _Shape]],
-    frame_of: Callable[[_Shape], tuple[bytes, bytes]],
+    keys: Iterable[tuple[bytes, Shape]],
+    frame_of: Callable[[Shape], tuple[bytes, bytes]],
 ) -> None:
     """Append one `keys` field per (key_data, shape). The hot loop of an export run.
 
@@ -260,7 +259,7 @@ def _append_framed(
     (the shape), and files repeat few combinations of them (start intervals fall on day
     boundaries), so each shape is framed once, from per-field encodings cached in turn.
     """
-    frames: dict[_Shape, tuple[bytes, bytes]] = {}
+    frames: dict[Shape, tuple[bytes, bytes]] = {}
     get_frame = frames.get
     for key_data, shape in keys:
         frame = get_frame(shape)
