@@ -84,13 +84,15 @@ vendor: install
 	  fi; \
 	done
 
-# Deployment packages (zipped, as Lambda receives them) under build/<service>/.
+# Deployment packages (zipped, as Lambda receives them) under build/<service>/: `chalice
+# package` plus the finishing that makes its template stage-independent (tracerstack.package).
 package: vendor
-	@for service in $(SERVICES); do \
-	  rm -rf build/$$service; \
-	  (cd services/$$service && AWS_DEFAULT_REGION=ap-southeast-2 ../../$(BIN)/chalice package --stage dev ../../build/$$service) >/dev/null || exit 1; \
-	done
+	$(BIN)/python -m tracerstack.package
 	$(BIN)/python bench/package_size.py
+
+# cfn-lint over what `chalice package` produces (the templates that are really deployed).
+cfn-lint-packages: package
+	$(BIN)/cfn-lint build/*/template.json
 
 DEPLOY_FLAGS = --stage $(STAGE) $(if $(DRY_RUN),--dry-run,)
 

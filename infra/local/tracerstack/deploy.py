@@ -1,42 +1,56 @@
-"""``make deploy-all`` / ``make deploy-<service>``: stacks, stage settings, Chalice, wiring.
+"""``make deploy-all`` / ``make deploy-<service>``: every stack and service through CloudFormation.
 
 The plan for a stage, in dependency order:
 
-1. CloudFormation stacks from ``infra/templates`` (network, data, database, messaging, the
-   email stack in the SES region, identity, analytics, the CloudFront WAF in us-east-1,
-   edge, observability), each fed the outputs of those before it;
-2. each service's stage settings rendered from the outputs into its
-   ``.chalice/config.json`` (environment, VPC placement, an IAM policy of exactly the
-   resources it uses), the shared package vendored, and ``chalice deploy``;
-3. the identity stack updated so Cognito calls the deployed auth Lambdas;
-4. the API WAF associated with both API Gateway stages;
-5. the ENF migrations, run by invoking the ENF service's ``migrate`` Lambda.
+1. the infrastructure stacks from ``infra/templates`` (artifacts, network, data, database,
+   messaging, the email stack in the SES region, identity, analytics, the CloudFront WAF in
+   us-east-1, edge), each fed the outputs of those before it;
+2. each service's packaged template (``make package``: ``chalice package`` finished by
+   ``tracerstack.package``) as a stack of its own, ``covidtracer-<stage>-service-<name>``: its
+   zip and template uploaded to the stage's artifacts bucket by content hash, its parameters
+   filled from the stage file and the stacks' outputs. Event sources, the queue mapping,
+   Cognito's invoke permissions and the WAF association are resources of that stack;
+3. the identity stack updated so Cognito calls the auth Lambdas' stage alias;
+4. the ENF migrations, run by invoking the ENF service's ``migrate`` Lambda;
+5. the observability stack.
 
-``chalice deploy`` rather than ``chalice package`` + CloudFormation: Chalice then owns API
-Gateway, the Lambda versions and the event sources it generates, and an operator can
-deploy one service in a minute; the stacks here own everything stateful.
+Nothing is recorded on the deploying machine and nothing is created outside CloudFormation,
+so a deployment from any clone on any runner updates the same stacks. Every stack is tagged
+with the release version, and the packaged functions carry it too (``GET /health`` reports
+it). The packages must be of this checkout's version: a pipeline packages once and deploys
+the same ``build/`` to each stage.
 
-``--dry-run`` prints the whole plan and calls nothing.
+``--dry-run`` prints every template and parameter and calls nothing; ``--plan`` creates a
+change set per stack, prints its changes and deletes it without executing anything.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
-import os
-import subprocess
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tracerstack import REPO_ROOT, SERVICES, TEMPLATES
-from tracerstack.environment import from_outputs
+from tracerstack import REPO_ROOT, SERVICES, TEMPLATES, cfn
+from tracerstack.package import (
+    BUILD,
+    ENF_OPERATOR_VARIABLES,
+    SERVICE_NAMES,
+    STAGE_PARAMETERS,
+    _parameter_name,
+)
+from tracerstack.release import release_version
 
 STAGES = ("dev", "staging", "prod")
-SERVICE_NAMES = ("auth", "details", "export", "enf")
 CLOUDFRONT_WAF_REGION = "us-east-1"  # CloudFront web ACLs can only live there
+# Above this size CloudFormation takes a template only from S3.
+TEMPLATE_BODY_LIMIT = 51_200
+CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
 
 
 @dataclass(frozen=True)
@@ -64,9 +78,19 @@ class StageConfig:
 @dataclass
 class Context:
     stage: StageConfig
-    dry_run: bool
+    dry_run: bool = False
+    plan_only: bool = False
+    version: str = field(default_factory=release_version)
     outputs: dict[str, str] = field(default_factory=dict)
     log: Callable[[str], None] = print
+
+    @property
+    def calls_aws(self) -> bool:
+        return not self.dry_run
+
+    @property
+    def changes_aws(self) -> bool:
+        return not (self.dry_run or self.plan_only)
 
 
 @dataclass(frozen=True)
@@ -75,16 +99,41 @@ class Step:
     run: Callable[[Context], None]
 
 
+def stack_name(stage: str, name: str) -> str:
+    return f"covidtracer-{stage}-{name}"
+
+
+def service_stack(service: str) -> str:
+    return f"service-{service}"
+
+
+def output_sources() -> dict[str, str]:
+    """Which infrastructure template declares each output (for the dry run's placeholders)."""
+    sources: dict[str, str] = {}
+    for path in sorted(TEMPLATES.glob("*.yaml")):
+        for name in cfn.load(path).get("Outputs", {}):
+            sources.setdefault(name, path.stem)
+    return sources
+
+
+def _output(ctx: Context, name: str) -> str:
+    if name in ctx.outputs:
+        return ctx.outputs[name]
+    if ctx.dry_run or ctx.plan_only:
+        return f"<{output_sources().get(name, '?')} output {name}>"
+    raise KeyError(f"no stack output {name}: deploy the infrastructure stacks first")
+
+
 # ---------------------------------------------------------------------------- stacks
 
 
 def _stack_parameters(template: str, ctx: Context) -> dict[str, str]:
-    stage, out = ctx.stage, ctx.outputs
+    stage = ctx.stage
     extra: dict[str, dict[str, str]] = {
         "database": {"MaxCapacity": str(stage.database_max_capacity)},
         "email": {"SenderAddress": stage.sender_address},
-        "identity": {"AuthTriggersDeployed": out.get("_AuthTriggersDeployed", "false")},
-        "edge": {"CloudFrontWebAclArn": out.get("CloudFrontWebAclArn", "<from waf-cloudfront>")},
+        "identity": {"AuthTriggersDeployed": ctx.outputs.get("_AuthTriggersDeployed", "false")},
+        "edge": {"CloudFrontWebAclArn": _output(ctx, "CloudFrontWebAclArn")},
         "observability": {"AlarmEmail": stage.alarm_email},
     }
     return {"Stage": stage.name, **extra.get(template, {})}
@@ -101,7 +150,7 @@ def _stack_region(template: str, stage: StageConfig) -> str:
 def stack_step(template: str) -> Step:
     def run(ctx: Context) -> None:
         region = _stack_region(template, ctx.stage)
-        name = f"covidtracer-{ctx.stage.name}-{template}"
+        name = stack_name(ctx.stage.name, template)
         parameters = _stack_parameters(template, ctx)
         ctx.log(
             f"  stack {name} in {region} from infra/templates/{template}.yaml "
@@ -109,279 +158,199 @@ def stack_step(template: str) -> Step:
         )
         if ctx.dry_run:
             return
-        ctx.outputs.update(_deploy_stack(name, region, TEMPLATES / f"{template}.yaml", parameters))
+        body = (TEMPLATES / f"{template}.yaml").read_text()
+        ctx.outputs.update(_deploy_stack(ctx, name, region, {"TemplateBody": body}, parameters))
 
     return Step(f"deploy stack {template}", run)
 
 
 def _deploy_stack(
-    name: str, region: str, template: Path, parameters: dict[str, str]
+    ctx: Context,
+    name: str,
+    region: str,
+    template: Mapping[str, str],
+    parameters: Mapping[str, str],
 ) -> dict[str, str]:
-    """Create or update a stack through a change set; returns its outputs."""
-    import boto3
-    from botocore.exceptions import ClientError
+    """Create or update a stack through a change set; returns its outputs.
 
-    cfn = boto3.client("cloudformation", region_name=region)
+    With ``ctx.plan_only`` the change set is described and deleted instead of executed.
+    """
+    unresolved = sorted(k for k, v in parameters.items() if v.startswith("<"))
+    if unresolved:
+        ctx.log(
+            f"    {name}: not planned until the stacks it reads exist ({', '.join(unresolved)})"
+        )
+        return {}
+    import boto3
+    from botocore.exceptions import ClientError, WaiterError
+
+    cfn_client = boto3.client("cloudformation", region_name=region)
     try:
-        cfn.describe_stacks(StackName=name)
+        cfn_client.describe_stacks(StackName=name)
         change_type = "UPDATE"
     except ClientError:
         change_type = "CREATE"
-    change_set = cfn.create_change_set(
+    change_set = cfn_client.create_change_set(
         StackName=name,
-        ChangeSetName=f"deploy-{os.getpid()}",
+        ChangeSetName=f"release-{int(time.time())}",
         ChangeSetType=change_type,
-        TemplateBody=template.read_text(),
         Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
-        Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
+        Capabilities=CAPABILITIES,
+        Tags=[
+            {"Key": "covidtracer:stage", "Value": ctx.stage.name},
+            {"Key": "covidtracer:version", "Value": ctx.version},
+        ],
+        **template,  # type: ignore[arg-type]
     )
+    change_set_id = change_set["Id"]
     try:
-        cfn.get_waiter("change_set_create_complete").wait(ChangeSetName=change_set["Id"])
-    except Exception:
-        status = cfn.describe_change_set(ChangeSetName=change_set["Id"])
-        if "didn't contain changes" not in status.get("StatusReason", ""):
-            raise
-        cfn.delete_change_set(ChangeSetName=change_set["Id"])
+        cfn_client.get_waiter("change_set_create_complete").wait(ChangeSetName=change_set_id)
+    except WaiterError:
+        status = cfn_client.describe_change_set(ChangeSetName=change_set_id)
+        reason = status.get("StatusReason", "")
+        cfn_client.delete_change_set(ChangeSetName=change_set_id)
+        if "didn't contain changes" not in reason and "No updates" not in reason:
+            raise RuntimeError(f"{name}: change set failed: {reason}") from None
+        ctx.log(f"    {name}: no changes")
     else:
-        cfn.execute_change_set(ChangeSetName=change_set["Id"])
-        waiter = "stack_create_complete" if change_type == "CREATE" else "stack_update_complete"
-        cfn.get_waiter(waiter).wait(StackName=name, WaiterConfig={"Delay": 15, "MaxAttempts": 240})
-    stack = cfn.describe_stacks(StackName=name)["Stacks"][0]
+        described = cfn_client.describe_change_set(ChangeSetName=change_set_id)
+        for change in described.get("Changes", []):
+            resource = change.get("ResourceChange", {})
+            ctx.log(
+                f"    {resource.get('Action', '?'):<7} {resource.get('LogicalResourceId')} "
+                f"({resource.get('ResourceType')})"
+                + (f" replacement={resource['Replacement']}" if resource.get("Replacement") else "")
+            )
+        if ctx.plan_only:
+            cfn_client.delete_change_set(ChangeSetName=change_set_id)
+            if change_type == "CREATE":
+                # A CREATE change set leaves an empty REVIEW_IN_PROGRESS stack behind.
+                cfn_client.delete_stack(StackName=name)
+                return {}
+        else:
+            cfn_client.execute_change_set(ChangeSetName=change_set_id)
+            done = "stack_create_complete" if change_type == "CREATE" else "stack_update_complete"
+            cfn_client.get_waiter(done).wait(
+                StackName=name, WaiterConfig={"Delay": 15, "MaxAttempts": 240}
+            )
+    stack = cfn_client.describe_stacks(StackName=name)["Stacks"][0]
     return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
 
 
 # ---------------------------------------------------------------------------- services
 
 
-def service_environment(
-    service: str, stage: StageConfig, outputs: dict[str, str]
+@dataclass(frozen=True)
+class Package:
+    """One service's ``make package`` output."""
+
+    service: str
+    folder: Path
+
+    @property
+    def template(self) -> dict[str, Any]:
+        loaded: dict[str, Any] = json.loads((self.folder / "template.json").read_text())
+        return loaded
+
+    @property
+    def version(self) -> str:
+        return str(json.loads((self.folder / "release.json").read_text())["version"])
+
+    @property
+    def zip(self) -> Path:
+        return self.folder / "deployment.zip"
+
+
+def load_package(service: str, build: Path = BUILD) -> Package:
+    package = Package(service, build / service)
+    if not (package.folder / "template.json").exists():
+        raise FileNotFoundError(f"build/{service} is missing: run `make package` first")
+    return package
+
+
+def memory_size(service: str, stage: str) -> int:
+    """Lambda memory for a stage, from the service's ``.chalice/config.json``."""
+    config = json.loads((SERVICES / service / ".chalice" / "config.json").read_text())
+    return int(config["stages"][stage]["lambda_memory_size"])
+
+
+def service_parameters(service: str, template: Mapping[str, Any], ctx: Context) -> dict[str, str]:
+    """Every parameter of a packaged template, from the stage file and the stack outputs."""
+    stage = ctx.stage
+    values: dict[str, str] = {
+        "MemorySize": str(memory_size(service, stage.name)),
+        **{param: str(getattr(stage, attr)) for param, attr in STAGE_PARAMETERS.items()},
+    }
+    for variable in ENF_OPERATOR_VARIABLES:
+        if variable in stage.enf_environment:
+            values[_parameter_name(variable)] = stage.enf_environment[variable]
+    parameters: dict[str, str] = {}
+    for name in template["Parameters"]:
+        parameters[name] = values[name] if name in values else _output(ctx, name)
+    return parameters
+
+
+def service_step(service: str) -> Step:
+    def run(ctx: Context) -> None:
+        package = load_package(service)
+        name = stack_name(ctx.stage.name, service_stack(service))
+        template = package.template
+        if package.version != ctx.version:
+            message = (
+                f"build/{service} holds release {package.version}, this checkout is "
+                f"{ctx.version}: run `make package`"
+            )
+            if ctx.calls_aws:
+                raise RuntimeError(message)
+            ctx.log(f"  warning: {message}")
+        parameters = service_parameters(service, template, ctx)
+        digest = hashlib.sha256(package.zip.read_bytes()).hexdigest()
+        bucket = _output(ctx, "ArtifactsBucket")
+        ctx.log(
+            f"  stack {name} in {ctx.stage.region} from build/{service}/template.json "
+            f"(release {package.version}; code s3://{bucket}/{service}/{digest}.zip), parameters:"
+        )
+        for key, value in parameters.items():
+            ctx.log(f"      {key} = {value}")
+        if ctx.dry_run:
+            return
+        ctx.outputs.update(
+            _deploy_stack(
+                ctx,
+                name,
+                ctx.stage.region,
+                _upload(ctx, package, template, bucket, digest),
+                parameters,
+            )
+        )
+
+    return Step(f"deploy service {service}", run)
+
+
+def _upload(
+    ctx: Context, package: Package, template: dict[str, Any], bucket: str, digest: str
 ) -> dict[str, str]:
-    """The environment variables a deployed service reads, from the stacks' outputs."""
-    env = from_outputs(
-        outputs,
-        stage=stage.name,
-        ses_region=stage.ses_region,
-        ncts_base_url=stage.ncts_base_url,
-        attestation_platforms=stage.attestation_platforms,
-    )
-    if service == "enf":
-        env["DATABASE_HOST"] = outputs["DatabaseHost"]
-        env["DATABASE_SECRET_ID"] = outputs["DatabaseSecretArn"]
-        env["APPLE_DEVICECHECK_KEY_SECRET_ID"] = outputs["AppleDeviceCheckKeySecretArn"]
-        env.update(stage.enf_environment)
-    return env
+    """Upload the zip (by content hash) and the template; point the functions at the zip."""
+    import boto3
+
+    s3 = boto3.client("s3", region_name=ctx.stage.region)
+    key = f"{package.service}/{digest}.zip"
+    s3.upload_file(str(package.zip), bucket, key)
+    for resource in template["Resources"].values():
+        if resource["Type"] == "AWS::Serverless::Function":
+            resource["Properties"]["CodeUri"] = {"Bucket": bucket, "Key": key}
+    body = json.dumps(template)
+    if len(body.encode()) <= TEMPLATE_BODY_LIMIT:
+        return {"TemplateBody": body}
+    template_key = f"{package.service}/{hashlib.sha256(body.encode()).hexdigest()}.json"
+    s3.put_object(Bucket=bucket, Key=template_key, Body=body.encode())
+    region = ctx.stage.region
+    return {"TemplateURL": f"https://{bucket}.s3.{region}.amazonaws.com/{template_key}"}
 
 
 def unfilled_inputs(stage: StageConfig) -> list[str]:
     """Stage inputs an operator has not filled in yet (see docs/operations.md, "A new stage")."""
     return [name for name, value in stage.enf_environment.items() if value.startswith("REPLACE")]
-
-
-def render_stage_config(
-    service: str, stage: StageConfig, outputs: dict[str, str]
-) -> dict[str, Any]:
-    """The service's ``.chalice/config.json`` with this stage's settings filled in."""
-    path = SERVICES / service / ".chalice" / "config.json"
-    config = json.loads(path.read_text())
-    stage_config = config["stages"].setdefault(stage.name, {})
-    stage_config["environment_variables"] = {
-        **stage_config.get("environment_variables", {}),
-        **service_environment(service, stage, outputs),
-    }
-    stage_config["autogen_policy"] = False
-    stage_config["iam_policy_file"] = f"policy-{stage.name}.json"
-    if service == "enf":
-        # In the VPC, next to RDS Proxy; the endpoints and NAT reach everything else.
-        stage_config["subnet_ids"] = outputs["PrivateSubnetIds"].split(",")
-        stage_config["security_group_ids"] = [outputs["LambdaSecurityGroupId"]]
-    return config
-
-
-def service_policy(service: str, stage: StageConfig, outputs: dict[str, str]) -> dict[str, Any]:
-    """Least-privilege IAM policy for one service's Lambdas."""
-    account_region = f"{stage.region}:*"
-    table_arns = [
-        f"arn:aws:dynamodb:{account_region}:table/{outputs[name]}"
-        for name in (
-            "UsersTable",
-            "PersonalDetailsTable",
-            "ExposureEventsTable",
-            "RateLimitsTable",
-            "SignInSessionsTable",
-        )
-    ]
-    logs = {
-        "Effect": "Allow",
-        "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-        "Resource": "*",
-    }
-    statements: list[dict[str, Any]] = [logs]
-    if service in ("auth", "details", "export"):
-        statements.append(
-            {
-                "Effect": "Allow",
-                "Action": [
-                    "dynamodb:GetItem",
-                    "dynamodb:PutItem",
-                    "dynamodb:UpdateItem",
-                    "dynamodb:DeleteItem",
-                    "dynamodb:Query",
-                    "dynamodb:BatchGetItem",
-                    "dynamodb:DescribeTable",
-                    "dynamodb:ConditionCheckItem",
-                ],
-                "Resource": table_arns + [f"{arn}/index/*" for arn in table_arns],
-            }
-        )
-    if service == "auth":
-        statements += [
-            {
-                "Effect": "Allow",
-                "Action": ["ses:SendEmail"],
-                "Resource": "*",
-                "Condition": {"StringEquals": {"ses:FromAddress": outputs["SenderAddress"]}},
-            },
-            {
-                "Effect": "Allow",
-                "Action": [
-                    "sqs:SendMessage",
-                    "sqs:ReceiveMessage",
-                    "sqs:DeleteMessage",
-                    "sqs:GetQueueAttributes",
-                ],
-                "Resource": outputs["PostAuthenticationQueueArn"],
-            },
-        ]
-    if service == "details":
-        statements += [
-            {
-                "Effect": "Allow",
-                "Action": [
-                    "cognito-idp:AdminGetUser",
-                    "cognito-idp:AdminCreateUser",
-                    "cognito-idp:AdminInitiateAuth",
-                    "cognito-idp:AdminRespondToAuthChallenge",
-                ],
-                "Resource": outputs["UserPoolArn"],
-            },
-            {
-                "Effect": "Allow",
-                "Action": ["s3:PutObject", "s3:GetObject"],
-                "Resource": f"arn:aws:s3:::{outputs['FeedBucket']}/*",
-            },
-            {
-                "Effect": "Allow",
-                "Action": ["secretsmanager:GetSecretValue"],
-                "Resource": outputs["NctsApiKeySecretArn"],
-            },
-        ]
-    if service == "export":
-        statements += [
-            {
-                "Effect": "Allow",
-                "Action": [
-                    "dynamodb:GetRecords",
-                    "dynamodb:GetShardIterator",
-                    "dynamodb:DescribeStream",
-                    "dynamodb:ListStreams",
-                ],
-                "Resource": outputs["PersonalDetailsStreamArn"],
-            },
-            {
-                "Effect": "Allow",
-                "Action": [
-                    "sqs:SendMessage",
-                    "sqs:ReceiveMessage",
-                    "sqs:DeleteMessage",
-                    "sqs:ChangeMessageVisibility",
-                    "sqs:GetQueueAttributes",
-                ],
-                "Resource": outputs["PersonalDataUpdatesQueueArn"],
-            },
-            {
-                "Effect": "Allow",
-                "Action": ["s3:PutObject", "s3:GetObject"],
-                "Resource": f"arn:aws:s3:::{outputs['UserDetailsBucket']}/*",
-            },
-            {
-                "Effect": "Allow",
-                "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
-                "Resource": outputs["DataKeyArn"],
-            },
-        ]
-    if service == "enf":
-        statements += [
-            {
-                "Effect": "Allow",
-                "Action": [
-                    "ec2:CreateNetworkInterface",
-                    "ec2:DescribeNetworkInterfaces",
-                    "ec2:DeleteNetworkInterface",
-                ],
-                "Resource": "*",
-            },
-            {
-                "Effect": "Allow",
-                "Action": ["secretsmanager:GetSecretValue"],
-                "Resource": [
-                    outputs["DatabaseSecretArn"],
-                    outputs["NctsApiKeySecretArn"],
-                    outputs["EnfTokenSigningSecretArn"],
-                    outputs["EnfCodeHashSecretArn"],
-                ],
-            },
-            {"Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": outputs["DatabaseKeyArn"]},
-            {
-                "Effect": "Allow",
-                "Action": ["kms:Sign", "kms:GetPublicKey"],
-                "Resource": f"arn:aws:kms:{account_region}:key/{outputs['ExportSigningKeyId']}",
-            },
-            {
-                "Effect": "Allow",
-                "Action": ["s3:PutObject", "s3:GetObject", "s3:ListBucket", "s3:DeleteObject"],
-                "Resource": [
-                    f"arn:aws:s3:::{outputs['EnfExportsBucket']}",
-                    f"arn:aws:s3:::{outputs['EnfExportsBucket']}/*",
-                ],
-            },
-            {"Effect": "Allow", "Action": ["sms-voice:SendTextMessage"], "Resource": "*"},
-            {
-                "Effect": "Allow",
-                "Action": ["cloudwatch:PutMetricData"],
-                "Resource": "*",
-                "Condition": {"StringEquals": {"cloudwatch:namespace": "CovidTracer"}},
-            },
-        ]
-    return {"Version": "2012-10-17", "Statement": statements}
-
-
-def service_step(service: str) -> Step:
-    def run(ctx: Context) -> None:
-        folder = SERVICES / service
-        ctx.log(
-            f"  render services/{service}/.chalice/config.json stage {ctx.stage.name} "
-            f"and policy-{ctx.stage.name}.json from the stack outputs"
-        )
-        ctx.log(f"  vendor the shared package into services/{service}/vendor/")
-        ctx.log(f"  (cd services/{service} && chalice deploy --stage {ctx.stage.name})")
-        if ctx.dry_run:
-            return
-        config = render_stage_config(service, ctx.stage, ctx.outputs)
-        (folder / ".chalice" / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-        policy = service_policy(service, ctx.stage, ctx.outputs)
-        (folder / ".chalice" / f"policy-{ctx.stage.name}.json").write_text(
-            json.dumps(policy, indent=2) + "\n"
-        )
-        subprocess.run(["make", "vendor"], cwd=REPO_ROOT, check=True)
-        chalice = str(Path(sys.executable).parent / "chalice")
-        # Chalice builds event sources (the export's DynamoDB stream) from values app.py
-        # reads at import, so `chalice deploy` itself needs the stage's environment.
-        environment = {**os.environ, **service_environment(service, ctx.stage, ctx.outputs)}
-        subprocess.run(
-            [chalice, "deploy", "--stage", ctx.stage.name], cwd=folder, check=True, env=environment
-        )
-
-    return Step(f"deploy service {service}", run)
 
 
 def triggers_step() -> Step:
@@ -392,67 +361,11 @@ def triggers_step() -> Step:
     return Step("wire the Cognito triggers to the auth Lambdas (identity stack update)", run)
 
 
-def post_authentication_queue_step() -> Step:
-    """Feed the post-authentication queue to its consumer Lambda, reporting partial failures
-    so one bad message is retried (and parked after 5 tries) without repeating the batch."""
-
-    def run(ctx: Context) -> None:
-        function = f"covidtracer-auth-{ctx.stage.name}-post_authentication_consumer"
-        queue_arn = ctx.outputs.get("PostAuthenticationQueueArn", "<PostAuthenticationQueueArn>")
-        ctx.log(f"  map {queue_arn} to {function} (batch 10, ReportBatchItemFailures)")
-        if ctx.dry_run:
-            return
-        import boto3
-
-        lambdas = boto3.client("lambda", region_name=ctx.stage.region)
-        existing = lambdas.list_event_source_mappings(
-            EventSourceArn=queue_arn, FunctionName=function
-        )["EventSourceMappings"]
-        if not existing:
-            lambdas.create_event_source_mapping(
-                EventSourceArn=queue_arn,
-                FunctionName=function,
-                BatchSize=10,
-                FunctionResponseTypes=["ReportBatchItemFailures"],
-            )
-
-    return Step("consume the post-authentication queue", run)
-
-
-def waf_association_step() -> Step:
-    def run(ctx: Context) -> None:
-        for service in ("details", "enf"):
-            ctx.log(
-                f"  associate {ctx.outputs.get('ApiWebAclArn', '<ApiWebAclArn>')} with the "
-                f"API Gateway stage of covidtracer-{service}"
-            )
-            if ctx.dry_run:
-                continue
-            import boto3
-
-            deployed = json.loads(
-                (
-                    SERVICES / service / ".chalice" / "deployed" / f"{ctx.stage.name}.json"
-                ).read_text()
-            )
-            api_id = next(
-                r["rest_api_id"]
-                for r in deployed["resources"]
-                if r.get("resource_type") == "rest_api"
-            )
-            boto3.client("wafv2", region_name=ctx.stage.region).associate_web_acl(
-                WebACLArn=ctx.outputs["ApiWebAclArn"],
-                ResourceArn=f"arn:aws:apigateway:{ctx.stage.region}::/restapis/{api_id}/stages/api",
-            )
-
-    return Step("protect both APIs with the regional WAF", run)
-
-
 def migrations_step() -> Step:
     def run(ctx: Context) -> None:
-        function = f"covidtracer-enf-{ctx.stage.name}-migrate"
+        function = f"covidtracer-enf-{ctx.stage.name}-migrate:{ctx.stage.name}"
         ctx.log(f"  invoke {function} (numbered migrations shipped in the ENF package)")
-        if ctx.dry_run:
+        if not ctx.changes_aws:
             return
         import boto3
 
@@ -468,6 +381,7 @@ def migrations_step() -> Step:
 
 
 STACK_ORDER = (
+    "artifacts",
     "network",
     "data",
     "database",
@@ -483,11 +397,8 @@ STACK_ORDER = (
 def plan(services: tuple[str, ...] = SERVICE_NAMES, *, with_stacks: bool = True) -> list[Step]:
     steps = [stack_step(t) for t in STACK_ORDER] if with_stacks else [load_outputs_step()]
     steps += [service_step(s) for s in services]
-    if "auth" in services:
+    if "auth" in services and with_stacks:
         steps.append(triggers_step())
-        steps.append(post_authentication_queue_step())
-    if with_stacks:
-        steps.append(waf_association_step())
     if "enf" in services:
         steps.append(migrations_step())
     if with_stacks:
@@ -504,8 +415,8 @@ def load_outputs_step() -> Step:
 
         for template in STACK_ORDER:
             region = _stack_region(template, ctx.stage)
-            cfn = boto3.client("cloudformation", region_name=region)
-            stack = cfn.describe_stacks(StackName=f"covidtracer-{ctx.stage.name}-{template}")
+            client = boto3.client("cloudformation", region_name=region)
+            stack = client.describe_stacks(StackName=stack_name(ctx.stage.name, template))
             ctx.outputs.update(
                 {o["OutputKey"]: o["OutputValue"] for o in stack["Stacks"][0].get("Outputs", [])}
             )
@@ -515,8 +426,13 @@ def load_outputs_step() -> Step:
 
 
 def execute(steps: list[Step], ctx: Context) -> None:
-    mode = "plan (dry run: nothing is called)" if ctx.dry_run else "deploying"
-    ctx.log(f"{mode} for stage {ctx.stage.name} in {ctx.stage.region}:")
+    if ctx.dry_run:
+        mode = "plan (dry run: nothing is called)"
+    elif ctx.plan_only:
+        mode = "plan (change sets created, printed and deleted; nothing is executed)"
+    else:
+        mode = "deploying"
+    ctx.log(f"{mode} for stage {ctx.stage.name} in {ctx.stage.region}, release {ctx.version}:")
     for number, step in enumerate(steps, 1):
         ctx.log(f"{number:2d}. {step.title}")
         step.run(ctx)
@@ -526,7 +442,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Deploy the NZ COVID Tracer backend")
     parser.add_argument("--stage", required=True)
     parser.add_argument("--service", choices=SERVICE_NAMES, help="deploy only this service")
-    parser.add_argument("--dry-run", action="store_true")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--dry-run", action="store_true", help="print the plan; call nothing")
+    mode.add_argument("--plan", action="store_true", help="create, print and delete change sets")
     args = parser.parse_args()
     try:
         stage = StageConfig.load(args.stage)
@@ -536,7 +454,10 @@ def main() -> None:
     if missing and not args.dry_run:
         sys.exit(f"error: fill in {', '.join(missing)} in infra/stages/{stage.name}.json first")
     steps = plan((args.service,), with_stacks=False) if args.service else plan()
-    execute(steps, Context(stage=stage, dry_run=args.dry_run))
+    try:
+        execute(steps, Context(stage=stage, dry_run=args.dry_run, plan_only=args.plan))
+    except (FileNotFoundError, RuntimeError, KeyError) as exc:
+        sys.exit(f"error: {exc}")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import json
 from collections.abc import Mapping
 
 from tracerstack.bootstrap import Bootstrap
+from tracerstack.release import release_version
 
 # moto accepts any credentials; these keep boto3 from looking for real ones.
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
@@ -77,6 +78,7 @@ def service_environment(
         "AWS_DEFAULT_REGION": boot.region,
         "AWS_ENDPOINT_URL": boot.endpoint_url,
         "DATABASE_URL": database_url,
+        "RELEASE_VERSION": release_version(),
         # moto runs no custom-auth triggers and the local API has no Cognito authorizer:
         # the local custom-auth driver signs people in, and the app verifies tokens itself.
         "COGNITO_GATEWAY": "local",

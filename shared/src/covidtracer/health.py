@@ -7,6 +7,7 @@ name, and carries no error text: the reason goes to the log.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import fields
@@ -21,8 +22,13 @@ log = get_logger(__name__)
 Check = Callable[[], object]
 
 
+def release_version() -> str:
+    """The release this function runs, set by the packaged template (``RELEASE_VERSION``)."""
+    return os.environ.get("RELEASE_VERSION", "").strip() or "unreleased"
+
+
 def run(checks: Mapping[str, Check]) -> tuple[bool, dict[str, Any]]:
-    """Run every check; returns (all passed, report)."""
+    """Run every check; returns (all passed, report with the release version)."""
     report: dict[str, Any] = {}
     healthy = True
     for name, check in checks.items():
@@ -37,7 +43,8 @@ def run(checks: Mapping[str, Check]) -> tuple[bool, dict[str, Any]]:
             )
             continue
         report[name] = {"status": "ok", "ms": round((time.perf_counter() - started) * 1000, 1)}
-    return healthy, {"status": "ok" if healthy else "unavailable", "checks": report}
+    status = "ok" if healthy else "unavailable"
+    return healthy, {"status": status, "version": release_version(), "checks": report}
 
 
 def table_checks(tables: Tables) -> dict[str, Check]:

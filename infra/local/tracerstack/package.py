@@ -1,0 +1,520 @@
+"""``make package``: each service as one stage-independent CloudFormation template and its zip.
+
+``chalice package`` (Chalice's documented CI/CD path) writes a SAM template and the
+deployment zip; this module then makes that template the whole, declarative description of
+the service, so a pipeline packages once and deploys the same artefacts to dev, staging and
+prod, and a deployment from any clone updates the same stack:
+
+- every stage-specific value is a template parameter (``Stage``, ``MemorySize`` and each stack
+  output the service reads or is granted), so the template holds no account, stage or
+  resource name and two clones of one commit package identical templates;
+- functions get Chalice's names (``covidtracer-<service>-<stage>[-<function>]``), the
+  release version as a tag and in ``RELEASE_VERSION`` (``GET /health`` reports it), and a
+  published version behind an alias named after the stage, which every event source, the
+  API and Cognito invoke;
+- event sources made elsewhere before become resources here: the PersonalDetails stream,
+  the post-authentication queue (partial batch failures), Cognito's invoke permissions, the
+  regional WAF association of both APIs;
+- the execution role carries exactly the resources the service uses;
+- the APIs answer API Gateway's own errors (unknown route, missing auth, throttling, 5xx) in
+  the documented error shape, and the ENF API returns export zips as bytes to any ``Accept``
+  (iOS sends ``*/*``; CLIENTS.md).
+
+The output is ``build/<service>/template.json``, ``deployment.zip`` and ``release.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from covidtracer import errors
+from tracerstack import REPO_ROOT, SERVICES
+from tracerstack.environment import from_outputs
+from tracerstack.release import release_version
+
+SERVICE_NAMES = ("auth", "details", "export", "enf")
+BUILD = REPO_ROOT / "build"
+PACKAGE_STAGE = "release"  # the Chalice stage that holds nothing stage-specific
+STAGE_VALUES = ("dev", "staging", "prod")
+
+# Deployment inputs that are not stack outputs: they come from infra/stages/<stage>.json.
+STAGE_PARAMETERS = {
+    "Stage": "name",
+    "SesRegion": "ses_region",
+    "NctsBaseUrl": "ncts_base_url",
+    "AttestationPlatforms": "attestation_platforms",
+}
+# The ENF service's operator-supplied settings (infra/stages/<stage>.json "enf_environment").
+ENF_OPERATOR_VARIABLES = (
+    "SMS_PROVIDER",
+    "SMS_SENDER",
+    "ANDROID_PACKAGE_NAME",
+    "ANDROID_ATTESTATION_ROOT_PEM",
+    "APPLE_TEAM_ID",
+    "APPLE_KEY_ID",
+)
+# Where the details and ENF APIs sit (Chalice's api_gateway_stage).
+API_STAGE = "api"
+
+
+class _Placeholders(dict[str, str]):
+    """Stands in for the stack outputs: ``outputs[name]`` is ``${name}`` and is recorded, so
+    the rules that build environments and policies from outputs also build the template."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.used: list[str] = []
+
+    def __missing__(self, key: str) -> str:
+        if key not in self.used:
+            self.used.append(key)
+        return "${" + key + "}"
+
+
+def _sub(value: str) -> Any:
+    return {"Fn::Sub": value} if "${" in value else value
+
+
+def _environment(service: str, outputs: _Placeholders) -> dict[str, Any]:
+    env = from_outputs(
+        outputs,
+        stage="${Stage}",
+        ses_region="${SesRegion}",
+        ncts_base_url="${NctsBaseUrl}",
+        attestation_platforms="${AttestationPlatforms}",
+    )
+    if service == "enf":
+        env["DATABASE_HOST"] = outputs["DatabaseHost"]
+        env["DATABASE_SECRET_ID"] = outputs["DatabaseSecretArn"]
+        env["APPLE_DEVICECHECK_KEY_SECRET_ID"] = outputs["AppleDeviceCheckKeySecretArn"]
+        for name in ENF_OPERATOR_VARIABLES:
+            env[name] = "${" + _parameter_name(name) + "}"
+    return {name: _sub(value) for name, value in env.items()}
+
+
+def _parameter_name(variable: str) -> str:
+    return "Enf" + "".join(part.capitalize() for part in variable.split("_"))
+
+
+def _function_suffix(logical_id: str) -> str:
+    """Chalice's function name from its resource name: ``PreSignUp`` -> ``-pre_sign_up``."""
+    if logical_id == "APIHandler":
+        return ""
+    return "-" + re.sub(r"(?<!^)(?=[A-Z])", "_", logical_id).lower()
+
+
+def _policy(service: str, outputs: _Placeholders) -> dict[str, Any]:
+    policy = service_policy(service, outputs)
+    for statement in policy["Statement"]:
+        statement["Resource"] = _sub_all(statement["Resource"])
+        if "Condition" in statement:
+            statement["Condition"] = _sub_all(statement["Condition"])
+    return policy
+
+
+def _sub_all(value: Any) -> Any:
+    if isinstance(value, str):
+        return _sub(value)
+    if isinstance(value, list):
+        return [_sub_all(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _sub_all(v) for k, v in value.items()}
+    return value
+
+
+def service_policy(service: str, outputs: Mapping[str, str]) -> dict[str, Any]:
+    """Least-privilege IAM policy for one service's Lambdas (``${...}`` for Fn::Sub)."""
+    partition, account_region = "${AWS::Partition}", "${AWS::Region}:${AWS::AccountId}"
+    table_arns = [
+        f"arn:{partition}:dynamodb:{account_region}:table/{outputs[name]}"
+        for name in (
+            "UsersTable",
+            "PersonalDetailsTable",
+            "ExposureEventsTable",
+            "RateLimitsTable",
+            "SignInSessionsTable",
+        )
+    ]
+    logs = {
+        "Effect": "Allow",
+        "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+        "Resource": "*",
+    }
+    statements: list[dict[str, Any]] = [logs]
+    if service in ("auth", "details", "export"):
+        statements.append(
+            {
+                "Effect": "Allow",
+                "Action": [
+                    "dynamodb:GetItem",
+                    "dynamodb:PutItem",
+                    "dynamodb:UpdateItem",
+                    "dynamodb:DeleteItem",
+                    "dynamodb:Query",
+                    "dynamodb:BatchGetItem",
+                    "dynamodb:DescribeTable",
+                    "dynamodb:ConditionCheckItem",
+                ],
+                "Resource": table_arns + [f"{arn}/index/*" for arn in table_arns],
+            }
+        )
+    if service == "auth":
+        statements += [
+            {
+                "Effect": "Allow",
+                "Action": ["ses:SendEmail"],
+                "Resource": "*",
+                "Condition": {"StringEquals": {"ses:FromAddress": outputs["SenderAddress"]}},
+            },
+            {
+                "Effect": "Allow",
+                "Action": [
+                    "sqs:SendMessage",
+                    "sqs:ReceiveMessage",
+                    "sqs:DeleteMessage",
+                    "sqs:GetQueueAttributes",
+                ],
+                "Resource": outputs["PostAuthenticationQueueArn"],
+            },
+        ]
+    if service == "details":
+        statements += [
+            {
+                "Effect": "Allow",
+                "Action": [
+                    "cognito-idp:AdminGetUser",
+                    "cognito-idp:AdminCreateUser",
+                    "cognito-idp:AdminInitiateAuth",
+                    "cognito-idp:AdminRespondToAuthChallenge",
+                ],
+                "Resource": outputs["UserPoolArn"],
+            },
+            {
+                "Effect": "Allow",
+                "Action": ["s3:PutObject", "s3:GetObject"],
+                "Resource": f"arn:{partition}:s3:::{outputs['FeedBucket']}/*",
+            },
+            {
+                "Effect": "Allow",
+                "Action": ["secretsmanager:GetSecretValue"],
+                "Resource": outputs["NctsApiKeySecretArn"],
+            },
+        ]
+    if service == "export":
+        statements += [
+            {
+                "Effect": "Allow",
+                "Action": [
+                    "dynamodb:GetRecords",
+                    "dynamodb:GetShardIterator",
+                    "dynamodb:DescribeStream",
+                    "dynamodb:ListStreams",
+                ],
+                "Resource": outputs["PersonalDetailsStreamArn"],
+            },
+            {
+                "Effect": "Allow",
+                "Action": [
+                    "sqs:SendMessage",
+                    "sqs:ReceiveMessage",
+                    "sqs:DeleteMessage",
+                    "sqs:ChangeMessageVisibility",
+                    "sqs:GetQueueAttributes",
+                ],
+                "Resource": outputs["PersonalDataUpdatesQueueArn"],
+            },
+            {
+                "Effect": "Allow",
+                "Action": ["s3:PutObject", "s3:GetObject"],
+                "Resource": f"arn:{partition}:s3:::{outputs['UserDetailsBucket']}/*",
+            },
+            {
+                "Effect": "Allow",
+                "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+                "Resource": outputs["DataKeyArn"],
+            },
+        ]
+    if service == "enf":
+        statements += [
+            {
+                "Effect": "Allow",
+                "Action": [
+                    "ec2:CreateNetworkInterface",
+                    "ec2:DescribeNetworkInterfaces",
+                    "ec2:DeleteNetworkInterface",
+                ],
+                "Resource": "*",
+            },
+            {
+                "Effect": "Allow",
+                "Action": ["secretsmanager:GetSecretValue"],
+                "Resource": [
+                    outputs["DatabaseSecretArn"],
+                    outputs["NctsApiKeySecretArn"],
+                    outputs["EnfTokenSigningSecretArn"],
+                    outputs["EnfCodeHashSecretArn"],
+                ],
+            },
+            {"Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": outputs["DatabaseKeyArn"]},
+            {
+                "Effect": "Allow",
+                "Action": ["kms:Sign", "kms:GetPublicKey"],
+                "Resource": (
+                    f"arn:{partition}:kms:{account_region}:key/{outputs['ExportSigningKeyId']}"
+                ),
+            },
+            {
+                "Effect": "Allow",
+                "Action": ["s3:PutObject", "s3:GetObject", "s3:ListBucket", "s3:DeleteObject"],
+                "Resource": [
+                    f"arn:{partition}:s3:::{outputs['EnfExportsBucket']}",
+                    f"arn:{partition}:s3:::{outputs['EnfExportsBucket']}/*",
+                ],
+            },
+            {"Effect": "Allow", "Action": ["sms-voice:SendTextMessage"], "Resource": "*"},
+            {
+                "Effect": "Allow",
+                "Action": ["cloudwatch:PutMetricData"],
+                "Resource": "*",
+                "Condition": {"StringEquals": {"cloudwatch:namespace": "CovidTracer"}},
+            },
+        ]
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def _problem(error: type[errors.DomainError], status: int | None = None) -> dict[str, Any]:
+    body = {"type": error.type, "title": error.title, "status": status or error.status}
+    return {
+        "statusCode": str(status or error.status),
+        "responseParameters": {
+            "gatewayresponse.header.Cache-Control": "'no-store'",
+            "gatewayresponse.header.Content-Type": "'application/problem+json'",
+        },
+        "responseTemplates": {"application/json": json.dumps(body, separators=(",", ":"))},
+    }
+
+
+def gateway_responses() -> dict[str, Any]:
+    """API Gateway's own answers, in the error shape of DESIGN §2 (never its raw message)."""
+    return {
+        # An unknown route or method: API Gateway says 403 "Missing Authentication Token".
+        "MISSING_AUTHENTICATION_TOKEN": _problem(errors.NotFound, 404),
+        "RESOURCE_NOT_FOUND": _problem(errors.NotFound, 404),
+        "UNAUTHORIZED": _problem(errors.Unauthorized),
+        "ACCESS_DENIED": _problem(errors.Unauthorized, 401),
+        "EXPIRED_TOKEN": _problem(errors.Unauthorized, 401),
+        "INVALID_SIGNATURE": _problem(errors.Unauthorized, 401),
+        "THROTTLED": _problem(errors.TooManyRequests),
+        "QUOTA_EXCEEDED": _problem(errors.TooManyRequests),
+        "WAF_FILTERED": _problem(errors.TooManyRequests),
+        "REQUEST_TOO_LARGE": _problem(errors.ValidationError, 413),
+        "UNSUPPORTED_MEDIA_TYPE": _problem(errors.ValidationError, 415),
+        "BAD_REQUEST_BODY": _problem(errors.ValidationError),
+        "DEFAULT_4XX": _problem(errors.ValidationError),
+        "INTEGRATION_TIMEOUT": _problem(errors.Unavailable),
+        "INTEGRATION_FAILURE": _problem(errors.Unavailable),
+        "DEFAULT_5XX": _problem(errors.InternalError),
+    }
+
+
+def finish_template(service: str, template: dict[str, Any], version: str) -> dict[str, Any]:
+    """Turn ``chalice package``'s SAM template into the service's deployable template."""
+    outputs = _Placeholders()
+    environment = _environment(service, outputs)
+    environment["RELEASE_VERSION"] = version
+    policy = _policy(service, outputs)
+    resources: dict[str, Any] = template["Resources"]
+
+    resources["DefaultRole"]["Properties"]["Policies"] = [
+        {"PolicyName": f"covidtracer-{service}", "PolicyDocument": policy}
+    ]
+    resources["DefaultRole"]["Properties"]["Tags"] = _tag_list(service, version)
+    functions = [name for name, r in resources.items() if r["Type"] == "AWS::Serverless::Function"]
+    for name in functions:
+        props = resources[name]["Properties"]
+        props["FunctionName"] = {
+            "Fn::Sub": f"covidtracer-{service}-${{Stage}}{_function_suffix(name)}"
+        }
+        props["Environment"] = {"Variables": environment}
+        props["MemorySize"] = {"Ref": "MemorySize"}
+        props["Tags"] = _tags(service, version)
+        props["AutoPublishAlias"] = {"Ref": "Stage"}
+        if service == "enf":
+            # Beside RDS Proxy in the private subnets; the endpoints and NAT reach the rest.
+            props["VpcConfig"] = {
+                "SubnetIds": {"Fn::Split": [",", {"Ref": "PrivateSubnetIds"}]},
+                "SecurityGroupIds": [{"Ref": "LambdaSecurityGroupId"}],
+            }
+            for key in ("PrivateSubnetIds", "LambdaSecurityGroupId"):
+                if key not in outputs.used:
+                    outputs.used.append(key)
+
+    if service == "export":
+        events = resources["QueueChangedPersonalDetails"]["Properties"]["Events"]
+        for event in events.values():
+            event["Properties"]["Stream"] = {"Ref": "PersonalDetailsStreamArn"}
+        if "PersonalDetailsStreamArn" not in outputs.used:
+            outputs.used.append("PersonalDetailsStreamArn")
+    if service == "auth":
+        _auth_event_sources(resources, outputs)
+    if "RestAPI" in resources:
+        _finish_api(service, resources, outputs)
+
+    template["Parameters"] = _parameters(service, outputs.used)
+    template["Description"] = (
+        f"NZ COVID Tracer {service} service, release {version} (packaged by `make package`)"
+    )
+    return _sorted(template)
+
+
+def _auth_event_sources(resources: dict[str, Any], outputs: _Placeholders) -> None:
+    consumer = resources["PostAuthenticationConsumer"]["Properties"]
+    # One bad message is retried (and parked in the DLQ after 5 receives) without
+    # repeating the batch: the consumer answers SQS's partial-batch shape.
+    consumer["Events"] = {
+        "PostAuthenticationQueue": {
+            "Type": "SQS",
+            "Properties": {
+                "Queue": {"Ref": "PostAuthenticationQueueArn"},
+                "BatchSize": 10,
+                "FunctionResponseTypes": ["ReportBatchItemFailures"],
+            },
+        }
+    }
+    for trigger in (
+        "PreSignUp",
+        "DefineAuthChallenge",
+        "CreateAuthChallenge",
+        "VerifyAuthChallengeResponse",
+        "PostAuthentication",
+    ):
+        resources[f"{trigger}CognitoPermission"] = {
+            "Type": "AWS::Lambda::Permission",
+            "Properties": {
+                "Action": "lambda:InvokeFunction",
+                "FunctionName": {"Ref": f"{trigger}.Alias"},
+                "Principal": "cognito-idp.amazonaws.com",
+                "SourceArn": {"Ref": "UserPoolArn"},
+            },
+        }
+    for key in ("PostAuthenticationQueueArn", "UserPoolArn"):
+        if key not in outputs.used:
+            outputs.used.append(key)
+
+
+def _finish_api(service: str, resources: dict[str, Any], outputs: _Placeholders) -> None:
+    api = resources["RestAPI"]["Properties"]
+    body = api["DefinitionBody"]
+    body["x-amazon-apigateway-gateway-responses"] = gateway_responses()
+    if service == "enf":
+        # API Gateway returns a binary body as bytes only when the request's Accept matches
+        # a binary media type; iOS asks for the export zips with Accept: */*.
+        body["x-amazon-apigateway-binary-media-types"] = ["*/*"]
+    # The API calls the stage's alias, so a deployment switches versions atomically.
+    for path in body["paths"].values():
+        for operation in path.values():
+            integration = operation.get("x-amazon-apigateway-integration", {})
+            uri = integration.get("uri", {})
+            if isinstance(uri, dict) and "Fn::Sub" in uri:
+                uri["Fn::Sub"] = uri["Fn::Sub"].replace("${APIHandler.Arn}", "${APIHandler.Alias}")
+    resources["APIHandlerInvokePermission"]["Properties"]["FunctionName"] = {
+        "Ref": "APIHandler.Alias"
+    }
+    resources["ApiWebAclAssociation"] = {
+        "Type": "AWS::WAFv2::WebACLAssociation",
+        "Properties": {
+            "WebACLArn": {"Ref": "ApiWebAclArn"},
+            "ResourceArn": {
+                "Fn::Sub": (
+                    "arn:${AWS::Partition}:apigateway:${AWS::Region}::/restapis/"
+                    "${RestAPI}/stages/${RestAPI.Stage}"
+                )
+            },
+        },
+    }
+    if "ApiWebAclArn" not in outputs.used:
+        outputs.used.append("ApiWebAclArn")
+
+
+def _parameters(service: str, used: Iterable[str]) -> dict[str, Any]:
+    parameters: dict[str, Any] = {
+        "Stage": {"Type": "String", "AllowedValues": list(STAGE_VALUES)},
+        "MemorySize": {
+            "Type": "Number",
+            "MinValue": 128,
+            "MaxValue": 10240,
+            "Description": "Lambda memory (MB), from the stage in .chalice/config.json",
+        },
+        "SesRegion": {"Type": "String", "Description": "The region of the SES identity"},
+        "NctsBaseUrl": {"Type": "String", "Description": "NCTS REST API base URL"},
+        "AttestationPlatforms": {"Type": "String", "Description": "e.g. ios,android"},
+    }
+    for name in used:
+        if name in parameters:
+            continue
+        parameters[name] = {"Type": "String", "Description": f"Stack output {name}"}
+    if service == "enf":
+        for variable in ENF_OPERATOR_VARIABLES:
+            parameters[_parameter_name(variable)] = {
+                "Type": "String",
+                "Description": f"{variable} (infra/stages/<stage>.json enf_environment)",
+            }
+    return parameters
+
+
+def _tags(service: str, version: str) -> dict[str, str]:
+    return {"covidtracer:service": service, "covidtracer:version": version}
+
+
+def _tag_list(service: str, version: str) -> list[dict[str, str]]:
+    return [{"Key": k, "Value": v} for k, v in _tags(service, version).items()]
+
+
+def _sorted(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _sorted(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted(v) for v in value]
+    return value
+
+
+def package(service: str, version: str, build: Path = BUILD) -> Path:
+    """Run ``chalice package`` for one (vendored) service and finish its template."""
+    out = build / service
+    shutil.rmtree(out, ignore_errors=True)
+    chalice = str(Path(sys.executable).parent / "chalice")
+    subprocess.run(
+        [chalice, "package", "--stage", PACKAGE_STAGE, str(out)],
+        cwd=SERVICES / service,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        env={"PATH": str(Path(sys.executable).parent), "AWS_DEFAULT_REGION": "ap-southeast-2"},
+    )
+    sam = out / "sam.json"
+    template = finish_template(service, json.loads(sam.read_text()), version)
+    sam.unlink()
+    (out / "template.json").write_text(json.dumps(template, indent=1) + "\n")
+    (out / "release.json").write_text(json.dumps({"service": service, "version": version}) + "\n")
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Package the services for CloudFormation")
+    parser.add_argument("services", nargs="*", default=list(SERVICE_NAMES))
+    args = parser.parse_args()
+    version = release_version()
+    for service in args.services:
+        out = package(service, version)
+        print(f"packaged {service} {version} -> {out.relative_to(REPO_ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
