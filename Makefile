@@ -13,7 +13,7 @@ SERVICES := auth details export enf
 STAMP := $(VENV)/.installed-py3.13
 
 .PHONY: help install local stop job test lint typecheck cfn-lint test-shared test-services \
-        $(addprefix test-,$(SERVICES)) vendor package deploy-all $(addprefix deploy-,$(SERVICES)) \
+        $(addprefix test-,$(SERVICES)) test-packages vendor package deploy-all $(addprefix deploy-,$(SERVICES)) \
         migrate clean
 
 help:
@@ -50,7 +50,7 @@ migrate: install
 	@test -n "$(DATABASE_URL)" || { echo "set DATABASE_URL"; exit 1; }
 	$(BIN)/python -m covidtracer.enf.schema $(TARGET)
 
-test: lint typecheck cfn-lint test-shared test-services
+test: lint typecheck cfn-lint test-shared test-services test-packages
 
 lint: install
 	$(BIN)/ruff check .
@@ -90,9 +90,11 @@ package: vendor
 	$(BIN)/python -m tracerstack.package
 	$(BIN)/python bench/package_size.py
 
-# cfn-lint over what `chalice package` produces (the templates that are really deployed).
-cfn-lint-packages: package
+# What `make package` builds, as CloudFormation reads it: cfn-lint (no errors, no warnings)
+# and the packaged-template tests (runtime, version, alias, event sources, WAF, errors).
+test-packages: package
 	$(BIN)/cfn-lint build/*/template.json
+	$(BIN)/python -m pytest infra/local/tests/package
 
 DEPLOY_FLAGS = --stage $(STAGE) $(if $(DRY_RUN),--dry-run,)
 

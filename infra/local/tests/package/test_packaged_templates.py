@@ -1,0 +1,275 @@
+"""What `make package` builds, read as CloudFormation and SAM would read it.
+
+Runs after `make package` (the Makefile's `test-packages`), over `build/<service>/`: the
+templates that are really deployed, not our intentions about them.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import zipfile
+from typing import Any
+
+import pytest
+
+from covidtracer.settings import AuthSettings, DetailsSettings, EnfSettings, ExportSettings
+from tracerstack import TEMPLATES, cfn, deploy
+from tracerstack.package import BUILD, SERVICE_NAMES
+from tracerstack.release import release_version
+
+SETTINGS = {
+    "auth": AuthSettings,
+    "details": DetailsSettings,
+    "export": ExportSettings,
+    "enf": EnfSettings,
+}
+
+
+def _template(service: str) -> dict[str, Any]:
+    return deploy.load_package(service).template
+
+
+def _functions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        name: resource["Properties"]
+        for name, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Function"
+    }
+
+
+def _fake_outputs() -> dict[str, str]:
+    outputs = {}
+    for path in TEMPLATES.glob("*.yaml"):
+        for name in cfn.load(path).get("Outputs", {}):
+            outputs[name] = f"{name.lower()}-value"
+    outputs.update(
+        {
+            "PersonalDataUpdatesQueueUrl": "https://sqs.ap-southeast-2.amazonaws.com/1/updates",
+            "PostAuthenticationQueueUrl": "https://sqs.ap-southeast-2.amazonaws.com/1/post-auth",
+            "SenderAddress": "no-reply@tracing.example.nz",
+            "PrivateSubnetIds": "subnet-a,subnet-b",
+            "PersonalDetailsStreamArn": "arn:aws:dynamodb:ap-southeast-2:1:table/pd/stream/2021",
+        }
+    )
+    return outputs
+
+
+def _context(stage: str) -> deploy.Context:
+    ctx = deploy.Context(stage=deploy.StageConfig.load(stage), dry_run=True, log=lambda _: None)
+    ctx.outputs.update(_fake_outputs())
+    return ctx
+
+
+def _substitute(value: Any, parameters: dict[str, str]) -> str:
+    """An environment value as the function sees it once CloudFormation resolves Fn::Sub."""
+    if isinstance(value, str):
+        return value
+    text: str = value["Fn::Sub"]
+    return re.sub(r"\$\{([A-Za-z0-9]+)\}", lambda m: parameters[m.group(1)], text)
+
+
+def _resolve_refs(value: Any, parameters: dict[str, str]) -> Any:
+    """Resolve ``Ref``s to parameters, as CloudFormation does after the transform."""
+    if isinstance(value, dict):
+        if set(value) == {"Ref"} and value["Ref"] in parameters:
+            return parameters[value["Ref"]]
+        return {k: _resolve_refs(v, parameters) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve_refs(v, parameters) for v in value]
+    return value
+
+
+@functools.cache
+def _transformed(service: str, stage: str = "prod") -> dict[str, Any]:
+    """The template after CloudFormation's SAM transform, as it would be deployed."""
+    import boto3
+    from samtranslator.parser import parser
+    from samtranslator.translator.translator import Translator
+
+    template = _template(service)
+    for function in _functions(template).values():
+        function["CodeUri"] = {"Bucket": "artifacts", "Key": f"{service}/digest.zip"}
+    parameters = deploy.service_parameters(service, template, _context(stage))
+    session = boto3.Session(
+        region_name="ap-southeast-2", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    translated = Translator(None, parser.Parser(), boto_session=session).translate(
+        sam_template=template, parameter_values=parameters
+    )
+    resolved: dict[str, Any] = _resolve_refs(translated, parameters)
+    return resolved
+
+
+@pytest.mark.parametrize("service", SERVICE_NAMES)
+def test_every_function_runs_python_3_13_tagged_with_this_release_behind_the_stage_alias(
+    service: str,
+) -> None:
+    package = deploy.load_package(service)
+    assert package.version == release_version()
+    functions = _functions(package.template)
+    assert functions
+    for props in functions.values():
+        assert props["Runtime"] == "python3.13"
+        assert props["Tags"]["covidtracer:version"] == release_version()
+        assert props["Environment"]["Variables"]["RELEASE_VERSION"] == release_version()
+        assert props["AutoPublishAlias"] == {"Ref": "Stage"}
+        assert props["FunctionName"]["Fn::Sub"].startswith(f"covidtracer-{service}-${{Stage}}")
+
+
+@pytest.mark.parametrize("service", SERVICE_NAMES)
+def test_a_template_names_no_stage_account_or_resource_of_its_own(service: str) -> None:
+    text = json.dumps(_template(service))
+    for stage in deploy.STAGES:
+        assert f"covidtracer-{stage}-" not in text
+    assert not re.search(r"arn:aws:[a-z0-9-]+:[a-z0-9-]*:\d{12}:", text)
+    assert "deployment.zip" in text  # the code is attached at deploy time, by content hash
+
+
+def test_cognito_invokes_the_auth_functions_identity_yaml_names_through_their_alias() -> None:
+    identity = (TEMPLATES / "identity.yaml").read_text()
+    wired = set(re.findall(r"function:covidtracer-auth-\$\{Stage\}-(\w+):\$\{Stage\}", identity))
+    names = {
+        props["FunctionName"]["Fn::Sub"].removeprefix("covidtracer-auth-${Stage}-")
+        for props in _functions(_template("auth")).values()
+    }
+    assert len(wired) == 5
+    assert wired <= names
+    resources = _transformed("auth")["Resources"]
+    permissions = [
+        r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::Lambda::Permission"
+        and r["Properties"]["Principal"] == "cognito-idp.amazonaws.com"
+    ]
+    assert len(permissions) == 5
+    assert all(p["FunctionName"]["Ref"].endswith("Aliasprod") for p in permissions)
+    assert all(p["SourceArn"] == "userpoolarn-value" for p in permissions)
+
+
+def test_the_post_authentication_queue_feeds_its_consumer_with_partial_batch_failures() -> None:
+    resources = _transformed("auth")["Resources"]
+    mappings = [
+        r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::Lambda::EventSourceMapping"
+    ]
+    assert len(mappings) == 1
+    assert mappings[0]["EventSourceArn"] == "postauthenticationqueuearn-value"
+    assert mappings[0]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mappings[0]["FunctionName"]["Ref"] == "PostAuthenticationConsumerAliasprod"
+
+
+def test_the_personal_details_stream_feeds_the_export_service() -> None:
+    resources = _transformed("export")["Resources"]
+    mappings = [
+        r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::Lambda::EventSourceMapping"
+    ]
+    assert [m["EventSourceArn"] for m in mappings] == [_fake_outputs()["PersonalDetailsStreamArn"]]
+
+
+@pytest.mark.parametrize("service", ["details", "enf"])
+def test_each_api_is_behind_the_regional_waf_and_answers_gateway_errors_in_the_error_shape(
+    service: str,
+) -> None:
+    resources = _transformed(service)["Resources"]
+    association = next(
+        r["Properties"] for r in resources.values() if r["Type"] == "AWS::WAFv2::WebACLAssociation"
+    )
+    assert association["WebACLArn"] == "apiwebaclarn-value"
+    assert "${RestAPIapiStage}" in association["ResourceArn"]["Fn::Sub"]
+    body = resources["RestAPI"]["Properties"]["Body"]
+    responses = body["x-amazon-apigateway-gateway-responses"]
+    unknown_route = responses["MISSING_AUTHENTICATION_TOKEN"]
+    assert unknown_route["statusCode"] == "404"
+    assert json.loads(unknown_route["responseTemplates"]["application/json"]) == {
+        "type": "urn:errors:not-found",
+        "title": "The resource was not found.",
+        "status": 404,
+    }
+    for kind in ("UNAUTHORIZED", "THROTTLED", "DEFAULT_4XX", "DEFAULT_5XX"):
+        problem = json.loads(responses[kind]["responseTemplates"]["application/json"])
+        assert problem["type"].startswith("urn:errors:")
+        assert problem["status"] == int(responses[kind]["statusCode"])
+        headers = responses[kind]["responseParameters"]
+        assert headers["gatewayresponse.header.Cache-Control"] == "'no-store'"
+    integration_uris = {
+        op["x-amazon-apigateway-integration"]["uri"]["Fn::Sub"]
+        for path in body["paths"].values()
+        for op in path.values()
+    }
+    assert integration_uris == {
+        "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/"
+        "${APIHandlerAliasprod}/invocations"
+    }
+
+
+def test_the_enf_api_returns_export_zips_as_bytes_to_accept_any() -> None:
+    body = _transformed("enf")["Resources"]["RestAPI"]["Properties"]["Body"]
+    assert "*/*" in body["x-amazon-apigateway-binary-media-types"]
+
+
+def test_the_enf_functions_run_in_the_private_subnets() -> None:
+    resources = _transformed("enf")["Resources"]
+    functions = [
+        r["Properties"] for r in resources.values() if r["Type"] == "AWS::Lambda::Function"
+    ]
+    assert functions
+    for function in functions:
+        assert function["VpcConfig"]["SubnetIds"] == {"Fn::Split": [",", "subnet-a,subnet-b"]}
+        assert function["VpcConfig"]["SecurityGroupIds"] == ["lambdasecuritygroupid-value"]
+
+
+@pytest.mark.parametrize("service", SERVICE_NAMES)
+@pytest.mark.parametrize("stage", deploy.STAGES)
+def test_the_deployed_environment_passes_each_services_settings_validation(
+    service: str, stage: str
+) -> None:
+    template = _template(service)
+    parameters = deploy.service_parameters(service, template, _context(stage))
+    assert set(parameters) == set(template["Parameters"])
+    function = next(iter(_functions(template).values()))
+    env = {k: _substitute(v, parameters) for k, v in function["Environment"]["Variables"].items()}
+    settings = SETTINGS[service].from_env({"AWS_REGION": "ap-southeast-2", **env})
+    assert settings.stage == stage
+    assert "AWS_ENDPOINT_URL" not in env and "AWS_SECRET_ACCESS_KEY" not in env
+    if service == "enf" and stage == "prod":
+        assert "test" not in env["ATTESTATION_PLATFORMS"].split(",")
+
+
+def test_each_role_grants_only_its_services_resources() -> None:
+    def policy(service: str) -> str:
+        role = _template(service)["Resources"]["DefaultRole"]["Properties"]
+        return json.dumps(role["Policies"])
+
+    enf, details = policy("enf"), policy("details")
+    assert "kms:Sign" in enf and "kms:Sign" not in details
+    assert "${DatabaseSecretArn}" in enf and "${DatabaseSecretArn}" not in details
+    assert "dynamodb:PutItem" in details and "dynamodb:PutItem" not in enf
+
+
+@pytest.mark.parametrize("service", SERVICE_NAMES)
+def test_a_package_holds_no_deployment_state_and_no_boto3(service: str) -> None:
+    with zipfile.ZipFile(BUILD / service / "deployment.zip") as archive:
+        names = archive.namelist()
+    assert "app.py" in names
+    assert not any(n.startswith((".chalice/deployed", "boto3/", "botocore/")) for n in names)
+
+
+def test_the_dry_run_plan_deploys_packaged_templates_and_never_chalice_deploy() -> None:
+    lines: list[str] = []
+    ctx = deploy.Context(stage=deploy.StageConfig.load("prod"), dry_run=True, log=lines.append)
+    deploy.execute(deploy.plan(), ctx)
+    text = "\n".join(lines)
+    assert "chalice deploy" not in text
+    assert "covidtracer-prod-email in us-west-2" in text
+    assert "covidtracer-prod-waf-cloudfront in us-east-1" in text
+    for service in SERVICE_NAMES:
+        assert f"covidtracer-prod-service-{service} in ap-southeast-2 from build/{service}" in text
+    assert '"AuthTriggersDeployed": "true"' in text  # the second identity deployment
+    assert "covidtracer-enf-prod-migrate:prod" in text
+    assert '"AlarmEmail": "alarms@health.example.nz"' in text
+    assert "      Stage = prod" in text
