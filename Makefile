@@ -23,7 +23,7 @@ help:
 	@echo "make migrate        run the ENF migrations against DATABASE_URL (TARGET=N optional)"
 	@echo "make test           lint, type checks, cfn-lint and every test tier"
 	@echo "make package        build every service's deployment package and report its size"
-	@echo "make deploy-all STAGE=dev|staging|prod [DRY_RUN=1]   stacks, services, wiring, migrations"
+	@echo "make deploy-all STAGE=dev|staging|prod [DRY_RUN=1|PLAN=1]   stacks, services, migrations"
 	@echo "make deploy-<service> STAGE=…  [DRY_RUN=1]           one of: $(SERVICES)"
 
 install: $(STAMP)
@@ -96,13 +96,16 @@ test-packages: package
 	$(BIN)/cfn-lint build/*/template.json
 	$(BIN)/python -m pytest infra/local/tests/package
 
-DEPLOY_FLAGS = --stage $(STAGE) $(if $(DRY_RUN),--dry-run,)
+DEPLOY_FLAGS = --stage $(STAGE) $(if $(DRY_RUN),--dry-run,) $(if $(PLAN),--plan,)
+# Deploy what build/ holds (a pipeline packages once and hands build/ to every stage);
+# package first only when nothing is packaged yet.
+PACKAGED := $(if $(wildcard build/*/release.json),,package)
 
-deploy-all: install
+deploy-all: install $(PACKAGED)
 	@test -n "$(STAGE)" || { echo "set STAGE=dev|staging|prod"; exit 1; }
 	$(BIN)/python -m tracerstack.deploy $(DEPLOY_FLAGS)
 
-$(addprefix deploy-,$(SERVICES)): deploy-%: install
+$(addprefix deploy-,$(SERVICES)): deploy-%: install $(PACKAGED)
 	@test -n "$(STAGE)" || { echo "set STAGE=dev|staging|prod"; exit 1; }
 	$(BIN)/python -m tracerstack.deploy $(DEPLOY_FLAGS) --service $*
 

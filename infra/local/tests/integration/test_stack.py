@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tracerstack.pytest_plugin import free_port
+from tracerstack.release import release_version
 
 STACK_KEYS = {
     "details_api",
@@ -80,6 +81,8 @@ def test_both_apis_report_healthy_dependencies(stack: tuple[dict[str, str], Path
     assert status == 200 and details["checks"]["dynamodb:personal_details"]["status"] == "ok"
     status, enf = _get(f"{settings['enf_api']}/health")
     assert status == 200 and enf["checks"]["postgresql"]["status"] == "ok"
+    # Both APIs report the release they run: this checkout's version.
+    assert details["version"] == enf["version"] == release_version()
     assert _get(settings["outbox"]) == (200, [])
 
 
