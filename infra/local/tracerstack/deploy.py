@@ -182,7 +182,7 @@ def _deploy_stack(
         )
         return {}
     import boto3
-    from botocore.exceptions import ClientError, WaiterError
+    from botocore.exceptions import ClientError
 
     cfn_client = boto3.client("cloudformation", region_name=region)
     try:
@@ -190,19 +190,39 @@ def _deploy_stack(
         change_type = "UPDATE"
     except ClientError:
         change_type = "CREATE"
-    change_set = cfn_client.create_change_set(
-        StackName=name,
-        ChangeSetName=f"release-{int(time.time())}",
-        ChangeSetType=change_type,
-        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
-        Capabilities=CAPABILITIES,
-        Tags=[
-            {"Key": "covidtracer:stage", "Value": ctx.stage.name},
-            {"Key": "covidtracer:version", "Value": ctx.version},
-        ],
-        **template,  # type: ignore[arg-type]
-    )
-    change_set_id = change_set["Id"]
+    try:
+        change_set = cfn_client.create_change_set(
+            StackName=name,
+            ChangeSetName=f"release-{int(time.time())}",
+            ChangeSetType=change_type,
+            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+            Capabilities=CAPABILITIES,
+            Tags=[
+                {"Key": "covidtracer:stage", "Value": ctx.stage.name},
+                {"Key": "covidtracer:version", "Value": ctx.version},
+            ],
+            **template,  # type: ignore[arg-type]
+        )
+    except ClientError as exc:
+        if "No updates are to be performed" not in str(exc):
+            raise
+        change_set = None
+    if change_set is None:
+        ctx.log(f"    {name}: no changes")
+    else:
+        _apply_change_set(ctx, cfn_client, name, change_set["Id"], change_type)
+        if ctx.plan_only and change_type == "CREATE":
+            return {}
+    stack = cfn_client.describe_stacks(StackName=name)["Stacks"][0]
+    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+
+
+def _apply_change_set(
+    ctx: Context, cfn_client: Any, name: str, change_set_id: str, change_type: str
+) -> None:
+    """Wait for a change set, print its changes, then execute it (or, planning, delete it)."""
+    from botocore.exceptions import WaiterError
+
     try:
         cfn_client.get_waiter("change_set_create_complete").wait(ChangeSetName=change_set_id)
     except WaiterError:
@@ -226,15 +246,12 @@ def _deploy_stack(
             if change_type == "CREATE":
                 # A CREATE change set leaves an empty REVIEW_IN_PROGRESS stack behind.
                 cfn_client.delete_stack(StackName=name)
-                return {}
         else:
             cfn_client.execute_change_set(ChangeSetName=change_set_id)
             done = "stack_create_complete" if change_type == "CREATE" else "stack_update_complete"
             cfn_client.get_waiter(done).wait(
                 StackName=name, WaiterConfig={"Delay": 15, "MaxAttempts": 240}
             )
-    stack = cfn_client.describe_stacks(StackName=name)["Stacks"][0]
-    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
 
 
 # ---------------------------------------------------------------------------- services

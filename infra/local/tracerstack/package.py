@@ -61,8 +61,12 @@ ENF_OPERATOR_VARIABLES = (
     "APPLE_TEAM_ID",
     "APPLE_KEY_ID",
 )
-# Where the details and ENF APIs sit (Chalice's api_gateway_stage).
-API_STAGE = "api"
+# Routes whose bearer token API Gateway's Cognito authorizer checks (DESIGN §2.2); the app
+# then reads the caller from the authorizer's claims. The ENF API checks its own tokens.
+COGNITO_AUTHENTICATED_PATHS = {"details": ("/user/details",)}
+# The scope of every Cognito access token: an authorizer with a scope takes access tokens
+# (the app sends the accessToken from /user/auth/confirm), without one it wants ID tokens.
+COGNITO_ACCESS_SCOPE = "aws.cognito.signin.user.admin"
 
 
 class _Placeholders(dict[str, str]):
@@ -414,6 +418,23 @@ def _finish_api(service: str, resources: dict[str, Any], outputs: _Placeholders)
     api = resources["RestAPI"]["Properties"]
     body = api["DefinitionBody"]
     body["x-amazon-apigateway-gateway-responses"] = gateway_responses()
+    authenticated = COGNITO_AUTHENTICATED_PATHS.get(service, ())
+    if authenticated:
+        body.setdefault("securityDefinitions", {})["CognitoUserPool"] = {
+            "type": "apiKey",
+            "name": "Authorization",
+            "in": "header",
+            "x-amazon-apigateway-authtype": "cognito_user_pools",
+            "x-amazon-apigateway-authorizer": {
+                "type": "cognito_user_pools",
+                "providerARNs": [{"Ref": "UserPoolArn"}],
+            },
+        }
+        for path in authenticated:
+            for operation in body["paths"][path].values():
+                operation["security"] = [{"CognitoUserPool": [COGNITO_ACCESS_SCOPE]}]
+        if "UserPoolArn" not in outputs.used:
+            outputs.used.append("UserPoolArn")
     if service == "enf":
         # API Gateway returns a binary body as bytes only when the request's Accept matches
         # a binary media type; iOS asks for the export zips with Accept: */*.

@@ -24,21 +24,25 @@ def problems_in_config(service: str) -> list[str]:
     problems = []
     if config.get("app_name") != f"covidtracer-{service}":
         problems.append(f"app_name should be covidtracer-{service}")
+    stages = config.get("stages", {})
     for stage in DEPLOYED_STAGES:
-        settings = config.get("stages", {}).get(stage)
+        settings = stages.get(stage)
         if settings is None:
             problems.append(f"stage {stage} is missing")
             continue
-        variables = settings.get("environment_variables", {})
-        if variables.get("STAGE") != stage:
-            problems.append(f"stage {stage} must set STAGE={stage}")
-        for name, value in variables.items():
+        if not isinstance(settings.get("lambda_memory_size"), int):
+            problems.append(f"stage {stage} must set lambda_memory_size (the deploy reads it)")
+    # Deployed settings are template parameters (tracerstack.package): the stage-independent
+    # stage that `make package` builds from must hold none of its own.
+    release = stages.get("release")
+    if release is None:
+        problems.append("stage release (what `make package` builds) is missing")
+    else:
+        for name, value in release.get("environment_variables", {}).items():
             if any(word in name.lower() for word in SECRET_WORDS) and not name.endswith("_ID"):
-                problems.append(
-                    f"stage {stage}: {name} looks like a secret; name a secret id instead"
-                )
+                problems.append(f"stage release: {name} looks like a secret")
             if "127.0.0.1" in str(value) or "localhost" in str(value):
-                problems.append(f"stage {stage}: {name} points at this machine")
+                problems.append(f"stage release: {name} points at this machine")
     return problems
 
 

@@ -273,3 +273,16 @@ def test_the_dry_run_plan_deploys_packaged_templates_and_never_chalice_deploy() 
     assert "covidtracer-enf-prod-migrate:prod" in text
     assert '"AlarmEmail": "alarms@health.example.nz"' in text
     assert "      Stage = prod" in text
+
+
+def test_api_gateway_checks_the_cognito_access_token_on_the_contact_details_routes() -> None:
+    body = _transformed("details")["Resources"]["RestAPI"]["Properties"]["Body"]
+    authorizer = body["securityDefinitions"]["CognitoUserPool"]
+    assert authorizer["x-amazon-apigateway-authorizer"]["providerARNs"] == ["userpoolarn-value"]
+    methods = body["paths"]["/user/details"]
+    assert set(methods) == {"get", "put", "patch", "delete"}
+    for operation in methods.values():
+        # With a scope the authorizer takes access tokens, which is what the app sends.
+        assert operation["security"] == [{"CognitoUserPool": ["aws.cognito.signin.user.admin"]}]
+    assert "security" not in body["paths"]["/user/auth/initiate"]["post"]
+    assert "security" not in body["paths"]["/v2/user/location-history"]["post"]
