@@ -7,6 +7,9 @@ import pytest
 
 from tracerstack import TEMPLATES, deploy
 
+# moto's CloudFormation skips the artifacts bucket's policy and says so; the bucket is made.
+pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS::S3::BucketPolicy")
+
 
 @pytest.fixture
 def cloudformation(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> object:
