@@ -14,10 +14,12 @@ from chalice import Chalice  # type: ignore[attr-defined]
 
 from covidtracer import logs
 from covidtracer.auth import triggers
+from covidtracer.http import send_analytics_after_each_invocation
 
 logs.configure()
 app = Chalice(app_name="covidtracer-auth")
 app.debug = False
+send_analytics_after_each_invocation(app)
 
 Event = dict[str, Any]
 
