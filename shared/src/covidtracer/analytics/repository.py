@@ -19,8 +19,12 @@ GZIP_MAGIC = b"\x1f\x8b"
 class FirehoseTransport:
     """``PutRecordBatch`` to the analytics stream (the emitter's ``Transport``)."""
 
+    def __init__(self, client: Any = None) -> None:
+        self._client = client
+
     def put(self, stream: str, records: Sequence[bytes]) -> list[bool]:
-        response = aws.firehose().put_record_batch(
+        client = self._client or aws.firehose()
+        response = client.put_record_batch(
             DeliveryStreamName=stream, Records=[{"Data": record} for record in records]
         )
         if not response.get("FailedPutCount"):
