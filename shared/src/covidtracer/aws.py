@@ -88,7 +88,7 @@ def firehose() -> FirehoseClient:
         config=Config(
             connect_timeout=1,
             read_timeout=3,
-            retries={"mode": "standard", "max_attempts": 1},
+            retries={"mode": "standard", "total_max_attempts": 1},
         ),
     )
 

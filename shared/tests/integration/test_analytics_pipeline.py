@@ -128,7 +128,7 @@ def hanging_firehose(analytics_env: dict[str, str]) -> Iterator[HangingServer]:
         "firehose",
         region_name="ap-southeast-2",
         endpoint_url=f"http://127.0.0.1:{server.port}",
-        config=Config(connect_timeout=1, read_timeout=1, retries={"max_attempts": 1}),
+        config=Config(connect_timeout=1, read_timeout=1, retries={"total_max_attempts": 1}),
     )
     emitter.use(emitter.Emitter(settings.analytics_settings(), lambda: FirehoseTransport(client)))
     yield server
