@@ -29,7 +29,8 @@ from tracerstack import TEMPLATES, cfn
 ACCOUNT_ID = "123456789012"  # moto's default account
 TEMPLATE_ORDER = ("data", "messaging", "identity", "email", "analytics")
 # No local meaning: IAM is not enforced by moto; Cognito invokes no Lambdas locally (the local
-# custom-auth driver runs the trigger handlers); app analytics are not part of the stack.
+# custom-auth driver runs the trigger handlers); app analytics are not part of the stack; the
+# local scheduler (``tracerstack.scheduler``, ``make job``) runs the jobs EventBridge would.
 SKIPPED_TYPES = frozenset(
     {
         "AWS::IAM::Role",
@@ -37,6 +38,7 @@ SKIPPED_TYPES = frozenset(
         "AWS::Lambda::Permission",
         "AWS::Cognito::IdentityPool",
         "AWS::Cognito::IdentityPoolRoleAttachment",
+        "AWS::Scheduler::Schedule",
     }
 )
 

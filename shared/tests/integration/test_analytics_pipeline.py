@@ -4,8 +4,6 @@ usage report; and what happens to requests when Firehose is unreachable."""
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -16,7 +14,7 @@ from covidtracer import aws, settings
 from covidtracer.analytics import emitter, model, service, usage
 from covidtracer.analytics.repository import FirehoseTransport, MemoryTransport, S3Analytics
 from tracerstack.bootstrap import Bootstrap
-from tracerstack.pytest_plugin import free_port
+from tracerstack.pytest_plugin import UnresponsiveServer, free_port
 
 
 @pytest.fixture
@@ -92,51 +90,26 @@ def test_with_firehose_unreachable_emits_return_at_once_and_drops_are_counted(
     assert stats["emitted"] == 50
 
 
-class HangingServer:
-    """Accepts connections and never answers: a Firehose that has stopped responding."""
-
-    def __init__(self) -> None:
-        self.socket = socket.create_server(("127.0.0.1", 0))
-        self.port = self.socket.getsockname()[1]
-        self.accepted = threading.Event()
-        self.connections: list[socket.socket] = []
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                connection, _ = self.socket.accept()
-            except OSError:
-                return
-            self.connections.append(connection)
-            self.accepted.set()
-
-    def close(self) -> None:
-        for connection in self.connections:
-            connection.close()
-        self.socket.close()
-
-
 @pytest.fixture
-def hanging_firehose(analytics_env: dict[str, str]) -> Iterator[HangingServer]:
+def hanging_firehose(
+    analytics_env: dict[str, str], unresponsive_server: UnresponsiveServer
+) -> UnresponsiveServer:
     """The process's emitter, talking to a Firehose endpoint that never answers."""
     import boto3
     from botocore.config import Config
 
-    server = HangingServer()
     client = boto3.session.Session().client(
         "firehose",
         region_name="ap-southeast-2",
-        endpoint_url=f"http://127.0.0.1:{server.port}",
+        endpoint_url=unresponsive_server.url,
         config=Config(connect_timeout=1, read_timeout=1, retries={"total_max_attempts": 1}),
     )
     emitter.use(emitter.Emitter(settings.analytics_settings(), lambda: FirehoseTransport(client)))
-    yield server
-    server.close()
+    return unresponsive_server
 
 
 def test_a_hanging_firehose_holds_the_sender_never_the_emitting_code(
-    analytics_env: dict[str, str], hanging_firehose: HangingServer
+    analytics_env: dict[str, str], hanging_firehose: UnresponsiveServer
 ) -> None:
     emitter.emit("account_created")
     assert hanging_firehose.accepted.wait(5)  # the sender is now stuck inside PutRecordBatch
