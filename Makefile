@@ -19,7 +19,7 @@ STAMP := $(VENV)/.installed-py3.13
 help:
 	@echo "make local          start the whole system locally (no AWS account needed)"
 	@echo "make stop           stop everything make local started"
-	@echo "make job JOB=name   run a scheduled job now: enf-export enf-cleanup events-feed details-export"
+	@echo "make job JOB=name   run a scheduled job now: enf-export enf-cleanup events-feed details-export usage-report"
 	@echo "make migrate        run the ENF migrations against DATABASE_URL (TARGET=N optional)"
 	@echo "make test           lint, type checks, cfn-lint and every test tier"
 	@echo "make package        build every service's deployment package and report its size"

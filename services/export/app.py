@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from chalice import Chalice, Rate  # type: ignore[attr-defined]
 
 from covidtracer import logs
+from covidtracer.http import send_analytics_after_each_invocation
 
 logs.configure()
 app = Chalice(app_name="covidtracer-export")
 app.debug = False
+send_analytics_after_each_invocation(app)
 
 # Chalice makes the event source mapping from this value when `chalice deploy` imports the
 # app, so it is read from the environment here (the deploy passes the stage's settings);
@@ -51,3 +53,23 @@ def export_personal_details(event: Any) -> dict[str, object]:
         now=datetime.now(UTC),
     )
     return result.summary()
+
+
+@app.lambda_function(name="usage_report")
+def usage_report(event: Any, context: Any) -> dict[str, object]:
+    """Daily (EventBridge Scheduler, 13:20 New Zealand time; analytics.yaml): the day's
+    analytics events become the usage CSV in the analytics bucket. An event
+    ``{"date": "YYYY-MM-DD"}`` re-reports that day."""
+    from covidtracer.analytics import service
+    from covidtracer.settings import usage_report_settings
+
+    logs.clear()
+    logs.bind(request_id=getattr(context, "aws_request_id", None))
+    settings = usage_report_settings()
+    day = event.get("date") if isinstance(event, dict) else None
+    return service.publish_usage_report(
+        service.dependencies(settings),
+        settings,
+        datetime.now(UTC),
+        date.fromisoformat(day) if isinstance(day, str) else None,
+    )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import secrets
 import string
 from collections.abc import Callable
@@ -28,7 +29,8 @@ from tracerstack import TEMPLATES, cfn
 ACCOUNT_ID = "123456789012"  # moto's default account
 TEMPLATE_ORDER = ("data", "messaging", "identity", "email", "analytics")
 # No local meaning: IAM is not enforced by moto; Cognito invokes no Lambdas locally (the local
-# custom-auth driver runs the trigger handlers); app analytics are not part of the stack.
+# custom-auth driver runs the trigger handlers); app analytics are not part of the stack; the
+# local scheduler (``tracerstack.scheduler``, ``make job``) runs the jobs EventBridge would.
 SKIPPED_TYPES = frozenset(
     {
         "AWS::IAM::Role",
@@ -36,6 +38,7 @@ SKIPPED_TYPES = frozenset(
         "AWS::Lambda::Permission",
         "AWS::Cognito::IdentityPool",
         "AWS::Cognito::IdentityPoolRoleAttachment",
+        "AWS::Scheduler::Schedule",
     }
 )
 
@@ -325,8 +328,21 @@ def _ses_configuration_set(clients: ClientFactory, p: dict[str, Any]) -> Created
     return Created(p["Name"])
 
 
+# Firehose's prefix expressions (``!{timestamp:yyyy}`` …), which moto copies literally.
+_PREFIX_EXPRESSION = re.compile(r"!\{[^}]*\}/?")
+
+
 def _firehose(clients: ClientFactory, p: dict[str, Any]) -> Created:
-    destination = p["ExtendedS3DestinationConfiguration"]
+    """moto's Firehose delivers each PutRecordBatch at once, as one S3 object at
+    ``<Prefix>YYYY/MM/DD/HH/<stream>-…`` (UTC) and uncompressed, and does not evaluate
+    Firehose's prefix expressions. The templates' prefix is ``events/`` plus the UTC date
+    (``!{timestamp:yyyy}/!{timestamp:MM}/!{timestamp:dd}/``), which is what moto appends
+    anyway: so the expressions are dropped here and objects land under the same
+    ``events/YYYY/MM/DD/`` as in the cloud (with one more folder for the hour)."""
+    destination = dict(p["ExtendedS3DestinationConfiguration"])
+    for key in ("Prefix", "ErrorOutputPrefix"):
+        if key in destination:
+            destination[key] = _PREFIX_EXPRESSION.sub("", destination[key])
     created = clients("firehose").create_delivery_stream(
         DeliveryStreamName=p["DeliveryStreamName"],
         DeliveryStreamType=p.get("DeliveryStreamType", "DirectPut"),

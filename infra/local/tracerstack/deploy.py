@@ -113,6 +113,7 @@ def output_sources() -> dict[str, str]:
     for path in sorted(TEMPLATES.glob("*.yaml")):
         for name in cfn.load(path).get("Outputs", {}):
             sources.setdefault(name, path.stem)
+    sources["UsageReportFunctionArn"] = service_stack("export")
     return sources
 
 
@@ -135,6 +136,7 @@ def _stack_parameters(template: str, ctx: Context) -> dict[str, str]:
         "identity": {"AuthTriggersDeployed": ctx.outputs.get("_AuthTriggersDeployed", "false")},
         "edge": {"CloudFrontWebAclArn": _output(ctx, "CloudFrontWebAclArn")},
         "observability": {"AlarmEmail": stage.alarm_email},
+        "analytics": {"UsageReportFunctionArn": ctx.outputs.get("UsageReportFunctionArn", "")},
     }
     return {"Stage": stage.name, **extra.get(template, {})}
 
@@ -378,6 +380,14 @@ def triggers_step() -> Step:
     return Step("wire the Cognito triggers to the auth Lambdas (identity stack update)", run)
 
 
+def usage_report_schedule_step() -> Step:
+    def run(ctx: Context) -> None:
+        ctx.outputs.setdefault("UsageReportFunctionArn", _output(ctx, "UsageReportFunctionArn"))
+        stack_step("analytics").run(ctx)
+
+    return Step("schedule the daily usage report (analytics stack update)", run)
+
+
 def migrations_step() -> Step:
     def run(ctx: Context) -> None:
         function = f"covidtracer-enf-{ctx.stage.name}-migrate:{ctx.stage.name}"
@@ -416,6 +426,8 @@ def plan(services: tuple[str, ...] = SERVICE_NAMES, *, with_stacks: bool = True)
     steps += [service_step(s) for s in services]
     if "auth" in services and with_stacks:
         steps.append(triggers_step())
+    if "export" in services and with_stacks:
+        steps.append(usage_report_schedule_step())
     if "enf" in services:
         steps.append(migrations_step())
     if with_stacks:

@@ -52,6 +52,7 @@ def from_outputs(
         "PERSONAL_DATA_UPDATES_QUEUE_URL": outputs["PersonalDataUpdatesQueueUrl"],
         "POST_AUTHENTICATION_QUEUE_URL": outputs["PostAuthenticationQueueUrl"],
         "ANALYTICS_STREAM_NAME": outputs["AnalyticsStreamName"],
+        "ANALYTICS_BUCKET": outputs["AnalyticsBucket"],
         "EMAIL_SENDER": outputs["SenderAddress"],
         "NCTS_BASE_URL": ncts_base_url,
         "ATTESTATION_PLATFORMS": attestation_platforms,
@@ -91,6 +92,9 @@ def service_environment(
         "SMS_ACCOUNT_SID": "AC00000000000000000000000000000000",
         "APPLE_DEVICECHECK_URL": f"{partners_url}/devicecheck",
         "FCM_BASE_URL": f"{partners_url}/fcm",
+        "RELEASE_VERSION": "local",
+        # A by-hand day shows in the report at once: the window still open is reported.
+        "USAGE_REPORT_INCLUDE_OPEN_WINDOW": "true",
     }
 
 

@@ -35,6 +35,7 @@ JOBS = {
         Job("enf-cleanup", "enf", "cleanup", 3600),
         Job("events-feed", "details", "publish_exposure_events_feed", 7200),
         Job("details-export", "export", "export_personal_details", 300),
+        Job("usage-report", "export", "usage_report", 86_400),
     )
 }
 

@@ -152,7 +152,13 @@ def service_policy(service: str, outputs: Mapping[str, str]) -> dict[str, Any]:
         "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
         "Resource": "*",
     }
-    statements: list[dict[str, Any]] = [logs]
+    analytics = {
+        # Every service emits its operational events to the reporting stream (issue 14).
+        "Effect": "Allow",
+        "Action": ["firehose:PutRecordBatch"],
+        "Resource": outputs["AnalyticsStreamArn"],
+    }
+    statements: list[dict[str, Any]] = [logs, analytics]
     if service in ("auth", "details", "export"):
         statements.append(
             {
@@ -213,6 +219,21 @@ def service_policy(service: str, outputs: Mapping[str, str]) -> dict[str, Any]:
             },
         ]
     if service == "export":
+        reports = f"{outputs['AnalyticsBucketArn']}/reports/usage/*"
+        statements += [
+            {
+                # The daily usage report reads the day's events and writes its CSVs.
+                "Effect": "Allow",
+                "Action": ["s3:ListBucket"],
+                "Resource": outputs["AnalyticsBucketArn"],
+            },
+            {
+                "Effect": "Allow",
+                "Action": ["s3:GetObject"],
+                "Resource": [f"{outputs['AnalyticsBucketArn']}/events/*", reports],
+            },
+            {"Effect": "Allow", "Action": ["s3:PutObject"], "Resource": reports},
+        ]
         statements += [
             {
                 "Effect": "Allow",
@@ -331,6 +352,11 @@ def gateway_responses() -> dict[str, Any]:
 
 def finish_template(service: str, template: dict[str, Any], version: str) -> dict[str, Any]:
     """Turn ``chalice package``'s SAM template into the service's deployable template."""
+    sized = {
+        name
+        for name, function in _release_stage(service).get("lambda_functions", {}).items()
+        if "lambda_memory_size" in function
+    }
     outputs = _Placeholders()
     environment = _environment(service, outputs)
     environment["RELEASE_VERSION"] = version
@@ -348,7 +374,9 @@ def finish_template(service: str, template: dict[str, Any], version: str) -> dic
             "Fn::Sub": f"covidtracer-{service}-${{Stage}}{_function_suffix(name)}"
         }
         props["Environment"] = {"Variables": environment}
-        props["MemorySize"] = {"Ref": "MemorySize"}
+        if _function_suffix(name).lstrip("-") not in sized:
+            # Sized per function in the release stage (e.g. the daily report), else per stage.
+            props["MemorySize"] = {"Ref": "MemorySize"}
         props["Tags"] = _tags(service, version)
         props["AutoPublishAlias"] = {"Ref": "Stage"}
         if service == "enf":
@@ -367,6 +395,10 @@ def finish_template(service: str, template: dict[str, Any], version: str) -> dic
             event["Properties"]["Stream"] = {"Ref": "PersonalDetailsStreamArn"}
         if "PersonalDetailsStreamArn" not in outputs.used:
             outputs.used.append("PersonalDetailsStreamArn")
+        # The analytics stack schedules the daily report once this output exists.
+        template.setdefault("Outputs", {})["UsageReportFunctionArn"] = {
+            "Value": {"Ref": "UsageReport.Alias"}
+        }
     if service == "auth":
         _auth_event_sources(resources, outputs)
     if "RestAPI" in resources:
@@ -377,6 +409,12 @@ def finish_template(service: str, template: dict[str, Any], version: str) -> dic
         f"NZ COVID Tracer {service} service, release {version} (packaged by `make package`)"
     )
     return _sorted(template)
+
+
+def _release_stage(service: str) -> dict[str, Any]:
+    config = json.loads((SERVICES / service / ".chalice" / "config.json").read_text())
+    stage: dict[str, Any] = config["stages"][PACKAGE_STAGE]
+    return stage
 
 
 def _auth_event_sources(resources: dict[str, Any], outputs: _Placeholders) -> None:

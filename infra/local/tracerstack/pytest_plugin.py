@@ -8,6 +8,7 @@
   an embedded server started for the session; ``pg_schema`` gives a test its own schema.
 - ``partners``: the NCTS/FCM/SMS/Apple stand-ins on a free port; ``outbox`` empties and
   reads their record.
+- ``unresponsive_server``: a loopback port that accepts connections and never answers.
 - ``service_env``: the environment a service reads, pointed at all of the above, with the
   shared package's caches reset so every test starts cold.
 """
@@ -154,6 +155,40 @@ def partners(moto_endpoint: str) -> Iterator[Partners]:
 def outbox(partners: Partners) -> Partners:
     partners.clear()
     return partners
+
+
+class UnresponsiveServer:
+    """Accepts TCP connections and never answers: a dependency that has stopped responding."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.socket = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
+        self.accepted = threading.Event()
+        self.connections: list[socket.socket] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self.socket.accept()
+            except OSError:
+                return
+            self.connections.append(connection)
+            self.accepted.set()
+
+    def close(self) -> None:
+        for connection in self.connections:
+            connection.close()
+        self.socket.close()
+
+
+@pytest.fixture
+def unresponsive_server() -> Iterator[UnresponsiveServer]:
+    server = UnresponsiveServer()
+    yield server
+    server.close()
 
 
 def _reset_shared_caches() -> None:

@@ -332,6 +332,7 @@ def _stack_json(boot: Any, ports: Ports, env: dict[str, str]) -> dict[str, Any]:
             "feed": out["FeedBucket"],
             "enf_exports": out["EnfExportsBucket"],
             "user_details": out["UserDetailsBucket"],
+            "analytics": out["AnalyticsBucket"],
         },
         "user_pool_id": out["UserPoolId"],
         "database_url": env["DATABASE_URL"],

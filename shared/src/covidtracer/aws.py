@@ -73,8 +73,24 @@ def cognito() -> CognitoIdentityProviderClient:
     return client("cognito-idp")  # type: ignore[no-any-return]
 
 
+@cache
 def firehose() -> FirehoseClient:
-    return client("firehose")  # type: ignore[no-any-return]
+    """The analytics emitter's client: short timeouts and no botocore retries, because the
+    emitter retries failed records itself, a bounded number of times, off the request path."""
+    import boto3
+    from botocore.config import Config
+
+    aws = settings.aws_settings()
+    return boto3.session.Session().client(
+        "firehose",
+        region_name=aws.region,
+        endpoint_url=aws.endpoint_url,
+        config=Config(
+            connect_timeout=1,
+            read_timeout=3,
+            retries={"mode": "standard", "total_max_attempts": 1},
+        ),
+    )
 
 
 def ses() -> SESClient:
@@ -93,4 +109,5 @@ def secret_string(secret_id: str) -> str:
 def reset() -> None:
     """Drop cached clients and secrets (tests point them at a fresh endpoint)."""
     client.cache_clear()
+    firehose.cache_clear()
     secret_string.cache_clear()

@@ -434,6 +434,81 @@ class ExportSettings:
         return settings
 
 
+@dataclass(frozen=True)
+class AnalyticsSettings:
+    """The services' own events (``covidtracer.analytics``), read by every service.
+
+    Without ``ANALYTICS_STREAM_NAME`` the emitter is off (events are counted as dropped):
+    analytics never stop a service from starting, so a problem here is not fatal either.
+    """
+
+    stage: str
+    stream_name: str | None
+    release_version: str
+    # Events held while Firehose is slow or down; beyond this they are dropped and counted.
+    buffer_capacity: int
+    # PutRecordBatch attempts per batch (the first and its retries of failed records).
+    max_attempts: int
+    # How long a job or trigger waits at its end for its events to be sent; a request never
+    # waits (its events go on the sender thread).
+    flush_timeout_ms: int
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> AnalyticsSettings:
+        env = _Env(os.environ if environ is None else environ)
+        return cls(
+            stage=env.stage(),
+            stream_name=env.optional("ANALYTICS_STREAM_NAME"),
+            # The release (from git) the deployment tags every function with (DESIGN §6).
+            release_version=env.text("RELEASE_VERSION", "unreleased"),
+            buffer_capacity=env.integer("ANALYTICS_BUFFER_CAPACITY", 10_000, 10, 1_000_000),
+            max_attempts=env.integer("ANALYTICS_MAX_ATTEMPTS", 3, 1, 10),
+            flush_timeout_ms=env.integer("ANALYTICS_FLUSH_TIMEOUT_MS", 2_000, 0, 60_000),
+        )
+
+
+@dataclass(frozen=True)
+class UsageReportSettings:
+    """The daily usage report (``usage-report`` job): where events are and the report goes."""
+
+    stage: str
+    aws: AwsSettings
+    bucket: str
+    events_prefix: str
+    reports_prefix: str
+    # The Ministry measured each day from 1 pm to 1 pm New Zealand time.
+    timezone: str
+    day_ends_at_hour: int
+    # Report the window still open (the local stack, so a by-hand day shows at once);
+    # otherwise the job reports the last closed window.
+    include_open_window: bool
+    log_level: str
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> UsageReportSettings:
+        env = _Env(os.environ if environ is None else environ)
+        stage = env.stage()
+        settings = cls(
+            stage=stage,
+            aws=AwsSettings.read(env, stage),
+            bucket=env.text("ANALYTICS_BUCKET"),
+            events_prefix=env.text("ANALYTICS_EVENTS_PREFIX", "events/"),
+            reports_prefix=env.text("USAGE_REPORT_PREFIX", "reports/usage/"),
+            timezone=env.text("USAGE_REPORT_TIMEZONE", "Pacific/Auckland"),
+            day_ends_at_hour=env.integer("USAGE_REPORT_DAY_ENDS_AT_HOUR", 13, 0, 23),
+            include_open_window=env.flag("USAGE_REPORT_INCLUDE_OPEN_WINDOW", False),
+            log_level=env.text("LOG_LEVEL", "INFO"),
+        )
+        try:
+            from zoneinfo import ZoneInfo
+
+            ZoneInfo(settings.timezone)
+        except (ValueError, LookupError):
+            env.problems.append(f"USAGE_REPORT_TIMEZONE {settings.timezone!r} is not a known zone")
+        _raise_if_problems("usage-report", env)
+        return settings
+
+
 ATTESTATION_VERIFIERS = ("ios", "android", "test")
 SMS_PROVIDERS = ("twilio", "aws")
 # Keys older than this cannot matter any more (the incubation period plus a margin), and a
@@ -771,6 +846,8 @@ auth_settings = _cached(AuthSettings.from_env)
 details_settings = _cached(DetailsSettings.from_env)
 export_settings = _cached(ExportSettings.from_env)
 enf_settings = _cached(EnfSettings.from_env)
+analytics_settings = _cached(AnalyticsSettings.from_env)
+usage_report_settings = _cached(UsageReportSettings.from_env)
 
 
 def reset() -> None:

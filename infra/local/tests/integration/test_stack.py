@@ -71,7 +71,7 @@ def test_up_writes_stack_json_with_every_documented_key(stack: tuple[dict[str, s
     settings = json.loads((stack[1] / "stack.json").read_text())
     assert set(settings) >= STACK_KEYS
     assert set(settings["client_ids"]) == {"ios", "android", "web"}
-    assert set(settings["buckets"]) == {"feed", "enf_exports", "user_details"}
+    assert set(settings["buckets"]) == {"feed", "enf_exports", "user_details", "analytics"}
     assert settings["export_public_key_pem"].startswith("-----BEGIN PUBLIC KEY-----")
 
 

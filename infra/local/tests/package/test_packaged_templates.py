@@ -286,3 +286,13 @@ def test_api_gateway_checks_the_cognito_access_token_on_the_contact_details_rout
         assert operation["security"] == [{"CognitoUserPool": ["aws.cognito.signin.user.admin"]}]
     assert "security" not in body["paths"]["/user/auth/initiate"]["post"]
     assert "security" not in body["paths"]["/v2/user/location-history"]["post"]
+
+
+def test_the_export_service_hands_its_usage_report_alias_to_the_analytics_schedule() -> None:
+    outputs = _transformed("export")["Outputs"]
+    assert outputs["UsageReportFunctionArn"]["Value"] == {"Ref": "UsageReportAliasprod"}
+    lines: list[str] = []
+    ctx = deploy.Context(stage=deploy.StageConfig.load("prod"), dry_run=True, log=lines.append)
+    deploy.execute(deploy.plan(), ctx)
+    text = "\n".join(lines)
+    assert '"UsageReportFunctionArn": "<service-export output UsageReportFunctionArn>"' in text

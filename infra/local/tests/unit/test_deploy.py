@@ -25,6 +25,7 @@ def test_the_full_plan_deploys_every_stack_in_dependency_order_then_the_services
         "deploy service export",
         "deploy service enf",
         "wire the Cognito triggers to the auth Lambdas (identity stack update)",
+        "schedule the daily usage report (analytics stack update)",
         "run the ENF database migrations",
         "deploy stack observability",
     ]

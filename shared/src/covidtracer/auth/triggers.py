@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from covidtracer import logs, settings
+from covidtracer.analytics.emitter import emit
 from covidtracer.auth import model
 from covidtracer.auth.events import (
     CreateAuthChallengeEvent,
@@ -63,6 +64,7 @@ class AuthTriggers:
         if model.normalise_email(event.email) is None:
             raise RejectedSignUp("An account needs a valid email address.")
         event.confirm(auto_confirm=True, verify_email=True)
+        emit("account_created")
         return raw
 
     def define_auth_challenge(self, raw: Event) -> Event:
@@ -79,6 +81,8 @@ class AuthTriggers:
                 "fail": step.fail,
             },
         )
+        if step.fail:
+            emit("sign_in_failed")
         return raw
 
     def create_auth_challenge(self, raw: Event) -> Event:
@@ -94,6 +98,7 @@ class AuthTriggers:
             else:
                 self._mailer.send_code(event.email, code)
                 log.info("sign-in code sent")
+                emit("sign_in_code_sent")
         event.present(
             public={"email": _masked(event.email)},
             private={"code": code},
@@ -113,6 +118,7 @@ class AuthTriggers:
         event = PostAuthenticationEvent(raw)
         at = self._now().isoformat(timespec="milliseconds").replace("+00:00", "Z")
         self._queue.publish(PostAuthenticationMessage(event.sub, event.email, at))
+        emit("sign_in_succeeded")
         return raw
 
     def consume_post_authentication(self, event: Mapping[str, Any]) -> dict[str, Any]:

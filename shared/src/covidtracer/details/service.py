@@ -29,6 +29,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from covidtracer import logs
+from covidtracer.analytics.emitter import emit
 from covidtracer.details import model
 from covidtracer.errors import NotFound, Unauthorized, Unavailable, ValidationError
 from covidtracer.export.model import iso_millis
@@ -101,6 +102,8 @@ def upload_diary(
         "diary forwarded",
         extra={"entries": len(kept.entries), "dropped": len(upload.entries) - len(kept.entries)},
     )
+    dropped = len(upload.entries) - len(kept.entries)
+    emit("diary_shared", counts={"entries": len(kept.entries), "dropped": dropped}, now=now)
     return len(kept.entries)
 
 
@@ -138,6 +141,7 @@ def request_callback(
     if not stored.event.matches(request.event_id, request.gln):
         raise ValidationError.of("Gln", "The location does not match the exposure event.")
     deps.ncts.send_callback_request(request.wire())
+    emit("location_callback_requested", now=now)
 
 
 # ---------------------------------------------------------------------------- §2.5 inbound
@@ -180,6 +184,8 @@ def receive_exposure_event(
     if pending and event.is_active(now, settings.events.feed_active_days):
         _push(deps, model.StoredEvent(event, True, version))
     _update_feed(deps, settings, now, upsert=event)
+    change = "new" if existing is None else "repeat" if existing.event == event else "updated"
+    emit("exposure_event_received", categories={"change": change}, now=now)
     return existing is None, event.feed_item()
 
 
@@ -193,6 +199,7 @@ def withdraw_exposure_event(
         raise ValidationError.of("NotificationId", "The value is not in the expected format.")
     deps.events.delete(notification_id)
     _update_feed(deps, settings, now, remove=notification_id)
+    emit("exposure_event_withdrawn", now=now)
 
 
 # ---------------------------------------------------------------------------- §2.5 feed
@@ -228,6 +235,7 @@ def publish_exposure_events_feed(
             continue
     else:
         raise Unavailable("s3:feed (concurrent writers)")
+    emit("exposure_feed_published", counts={"items": len(items)}, now=now)
     pushed = 0
     pending = [s for s in stored if s.push_pending and s.event.is_active(now, active_days)]
     if retry_pushes:
@@ -280,8 +288,10 @@ def _push(deps: Dependencies, stored: model.StoredEvent) -> bool:
         deps.fcm.send(model.push_message([stored.event]))
     except Unavailable as error:
         log.warning("push deferred", extra={"reason": str(error)})
+        emit("exposure_push_sent", counts={"items": 1}, categories={"outcome": "deferred"})
         return False
     deps.events.mark_pushed(stored.event.notification_id, stored.version)
+    emit("exposure_push_sent", counts={"items": 1}, categories={"outcome": "sent"})
     return True
 
 
@@ -339,6 +349,7 @@ def replace_contact_details(
     )
     deps.details.put(details)
     log.info("contact details replaced")
+    emit("contact_details_replaced", now=now)
     return details.wire()
 
 
@@ -357,6 +368,7 @@ def update_contact_details(
         return get_contact_details(user_id, deps=deps)  # nothing changes: no export either
     stored = deps.details.update(user_id, changes, iso_millis(now))
     log.info("contact details updated", extra={"fields": sorted(changes)})
+    emit("contact_details_updated", counts={"fields": len(changes)}, now=now)
     return stored.wire()
 
 
@@ -366,3 +378,4 @@ def delete_contact_details(user_id: str, *, deps: ContactDependencies) -> None:
     response). Raises ``Unavailable`` on DynamoDB failure."""
     deleted = deps.details.delete(user_id)
     log.info("contact details deleted", extra={"existed": deleted})
+    emit("contact_details_deleted", counts={"existed": int(deleted)})

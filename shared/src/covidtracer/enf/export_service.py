@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from covidtracer import db
+from covidtracer.analytics.emitter import emit
 from covidtracer.enf import export_db as sql
 from covidtracer.enf import export_model as model
 from covidtracer.enf import tokens
@@ -141,6 +142,7 @@ def export_keys(
     from covidtracer.enf.kms_signer import put_completed_metric
 
     put_completed_metric(settings.stage, files, keys)
+    emit("export_files_written", counts={"files": files, "keys": keys}, now=now)
     return ExportResult(skipped=False, files=files, keys=keys)
 
 

@@ -20,6 +20,7 @@ from importlib import resources
 from typing import Any
 
 from covidtracer import aws, db
+from covidtracer.analytics.emitter import emit
 from covidtracer.enf import db as sql
 from covidtracer.enf import export_service, model, tokens
 from covidtracer.enf.attestation import Verifier, verifier_for
@@ -45,6 +46,7 @@ log = get_logger(__name__)
 # UTC+14, so "not in the future" is judged against that day.
 LATEST_TIMEZONE = timedelta(hours=14)
 CODE_DRAWS = 5
+TEST_TYPE_NAMES = {number: name for name, number in model.TEST_TYPES.items()}
 
 
 @dataclass(frozen=True)
@@ -162,6 +164,7 @@ def complete_registration(
         )
     if not completed:
         raise NotFound("Invalid or expired nonce")
+    emit("enf_device_registered", categories={"platform": request.platform}, now=now)
     return _issue_pair(settings, ports, registration_id, secret, now)
 
 
@@ -185,6 +188,7 @@ def forget(settings: EnfSettings, ports: Ports, bearer: str | None, now: datetim
         deleted = sql.delete_registration(cur, registration_id)
     if not deleted:
         raise Unauthorized()
+    emit("enf_device_unregistered", now=now)
 
 
 # ---------------------------------------------------------------------------- codes
@@ -227,6 +231,11 @@ def request_code(
             raise Unavailable("codes")
         ports.sms.send(request.phone, settings.sms.message_template.format(code=code, hours=hours))
     log.info("upload code sent", extra={"report_type": request.report_type})
+    emit(
+        "upload_code_issued",
+        categories={"report_type": TEST_TYPE_NAMES.get(request.report_type, "")},
+        now=now,
+    )
     return expires_at
 
 
@@ -256,6 +265,7 @@ def verify_code(
             daily_failures=limits.verify_daily_failures,
         )
         if retry_after is not None:
+            emit("upload_code_rejected", categories={"reason": "rate_limited"}, now=now)
             raise TooManyRequests(retry_after)
         claimed = sql.claim_code(cur, digest, now)
         if claimed is not None:
@@ -276,7 +286,10 @@ def verify_code(
             failures = state.failures + 1 if state.failure_day == today else 1
             sql.record_verify_attempt(cur, registration_id, now, today, failures)
     if isinstance(outcome, DomainError):
+        reason = "expired" if isinstance(outcome, Gone) else "unknown"
+        emit("upload_code_rejected", categories={"reason": reason}, now=now)
         raise outcome
+    emit("upload_code_verified", now=now)
     return outcome
 
 
@@ -314,6 +327,12 @@ def upload_keys(
             onset_grace_days=rules.onset_grace_days,
         )
         if stored is not None:
+            emit(
+                "keys_uploaded",
+                counts={"keys": stored},
+                categories={"platform": upload.platform},
+                now=now,
+            )
             return stored
         state = sql.upload_token_state(cur, upload.token, registration_id)
         if state is None:
@@ -371,6 +390,11 @@ def record_metric(
         ):
             raise TooManyRequests(interval)
         sql.count_metric(cur, now.date(), event.event, event.os, event.version)
+    emit(
+        "enf_metric_received",
+        now=now,
+        categories={"metric": event.event, "os": event.os, "app_version": event.version},
+    )
 
 
 def request_callback(
@@ -393,6 +417,7 @@ def request_callback(
         ):
             raise TooManyRequests(interval)
         ports.ncts.request_callback(callback)
+    emit("enf_callback_requested", now=now)
 
 
 # ---------------------------------------------------------------------------- retention

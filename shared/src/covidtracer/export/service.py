@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Protocol
 
 from covidtracer import logs
+from covidtracer.analytics.emitter import emit
 from covidtracer.export import messages, model
 from covidtracer.export.repository import ReceivedMessage
 from covidtracer.export.stream import StreamRecord
@@ -125,6 +126,15 @@ def export_personal_details(
         message_ids=tuple(message.message_id for message, _ in taken),
     )
     log.info("exported personal details", extra=result.summary())
+    emit(
+        "details_export_written",
+        counts={
+            "users": result.users,
+            "tombstones": result.tombstones,
+            "messages": result.messages,
+        },
+        now=now,
+    )
     return result
 
 

@@ -1,0 +1,87 @@
+"""The ``usage-report`` job: one day's events in the analytics bucket become the day's row of
+the usage CSV (``reports/usage/daily/YYYY-MM-DD.csv``) and of the file with every day so far
+(``reports/usage/nz-covid-tracer-app-usage.csv``). Re-running a day replaces its row, so a
+late run or a repeat is harmless."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from covidtracer import logs
+from covidtracer.analytics import model, usage
+from covidtracer.analytics.repository import EventArchive, ReportStore
+from covidtracer.settings import UsageReportSettings
+
+log = logs.get_logger(__name__)
+
+CSV = "text/csv; charset=utf-8"
+ALL_DAYS_FILE = "nz-covid-tracer-app-usage.csv"
+
+
+@dataclass(frozen=True)
+class ReportDependencies:
+    archive: EventArchive
+    reports: ReportStore
+
+
+def dependencies(settings: UsageReportSettings) -> ReportDependencies:
+    from covidtracer.analytics.repository import S3Analytics
+
+    bucket = S3Analytics(settings.bucket)
+    return ReportDependencies(archive=bucket, reports=bucket)
+
+
+def daily_key(settings: UsageReportSettings, day: date) -> str:
+    return f"{settings.reports_prefix}daily/{day.isoformat()}.csv"
+
+
+def all_days_key(settings: UsageReportSettings) -> str:
+    return f"{settings.reports_prefix}{ALL_DAYS_FILE}"
+
+
+def publish_usage_report(
+    deps: ReportDependencies,
+    settings: UsageReportSettings,
+    now: datetime,
+    day: date | None = None,
+) -> dict[str, Any]:
+    """Writes the row for ``day`` (default: per ``report_day``) and returns it with what was
+    read. Raises ``Unavailable`` when the bucket cannot be read or written."""
+    zone, hour = settings.timezone, settings.day_ends_at_hour
+    day = day or usage.report_day(now, zone, hour, include_open=settings.include_open_window)
+    window = usage.window_for(day, zone, hour)
+    figures = usage.Tally()
+    objects = records = foreign = 0
+    for blob in deps.archive.objects(usage.partitions(window, settings.events_prefix)):
+        objects += 1
+        for value in model.json_values(blob):
+            records += 1
+            event = model.parse_event(value)
+            if event is None:
+                foreign += 1  # the app's own events, or a record this job cannot trust
+                continue
+            if event.stage == settings.stage:
+                figures.add(event, window)
+    values = usage.row(window, figures)
+    deps.reports.write(daily_key(settings, day), usage.render_csv([values]), CSV)
+    rows = usage.upsert(usage.parse_csv(deps.reports.read(all_days_key(settings))), values)
+    deps.reports.write(all_days_key(settings), usage.render_csv(rows), CSV)
+    summary: dict[str, Any] = {
+        "day": day.isoformat(),
+        "windowStart": model.iso_millis(window.start),
+        "windowEnd": model.iso_millis(window.end),
+        "objects": objects,
+        "records": records,
+        "otherRecords": foreign,
+        "events": len(figures.seen),
+        "duplicates": figures.duplicates,
+        "row": values,
+        "key": daily_key(settings, day),
+    }
+    log.info(
+        "usage report written",
+        extra={k: v for k, v in summary.items() if k not in ("row", "windowStart", "windowEnd")},
+    )
+    return summary
