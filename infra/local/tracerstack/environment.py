@@ -92,7 +92,6 @@ def service_environment(
         "SMS_ACCOUNT_SID": "AC00000000000000000000000000000000",
         "APPLE_DEVICECHECK_URL": f"{partners_url}/devicecheck",
         "FCM_BASE_URL": f"{partners_url}/fcm",
-        "RELEASE_VERSION": "local",
         # A by-hand day shows in the report at once: the window still open is reported.
         "USAGE_REPORT_INCLUDE_OPEN_WINDOW": "true",
     }
