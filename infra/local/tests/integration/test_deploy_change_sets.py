@@ -8,7 +8,7 @@ import pytest
 from tracerstack import TEMPLATES, deploy
 
 # moto's CloudFormation skips the artifacts bucket's policy and says so; the bucket is made.
-pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS::S3::BucketPolicy")
+pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS.+BucketPolicy")
 
 
 @pytest.fixture
