@@ -65,7 +65,14 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._refuse_method()
 
-    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_POST
+    def do_PUT(self) -> None:
+        self._refuse_method()
+
+    def do_DELETE(self) -> None:
+        self._refuse_method()
+
+    def do_PATCH(self) -> None:
+        self._refuse_method()
 
     def _refuse_method(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)

@@ -4,6 +4,7 @@ refuse never is (CLIENTS.md; moto's SSM over HTTP)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections.abc import Iterator
@@ -42,10 +43,8 @@ def parameters(
     yield names
     ssm = _ssm(enf_env)
     for name in names.values():
-        try:
+        with contextlib.suppress(ssm.exceptions.ParameterNotFound):
             ssm.delete_parameter(Name=name)
-        except ssm.exceptions.ParameterNotFound:
-            pass
 
 
 def _ssm(env: dict[str, str]) -> Any:

@@ -76,7 +76,7 @@ def _half_day_keys(days: int) -> list[dict[str, Any]]:
 def test_thirty_keys_are_stored_and_thirty_one_are_refused(enf_env, outbox) -> None:
     keys = _half_day_keys(16)[:30]
     assert len(keys) == 30
-    onset, response = _upload(enf_env, outbox, 10, keys)
+    _, response = _upload(enf_env, outbox, 10, keys)
     assert response.status_code == 204, response.body
     assert len(_stored(enf_env)) == 30
     too_many = [*_half_day_keys(16)[:30], *daily_keys(1, datetime.now(UTC) - timedelta(days=20))]

@@ -277,9 +277,7 @@ def notification_problems(document: Any) -> list[str]:
     if isinstance(announcements, list):
         for index, item in enumerate(announcements):
             where = f"announcements[{index}]"
-            problems.extend(
-                _object_problems(where, item, ANNOUNCEMENT_FIELDS, {"deepLink": str})
-            )
+            problems.extend(_object_problems(where, item, ANNOUNCEMENT_FIELDS, {"deepLink": str}))
             if isinstance(item, dict) and item.get("deepLink", DEEP_LINKS[0]) not in DEEP_LINKS:
                 problems.append(f"{where}.deepLink must be one of {', '.join(DEEP_LINKS)}")
     reminders = document.get("reminderNotificationConfig")
@@ -294,9 +292,9 @@ def notification_problems(document: Any) -> list[str]:
         for index, item in enumerate(reminders.get("notifications") or []):
             where = f"reminderNotificationConfig.notifications[{index}]"
             problems.extend(_object_problems(where, item, REMINDER_FIELDS))
-            if isinstance(item, dict) and _is_int(item.get("timingInMinutes")):
-                if item["timingInMinutes"] < 1:
-                    problems.append(f"{where}.timingInMinutes must be at least 1")
+            timing = item.get("timingInMinutes") if isinstance(item, dict) else None
+            if timing is not None and _is_int(timing) and timing < 1:
+                problems.append(f"{where}.timingInMinutes must be at least 1")
     vaccine_pass = document.get("vaccinePassLinkDisabled")
     if isinstance(vaccine_pass, dict):
         problems.extend(
