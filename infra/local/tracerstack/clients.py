@@ -87,6 +87,25 @@ def _decode(where: str, document: Any, fields: Mapping[str, tuple[Any, bool]]) -
     return decoded
 
 
+# ---------------------------------------------------------------------------- ENF tokens
+
+
+def registration(body: Any) -> str:
+    """``POST /register``: the nonce the device attests."""
+    return str(_decode("register", body, {"nonce": (_string, True)})["nonce"])
+
+
+def registration_tokens(body: Any) -> dict[str, Any]:
+    """``PUT /register``: the access and refresh tokens the plugin stores."""
+    fields = {"token": (_string, True), "refreshToken": (_string, True)}
+    return _decode("register", body, fields)
+
+
+def token(body: Any) -> str:
+    """``POST /refresh`` and ``POST /exposures/verify``: ``{"token"}``."""
+    return str(_decode("token", body, {"token": (_string, True)})["token"])
+
+
 # ---------------------------------------------------------------------------- ENF settings
 
 _LEVELS = _array(_int, 8)
