@@ -185,3 +185,14 @@ def test_the_feed_must_be_all_strings() -> None:
     )
     with pytest.raises(clients.Refused):
         clients.app_feed(bad, {"Content-Encoding": "gzip"})
+
+
+def test_the_operators_check_applies_the_rules_and_the_decoders() -> None:
+    from tracerstack.client_documents import problems
+
+    assert problems("exposure", json.dumps(EXPOSURE)) == []
+    assert problems("notification", json.dumps(NOTIFICATION)) == []
+    found = problems("exposure", json.dumps(_with(EXPOSURE, numFilesAndroid=GONE)))
+    assert any("numFilesAndroid is missing" in p for p in found)
+    assert any("a phone refuses it" in p for p in found)
+    assert problems("notification", "{") == [problems("notification", "{")[0]]
