@@ -195,4 +195,4 @@ def test_the_operators_check_applies_the_rules_and_the_decoders() -> None:
     found = problems("exposure", json.dumps(_with(EXPOSURE, numFilesAndroid=GONE)))
     assert any("numFilesAndroid is missing" in p for p in found)
     assert any("a phone refuses it" in p for p in found)
-    assert problems("notification", "{") == [problems("notification", "{")[0]]
+    assert problems("notification", "{")[0].startswith("not JSON")
