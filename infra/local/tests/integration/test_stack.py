@@ -230,6 +230,9 @@ def test_the_feed_is_read_anonymously_at_the_url_stack_json_publishes(
     from tracerstack import clients
 
     settings = _settings(stack)
+    # Published at start-up: the URL answers 200 before any event arrives.
+    with urllib.request.urlopen(settings["exposure_events_url"], timeout=10) as response:
+        assert response.status == 200
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
     event = {
         "eventId": "a0l4a0000004xhcAAA", "notificationId": "a1k4a000000StackX",
