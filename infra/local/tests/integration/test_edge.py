@@ -15,6 +15,8 @@ from tracerstack.bootstrap import Bootstrap
 from tracerstack.edge import EdgeServer, serve_in_thread
 from tracerstack.pytest_plugin import free_port
 
+pytestmark = pytest.mark.contract
+
 
 @pytest.fixture(scope="module")
 def edge(aws_stack: Bootstrap) -> Iterator[str]:

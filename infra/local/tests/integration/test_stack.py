@@ -194,6 +194,7 @@ def _aws(settings: dict[str, Any], service: str) -> Any:
     )
 
 
+@pytest.mark.contract
 def test_the_onboarding_patch_creates_the_record_and_reaches_the_ncts_export(
     stack: tuple[dict[str, str], Path],
 ) -> None:
@@ -222,6 +223,7 @@ def test_the_onboarding_patch_creates_the_record_and_reaches_the_ncts_export(
     assert mine and mine[-1]["firstName"] == "Kiri" and mine[-1]["phone"] == "+64210123456"
 
 
+@pytest.mark.contract
 def test_the_feed_is_read_anonymously_at_the_url_stack_json_publishes(
     stack: tuple[dict[str, str], Path],
 ) -> None:
@@ -264,6 +266,7 @@ def test_the_feed_is_read_anonymously_at_the_url_stack_json_publishes(
     )
 
 
+@pytest.mark.contract
 def test_a_3000_entry_diary_reaches_the_ncts_stand_in(stack: tuple[dict[str, str], Path]) -> None:
     from datetime import UTC, datetime, timedelta
 
@@ -364,6 +367,7 @@ def _keys(starts: list[int], period: int) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
+@pytest.mark.contract
 @pytest.mark.timeout(420)
 def test_uploads_are_stored_and_listed_within_the_local_window(
     stack: tuple[dict[str, str], Path],
@@ -434,6 +438,7 @@ def test_uploads_are_stored_and_listed_within_the_local_window(
     assert elapsed <= 200  # the window, the settle minute, one per-minute run, and margin
 
 
+@pytest.mark.contract
 def test_the_notification_settings_give_an_alert_over_http(
     stack: tuple[dict[str, str], Path],
 ) -> None:
