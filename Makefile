@@ -12,7 +12,7 @@ BIN := $(VENV)/bin
 SERVICES := auth details export enf
 STAMP := $(VENV)/.installed-py3.13
 
-.PHONY: help install local stop job test lint typecheck cfn-lint test-shared test-services \
+.PHONY: help install local stop job test lint typecheck cfn-lint test-shared test-services test-contract \
         $(addprefix test-,$(SERVICES)) test-packages vendor package deploy-all $(addprefix deploy-,$(SERVICES)) \
         migrate clean
 
@@ -22,6 +22,7 @@ help:
 	@echo "make job JOB=name   run a scheduled job now: enf-export enf-cleanup events-feed details-export usage-report"
 	@echo "make migrate        run the ENF migrations against DATABASE_URL (TARGET=N optional)"
 	@echo "make test           lint, type checks, cfn-lint and every test tier"
+	@echo "make test-contract  only the contract tier: answers decoded as the real phones do"
 	@echo "make package        build every service's deployment package and report its size"
 	@echo "make deploy-all STAGE=dev|staging|prod [DRY_RUN=1|PLAN=1]   stacks, services, migrations"
 	@echo "make deploy-<service> STAGE=…  [DRY_RUN=1]           one of: $(SERVICES)"
@@ -67,6 +68,13 @@ cfn-lint: install
 test-shared: install
 	$(BIN)/python -m pytest shared/tests/unit infra/local/tests/unit
 	$(BIN)/python -m pytest shared/tests/integration infra/local/tests/integration
+
+# The contract tier alone (it also runs inside the tiers above, so `make test` includes it):
+# every answer decoded as the app and its exposure-notification plugin decode it (CLIENTS.md).
+test-contract: install
+	$(BIN)/python -m pytest -m contract infra/local/tests/unit
+	@for service in enf details; do $(BIN)/python -m pytest -m contract services/$$service/tests || exit 1; done
+	$(BIN)/python -m pytest -m contract infra/local/tests/integration
 
 # Every app module is called `app`, so each service's tests run in a process of their own.
 test-services: $(addprefix test-,$(SERVICES))

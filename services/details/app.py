@@ -88,7 +88,7 @@ def delete_details() -> Response:
 def post_location_history() -> Response:
     settings = details_settings()
     service.upload_diary(
-        json_body(app.current_request),
+        json_body(app.current_request, max_bytes=settings.diary.max_body_bytes),
         deps=service.dependencies(settings),
         settings=settings,
         now=_now(),

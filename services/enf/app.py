@@ -150,7 +150,7 @@ def get_exposure_settings() -> Response:
 
 @app.route("/settings/notification", methods=["GET"])
 def get_notification_settings() -> Response:
-    return json_response(_service().notification_config(enf_settings()))
+    return json_response(_service().notification_config(enf_settings(), _ports()))
 
 
 @app.route("/metrics", methods=["POST"])

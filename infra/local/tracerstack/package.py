@@ -306,6 +306,15 @@ def service_policy(service: str, outputs: Mapping[str, str]) -> dict[str, Any]:
             },
             {"Effect": "Allow", "Action": ["sms-voice:SendTextMessage"], "Resource": "*"},
             {
+                # The operator-changeable client documents (exposure and notification
+                # settings); a missing parameter means "serve the shipped default".
+                "Effect": "Allow",
+                "Action": ["ssm:GetParameter"],
+                "Resource": (
+                    f"arn:{partition}:ssm:{account_region}:parameter/covidtracer/${{Stage}}/enf/*"
+                ),
+            },
+            {
                 "Effect": "Allow",
                 "Action": ["cloudwatch:PutMetricData"],
                 "Resource": "*",

@@ -8,7 +8,8 @@ the project's adapters run their real HTTP code locally and in tests:
   (else 400 ``{"error": "invalid_consent_code"}``); any other ``POST`` is recorded and
   answered 202.
 - FCM HTTP v1: ``POST /fcm/v1/projects/{project}/messages:send`` with a bearer token the
-  stand-in issued (else 401 ``UNAUTHENTICATED``); OAuth2 token at ``POST /oauth2/token``
+  stand-in issued (else 401 ``UNAUTHENTICATED``) and platform blocks FCM would accept (else
+  400 ``INVALID_ARGUMENT``); OAuth2 token at ``POST /oauth2/token``
   for a JWT-bearer grant (form ``grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer``
   and a three-part ``assertion``, else 400 ``invalid_grant``), as Google's token URI.
 - SMS, Twilio-style: ``POST /sms/2010-04-01/Accounts/{sid}/Messages.json`` (form encoded).
@@ -87,6 +88,30 @@ class PartnerState:
                     subject=message.get("subject", ""),
                     sender=message.get("source"),
                 )
+
+
+def _fcm_platform_blocks_valid(message: dict[str, Any]) -> bool:
+    """FCM's own checks of the platform blocks: data values, APNs headers are strings;
+    ``android.priority`` is ``normal`` or ``high``; the APNs payload is an object."""
+    data = message.get("data", {})
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        return False
+    android = message.get("android", {})
+    if not isinstance(android, dict) or android.get("priority", "normal") not in (
+        "normal",
+        "high",
+    ):
+        return False
+    apns = message.get("apns", {})
+    if not isinstance(apns, dict):
+        return False
+    headers = apns.get("headers", {})
+    payload = apns.get("payload", {})
+    return (
+        isinstance(headers, dict)
+        and all(isinstance(v, str) for v in headers.values())
+        and isinstance(payload, dict)
+    )
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -206,7 +231,11 @@ class _Handler(BaseHTTPRequestHandler):
             return
         body = self._json(raw)
         message = body.get("message") if isinstance(body, dict) else None
-        if not isinstance(message, dict) or not (message.get("topic") or message.get("token")):
+        if (
+            not isinstance(message, dict)
+            or not (message.get("topic") or message.get("token"))
+            or not _fcm_platform_blocks_valid(message)
+        ):
             self._send(400, {"error": {"status": "INVALID_ARGUMENT"}})
             return
         self.state.record("push", message.get("topic") or message.get("token"), raw.decode())

@@ -2,8 +2,9 @@
 
 ``up`` starts, in order: moto in server mode, PostgreSQL (``DATABASE_URL``'s server, or an
 embedded one with its data under ``.local/pgdata``), the AWS resources from
-``infra/templates``, the ENF migrations, the partner stand-ins, both APIs under
-``chalice local --no-autoreload``, the job scheduler and the stream poller. It returns once
+``infra/templates``, the ENF migrations, the partner stand-ins, the edge stand-in (CloudFront:
+the feed and the ENF files, anonymously), both APIs under ``chalice local --no-autoreload``,
+the job scheduler and the stream poller. It returns once
 both ``/health`` endpoints answer 200 and ``.local/stack.json`` is written. Every process
 it starts is recorded in ``.local/run.json`` with its command line, and ``down`` ends exactly those.
 
@@ -36,6 +37,9 @@ LOCAL_DIR = Path(os.environ.get("COVIDTRACER_LOCAL_DIR", REPO_ROOT / ".local"))
 HOST = "127.0.0.1"
 LOCAL_DATABASE = "covidtracer_local"
 FEED_OBJECT = "current-exposure-events.json"
+# The local stage's export window (minutes): a developer's upload is listed within about
+# two minutes (the window, the export's settle time, one run of the per-minute job).
+LOCAL_EXPORT_WINDOW_MINUTES = "1"
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,7 @@ class Ports:
     partners: int
     details: int
     enf: int
+    edge: int
 
     @classmethod
     def from_env(cls) -> Ports:
@@ -52,6 +57,7 @@ class Ports:
             partners=int(os.environ.get("PARTNERS_PORT", "8025")),
             details=int(os.environ.get("DETAILS_PORT", "8000")),
             enf=int(os.environ.get("ENF_PORT", "8001")),
+            edge=int(os.environ.get("EDGE_PORT", "8026")),
         )
 
 
@@ -192,6 +198,10 @@ def _migrate(database_url: str) -> None:
     conn = psycopg2.connect(database_url)
     try:
         ran = migrations.migrate(conn, directory)
+        # The export bucket is new in moto's memory: the files a previous run recorded are
+        # gone with it, so forget them and the next export rebuilds them from the keys kept.
+        with conn, conn.cursor() as cur:
+            cur.execute("DELETE FROM export_files")
     finally:
         conn.close()
     _say(f"ENF migrations: {', '.join(ran) if ran else 'up to date'}")
@@ -247,6 +257,7 @@ def up() -> None:
 
         partners_url = f"http://{HOST}:{ports.partners}"
         env = service_environment(boot, partners_url=partners_url, database_url=database_url)
+        env["ENF_EXPORT_WINDOW_MINUTES"] = LOCAL_EXPORT_WINDOW_MINUTES
         (LOCAL_DIR / "env.json").write_text(json.dumps(env, indent=2))
 
         partners = _start(
@@ -265,6 +276,26 @@ def up() -> None:
             {},
         )
         run["processes"].append(partners)
+        edge = _start(
+            "edge",
+            [
+                python,
+                "-m",
+                "tracerstack.edge",
+                "--host",
+                HOST,
+                "--port",
+                str(ports.edge),
+                "--aws-endpoint",
+                aws,
+                "--feed-bucket",
+                boot.outputs["FeedBucket"],
+                "--enf-bucket",
+                boot.outputs["EnfExportsBucket"],
+            ],
+            env,
+        )
+        run["processes"].append(edge)
         chalice = str(Path(python).parent / "chalice")
         for name, port in (("details", ports.details), ("enf", ports.enf)):
             run["processes"].append(
@@ -293,10 +324,15 @@ def up() -> None:
         _save_run(run)
 
         _wait_http(f"{partners_url}/health", "partners", 20, partners)
+        _wait_http(f"http://{HOST}:{ports.edge}/_health", "edge", 20, edge)
         apis = {r["name"]: r for r in run["processes"] if r["name"] in ("details", "enf")}
         for name, port in (("details", ports.details), ("enf", ports.enf)):
             _wait_http(f"http://{HOST}:{port}/health", name, 45, apis[name])
 
+        # Publish the (empty) feed now, as the deployed schedule has long since done: the
+        # URL phones read answers 200 from the first minute, not CloudFront's 403.
+        if jobs.run("events-feed", env) != 0:
+            raise StackError("the first exposure-events feed was not written; see the output")
         stack = _stack_json(boot, ports, env)
         (LOCAL_DIR / "stack.json").write_text(json.dumps(stack, indent=2))
     except BaseException:
@@ -307,6 +343,7 @@ def up() -> None:
     _say(f"  details API  {stack['details_api']}")
     _say(f"  ENF API      {stack['enf_api']}")
     _say(f"  outbox       {stack['outbox']}")
+    _say(f"  feed         {stack['exposure_events_url']}")
     _say("  settings     .local/stack.json   logs .local/logs/   stop: make stop")
 
 
@@ -316,11 +353,14 @@ def _stack_json(boot: Any, ports: Ports, env: dict[str, str]) -> dict[str, Any]:
     out = boot.outputs
     public_key = kms.get_public_key(KeyId=out["ExportSigningKeyId"])["PublicKey"]
     partners = f"http://{HOST}:{ports.partners}"
+    edge = f"http://{HOST}:{ports.edge}"
     return {
         "details_api": f"http://{HOST}:{ports.details}",
         "enf_api": f"http://{HOST}:{ports.enf}",
         "aws_endpoint": boot.endpoint_url,
-        "exposure_events_url": f"{boot.endpoint_url}/{out['FeedBucket']}/{FEED_OBJECT}",
+        # What CloudFront serves in AWS, anonymously: the edge stand-in.
+        "exposure_events_url": f"{edge}/feed/{FEED_OBJECT}",
+        "enf_files_url": f"{edge}/enf",
         "client_ids": client_ids(boot.outputs),
         "ncts_api_key": secrets.get_secret_value(SecretId=out["NctsApiKeySecretArn"])[
             "SecretString"

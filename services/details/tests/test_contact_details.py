@@ -98,13 +98,43 @@ def test_a_person_saves_reads_patches_and_deletes_their_details(
     assert api.send("DELETE", PATH, headers=me.headers)[0] == 204  # a retry is fine
 
 
-def test_a_patch_before_any_put_is_not_found_and_creates_nothing(
+def test_the_first_patch_after_sign_in_creates_the_record(
+    api: Api, sign_in: Callable[[], SignedIn], aws_stack: Bootstrap
+) -> None:
+    """Apps 3.0.0-6.1.1 send exactly this once after the first sign-in, with no record yet,
+    and never PUT (CLIENTS.md): a 404 here lost every new user's details."""
+    me = sign_in()
+    onboarding = {"firstName": "Kiri", "lastName": "Ngata", "phone": "+64 210 123 456"}
+    status, headers, created = api.send("PATCH", PATH, onboarding, me.headers)
+    assert status == 200, created
+    assert headers["Cache-Control"] == "no-store"
+    assert created == {
+        "firstName": "Kiri",
+        "lastName": "Ngata",
+        "phone": "+64210123456",
+        "email": me.email,
+        "updatedAt": created["updatedAt"],
+    }
+    assert api.send("GET", PATH, headers=me.headers)[2] == created
+    item = _stored_item(aws_stack, me.user_id)
+    assert item is not None
+    assert set(item) == {"userId", "email", "firstName", "lastName", "phone", "updatedAt"}
+
+
+def test_a_creating_patch_needs_both_names_and_may_leave_out_the_phone(
     api: Api, sign_in: Callable[[], SignedIn], aws_stack: Bootstrap
 ) -> None:
     me = sign_in()
     status, _, body = api.send("PATCH", PATH, {"firstName": "Kiri"}, me.headers)
-    assert (status, body["type"]) == (404, "urn:errors:not-found")
+    assert (status, list(body["errors"])) == (400, ["LastName"])
     assert _stored_item(aws_stack, me.user_id) is None
+    status, _, body = api.send("PATCH", PATH, {}, me.headers)
+    assert (status, body["type"]) == (404, "urn:errors:not-found")
+    names = {"firstName": "Kiri", "lastName": "Ngata"}
+    status, _, created = api.send("PATCH", PATH, names, me.headers)
+    assert status == 200 and "phone" not in created
+    item = _stored_item(aws_stack, me.user_id)
+    assert item is not None and "phone" not in item
 
 
 def test_a_patch_may_clear_optional_fields_but_not_required_ones(
@@ -265,7 +295,9 @@ def test_another_persons_token_never_reads_or_changes_my_record(
 
     status, _, body = api.send("GET", PATH, headers=bob.headers)
     assert status == 404 and "Aroha" not in json.dumps(body)
-    assert api.send("PATCH", PATH, {"firstName": "Mallory"}, bob.headers)[0] == 404
+    # Bob has no record: his PATCH could only create his own (and lacks a last name).
+    assert api.send("PATCH", PATH, {"firstName": "Mallory"}, bob.headers)[0] == 400
+    assert _stored_item(aws_stack, bob.user_id) is None
     status, _, body = api.send("PUT", PATH, {**MINIMAL, "userId": alice.user_id}, bob.headers)
     assert (status, list(body["errors"])) == (400, ["UserId"])
     assert api.send("GET", f"{PATH}/{alice.user_id}", headers=bob.headers)[0] in (403, 404)

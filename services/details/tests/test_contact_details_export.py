@@ -107,3 +107,36 @@ def test_details_changed_through_the_api_arrive_in_the_export_file_and_a_delete_
     }
     deleted_at = parse_iso(tombstone["updatedAt"])
     assert before_delete - timedelta(seconds=1) <= deleted_at <= datetime.now(UTC)
+
+
+def test_the_onboarding_patch_of_a_new_user_reaches_the_export_file(
+    api: Api, sign_in: Callable[[], SignedIn], aws_stack: Bootstrap
+) -> None:
+    """The journey of apps 3.0.0-6.1.1: one PATCH right after the first sign-in, no record
+    yet (CLIENTS.md) -> the record -> NCTS's file. A phone-less PATCH still reaches it."""
+    rig = Rig(aws_stack)
+    new, quiet = sign_in(), sign_in()
+    onboarding = {"firstName": "Kiri", "lastName": "Ngata", "phone": "+64 210 123 456"}
+    status, _, kiri = api.send("PATCH", PATH, onboarding, new.headers)
+    assert status == 200, kiri
+    names = {"firstName": "Bo", "lastName": "Ngata"}
+    status, _, bo = api.send("PATCH", PATH, names, quiet.headers)
+    assert status == 200, bo
+    assert rig.pump() >= 2  # two INSERTs (and whatever earlier tests of the module left)
+    result = rig.export(datetime.now(UTC))
+    assert result.key is not None
+    lines = {line["userId"]: line for line in rig.lines(result.key)}
+    assert lines[new.user_id] == {
+        "userId": new.user_id,
+        "email": new.email,
+        "firstName": "Kiri",
+        "middleName": None,
+        "lastName": "Ngata",
+        "phone": "+64210123456",
+        "dateOfBirth": None,
+        "gender": None,
+        "ethnicity": None,
+        "updatedAt": kiri["updatedAt"],
+        "deleted": False,
+    }
+    assert lines[quiet.user_id]["phone"] is None and lines[quiet.user_id]["firstName"] == "Bo"

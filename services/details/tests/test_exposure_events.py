@@ -107,6 +107,13 @@ def test_an_event_is_stored_pushed_and_published_with_every_value_a_string(
                 "type": "exposure-event-notifications",
                 "payload": json.dumps([feed_item(body)], separators=(",", ":")),
             },
+            # CLIENTS.md: without these an iOS app is not woken in the background and
+            # Android defers the message.
+            "apns": {
+                "headers": {"apns-push-type": "background", "apns-priority": "5"},
+                "payload": {"aps": {"content-available": 1}},
+            },
+            "android": {"priority": "high"},
         }
     }
     assert json.loads(message["message"]["data"]["payload"]) == [feed_item(body)]

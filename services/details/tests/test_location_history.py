@@ -34,7 +34,7 @@ def _entry(**overrides: Any) -> dict[str, Any]:
 _MISSING: Any = object()
 
 
-def _issue_code(partners: Partners) -> str:
+def issue_code(partners: Partners) -> str:
     request = urllib.request.Request(f"{partners.url}/consent-codes", data=b"{}", method="POST")
     with urllib.request.urlopen(request, timeout=10) as response:
         return str(json.load(response)["consentCode"])
@@ -50,7 +50,6 @@ def _issue_code(partners: Partners) -> str:
         ({"consentCode": 123456, "locations": [_entry()]}, "ConsentCode"),
         ({"consentCode": "A1B2C3"}, "Locations"),
         ({"consentCode": "A1B2C3", "locations": []}, "Locations"),
-        ({"consentCode": "A1B2C3", "locations": [_entry()] * 1001}, "Locations"),
         ({"consentCode": "A1B2C3", "locations": {"0": _entry()}}, "Locations"),
         ({"consentCode": "A1B2C3", "locations": ["x"]}, "Locations[0]"),
         ({"consentCode": "A1B2C3", "locations": [_entry(entryType=2)]}, "Locations[0].EntryType"),
@@ -92,7 +91,7 @@ def test_each_rule_is_a_400_naming_the_field(
 def test_a_manual_entry_with_an_empty_gln_and_a_note_of_255_is_accepted(
     api: Api, outbox: Partners
 ) -> None:
-    code = _issue_code(outbox)
+    code = issue_code(outbox)
     entry = _entry(gln="", entryType=1, note="n" * 255)
     assert api.send("POST", PATH, {"consentCode": code, "locations": [entry]})[0] == 204
     (sent,) = outbox.outbox()
@@ -100,7 +99,7 @@ def test_a_manual_entry_with_an_empty_gln_and_a_note_of_255_is_accepted(
 
 
 def test_entries_older_than_60_days_never_reach_ncts(api: Api, outbox: Partners) -> None:
-    code = _issue_code(outbox)
+    code = issue_code(outbox)
     now = datetime.now(UTC)
     recent = _entry(time=_iso(now - timedelta(days=59, hours=23)), locationName="Recent")
     old = _entry(time=_iso(now - timedelta(days=60, minutes=5)), locationName="Old")
@@ -127,7 +126,7 @@ def test_a_code_ncts_did_not_issue_is_a_validation_error_on_consent_code(
 
 
 def test_ncts_down_is_a_503_and_nothing_is_sent(api: Api, outbox: Partners) -> None:
-    code = _issue_code(outbox)
+    code = issue_code(outbox)
     outbox.outage("ncts", 503)
     status, headers, problem = api.send(
         "POST", PATH, {"consentCode": code, "locations": [_entry()]}
@@ -136,4 +135,44 @@ def test_ncts_down_is_a_503_and_nothing_is_sent(api: Api, outbox: Partners) -> N
     assert problem["type"] == "urn:errors:unavailable"
     assert headers["Retry-After"]
     assert code not in json.dumps(problem)
+    assert outbox.outbox() == []
+
+
+def heavy_diary(count: int) -> list[dict[str, Any]]:
+    """A heavy user's 60 days: ``count`` scans spread over them, each place named and noted."""
+    now = datetime.now(UTC)
+    step = timedelta(days=59) / count
+    return [
+        _entry(
+            gln=f"94293{n:08d}",
+            locationName=f"Place number {n} on Lambton Quay",
+            note="with the team" if n % 3 else "",
+            entryType=n % 2,
+            time=_iso(now - timedelta(minutes=5) - step * n),
+        )
+        for n in range(count)
+    ]
+
+
+@pytest.mark.parametrize("count", [3_000, 10_000])
+def test_a_heavy_users_whole_60_day_diary_reaches_ncts_without_loss(
+    api: Api, outbox: Partners, count: int
+) -> None:
+    """Apps 3.0.0-6.0.0 send the whole 60-day diary in one request (CLIENTS.md): 15-30 scans
+    a day is thousands of entries; a refusal means the diary cannot be shared at all."""
+    code = issue_code(outbox)
+    diary = heavy_diary(count)
+    status, _, problem = api.send("POST", PATH, {"consentCode": code, "locations": diary})
+    assert status == 204, problem
+    (sent,) = outbox.outbox()
+    assert json.loads(sent["body"]) == {"consentCode": code, "locations": diary}
+
+
+def test_a_diary_is_bounded_by_size_as_lambda_bounds_a_request(api: Api, outbox: Partners) -> None:
+    # ~6.3 MB of entries: over Lambda's 6 MB, refused whole; nothing reaches NCTS.
+    code = issue_code(outbox)
+    big = [_entry(locationName="L" * 255, note="n" * 255) for _ in range(10_500)]
+    status, _, problem = api.send("POST", PATH, {"consentCode": code, "locations": big})
+    assert status == 413
+    assert problem["type"] == "urn:errors:payload-too-large"
     assert outbox.outbox() == []

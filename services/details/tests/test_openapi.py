@@ -101,7 +101,7 @@ def test_a_real_http_round_trip_through_chalice_local(
         urllib.request.urlopen(request, timeout=10)
     assert caught.value.code == 400
     assert json.load(caught.value)["errors"] == {
-        "Locations": ["Send between 1 and 1000 locations."]
+        "Locations": ["Send at least one location."]
     }
     assert caught.value.headers["Cache-Control"] == "no-store"
 

@@ -315,6 +315,13 @@ def test_exposure_settings_are_a_json_string_for_registered_phones(client: Any) 
     assert phone.request("GET", "/settings/exposures?os=web").status_code == 400
 
 
+def _notification_default() -> dict[str, Any]:
+    from importlib import resources
+
+    raw = resources.files("covidtracer.enf").joinpath("notification_settings.json").read_text()
+    return json.loads(raw)  # type: ignore[no-any-return]
+
+
 def test_notification_settings_need_no_token_and_come_from_configuration(
     enf_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -322,13 +329,23 @@ def test_notification_settings_need_no_token_and_come_from_configuration(
 
     with Client(app) as client:
         default = json.loads(client.http.get("/settings/notification").body)
-    assert {"callbackEnabled", "vaccinePassLinkDisabled", "alertBuckets"} <= set(default)
-    monkeypatch.setenv("ENF_NOTIFICATION_CONFIG", '{"callbackEnabled": false}')
+    assert default == _notification_default()
+    stage_default = {**default, "callbackEnabled": False}
+    monkeypatch.setenv("ENF_NOTIFICATION_CONFIG", json.dumps(stage_default))
     settings.reset()
     with Client(app) as client:
-        assert json.loads(client.http.get("/settings/notification").body) == {
-            "callbackEnabled": False
-        }
+        assert json.loads(client.http.get("/settings/notification").body) == stage_default
+
+
+def test_a_stage_default_a_phone_would_misread_stops_the_service(
+    enf_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ENF_NOTIFICATION_CONFIG", '{"callbackEnabled": false}')
+    settings.reset()
+    from app import app
+
+    with Client(app) as client:
+        assert client.http.get("/settings/notification").status_code == 500
 
 
 def test_metrics_are_counted_once_per_interval(client: Any, enf_env: dict[str, str]) -> None:
@@ -342,6 +359,27 @@ def test_metrics_are_counted_once_per_interval(client: Any, enf_env: dict[str, s
     assert _sql(enf_env, "SELECT event, os, version, value FROM metrics") == [
         ("CONTACT_UPLOAD", "ios", "6.1.0", 1)
     ]
+
+
+@pytest.mark.parametrize(
+    ("event", "payload"),
+    [
+        ("CONTACT_NOTIFICATION", {"version": 2, "riskScore": 15}),
+        ("DAILY_ACTIVE_TRACE", None),
+        ("LOG_ERROR", {"description": "Failed to retrieve settings", "error": "decoding"}),
+        ("CALLBACK_REQUEST", None),
+    ],
+)
+def test_the_plugins_four_metrics_are_accepted(
+    client: Any, enf_env: dict[str, str], event: str, payload: dict[str, Any] | None
+) -> None:
+    # CLIENTS.md: what the plugin sends, as it sends it (payload an object, or no payload).
+    phone = Phone(client)
+    body: dict[str, Any] = {"os": "android", "event": event, "version": "8.0.0"}
+    if payload is not None:
+        body["payload"] = payload
+    assert phone.request("POST", "/metrics", body).status_code == 204
+    assert _sql(enf_env, "SELECT event, os, value FROM metrics") == [(event, "android", 1)]
 
 
 def test_a_callback_reaches_ncts(client: Any, outbox: Any) -> None:
@@ -367,7 +405,9 @@ def test_an_ncts_outage_is_503_and_the_callback_can_be_retried(client: Any, outb
 def test_a_disabled_callback_is_400_disabled(
     enf_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("ENF_NOTIFICATION_CONFIG", '{"callbackEnabled": false}')
+    monkeypatch.setenv(
+        "ENF_NOTIFICATION_CONFIG", json.dumps({**_notification_default(), "callbackEnabled": False})
+    )
     settings.reset()
     from app import app
 

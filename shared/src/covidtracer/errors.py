@@ -11,6 +11,7 @@
     ├── NotFound                404  urn:errors:not-found
     ├── Conflict                409  urn:errors:conflict
     ├── Gone                    410  urn:errors:gone          (ENF: expired code or token)
+    ├── PayloadTooLarge         413  urn:errors:payload-too-large (over Lambda's 6 MB)
     ├── TooManyRequests         429  urn:errors:too-many-requests (+ Retry-After)
     ├── Unavailable             503  urn:errors:unavailable   (a dependency is down)
     └── InternalError           500  urn:errors:internal
@@ -126,6 +127,12 @@ class Gone(DomainError):
     type = "urn:errors:gone"
     status = 410
     title = "The code or token has expired."
+
+
+class PayloadTooLarge(DomainError):
+    type = "urn:errors:payload-too-large"
+    status = 413
+    title = "The request body is too large."
 
 
 class TooManyRequests(DomainError):

@@ -23,7 +23,13 @@ from chalice import Chalice, Response  # type: ignore[attr-defined]
 from chalice.app import Request
 
 from covidtracer import logs
-from covidtracer.errors import DomainError, InternalError, NotFound, ValidationError
+from covidtracer.errors import (
+    DomainError,
+    InternalError,
+    NotFound,
+    PayloadTooLarge,
+    ValidationError,
+)
 
 log = logs.get_logger(__name__)
 
@@ -31,6 +37,10 @@ JSON = "application/json"
 PROBLEM_JSON = "application/problem+json"
 
 _CHALICE_STATUS_TO_ERROR: dict[int, type[DomainError]] = {404: NotFound, 403: NotFound}
+
+# Lambda refuses a synchronous request over 6 MB (API Gateway's own limit is 10 MB): the
+# bound every body has in AWS, enforced here too so `chalice local` answers the same.
+MAX_BODY_BYTES = 6_000_000
 
 
 def error_response(error: DomainError) -> Response:
@@ -53,9 +63,14 @@ def no_content() -> Response:
     return Response(body="", status_code=204, headers={"Cache-Control": "no-store"})
 
 
-def json_body(request: Request, *, required: bool = True) -> dict[str, Any]:
-    """The request's JSON object; malformed JSON or a non-object is a validation error."""
+def json_body(
+    request: Request, *, required: bool = True, max_bytes: int = MAX_BODY_BYTES
+) -> dict[str, Any]:
+    """The request's JSON object; malformed JSON or a non-object is a validation error, a
+    body over ``max_bytes`` is ``PayloadTooLarge``."""
     raw = request.raw_body
+    if raw and len(raw) > max_bytes:
+        raise PayloadTooLarge(f"The body must be at most {max_bytes} bytes.")
     if not raw:
         if required:
             raise ValidationError.of("Body", "A JSON body is required.")

@@ -236,7 +236,10 @@ class DiarySettings:
 
     # Diary entries are kept 60 days (DESIGN §8): older ones never leave the backend.
     retention_days: int = 60
-    max_locations: int = 1000
+    # Older apps send the whole 60-day diary at once (CLIENTS.md): thousands of entries for a
+    # heavy user. So the upload is bounded by size, as in AWS: Lambda takes a request of at
+    # most 6 MB (API Gateway's own limit, 10 MB, is higher), ~30,000 typical entries.
+    max_body_bytes: int = 6_000_000
     # Phones' clocks drift; an entry a few minutes "in the future" is still a real visit.
     clock_skew_seconds: int = 300
 
@@ -244,7 +247,7 @@ class DiarySettings:
     def read(cls, env: _Env) -> DiarySettings:
         return cls(
             retention_days=env.integer("DIARY_RETENTION_DAYS", 60, 1, 365),
-            max_locations=env.integer("DIARY_MAX_LOCATIONS", 1000, 1, 10_000),
+            max_body_bytes=env.integer("DIARY_MAX_BODY_BYTES", 6_000_000, 100_000, 6_000_000),
             clock_skew_seconds=env.integer("DIARY_CLOCK_SKEW_SECONDS", 300, 0, 3600),
         )
 
@@ -514,7 +517,8 @@ SMS_PROVIDERS = ("twilio", "aws")
 # Keys older than this cannot matter any more (the incubation period plus a margin), and a
 # retention this short would delete keys phones have not downloaded yet.
 MIN_KEY_RETENTION_DAYS = 10
-# Google's key-server ceiling: a phone holds at most 14 days of keys plus today's.
+# Google's key-server limit per upload: a phone hands over today's key plus 14 days, and a
+# new key each time exposure notifications are switched off and on (CLIENTS.md).
 MAX_KEYS_PER_UPLOAD_CEILING = 30
 
 
@@ -556,7 +560,6 @@ class EnfKeySettings:
     max_keys_per_upload: int
     max_keys_per_start_interval: int
     max_key_age_days: int
-    onset_grace_days: int
     max_symptom_onset_age_days: int
     retention_days: int
 
@@ -564,11 +567,13 @@ class EnfKeySettings:
     def read(cls, env: _Env) -> EnfKeySettings:
         settings = cls(
             max_keys_per_upload=env.integer(
-                "ENF_MAX_KEYS_PER_UPLOAD", 14, 1, MAX_KEYS_PER_UPLOAD_CEILING
+                "ENF_MAX_KEYS_PER_UPLOAD",
+                MAX_KEYS_PER_UPLOAD_CEILING,
+                1,
+                MAX_KEYS_PER_UPLOAD_CEILING,
             ),
             max_keys_per_start_interval=env.integer("ENF_MAX_KEYS_PER_START_INTERVAL", 3, 1, 10),
             max_key_age_days=env.integer("ENF_MAX_KEY_AGE_DAYS", 15, 1, 30),
-            onset_grace_days=env.integer("ENF_ONSET_GRACE_DAYS", 0, 0, 14),
             max_symptom_onset_age_days=env.integer("ENF_MAX_SYMPTOM_ONSET_AGE_DAYS", 28, 1, 60),
             retention_days=env.integer("ENF_KEY_RETENTION_DAYS", 14, 1, 60),
         )
@@ -670,6 +675,9 @@ class SmsSettings:
         return settings
 
 
+MINUTES_PER_DAY = 1440
+
+
 @dataclass(frozen=True)
 class EnfExportSettings:
     """The export job's file identity and discovery limits (DESIGN §4 "Export")."""
@@ -688,6 +696,14 @@ class EnfExportSettings:
     file_retention_days: int
     list_default_limit: int
     list_max_limit: int
+    # Length of the delta windows: an upload is listed within one window plus one 5-minute
+    # run, and its upload time is known to an observer only to within one window. One hour
+    # by default: Google's reference server truncates upload times to the hour for that
+    # privacy reason, and phones check every few hours, so a shorter window would only
+    # reveal more. Each delta holds the day so far and supersedes the last, so the discovery
+    # bounds (15 files for a new phone, 2 per 3-hourly check) hold for any length. The local
+    # stack uses 1 minute, so a developer's upload is listed within minutes.
+    window_minutes: int = 60
 
     @classmethod
     def read(cls, env: _Env) -> EnfExportSettings:
@@ -702,7 +718,14 @@ class EnfExportSettings:
             file_retention_days=env.integer("ENF_EXPORT_FILE_RETENTION_DAYS", 14, 1, 60),
             list_default_limit=env.integer("ENF_EXPORT_LIST_DEFAULT_LIMIT", 100, 1, 1000),
             list_max_limit=env.integer("ENF_EXPORT_LIST_MAX_LIMIT", 1000, 1, 10_000),
+            window_minutes=env.integer("ENF_EXPORT_WINDOW_MINUTES", 60, 1, 1440),
         )
+        if settings.window_minutes > 0 and MINUTES_PER_DAY % settings.window_minutes:
+            # Windows are cut from midnight UTC: they must tile the day exactly.
+            env.problems.append(
+                f"ENF_EXPORT_WINDOW_MINUTES must divide a day ({MINUTES_PER_DAY} minutes), "
+                f"got {settings.window_minutes}"
+            )
         if settings.file_retention_days < MIN_KEY_RETENTION_DAYS:
             env.problems.append(
                 f"ENF_EXPORT_FILE_RETENTION_DAYS must be at least {MIN_KEY_RETENTION_DAYS}"
@@ -714,6 +737,40 @@ class EnfExportSettings:
                 "ENF_EXPORT_LIST_DEFAULT_LIMIT must not exceed ENF_EXPORT_LIST_MAX_LIMIT"
             )
         return settings
+
+
+@dataclass(frozen=True)
+class EnfClientConfigSettings:
+    """Where an operator keeps the stage's exposure configuration and notification settings
+    (Parameter Store, one JSON document each), and how long a Lambda keeps what it read.
+    A parameter that does not exist means the stage default (``covidtracer.enf.
+    client_config_store``); ``-`` means none is read at all."""
+
+    exposure_parameter: str | None
+    notification_parameter: str | None
+    # A minute: an operator's change reaches every phone's next check, at one Parameter Store
+    # read per document per minute per warm Lambda.
+    cache_seconds: int = 60
+
+    @classmethod
+    def read(cls, env: _Env, stage: str) -> EnfClientConfigSettings:
+        prefix = f"/covidtracer/{stage}/enf"
+        names = {
+            "exposure": env.text("ENF_EXPOSURE_CONFIG_PARAMETER", f"{prefix}/exposure-config"),
+            "notification": env.text(
+                "ENF_NOTIFICATION_CONFIG_PARAMETER", f"{prefix}/notification-config"
+            ),
+        }
+        for kind, name in names.items():
+            if name != "-" and not name.startswith("/"):
+                env.problems.append(
+                    f"ENF_{kind.upper()}_CONFIG_PARAMETER must be a parameter path (/…) or -"
+                )
+        return cls(
+            exposure_parameter=None if names["exposure"] == "-" else names["exposure"],
+            notification_parameter=None if names["notification"] == "-" else names["notification"],
+            cache_seconds=env.integer("ENF_CLIENT_CONFIG_CACHE_SECONDS", 60, 0, 3600),
+        )
 
 
 @dataclass(frozen=True)
@@ -737,9 +794,12 @@ class EnfSettings:
     # are refused. JSON object, e.g. {"CONTACT_UPLOAD": 86400}.
     metrics_intervals: Mapping[str, int]
     callback_interval_seconds: int
-    # JSON documents served to phones; None means the defaults shipped in the package.
+    # The stage's default documents served to phones (None: the ones shipped in the package);
+    # an operator's document in Parameter Store (``client_config``) takes their place.
     exposure_config_json: str | None
     notification_config_json: str | None
+
+    client_config: EnfClientConfigSettings
 
     @property
     def attestation_platforms(self) -> tuple[str, ...]:
@@ -767,17 +827,22 @@ class EnfSettings:
             callback_interval_seconds=env.integer("ENF_CALLBACK_INTERVAL_SECONDS", 3600, 0),
             exposure_config_json=_json_document(env, "ENF_EXPOSURE_CONFIG"),
             notification_config_json=_json_document(env, "ENF_NOTIFICATION_CONFIG"),
+            client_config=EnfClientConfigSettings.read(env, stage),
         )
         _raise_if_problems("enf", env)
         return settings
 
 
-# The app's metric events (COVID Green's names) and how often one registration may send each.
+# The metric events (COVID Green's names) and how often one registration may send each. The
+# exposure-notification plugin sends the first four (CLIENTS.md): LOG_ERROR is its only
+# report that an exposure check failed, so refusing it would hide every such failure.
 DEFAULT_METRICS_INTERVALS: Mapping[str, int] = {
     "CONTACT_NOTIFICATION": 3600,
+    "DAILY_ACTIVE_TRACE": 86_400,
+    "LOG_ERROR": 3600,
+    "CALLBACK_REQUEST": 3600,
     "CONTACT_UPLOAD": 86_400,
     "CALLBACK_OPTIN": 3600,
-    "DAILY_ACTIVE_TRACE": 86_400,
     "UPLOAD_VERIFICATION_FAILED": 60,
     "CHECK_IN": 3600,
 }

@@ -151,6 +151,10 @@ def _token(
     return token, registration_id
 
 
+# The days the shipped exposure configuration scores as infectious.
+INFECTIOUS = frozenset(range(-5, 11))
+
+
 def test_fifty_concurrent_one_statement_uploads_of_one_token_give_exactly_one_success(
     dsn: str,
 ) -> None:
@@ -165,7 +169,7 @@ def test_fifty_concurrent_one_statement_uploads_of_one_token_give_exactly_one_su
             with conn.cursor() as cur:
                 key = ExposureKey(bytes([index]) * 16, today, 144, 0)
                 stored = sql.claim_and_insert_keys(
-                    cur, token, registration_id, [key], NOW, onset_grace_days=0
+                    cur, token, registration_id, [key], NOW, infectious_days=INFECTIOUS
                 )
                 return stored is not None
         finally:
@@ -183,13 +187,20 @@ def test_the_one_statement_upload_stores_exactly_what_the_model_keeps(dsn: str) 
         for day in range(16)
         for offset in (0, 71)
     ] + [ExposureKey(b"s" * 16, today - 144 * 5, 10, 0)]
-    for onset_days_ago, grace in [(3, 0), (3, 1), (0, 0), (15, 2), (-1, 0)]:
+    every_day = frozenset(range(-14, 15))
+    configurations = [INFECTIOUS, every_day, frozenset({-2, 0, 7}), frozenset()]
+    for onset_days_ago, days in [
+        (3, INFECTIOUS),
+        (0, INFECTIOUS),
+        (15, every_day),
+        (-1, INFECTIOUS),
+    ] + [(5, days) for days in configurations]:
         onset = NOW.date() - timedelta(days=onset_days_ago)
         with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
             cur.execute("DELETE FROM exposures")
             token, registration_id = _token(cur, onset=onset)
             stored = sql.claim_and_insert_keys(
-                cur, token, registration_id, keys, NOW, onset_grace_days=grace
+                cur, token, registration_id, keys, NOW, infectious_days=days
             )
             cur.execute(
                 "SELECT key_data, rolling_start_number, rolling_period, transmission_risk_level,"
@@ -197,9 +208,9 @@ def test_the_one_statement_upload_stores_exactly_what_the_model_keeps(dsn: str) 
             )
             rows = {StoredKey(bytes(r[0]), *r[1:]) for r in cur.fetchall()}
         expected = model.keys_to_store(
-            keys, symptom_onset=onset, report_type=1, rules=model.KeyRules(onset_grace_days=grace)
+            keys, symptom_onset=onset, report_type=1, infectious_days=days
         )
-        assert rows == set(expected), (onset_days_ago, grace)
+        assert rows == set(expected), (onset_days_ago, sorted(days))
         assert stored == len(expected)
 
 
@@ -210,12 +221,17 @@ def test_a_one_statement_upload_claims_nothing_with_a_used_expired_or_other_toke
     with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
         expired, owner = _token(cur, expires_at=NOW)
         used, user = _token(cur)
-        assert sql.claim_and_insert_keys(cur, used, user, [key], NOW, onset_grace_days=0) == 1
+        assert (
+            sql.claim_and_insert_keys(cur, used, user, [key], NOW, infectious_days=INFECTIOUS) == 1
+        )
         other = _registration(cur)
         for token, registration in [(expired, owner), (used, user), (used, other)]:
-            assert sql.claim_and_insert_keys(
-                cur, token, registration, [key], NOW, onset_grace_days=0
-            ) is None
+            assert (
+                sql.claim_and_insert_keys(
+                    cur, token, registration, [key], NOW, infectious_days=INFECTIOUS
+                )
+                is None
+            )
         assert sql.upload_token_state(cur, expired, owner) == (False, NOW)
         assert sql.upload_token_state(cur, used, user) == (True, NOW + timedelta(1))
         assert sql.upload_token_state(cur, used, other) is None

@@ -256,15 +256,36 @@ def test_packed_rows_from_postgresql_encode_exactly_as_the_key_writer(enf: EnfSe
     assert encode_packed_export_bin(replace(batch, keys=()), packed) == encode_export_bin(batch)
 
 
+@pytest.mark.parametrize(("window_minutes", "run_minutes"), [(1, 1), (60, 5)])
+def test_an_upload_is_listed_within_the_window_plus_one_run(
+    enf: EnfSettings, window_minutes: int, run_minutes: int
+) -> None:
+    """The local stage (1-minute windows, a run a minute) and the default (1 hour, every 5
+    minutes): a key whose embargo is over is listed once its window has closed, settled,
+    and the next run has passed."""
+    enf = replace(enf, export=replace(enf.export, window_minutes=window_minutes))
+    uploaded = NOW + timedelta(seconds=20)
+    _insert(enf.database.url or "", [(_key(7), _day_rsn(uploaded, 2), 144, uploaded)])
+    at = NOW
+    while _key(7) not in _current_keys(enf):
+        at += timedelta(minutes=run_minutes)
+        export_service.export_keys(enf, _signer(enf), _store(enf), at)
+    bound = timedelta(minutes=window_minutes + run_minutes, seconds=model.SETTLE_SECONDS)
+    assert at - uploaded <= bound
+
+
+@pytest.mark.parametrize("window_minutes", [180, 60])
 def test_a_device_checking_every_3_hours_gets_at_most_2_new_files_per_check(
-    enf: EnfSettings,
+    enf: EnfSettings, window_minutes: int
 ) -> None:
     """Export runs every 5 min over 30 h of steady uploads; devices poll ``GET /exposures``.
 
     Devices check every 3 h at phases around the boundaries (01:00, 03:00, …) and the runs
     after them; one device's checks drift (3 h 10 min, then 2 h 50 min), so its check at
-    03:10 spans the midnight daily and the 03:00 delta: the 2-file case.
+    03:10 spans the midnight daily and the 03:00 delta: the 2-file case. The bounds hold for
+    3-hour windows and for the 1-hour default (the export window is a stage setting).
     """
+    enf = replace(enf, export=replace(enf.export, window_minutes=window_minutes))
     start = datetime(2021, 10, 13, 22, 0, tzinfo=UTC)
     end = start + timedelta(hours=30)
     rows = [(_key(n), _day_rsn(start, 2), 144, start - timedelta(days=1)) for n in range(3)]
@@ -306,5 +327,8 @@ def test_a_device_checking_every_3_hours_gets_at_most_2_new_files_per_check(
     checks = [n for device in new_per_check for n in device]
     assert len(checks) >= 8 * 8
     assert max(checks) <= 2
-    assert new_per_check[-1][:2] == [2, 0]  # 03:10 daily + delta; 06:00 nothing new yet
+    if window_minutes == 180:
+        assert new_per_check[-1][:2] == [2, 0]  # 03:10 daily + delta; 06:00 nothing new yet
+    else:
+        assert new_per_check[-1][:2] == [2, 1]  # 03:10 daily + delta; 06:00 the 05:00 delta
     assert checks.count(0) < len(checks) / 4  # a check mostly finds the boundary it passed

@@ -191,25 +191,31 @@ def test_the_per_interval_limit_and_the_age_come_from_the_rules() -> None:
 # ---------------------------------------------------------------------------- onset
 
 
+# The shipped configuration scores days -5 .. +10 since onset as infectious.
+INFECTIOUS = frozenset(range(-5, 11))
+
+
 @pytest.mark.parametrize(
-    ("start_days_ago", "onset_days_ago", "grace", "stored_days_since_onset"),
+    ("start_days_ago", "onset_days_ago", "stored_days_since_onset"),
     [
-        (3, 3, 0, 0),  # the onset day's key
-        (5, 3, 0, None),  # ended two days before onset: dropped
-        (4, 3, 0, None),  # ended exactly at the onset day's midnight: dropped
-        (4, 3, 1, -1),  # a day of grace keeps it
-        (0, 3, 0, 3),  # today's key, three days after onset
+        (3, 3, 0),  # the onset day's key
+        (5, 3, -2),  # two days before onset: infectious, kept (it used to be dropped)
+        (8, 3, -5),  # the first infectious day
+        (9, 3, None),  # -6: scored as not infectious, dropped
+        (0, 3, 3),  # today's key, three days after onset
+        (0, 10, 10),  # the last infectious day
+        (0, 11, None),  # +11: not infectious
     ],
 )
-def test_keys_before_onset_are_dropped_and_days_since_onset_are_counted(
-    start_days_ago: int, onset_days_ago: int, grace: int, stored_days_since_onset: int | None
+def test_keys_are_kept_exactly_on_the_days_the_configuration_scores_as_infectious(
+    start_days_ago: int, onset_days_ago: int, stored_days_since_onset: int | None
 ) -> None:
     onset = NOW.date() - timedelta(days=onset_days_ago)
     stored = model.keys_to_store(
         [_key(TODAY - 144 * start_days_ago)],
         symptom_onset=onset,
         report_type=model.CONFIRMED_TEST,
-        rules=KeyRules(onset_grace_days=grace),
+        infectious_days=INFECTIOUS,
     )
     if stored_days_since_onset is None:
         assert stored == []

@@ -176,12 +176,19 @@ def test_enf_api_defaults_follow_the_design() -> None:
     assert settings.tokens.access_token_minutes == 60
     assert settings.tokens.nonce_ttl_seconds == 3600
     assert settings.tokens.code_ttl_hours == 24
-    assert settings.keys.max_keys_per_upload == 14
+    assert settings.keys.max_keys_per_upload == 30  # Google's limit (CLIENTS.md)
     assert settings.keys.max_keys_per_start_interval == 3
     assert settings.keys.max_key_age_days == 15
     assert settings.keys.retention_days == 14
     assert settings.sms.provider == "twilio"
     assert "CONTACT_UPLOAD" in settings.metrics_intervals
+    # The plugin's four events (CLIENTS.md): LOG_ERROR is its only failure report.
+    assert {"CONTACT_NOTIFICATION", "DAILY_ACTIVE_TRACE", "LOG_ERROR", "CALLBACK_REQUEST"} <= set(
+        settings.metrics_intervals
+    )
+    assert settings.export.window_minutes == 60
+    assert settings.client_config.exposure_parameter == "/covidtracer/local/enf/exposure-config"
+    assert settings.client_config.cache_seconds == 60
 
 
 @pytest.mark.parametrize(
@@ -195,6 +202,9 @@ def test_enf_api_defaults_follow_the_design() -> None:
         ({"ENF_METRICS_INTERVALS": '{"A": "soon"}'}, "ENF_METRICS_INTERVALS must be"),
         ({"ENF_NOTIFICATION_CONFIG": "[1]"}, "ENF_NOTIFICATION_CONFIG must be a JSON object"),
         ({"ENF_CODE_HASH_SECRET_ID": ""}, "ENF_CODE_HASH_SECRET_ID is required"),
+        ({"ENF_EXPORT_WINDOW_MINUTES": "7"}, "ENF_EXPORT_WINDOW_MINUTES must divide a day"),
+        ({"ENF_EXPORT_WINDOW_MINUTES": "0"}, "ENF_EXPORT_WINDOW_MINUTES must be between 1"),
+        ({"ENF_EXPOSURE_CONFIG_PARAMETER": "x"}, "must be a parameter path"),
     ],
 )
 def test_enf_api_settings_are_validated(overrides: dict[str, str], problem: str) -> None:

@@ -249,6 +249,8 @@ def test_each_role_grants_only_its_services_resources() -> None:
     assert "kms:Sign" in enf and "kms:Sign" not in details
     assert "${DatabaseSecretArn}" in enf and "${DatabaseSecretArn}" not in details
     assert "dynamodb:PutItem" in details and "dynamodb:PutItem" not in enf
+    # The client documents an operator changes without a redeploy (Parameter Store).
+    assert "parameter/covidtracer/${Stage}/enf/*" in enf and "ssm:" not in details
 
 
 @pytest.mark.parametrize("service", SERVICE_NAMES)

@@ -123,10 +123,12 @@ def parse_diary_upload(
     )
     locations = body.get("locations")
     entries: list[DiaryEntry] = []
+    # No count limit: older apps send the whole 60-day diary at once (CLIENTS.md); the
+    # request's size bounds it (``DiarySettings.max_body_bytes``).
     if not isinstance(locations, list):
         problems.add("Locations", "This field is required and must be a list.")
-    elif not 1 <= len(locations) <= rules.max_locations:
-        problems.add("Locations", f"Send between 1 and {rules.max_locations} locations.")
+    elif not locations:
+        problems.add("Locations", "Send at least one location.")
     else:
         latest = now + timedelta(seconds=rules.clock_skew_seconds)
         for index, location in enumerate(locations):
@@ -378,12 +380,26 @@ def push_payload(events: Sequence[ExposureEvent]) -> str:
     return json.dumps([e.feed_item() for e in events], separators=(",", ":"), ensure_ascii=False)
 
 
+# A data-only message reaches an iOS app in the background only as an APNs background push
+# (push type ``background``, priority 5 — APNs refuses 10 for it — and ``content-available``);
+# Android holds a normal-priority data message back in Doze, so it goes out high priority
+# (CLIENTS.md, "Push").
+APNS_BACKGROUND_HEADERS = {"apns-push-type": "background", "apns-priority": "5"}
+ANDROID_PRIORITY = "high"
+
+
 def push_message(events: Sequence[ExposureEvent]) -> dict[str, Any]:
-    """The FCM HTTP v1 request body: a data message to every phone (topic ``all``)."""
+    """The FCM HTTP v1 request body: a data message to every phone (topic ``all``), with the
+    delivery blocks each platform needs to wake the app."""
     return {
         "message": {
             "topic": PUSH_TOPIC,
             "data": {"type": PUSH_TYPE, "payload": push_payload(events)},
+            "apns": {
+                "headers": dict(APNS_BACKGROUND_HEADERS),
+                "payload": {"aps": {"content-available": 1}},
+            },
+            "android": {"priority": ANDROID_PRIORITY},
         }
     }
 
@@ -412,6 +428,9 @@ DETAILS_FIELDS = (
     "firstName", "middleName", "lastName", "phone", "dateOfBirth", "gender", "ethnicity",
 )  # fmt: skip
 REQUIRED_DETAILS = ("firstName", "lastName", "phone")
+# Apps 3.0.0–6.1.1 create the record with one PATCH right after the first sign-in, and may
+# leave the phone out (CLIENTS.md): a PATCH creates a record from the names alone.
+REQUIRED_TO_CREATE = ("firstName", "lastName")
 ETHNICITY_FIELDS = ("selected", "other")
 
 _PHONE_MESSAGE = "The phone number must be in international format (+64 …)."
@@ -440,7 +459,8 @@ class ContactDetails:
     email: str
     first_name: str
     last_name: str
-    phone: str
+    # Absent only for a record a PATCH created without one (REQUIRED_TO_CREATE).
+    phone: str | None
     updated_at: str
     middle_name: str | None = None
     date_of_birth: str | None = None
@@ -453,7 +473,9 @@ class ContactDetails:
         body: dict[str, Any] = {"firstName": self.first_name}
         if self.middle_name is not None:
             body["middleName"] = self.middle_name
-        body.update(lastName=self.last_name, phone=self.phone)
+        body["lastName"] = self.last_name
+        if self.phone is not None:
+            body["phone"] = self.phone
         if self.date_of_birth is not None:
             body["dateOfBirth"] = self.date_of_birth
         if self.gender is not None:
@@ -542,13 +564,23 @@ def apply_details(
     email: str,
     updated_at: str,
 ) -> ContactDetails:
-    """The record after ``changes``: over ``current`` for a PATCH, from nothing for a PUT."""
-    base: dict[str, Any] = {}
+    """The record after ``changes``: over ``current`` for a PATCH, from nothing for a PUT or
+    for the PATCH that creates a record (``missing_to_create`` checks it may)."""
+    base: dict[str, Any] = dict.fromkeys(DETAILS_ATTRIBUTES.values())
     if current is not None:
         base = {attribute: getattr(current, attribute) for attribute in DETAILS_ATTRIBUTES.values()}
     for name, value in changes.items():
         base[DETAILS_ATTRIBUTES[name]] = value
     return ContactDetails(user_id=user_id, email=email, updated_at=updated_at, **base)
+
+
+def missing_to_create(changes: Mapping[str, str | Ethnicity | None]) -> dict[str, list[str]]:
+    """What a PATCH lacks to create a record (``ValidationError`` errors; empty: nothing)."""
+    return {
+        pascal(name): ["This field is required to create the record."]
+        for name in REQUIRED_TO_CREATE
+        if not changes.get(name)
+    }
 
 
 def normalise_phone(text: str) -> str | None:

@@ -76,10 +76,13 @@ class ContactDetailsStore(Protocol):
     def put(self, details: ContactDetails) -> None:
         """Create or replace the whole record."""
 
+    def create(self, details: ContactDetails) -> bool:
+        """Store the record unless the user has one already; ``False`` if they had."""
+
     def update(self, user_id: str, changes: DetailsChanges, updated_at: str) -> ContactDetails:
         """Set the changed fields (``None`` removes one) of an existing record, atomically;
         returns the record as stored. Raises ``NotFound`` when there is none (never an
-        upsert: a PATCH must not create a record without its required fields)."""
+        upsert: the caller decides whether the change may create a record)."""
 
     def delete(self, user_id: str) -> bool:
         """Remove the record (its stream REMOVE becomes the export's tombstone); ``False``
@@ -128,7 +131,7 @@ class PersonalDetailsItem(Model):
     firstName = UnicodeAttribute()  # noqa: N815
     middleName = UnicodeAttribute(null=True)  # noqa: N815
     lastName = UnicodeAttribute()  # noqa: N815
-    phone = UnicodeAttribute()
+    phone = UnicodeAttribute(null=True)  # absent only when a PATCH created the record
     dateOfBirth = UnicodeAttribute(null=True)  # noqa: N815
     gender = UnicodeAttribute(null=True)
     ethnicity = EthnicityAttribute(null=True)  # type: ignore[no-untyped-call]
@@ -238,6 +241,10 @@ def _to_details(item: Any) -> ContactDetails:
     )
 
 
+class _AlreadyStored(Exception):
+    """A conditional create found the user's record already there."""
+
+
 class DynamoContactDetails:
     """``PersonalDetails`` in DynamoDB; every failure becomes ``Unavailable``."""
 
@@ -254,6 +261,16 @@ class DynamoContactDetails:
         return _to_details(item)
 
     def put(self, details: ContactDetails) -> None:
+        self._save(details, condition=None)
+
+    def create(self, details: ContactDetails) -> bool:
+        try:
+            self._save(details, condition=self._model.userId.does_not_exist())
+        except _AlreadyStored:
+            return False
+        return True
+
+    def _save(self, details: ContactDetails, condition: Any) -> None:
         item = self._model(
             details.user_id,
             email=details.email,
@@ -267,8 +284,10 @@ class DynamoContactDetails:
             updatedAt=details.updated_at,
         )
         try:
-            item.save()
+            item.save(condition=condition)
         except PynamoDBException as error:
+            if condition is not None and dynamo.is_conditional_check_failure(error):
+                raise _AlreadyStored from error
             raise dynamo.unavailable("personal_details", error) from error
 
     def update(self, user_id: str, changes: DetailsChanges, updated_at: str) -> ContactDetails:
@@ -461,6 +480,12 @@ class MemoryContactDetails:
 
     def put(self, details: ContactDetails) -> None:
         self.items[details.user_id] = details
+
+    def create(self, details: ContactDetails) -> bool:
+        if details.user_id in self.items:
+            return False
+        self.items[details.user_id] = details
+        return True
 
     def update(self, user_id: str, changes: DetailsChanges, updated_at: str) -> ContactDetails:
         current = self.items.get(user_id)

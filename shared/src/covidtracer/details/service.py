@@ -357,16 +357,38 @@ def update_contact_details(
     user_id: str, body: Mapping[str, Any], *, deps: ContactDependencies, now: datetime
 ) -> dict[str, Any]:
     """``PATCH``: changes only the fields sent (``null`` or ``""`` clears an optional one),
-    in one conditional write, so concurrent PATCHes of different fields both land.
+    in one conditional write, so concurrent PATCHes of different fields both land. With no
+    record yet it creates one (with the account's email), as apps 3.0.0–6.1.1 expect of the
+    one PATCH they send after the first sign-in (CLIENTS.md); the export to NCTS follows
+    from the table's stream either way.
 
-    Raises ``ValidationError``; ``NotFound`` when the caller has no record yet (a PATCH
-    never creates one: it could lack the required fields); ``Unavailable`` on DynamoDB
-    failure.
+    Raises ``ValidationError`` (also when there is no record and ``firstName`` or
+    ``lastName`` is missing); ``NotFound`` for an empty PATCH without a record;
+    ``Unauthorized`` if the token's account no longer exists; ``Unavailable`` on DynamoDB
+    or Cognito failure.
     """
     changes = model.parse_details(body, now=now, partial=True)
     if not changes:
         return get_contact_details(user_id, deps=deps)  # nothing changes: no export either
-    stored = deps.details.update(user_id, changes, iso_millis(now))
+    updated_at = iso_millis(now)
+    try:
+        stored = deps.details.update(user_id, changes, updated_at)
+    except NotFound:
+        missing = model.missing_to_create(changes)
+        if missing:
+            raise ValidationError(missing) from None
+        email = deps.emails.email_of(user_id)
+        if email is None:
+            raise Unauthorized from None
+        details = model.apply_details(
+            None, changes, user_id=user_id, email=email, updated_at=updated_at
+        )
+        if deps.details.create(details):
+            log.info("contact details created by patch", extra={"fields": sorted(changes)})
+            emit("contact_details_created", now=now)
+            return details.wire()
+        # A concurrent request created the record first: apply this PATCH over it.
+        stored = deps.details.update(user_id, changes, updated_at)
     log.info("contact details updated", extra={"fields": sorted(changes)})
     emit("contact_details_updated", counts={"fields": len(changes)}, now=now)
     return stored.wire()

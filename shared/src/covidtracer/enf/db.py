@@ -202,8 +202,8 @@ INTERVALS_PER_DAY = 86_400 // INTERVAL_SECONDS
 # The upload's hot path as ONE statement (one round trip in autocommit, atomic by itself):
 # claim the token, then insert the keys that ``model.keys_to_store`` keeps, with its days
 # since onset. That rule is restated here in day numbers (days since 1970-01-01, UTC): a key
-# is kept when it ends after the first interval of (onset - grace); it started on day
-# ``rolling_start_number / 144``. An integration test holds the two to the same answers.
+# started on day ``rolling_start_number / 144`` and is kept when that day less the onset
+# day is one of the infectious days. An integration test holds the two to the same answers.
 # Nothing is claimed (and so nothing inserted) unless the token is unused and unexpired.
 _CLAIM_AND_INSERT = (
     "WITH claimed AS ("
@@ -217,7 +217,7 @@ _CLAIM_AND_INSERT = (
     " SELECT u.k, u.s, u.p, u.t, c.report_type, u.s / %(per_day)s - c.onset_day, %(now)s"
     " FROM claimed AS c, unnest(%(keys)s::bytea[], %(starts)s::integer[],"
     " %(periods)s::integer[], %(risks)s::smallint[]) AS u(k, s, p, t)"
-    " WHERE u.s + u.p > (c.onset_day - %(grace)s) * %(per_day)s"
+    " WHERE u.s / %(per_day)s - c.onset_day = ANY(%(infectious)s::integer[])"
     " ON CONFLICT (key_data) DO NOTHING RETURNING 1"
     ") SELECT (SELECT count(*) FROM claimed), (SELECT count(*) FROM stored)"
 )
@@ -230,7 +230,7 @@ def claim_and_insert_keys(
     keys: Sequence[ExposureKey],
     now: datetime,
     *,
-    onset_grace_days: int,
+    infectious_days: frozenset[int],
 ) -> int | None:
     """Claim the registration's unused, unexpired upload token and store its keys, in one
     statement; ``None`` when there was no such token (nothing changed: see
@@ -246,7 +246,7 @@ def claim_and_insert_keys(
             "token": str(token),
             "registration": str(registration_id),
             "per_day": INTERVALS_PER_DAY,
-            "grace": onset_grace_days,
+            "infectious": sorted(infectious_days),
             "keys": [k.key_data for k in keys],
             "starts": [k.rolling_start_number for k in keys],
             "periods": [k.rolling_period for k in keys],

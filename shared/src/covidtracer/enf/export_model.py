@@ -6,20 +6,22 @@ Design (DESIGN §4 "Export", discovery targets):
 - A key becomes *available* at ``max(created_at, embargo end)``, the embargo ending
   ``(rolling_start_number + rolling_period) × 600 s + 2 h`` after the epoch. Every file
   covers one UTC day: the keys available in ``[day start, window end)``.
-- The day is cut at fixed ``DELTA_SECONDS`` boundaries (every 3 h). For the current day, the
-  newest completed boundary gives a **delta** file covering the day *so far* (cumulative, not
-  just the last 3 h); the boundary at midnight gives the **daily** file of the finished day.
+- The day is cut at fixed boundaries, every export window (a stage setting,
+  ``ENF_EXPORT_WINDOW_MINUTES``: 1 h by default, 1 min on the local stack). For the current
+  day, the newest completed boundary gives a **delta** file covering the day *so far*
+  (cumulative, not just the last window); the boundary at midnight gives the **daily** file
+  of the finished day.
   A window is built once its end is ``SETTLE_SECONDS`` in the past (an upload that stamped
   ``created_at`` just before the boundary has committed by then), and never rebuilt.
 - A file is *superseded* by a file of the same day with a later window end. Discovery
   (``GET /exposures?since=`` and Google's ``index.txt``) lists only current files:
   * a new device gets the daily of each finished day in the 14-day retention (≤ 14) plus the
     current day's latest delta (1): ≤ 15 files;
-  * a device checking every 3 h sees at most the boundary passed since its last check: one
-    delta, or at midnight the daily of the finished day (and, if checks drift, the next
-    delta) — ≤ 2 new files per check.
+  * a device checking every 3 h sees at most the current files made since its last check:
+    today's latest delta, and after midnight the daily of the finished day — ≤ 2 new files
+    per check, whatever the window length (each delta supersedes the day's earlier ones).
   The price is bandwidth: a polling phone re-downloads the day's earlier keys in each
-  delta (at most 8 files a day, each ≤ the day's keys). Phones de-duplicate keys; Apple
+  delta (one file per check, each ≤ the day's keys). Phones de-duplicate keys; Apple
   caps how many files a phone may hand the OS each day, which is what the file counts bound.
 - A window with more keys than fit in one file becomes several files by the split rule
   (``batching.split_batch``); they count as one "file" for the rules above only in the sense
@@ -40,8 +42,10 @@ EMBARGO_SECONDS = 2 * 3600
 key cannot be matched against the last minutes of its owner's contacts."""
 
 DAY_SECONDS = 86_400
-DELTA_SECONDS = 3 * 3600
-"""Delta boundaries: matching phones' 3-hourly checks bounds new files per check to 2."""
+DELTA_SECONDS = 3600
+"""Default delta window (``EnfExportSettings.window_minutes``): an upload is listed within a
+window plus one run, and its upload time is hidden within the window, as Google's server
+hides it within the hour."""
 
 SETTLE_SECONDS = 60
 """How long after a window ends it is built: uploads in flight at the boundary commit first."""
@@ -95,11 +99,12 @@ def available_at(rolling_start_number: int, rolling_period: int, created_at: int
     return max(created_at, embargo_ends_at(rolling_start_number, rolling_period))
 
 
-def plan_windows(now: int, retention_days: int) -> list[Window]:
+def plan_windows(now: int, retention_days: int, delta_seconds: int = DELTA_SECONDS) -> list[Window]:
     """The windows a run at ``now`` should have built, oldest first.
 
     The daily of every finished UTC day that ends within the retention, and the current
-    day's latest completed delta (none in its first 3 h). A run builds those not yet built.
+    day's latest completed delta (none in its first window; ``delta_seconds`` divides a
+    day). A run builds those not yet built.
     """
     cutoff = now - SETTLE_SECONDS
     today = cutoff // DAY_SECONDS * DAY_SECONDS
@@ -109,7 +114,7 @@ def plan_windows(now: int, retention_days: int) -> list[Window]:
         for day in range(today - retention_days * DAY_SECONDS, today, DAY_SECONDS)
         if day + DAY_SECONDS > oldest_end
     ]
-    boundary = cutoff // DELTA_SECONDS * DELTA_SECONDS
+    boundary = cutoff // delta_seconds * delta_seconds
     if boundary > today:
         windows.append(Window(today, boundary, DELTA))
     return windows

@@ -105,7 +105,9 @@ def export_keys(
     """
     config = settings.export
     holder = holder or uuid.uuid4().hex
-    windows = model.plan_windows(_epoch(now), config.file_retention_days)
+    windows = model.plan_windows(
+        _epoch(now), config.file_retention_days, config.window_minutes * 60
+    )
     info = SignatureInfo(config.verification_key_version, config.verification_key_id)
     with _own_connection(settings) as conn:
         with conn, conn.cursor() as cur:

@@ -46,10 +46,9 @@ _MAX_TEXT = 2048
 class KeyRules:
     """The policy numbers of key validation (from settings)."""
 
-    max_keys: int = 14
+    max_keys: int = 30
     max_keys_per_start_interval: int = 3
     max_age_days: int = 15
-    onset_grace_days: int = 0
 
 
 @dataclass(frozen=True)
@@ -271,6 +270,10 @@ def parse_metric(body: Mapping[str, Any], events: Mapping[str, int]) -> MetricEv
         version = ""
     if not isinstance(version, str) or len(version) > 32:
         errors["Version"] = ["The version must be text of at most 32 characters."]
+    # The plugin attaches an object to CONTACT_NOTIFICATION and LOG_ERROR; only the event is
+    # counted, so the payload is accepted and not kept.
+    if body.get("payload") is not None and not isinstance(body.get("payload"), dict):
+        errors["Payload"] = ["The payload must be an object."]
     if errors:
         raise ValidationError(errors)
     return MetricEvent(os=str(body["os"]), event=str(body["event"]), version=str(version))
@@ -418,24 +421,30 @@ def validate_keys(keys: Sequence[ExposureKey], rules: KeyRules, now: datetime) -
         raise ValidationError(errors)
 
 
+def days_since_onset(rolling_start_number: int, symptom_onset: date) -> int:
+    """Days from the onset date to the UTC day the key started (what phones score by)."""
+    started = datetime.fromtimestamp(rolling_start_number * INTERVAL_SECONDS, UTC).date()
+    return (started - symptom_onset).days
+
+
 def keys_to_store(
-    keys: Sequence[ExposureKey], *, symptom_onset: date, report_type: int, rules: KeyRules
+    keys: Sequence[ExposureKey],
+    *,
+    symptom_onset: date,
+    report_type: int,
+    infectious_days: frozenset[int],
 ) -> list[StoredKey]:
     """The keys worth publishing, each with its days since symptom onset.
 
-    A key that ended before the onset date (less ``onset_grace_days``) was never used while
-    the person could infect others, so it is dropped rather than published. Days since onset
-    count from the UTC day the key started.
+    A key is kept exactly when the served exposure configuration scores its day since onset
+    as infectious (``client_config.infectious_days``): phones ignore every other key, so
+    publishing it would only spread a person's keys for nothing.
     """
-    first_relevant = datetime.combine(
-        symptom_onset - timedelta(days=rules.onset_grace_days), datetime.min.time(), UTC
-    )
-    first_interval = interval_number(first_relevant)
     stored = []
     for key in keys:
-        if key.end_interval <= first_interval:
+        days = days_since_onset(key.rolling_start_number, symptom_onset)
+        if days not in infectious_days:
             continue
-        started = datetime.fromtimestamp(key.rolling_start_number * INTERVAL_SECONDS, UTC).date()
         stored.append(
             StoredKey(
                 key_data=key.key_data,
@@ -443,7 +452,7 @@ def keys_to_store(
                 rolling_period=key.rolling_period,
                 transmission_risk_level=key.transmission_risk_level,
                 report_type=report_type,
-                days_since_onset=(started - symptom_onset).days,
+                days_since_onset=days,
             )
         )
     return stored

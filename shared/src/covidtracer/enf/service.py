@@ -9,20 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import secrets
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cache
-from importlib import resources
 from typing import Any
 
 from covidtracer import aws, db
 from covidtracer.analytics.emitter import emit
+from covidtracer.enf import client_config_store, export_service, model, tokens
 from covidtracer.enf import db as sql
-from covidtracer.enf import export_service, model, tokens
 from covidtracer.enf.attestation import Verifier, verifier_for
 from covidtracer.enf.ncts import HttpNcts, Ncts
 from covidtracer.enf.sms import SmsSender, sender_for
@@ -59,6 +56,8 @@ class Ports:
     verifier: Callable[[str], Verifier]
     sms: SmsSender
     ncts: Ncts
+    # The exposure configuration and notification settings the stage serves (operator content).
+    documents: client_config_store.ClientDocuments
     randbelow: Callable[[int], int] = secrets.randbelow
     token_hex: Callable[[int], str] = secrets.token_hex
     new_id: Callable[[], uuid.UUID] = uuid.uuid4
@@ -74,6 +73,7 @@ def ports_for(settings: EnfSettings) -> Ports:
         verifier=lambda platform: verifier_for(platform, settings.attestation, timeout),
         sms=sender_for(settings.sms),
         ncts=HttpNcts(settings.partners),
+        documents=client_config_store.for_settings(settings),
     )
 
 
@@ -83,7 +83,6 @@ def key_rules(settings: EnfSettings) -> model.KeyRules:
         max_keys=keys.max_keys_per_upload,
         max_keys_per_start_interval=keys.max_keys_per_start_interval,
         max_age_days=keys.max_key_age_days,
-        onset_grace_days=keys.onset_grace_days,
     )
 
 
@@ -324,7 +323,9 @@ def upload_keys(
             registration_id,
             upload.keys,
             now,
-            onset_grace_days=rules.onset_grace_days,
+            # The same days the served configuration scores as infectious (item: upload
+            # and scoring never disagree); cached, so the hot path reads no parameter.
+            infectious_days=ports.documents.exposure().infectious_days,
         )
         if stored is not None:
             emit(
@@ -347,16 +348,9 @@ def upload_keys(
 # ---------------------------------------------------------------------------- settings, metrics
 
 
-@cache
-def _packaged(name: str) -> str:
-    return resources.files("covidtracer.enf").joinpath(name).read_text(encoding="utf-8")
-
-
-def notification_config(settings: EnfSettings) -> dict[str, Any]:
-    """``GET /settings/notification``: the NZ runtime switches, from configuration."""
-    raw = settings.notification_config_json or _packaged("notification_settings.json")
-    value: dict[str, Any] = json.loads(raw)
-    return value
+def notification_config(settings: EnfSettings, ports: Ports) -> dict[str, Any]:
+    """``GET /settings/notification``: the stage's notification settings (CLIENTS.md shape)."""
+    return ports.documents.notification().value()
 
 
 def exposure_config(
@@ -366,14 +360,17 @@ def exposure_config(
     query: Mapping[str, str],
     now: datetime,
 ) -> dict[str, str]:
-    """``GET /settings/exposures``: the exposure configuration as a JSON string."""
+    """``GET /settings/exposures``: the stage's exposure configuration as a JSON string.
+
+    One document serves both platforms (each plugin ignores the other's fields); ``os`` is
+    checked so a typo shows up as a 400 rather than as a phone that never matches.
+    """
     registration_id = _access(ports, bearer, now)
     if query.get("os") not in (None, *model.METRIC_OS):
         raise ValidationError.of("Os", "The os must be ios or android.")
     with db.transaction(settings.database) as cur:
         _require_registration(cur, registration_id)
-    raw = settings.exposure_config_json or _packaged("exposure_config.json")
-    return {"exposureConfig": json.dumps(json.loads(raw), separators=(",", ":"))}
+    return {"exposureConfig": ports.documents.exposure().text}
 
 
 def record_metric(
@@ -405,7 +402,7 @@ def request_callback(
     Raises ``Disabled`` when the notification settings switch call-backs off, and
     ``Unavailable`` when NCTS is down (the rate-limit record is rolled back with it).
     """
-    if not notification_config(settings).get("callbackEnabled"):
+    if not ports.documents.notification().value().get("callbackEnabled"):
         raise Disabled()
     registration_id = _access(ports, bearer, now)
     callback = model.parse_callback(body)

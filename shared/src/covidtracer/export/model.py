@@ -14,7 +14,8 @@ email          S     yes       trimmed, lower-cased sign-in email
 firstName      S     yes       ≤ 50 chars (DESIGN §2.2 pattern)
 middleName     S     no        ≤ 100 chars; omit the attribute when the person has none
 lastName       S     yes       ≤ 50 chars
-phone          S     yes       E.164 **without spaces** (``+64210123456``)
+phone          S     no        E.164 **without spaces** (``+64210123456``); absent only when
+                               the record was created by the app's first PATCH without one
 dateOfBirth    S     no        ``YYYY-MM-DD``
 gender         S     no        as the app sends it
 ethnicity      M     no        ``{selected: L of S, other: S}`` (``other`` may be omitted)

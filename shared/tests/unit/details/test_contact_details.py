@@ -202,15 +202,41 @@ def test_put_replaces_and_patch_merges(deps: service.ContactDependencies) -> Non
     assert patched["gender"] == "female" and patched["firstName"] == "Aroha"
 
 
-def test_patch_of_a_missing_record_is_not_found_and_creates_nothing(
+def test_the_first_patch_creates_the_record_as_old_apps_expect(
     deps: service.ContactDependencies,
 ) -> None:
-    with pytest.raises(NotFound):
+    # Apps 3.0.0-6.1.1 send one PATCH after the first sign-in and never PUT (CLIENTS.md).
+    created = service.update_contact_details("u1", VALID, deps=deps, now=NOW)
+    assert created == {
+        "firstName": "Aroha",
+        "lastName": "Smith",
+        "phone": "+64210123456",
+        "email": "aroha@example.nz",
+        "updatedAt": "2024-02-29T10:30:15.123Z",
+    }
+    assert service.get_contact_details("u1", deps=deps) == created
+
+
+def test_a_creating_patch_needs_both_names_but_not_the_phone(
+    deps: service.ContactDependencies,
+) -> None:
+    with pytest.raises(ValidationError) as refused:
         service.update_contact_details("u1", {"firstName": "Aroha"}, deps=deps, now=NOW)
+    assert list(refused.value.errors) == ["LastName"]
     with pytest.raises(NotFound):
         service.update_contact_details("u1", {}, deps=deps, now=NOW)
     with pytest.raises(NotFound):
         service.get_contact_details("u1", deps=deps)
+    names = {"firstName": "Aroha", "lastName": "Smith"}
+    created = service.update_contact_details("u1", names, deps=deps, now=NOW)
+    assert "phone" not in created and created["firstName"] == "Aroha"
+
+
+def test_a_creating_patch_for_an_account_that_no_longer_exists_is_unauthorized(
+    deps: service.ContactDependencies,
+) -> None:
+    with pytest.raises(Unauthorized):
+        service.update_contact_details("gone", VALID, deps=deps, now=NOW)
 
 
 def test_put_for_an_account_that_no_longer_exists_is_unauthorized(
