@@ -609,6 +609,10 @@ class EnfExportSettings:
     kms_message_type: str
     # Deflate level of the zips: 1 is ~3x faster than 6 for a few % larger files.
     compression_level: int
+    # Google's padding: a file under 1000 + 0-100 keys is filled with deterministic fake
+    # keys, so its size does not tell how many people reported (DESIGN §8). On unless a
+    # stage turns it off (the local stack, whose tests read back exactly what they upload).
+    pad_files: bool
     lease_seconds: int
     file_retention_days: int
     list_default_limit: int
@@ -622,6 +626,7 @@ class EnfExportSettings:
             region=env.text("ENF_EXPORT_REGION", "NZ"),
             kms_message_type=env.text("ENF_EXPORT_KMS_MESSAGE_TYPE", "DIGEST"),
             compression_level=env.integer("ENF_EXPORT_COMPRESSION_LEVEL", 1, 0, 9),
+            pad_files=env.flag("ENF_EXPORT_PAD_FILES", True),
             # Longer than a run takes, shorter than the 5-minute schedule.
             lease_seconds=env.integer("ENF_EXPORT_LEASE_SECONDS", 240, 10, 900),
             file_retention_days=env.integer("ENF_EXPORT_FILE_RETENTION_DAYS", 14, 1, 60),
