@@ -351,6 +351,7 @@ class _WindowWriter:
         part = len(self._done) + 1
         end_timestamp = self._window.end + (part if self._split else 0)
         secret = self._run.padding_secret
+        export_bin: bytes | bytearray
         if secret is not None and self._small is not None and not self._split:
             seed = padding_seed(secret, self._run.region, self._window.start, end_timestamp, part)
             padded = pad_keys(unpack_keys(self._small), seed=seed)
@@ -359,14 +360,17 @@ class _WindowWriter:
             export_bin = self._file.finish(end_timestamp)
         self._done.append((part, end_timestamp, self._file.keys))
         path = model.object_path(self._window, part)
-        self._handoff.submit(_publish_file, self._run, path, export_bin)
+        self._handoff.submit(_publish_file, self._run, path, [export_bin])
 
 
-def _publish_file(run: _Run, path: str, export_bin: bytes) -> None:
-    """Sign, zip and upload one file (the finisher thread)."""
+def _publish_file(run: _Run, path: str, holder: list[bytes | bytearray]) -> None:
+    """Sign, zip and upload one file (the finisher thread). The export.bin comes in a list
+    that this empties, so the file is freed once zipped, not only after the upload."""
+    export_bin = holder.pop()
     signature = run.signer.sign(export_bin)
     export_sig = encode_signature_list(run.info, 1, 1, signature)
     body = build_zip(export_bin, export_sig, compresslevel=run.compression_level)
+    del export_bin
     run.store.put(path, body, ZIP_CONTENT_TYPE, FILE_CACHE_CONTROL)
 
 

@@ -171,7 +171,7 @@ def encode_packed_export_bin(batch: ExportBatch, packed_keys: bytes | memoryview
     """
     writer = PackedExportBin(batch)
     writer.append(packed_keys)
-    return writer.finish()
+    return bytes(writer.finish())
 
 
 class PackedExportBin:
@@ -204,14 +204,15 @@ class PackedExportBin:
         )
         self.keys += len(packed_keys) // PACKED_KEY.size
 
-    def finish(self, end_timestamp: int | None = None) -> bytes:
-        """The export.bin; with `end_timestamp`, the header carries that one instead."""
+    def finish(self, end_timestamp: int | None = None) -> bytearray:
+        """The export.bin, as the writer's own buffer (a file's worth: no copy); with
+        `end_timestamp`, the header carries that one instead. Append nothing after."""
         if end_timestamp is not None and end_timestamp != self._batch.end_timestamp:
             header = _export_header(replace(self._batch, end_timestamp=end_timestamp))
             if len(header) != self._header_length:  # never: end_timestamp is a fixed64
                 raise ValueError("the header changed length")
             self._out[: self._header_length] = header
-        return bytes(self._out)
+        return self._out
 
 
 def unpack_keys(packed_keys: bytes | bytearray | memoryview) -> list[ExportKey]:
@@ -261,7 +262,7 @@ def encode_signature_list(
     return wire.length_delimited(_SIGLIST_SIGNATURES, signature)
 
 
-def build_zip(export_bin: bytes, export_sig: bytes, *, compresslevel: int = 6) -> bytes:
+def build_zip(export_bin: bytes | bytearray, export_sig: bytes, *, compresslevel: int = 6) -> bytes:
     """The file phones download: `export.bin` then `export.sig`, both deflated.
 
     Deterministic: fixed entry times, attributes and host system, so the same inputs give
