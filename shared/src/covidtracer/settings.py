@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from functools import cache
 from urllib.parse import urlparse
 
+from covidtracer.logs import LEVELS as LOG_LEVELS
+
 STAGES = ("local", "dev", "staging", "prod")
 APP_CLIENT_PLATFORMS = ("ios", "android", "web")
 COGNITO_GATEWAYS = ("aws", "local")
@@ -75,6 +77,13 @@ class _Env:
             return False
         self.problems.append(f"{name} must be true or false, got {raw!r}")
         return default
+
+    def log_level(self) -> str:
+        """``LOG_LEVEL``, one of `logs.LEVELS` (default INFO); `logs.configure` applies it."""
+        value = self.text("LOG_LEVEL", "INFO").upper()
+        if value not in LOG_LEVELS:
+            self.problems.append(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {value!r}")
+        return value
 
     def url(self, name: str, default: str | None = None) -> str:
         value = self.text(name, default)
@@ -346,7 +355,7 @@ class AuthSettings:
             tables=Tables.read(env),
             email_sender=env.text("EMAIL_SENDER"),
             post_authentication_queue_url=env.url("POST_AUTHENTICATION_QUEUE_URL"),
-            log_level=env.text("LOG_LEVEL", "INFO"),
+            log_level=env.log_level(),
         )
         if settings.email_sender and "@" not in settings.email_sender:
             env.problems.append("EMAIL_SENDER must be an email address")
@@ -386,7 +395,7 @@ class DetailsSettings:
             feed_bucket=env.text("FEED_BUCKET"),
             ncts_api_key_secret_id=env.text("NCTS_API_KEY_SECRET_ID"),
             partners=PartnerSettings.read(env),
-            log_level=env.text("LOG_LEVEL", "INFO"),
+            log_level=env.log_level(),
             fcm=FcmSettings.read(env),
             diary=DiarySettings.read(env),
             events=ExposureEventSettings.read(env),
@@ -423,7 +432,7 @@ class ExportSettings:
             # event source mapping is made at deploy time); validated here so a stage
             # without it fails loudly at cold start too.
             personal_details_stream_arn=env.text("PERSONAL_DETAILS_STREAM_ARN"),
-            log_level=env.text("LOG_LEVEL", "INFO"),
+            log_level=env.log_level(),
         )
         arn = settings.personal_details_stream_arn
         if arn and not (arn.startswith("arn:") and "/stream/" in arn):
@@ -687,7 +696,7 @@ class EnfSettings:
             export_signing_key_id=env.text("EXPORT_SIGNING_KEY_ID"),
             ncts_api_key_secret_id=env.text("NCTS_API_KEY_SECRET_ID"),
             partners=PartnerSettings.read(env),
-            log_level=env.text("LOG_LEVEL", "INFO"),
+            log_level=env.log_level(),
             tokens=EnfTokenSettings.read(env),
             keys=EnfKeySettings.read(env),
             attestation=AttestationSettings.read(env, stage),

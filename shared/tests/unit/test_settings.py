@@ -182,6 +182,9 @@ def test_enf_api_defaults_follow_the_design() -> None:
     assert settings.keys.retention_days == 14
     assert settings.sms.provider == "twilio"
     assert "CONTACT_UPLOAD" in settings.metrics_intervals
+    assert settings.export.pad_files  # Google's padding unless a stage turns it off
+    assert settings.log_level == "INFO"
+    assert EnfSettings.from_env({**ENF, "LOG_LEVEL": "warning"}).log_level == "WARNING"
 
 
 @pytest.mark.parametrize(
@@ -195,6 +198,8 @@ def test_enf_api_defaults_follow_the_design() -> None:
         ({"ENF_METRICS_INTERVALS": '{"A": "soon"}'}, "ENF_METRICS_INTERVALS must be"),
         ({"ENF_NOTIFICATION_CONFIG": "[1]"}, "ENF_NOTIFICATION_CONFIG must be a JSON object"),
         ({"ENF_CODE_HASH_SECRET_ID": ""}, "ENF_CODE_HASH_SECRET_ID is required"),
+        ({"LOG_LEVEL": "chatty"}, "LOG_LEVEL must be one of DEBUG, INFO"),
+        ({"ENF_EXPORT_PAD_FILES": "maybe"}, "ENF_EXPORT_PAD_FILES must be true or false"),
     ],
 )
 def test_enf_api_settings_are_validated(overrides: dict[str, str], problem: str) -> None:
