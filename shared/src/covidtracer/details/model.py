@@ -262,12 +262,14 @@ class ExposureEvent:
 
 @dataclass(frozen=True)
 class StoredEvent:
-    """An event as stored: ``push_pending`` until FCM has accepted its push; ``version``
-    changes on every write, so a late push confirmation never clears a newer pending push."""
+    """An event as stored: ``push_pending`` until FCM has accepted its push; ``pending``
+    until, besides, the feed is known to hold this version (the feed job's work list);
+    ``version`` changes on every write, so a late confirmation never clears a newer write."""
 
     event: ExposureEvent
     push_pending: bool
     version: str
+    pending: bool = False
 
 
 def expires_at(event: ExposureEvent, active_days: int) -> int:
@@ -345,24 +347,31 @@ def updated_items(
     *,
     upsert: ExposureEvent | None = None,
     remove: str | None = None,
+    upserts: Iterable[ExposureEvent] = (),
 ) -> list[dict[str, str]]:
-    """The feed items after one inbound change, without reading the table: ``items`` (the
-    stored feed) less the changed or removed notification and the items no longer active,
-    plus ``upsert`` if it is active, in the same order as ``active_items``.
+    """The feed items after inbound changes, without reading the table: ``items`` (the
+    stored feed) less the changed or removed notifications and the items no longer active,
+    plus ``upsert`` and ``upserts`` that are active, in the same order as ``active_items``.
 
     ``ValueError`` when an item lacks a valid ``start``/``end`` (the caller rebuilds).
     """
-    changed = {upsert.notification_id if upsert else None, remove} - {None}
+    added = [event for event in (*upserts, *([upsert] if upsert else []))]
+    changed = {event.notification_id for event in added} | ({remove} if remove else set())
+    cutoff = now - timedelta(days=active_days)
     keyed: list[tuple[datetime, str, dict[str, str]]] = []
     for item in items:
         start, end = parse_utc(item.get("start", "")), parse_utc(item.get("end", ""))
         if start is None or end is None:
             raise ValueError("feed item without valid times")
         notification_id = item.get("notificationId", "")
-        if notification_id not in changed and _ended_within(end, now, active_days):
+        if notification_id not in changed and end >= cutoff:
             keyed.append((start, notification_id, dict(item)))
-    if upsert is not None and upsert.is_active(now, active_days):
-        keyed.append((upsert.start, upsert.notification_id, upsert.feed_item()))
+    latest = {event.notification_id: event for event in added}  # the last change wins
+    keyed.extend(
+        (event.start, event.notification_id, event.feed_item())
+        for event in latest.values()
+        if event.is_active(now, active_days)
+    )
     keyed.sort(key=lambda entry: (entry[0], entry[1]))
     return [item for _, _, item in keyed]
 
