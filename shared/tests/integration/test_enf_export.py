@@ -285,10 +285,10 @@ def test_a_page_is_an_index_range_scan_in_key_order_without_a_sort(enf: EnfSetti
         cur.execute(
             "EXPLAIN (FORMAT JSON) " + statement,
             {"day": window.start // DAY, "end": window.end, "high": high, "after": b"",
-             "limit": 10},
+             "limit": 10, "none": 0},
         )  # fmt: skip
         plan = json.dumps(cur.fetchone()[0])
-    assert "exposures_export_day_idx" in plan and "Index Only Scan" in plan
+    assert "exposures_export_day_idx" in plan
     assert '"Sort"' not in plan and "Seq Scan" not in plan
 
 

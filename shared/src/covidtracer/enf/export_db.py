@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, NamedTuple
 
 from covidtracer.enf.export_model import DAY_SECONDS, FileRecord, Window
-from covidtracer.enf.exportfile import KEY_LENGTH, PACKED_KEY
+from covidtracer.enf.exportfile import KEY_LENGTH, NO_ONSET, PACKED_KEY
 
 if TYPE_CHECKING:
     from psycopg2.extensions import cursor
@@ -79,9 +79,14 @@ PAGE_KEYS = 65_536
 """Keys per page of a window: 2 MiB of packed rows. Small enough that the pages in flight
 cost little memory whatever a window holds, large enough that a page's round trip is noise."""
 
-# One page: the next `limit` keys of the window after `after`, in key order, as their
-# `export_row`s (exportfile.PACKED_KEY, stored at upload: migration 0003) joined by
-# PostgreSQL. The inner query is one index-only range scan of
+_PACKED_ROW = (
+    "key_data || int2send(transmission_risk_level) || int4send(rolling_start_number)"
+    " || int4send(rolling_period) || int2send(report_type)"
+    " || int4send(coalesce(days_since_onset::integer, %(none)s))"
+)
+
+# One page: the next `limit` keys of the window after `after`, in key order, packed and
+# joined by PostgreSQL. The inner query is one index-only range scan of
 # exposures_export_day_idx that returns rows already in key order (no sort) and reads no
 # row it does not return, but for a delta's keys available later that day (the two
 # filters; implied for a daily). string_agg takes its input in the subquery's order (the
@@ -91,7 +96,7 @@ cost little memory whatever a window holds, large enough that a page's round tri
 # the bytes to encode, send and decode.
 _PAGE = (
     "COPY (SELECT string_agg(packed, ''::bytea) FROM ("  # noqa: S608 - constants; mogrify binds
-    "SELECT export_row AS packed FROM exposures"
+    f"SELECT {_PACKED_ROW} AS packed FROM exposures"
     f" WHERE {EXPORT_DAY} = %(day)s"
     " AND created_at < to_timestamp(%(end)s) AND rolling_start_number + rolling_period < %(high)s"
     " AND key_data > %(after)s ORDER BY key_data LIMIT %(limit)s) AS page)"
@@ -119,7 +124,7 @@ def packed_pages(cur: cursor, window: Window, page_keys: int = PAGE_KEYS) -> Ite
     after = b""
     while True:
         params = {"day": day, "end": window.end, "high": high, "after": after}
-        page = _copy_value(cur, _PAGE, {**params, "limit": page_keys})
+        page = _copy_value(cur, _PAGE, {**params, "limit": page_keys, "none": NO_ONSET})
         if page:
             yield page
         if len(page) < page_keys * PACKED_KEY.size:
