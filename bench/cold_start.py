@@ -24,6 +24,17 @@ machine's ``PYTHONDONTWRITEBYTECODE`` did to the earlier figures) and with bytec
 beforehand (what a package shipping all of its bytecode would give). Interpreter start-up
 itself (~15 ms) is not included: Lambda's runtime has started before it imports the handler.
 
+Medians of 3 (2026-12-01, this machine, 2 cores shared, load average 1.5-3.5), import +
+first request, ms: as shipped auth 614, details 945, enf 496, export 660; every module with
+valid bytecode auth 606, details 547, enf 468, export 545. Target 150 ms missed everywhere.
+What dominates (one -X importtime run each): botocore + urllib3 + six + s3transfer, which
+the Lambda runtime provides but the cold start pays for, ~150-200 ms, then the first
+clients loading their service models and the round trips (100-350 ms), then our own
+modules (35-55 ms with bytecode; covidtracer.settings ~28 ms of it, building its ~17 frozen
+dataclasses). The package ships stale bytecode: every .pyc records its source's build-time
+mtime while the zip stores the sources at 1980-01-01, so none is valid and Lambda compiles
+every module on every cold start (as shipped vs valid bytecode: details 945 vs 547 ms).
+
     make package   # once, builds what ships
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres \\
         .venv/bin/python bench/cold_start.py [RUNS]
