@@ -24,6 +24,9 @@ Medians of 3 (2026-12-01, this machine, 2 cores shared, load average 2.3-3.9 as 
 - ids only (the previous design, same run): 26.24 s (22.76/26.24/32.50), 98 calls (85
   BatchGetItem), 8,500 read units: 48x slower here; issue 12 measured it at 9.2 s on a
   quieter machine.
+- final bench (each run its own window), load 2.3-3.4: carried 0.43 s (0.43/0.57/0.40),
+  8 calls per run (0.0009 per user), 0 read units; ids only 13.19 s, 93 calls, 8,500 read
+  units (31x).
 """
 
 from __future__ import annotations

@@ -17,6 +17,8 @@ average 3.6-4.4 as printed):
 - 10,000 active: job 0.79 s (0.81/0.68/0.79; 0.50 s in an earlier run), target 1 s met;
   before, the full-scan rebuild took 11.4 s (14.5x). Inbound change 0.31 s.
 - 100,000 active: job 2.61 s (3.28/2.61/2.58), target 3 s met. Inbound change 1.90 s.
+- final code, load 2.0-2.5: 10,000 active job 0.37 s (0.36/0.44/0.37), 31x the full scan;
+  100,000 active job 1.85 s (1.88/1.84/1.85); inbound changes 0.19 s and 1.39 s.
   Of the job's pure work at 100,000 (2.1 s without moto, before the last optimisations
   4.2 s): JSON parse 0.7, validation 0.1, serialise 0.74, gzip (level 3) 0.34; the rest
   is S3 through moto and the 10 pending events' reads and writes.
