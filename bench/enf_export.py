@@ -1,31 +1,52 @@
 """Benchmark: one ENF export run, 1.4 M keys in PostgreSQL -> signed zips in (moto) S3.
 
-Targets (DESIGN §7), on this 2-core machine:
-- ``spread``: 1.4 M keys over the last 14 days (14 dailies + today's delta): <= 8 s,
-  <= 400 MiB peak RSS (COVID Green here: 19-20 s, 470 MiB).
-- ``one-day``: the same 1.4 M keys all in one day (split at 500,000 -> 3 files): <= 10 s
-  (COVID Green here: 47 s, 1.65 GiB).
+Targets (DESIGN §7, issue 12), on this 2-core machine, printed beside COVID Green's figures
+here (export Lambda against the same PostgreSQL: 20.6 s / 452 MiB spread, 40.6 s / 2.3 GiB
+one day) and beside the machine's limit measured in the same run (the same PostgreSQL reads
+alone, one after another, with nothing else to do):
+- ``spread``: 1.4 M keys over the last 14 days (14 dailies + today's delta): <= 2.0 s,
+  <= 150 MiB peak RSS;
+- ``one-day``: the same 1.4 M keys all in one day (split at 500,000 -> 3 files): <= 2.0 s,
+  <= 150 MiB;
+- ``--big 5000000``: 5 M keys in one day (10 files): completes, <= 200 MiB, time linear in
+  keys (seconds per million keys beside the 1.4 M run's).
 
 What runs: a dedicated database ``covidtracer_bench_<random>`` on ``DATABASE_URL``'s server
-(dropped at the end), the ENF migrations, 1.4 M keys seeded by one ``INSERT … SELECT
-generate_series``, moto (``ThreadedMotoServer``) with the stack bootstrapped as stage
-``bench``, then ``export_service.export_keys`` -- the function the scheduled job calls --
-with ``now`` fixed. Each timed run is a fresh spawned process (so ``ru_maxrss`` is that
-run's own peak, moto's memory not included) after ``export_files`` is emptied.
-Per-phase times come from wrapping the service's collaborators (DB read,
-encode, sign, zip, S3 put).
+(dropped at the end), the ENF migrations, the keys seeded by one ``INSERT … SELECT
+generate_series`` (in upload order) and ``VACUUM ANALYZE``, moto (``ThreadedMotoServer``) with
+the stack bootstrapped as stage ``bench``, then ``export_service.export_keys`` -- the
+function the scheduled job calls -- with ``now`` fixed. Each timed run is a fresh spawned
+process (so the peak RSS is that run's own, moto's memory not included) after
+``export_files`` is emptied. "busy" is each stage's summed time (PostgreSQL pages on the
+reader thread, framing on the main thread, signing, deflate and S3 writes on the finisher
+thread): the stages overlap, so they add up to more than the wall time.
 
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres \\
-        .venv/bin/python bench/enf_export.py [--repeat 3] [--keys 1400000]
+        .venv/bin/python bench/enf_export.py [--repeat 3] [--keys 1400000] [--big 5000000]
 
-Medians of 3 runs (2026-11-22, this machine, 2 shared cores, load average 1.6-2.0):
-- before (ExportKey per key, grouped query): spread 4.06 s (3.95/4.06/4.09), 99 MiB; one-day
-  6.13 s (6.16/6.13/5.43), 379 MiB. (Under heavier load earlier the same day: spread 11.08 s.)
-- packed rows (PostgreSQL packs and sorts each window's keys into fixed 32-byte rows; the
-  writer frames them without a Python object per key): spread 3.61 s (3.61/3.53/3.70),
-  94 MiB. Phases (median s): DB read 2.00, encode 0.33, zip 0.75, S3 put 0.23, sign 0.18.
-  one-day: 2.97 s (2.97/2.72/3.12), 322 MiB. Phases: DB read 1.59, encode 0.33, zip 0.64,
-  S3 put 0.16, sign 0.10. Both targets met.
+Medians of 3 runs (2026-12-01, this machine, 2 cores shared with other engineers' tests,
+load average 1.0-1.8 as printed):
+- streaming pipeline (pages of 65,536 keys by index-only scans, COPY BINARY; reader thread,
+  framing, finisher thread):
+  spread 2.65 s (2.34/2.65/3.32), 91 MiB peak (63 MiB before the run); reads alone 1.11 s.
+  Busy: db page 1.71, encode 0.70, zip 0.89, sign 0.31, S3 put 0.31. Target 2.0 s missed
+  under this load; process CPU 1.85 s.
+  one-day 1.84 s (3.59/1.84/1.68) in a second session and 2.60 s (2.59/2.60/2.62) in the
+  first; 135 MiB; reads alone 1.04-1.47 s. Both targets met in the quieter session.
+  5 M one day: 7.45 s (7.03/7.45/8.08) = 1.49 s per M keys (1.13x the 1.4 M run's per key,
+  the database reading from the OS cache at 5 M), 135 MiB: memory independent of the keys.
+  A later session (load 2.1): spread 2.98 s, 91 MiB, reads alone 1.61 s; one-day 2.13 s,
+  133 MiB, reads alone 0.92 s. Under load 3.0-3.6: spread 3.56 s, one-day 2.27 s.
+  What dominates: CPU. A run needs about 1.6-1.9 s of this process (framing ~0.35 s of
+  Python, deflate ~0.5 s, COPY and bytes ~0.2 s, signing and S3 calls) plus 1.0-1.5 s of a
+  PostgreSQL backend (index-only scans, then packing and joining the rows: measured alone,
+  the packing is half of it) plus moto's S3: ~3-3.5 core-seconds on 2 cores that other
+  engineers' tests share, so ~1.7 s is the floor even perfectly overlapped on an idle
+  machine. Measured and not kept: the packed row stored at upload (a generated column in
+  the index) halves the database part (-0.35 s at 1.4 M) but costs ~10-15 % more database
+  CPU per upload, against the 1,800 uploads/s target.
+- before (one string_agg value per window, steps one after another): spread 3.61 s, 94 MiB;
+  one-day 2.97 s, 322 MiB (the value grew with the day; > 16.7 M keys could not be read).
 """
 
 from __future__ import annotations
@@ -46,7 +67,13 @@ import psycopg2
 
 NOW = datetime(2021, 10, 15, 13, 30, tzinfo=UTC)
 DAY = 86_400
-TARGETS = {"spread": (8.0, 400.0), "one-day": (10.0, None)}
+# (seconds, MiB): DESIGN §7 / issue 12. The 5 M one-day run has no time target, only
+# "linear in keys": it prints seconds per million keys beside the 1.4 M run's.
+TARGETS: dict[str, tuple[float | None, float]] = {"spread": (2.0, 150.0), "one-day": (2.0, 150.0)}
+BIG_TARGET_MIB = 200.0
+# COVID Green's export Lambda on this machine kind against the same PostgreSQL, 1.4 M keys
+# (issue 12): (seconds, MiB).
+PEER = {"spread": (20.6, 452.0), "one-day": (40.6, 2355.0)}
 
 # Seeds: rolling_start_number on a day boundary ``day_back`` days before NOW's day, valid
 # the whole day (144 intervals), uploaded 3-12 h after it ended (before NOW's 12:00 delta
@@ -137,16 +164,18 @@ def _one_run(env: dict[str, str], profile: str | None, out: Any) -> None:
 
     phases = _Phases()
     sql = export_service.sql
-    sql.packed_keys = phases.wrap("db read", sql.packed_keys)  # type: ignore[method-assign]
-    service: Any = export_service
-    service.encode_packed_export_bin = phases.wrap(
-        "encode export.bin", service.encode_packed_export_bin
-    )
+    # Busy time per stage, summed over its calls; the stages overlap (three threads), so
+    # they add up to more than the wall time.
+    sql._copy_value = phases.wrap("db page (reader)", sql._copy_value)  # type: ignore[attr-defined]
+    writer: Any = export_service.PackedExportBin
+    writer.append = phases.wrap("encode", writer.append)
     signer.sign = phases.wrap("sign (KMS)", signer.sign)  # type: ignore[method-assign]
+    service: Any = export_service
     service.build_zip = phases.wrap("zip", service.build_zip)
     store.put = phases.wrap("s3 put", store.put)  # type: ignore[method-assign]
 
     before = _hwm_mib()
+    cpu_before = resource.getrusage(resource.RUSAGE_SELF)
     started = time.perf_counter()
     if profile:
         import cProfile
@@ -158,9 +187,12 @@ def _one_run(env: dict[str, str], profile: str | None, out: Any) -> None:
         result = export_service.export_keys(config, signer, store, NOW)
     wall = time.perf_counter() - started
     peak = _hwm_mib()
+    cpu_after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
     out.put(
         {
             "wall": wall,
+            "cpu": cpu,
             "rss_before_mib": before,
             "rss_peak_mib": peak,
             "files": result.files,
@@ -185,9 +217,33 @@ def timed_run(env: dict[str, str], dsn: str, profile: str | None = None) -> dict
 def _print_run(n: int, r: dict[str, Any]) -> None:
     phases = ", ".join(f"{k} {v:.2f}" for k, v in r["phases"].items())
     print(
-        f"  run {n}: {r['wall']:.2f} s, peak RSS {r['rss_peak_mib']:.0f} MiB"
-        f" (before {r['rss_before_mib']:.0f}), {r['files']} files, {r['keys']} keys; {phases}"
+        f"  run {n}: {r['wall']:.2f} s (process CPU {r['cpu']:.2f} s), peak RSS"
+        f" {r['rss_peak_mib']:.0f} MiB (before {r['rss_before_mib']:.0f}), {r['files']} files,"
+        f" {r['keys']} keys; busy: {phases}"
     )
+
+
+def db_read_alone(dsn: str) -> float:
+    """The run's PostgreSQL reads on their own, one after another (no encoding, no S3): the
+    part of the machine's limit that the pipeline overlaps everything else with."""
+    from covidtracer.enf import export_db, export_model
+
+    windows = export_model.plan_windows(int(NOW.timestamp()), 14)
+    conn = psycopg2.connect(dsn)
+    conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
+    try:
+        started = time.perf_counter()
+        for window in windows:
+            with conn, conn.cursor() as cur:
+                for _ in export_db.packed_pages(cur, window):
+                    pass
+        return time.perf_counter() - started
+    finally:
+        conn.close()
+
+
+def _load() -> str:
+    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main() -> None:
@@ -195,6 +251,13 @@ def main() -> None:
     parser.add_argument("--keys", type=int, default=1_400_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--scenario", choices=["spread", "one-day", "both"], default="both")
+    parser.add_argument(
+        "--big",
+        type=int,
+        default=0,
+        help="also export this many keys from one day (5000000: the 'completes, <= 200 MiB,"
+        " linear' target), after the 1.4 M one-day run",
+    )
     parser.add_argument("--profile", help="cProfile one extra run of each scenario to this prefix")
     args = parser.parse_args()
 
@@ -232,28 +295,49 @@ def main() -> None:
         # matter here, and RAW would time shipping each ~10 MB file to moto in base64.
         env["ENF_EXPORT_KMS_MESSAGE_TYPE"] = "DIGEST"
         scenarios = ["spread", "one-day"] if args.scenario == "both" else [args.scenario]
-        for scenario in scenarios:
-            took = seed(dsn, args.keys, one_day=scenario == "one-day")
-            print(f"{scenario}: seeded {args.keys} keys in {took:.1f} s")
-            runs = []
+        plan = [(scenario, args.keys) for scenario in scenarios]
+        if args.big:
+            plan.append(("one-day", args.big))
+        per_million: dict[int, float] = {}
+        for scenario, keys in plan:
+            took = seed(dsn, keys, one_day=scenario == "one-day")
+            print(f"{scenario}, {keys} keys: seeded in {took:.1f} s; {_load()}")
+            runs, alone = [], []
             for n in range(1, args.repeat + 1):
+                alone.append(db_read_alone(dsn))
                 runs.append(timed_run(env, dsn))
                 _print_run(n, runs[-1])
             wall = statistics.median(r["wall"] for r in runs)
             rss = statistics.median(r["rss_peak_mib"] for r in runs)
-            target_s, target_mib = TARGETS[scenario]
+            db_alone = statistics.median(alone)
             phases = {
                 k: statistics.median(r["phases"].get(k, 0.0) for r in runs)
                 for k in runs[0]["phases"]
             }
+            per_million[keys] = wall / keys * 1e6
+            if keys == args.keys:
+                target_s, target_mib = TARGETS[scenario]
+                peer_s, peer_mib = PEER[scenario]
+                print(
+                    f"  median: {wall:.2f} s (target <= {target_s:.1f} s; COVID Green"
+                    f" {peer_s} s: {peer_s / wall:.1f}x), peak RSS {rss:.0f} MiB (target"
+                    f" <= {target_mib:.0f} MiB; COVID Green {peer_mib:.0f} MiB:"
+                    f" {peer_mib / rss:.1f}x)"
+                )
+            else:
+                ratio = per_million[keys] / per_million.get(args.keys, per_million[keys])
+                print(
+                    f"  median: {wall:.2f} s = {per_million[keys]:.2f} s per M keys"
+                    f" ({ratio:.2f}x the {args.keys} run's per key; target: linear),"
+                    f" peak RSS {rss:.0f} MiB (target <= {BIG_TARGET_MIB:.0f} MiB)"
+                )
             print(
-                f"  median: {wall:.2f} s (target <= {target_s:.0f} s),"
-                f" peak RSS {rss:.0f} MiB"
-                + (f" (target <= {target_mib:.0f} MiB)" if target_mib else "")
+                f"  limit: the same reads alone (no encoding, no S3) take {db_alone:.2f} s;"
+                f" the run is {wall / db_alone:.2f}x that"
             )
-            print("  phases (median s): " + ", ".join(f"{k} {v:.2f}" for k, v in phases.items()))
+            print("  busy (median s): " + ", ".join(f"{k} {v:.2f}" for k, v in phases.items()))
             if args.profile:
-                path = f"{args.profile}-{scenario}.prof"
+                path = f"{args.profile}-{scenario}-{keys}.prof"
                 timed_run(env, dsn, profile=path)
                 print(f"  profile written to {path}")
     finally:

@@ -178,6 +178,7 @@ def export_keys(event: Any) -> dict[str, int | bool]:
         KmsSigner(settings.export_signing_key_id, settings.export.kms_message_type),
         _export_store(settings),
         _now(),
+        padding_key=_ports().code_hash_key,
     )
     summary: dict[str, int | bool] = result.as_dict()
     return summary

@@ -51,6 +51,7 @@ def export_personal_details(event: Any) -> dict[str, object]:
         repository.details_table(),
         repository.export_bucket(),
         now=datetime.now(UTC),
+        state=repository.export_state(),
     )
     return result.summary()
 

@@ -91,9 +91,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Via", f"1.1 {secrets.token_hex(16)}.cloudfront.net (CloudFront)")
         self.send_header("X-Cache", f"{cache} from cloudfront")
         self.send_header("X-Amz-Cf-Pop", POP)
-        self.send_header(
-            "X-Amz-Cf-Id", base64.urlsafe_b64encode(secrets.token_bytes(42)).decode()
-        )
+        self.send_header("X-Amz-Cf-Id", base64.urlsafe_b64encode(secrets.token_bytes(42)).decode())
         self.end_headers()
         if send_body and status not in (204, 304):
             self.wfile.write(body)

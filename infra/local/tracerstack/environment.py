@@ -87,6 +87,9 @@ def service_environment(
         "SIGN_IN_MIN_DURATION_MS": "50",
         # moto's KMS Sign ignores MessageType=DIGEST (it hashes the digest again).
         "ENF_EXPORT_KMS_MESSAGE_TYPE": "RAW",
+        # Deployed stages pad small export files with fake keys (the default); here a by-hand
+        # upload and the tests read back exactly the keys they uploaded.
+        "ENF_EXPORT_PAD_FILES": "false",
         # The partner stand-ins answer at Twilio's and Apple's paths under these prefixes.
         "SMS_BASE_URL": f"{partners_url}/sms",
         "SMS_ACCOUNT_SID": "AC00000000000000000000000000000000",

@@ -554,6 +554,51 @@ def _sorted(value: Any) -> Any:
     return value
 
 
+def revalidate_bytecode(archive: Path) -> int:
+    """Make the bytecode in a deployment zip valid where Lambda runs it; returns its count.
+
+    pip compiles what it vendors, stamping each ``.pyc`` with the source's file time, but the
+    zip stores 1980 for every file, so Python rejects all of it and recompiles every module
+    on every cold start (``/var/task`` is read-only). Hash-based, unchecked ``.pyc`` files
+    are valid whatever the file times. The package is built by the runtime's Python (3.13),
+    so the bytecode is the runtime's. Only modules that already had bytecode (the vendored
+    core) and ``app.py`` get it: compiling every wheel would push the ENF zip past 10 MB.
+    """
+    import importlib.util
+    import zipfile
+    from importlib._bootstrap_external import (  # type: ignore[attr-defined]
+        _code_to_hash_pyc,
+    )
+
+    tag = sys.implementation.cache_tag
+
+    def pyc_name(source: str) -> str:
+        folder, _, name = source.rpartition("/")
+        return f"{folder + '/' if folder else ''}__pycache__/{name[:-3]}.{tag}.pyc"
+
+    with zipfile.ZipFile(archive) as original:
+        entries = [(info, original.read(info)) for info in original.infolist()]
+    names = {info.filename for info, _ in entries}
+    sources = {info.filename: data for info, data in entries if info.filename.endswith(".py")}
+    wanted = {pyc_name(src) for src in sources if pyc_name(src) in names} | {pyc_name("app.py")}
+    compiled = 0
+    rebuilt = archive.with_suffix(".tmp")
+    with zipfile.ZipFile(rebuilt, "w", zipfile.ZIP_DEFLATED) as out:
+        for info, data in entries:
+            if info.filename.endswith(".pyc"):
+                continue
+            out.writestr(info, data, compress_type=zipfile.ZIP_DEFLATED)
+            if info.filename in sources and pyc_name(info.filename) in wanted:
+                code = compile(data, info.filename, "exec", dont_inherit=True)
+                pyc = _code_to_hash_pyc(code, importlib.util.source_hash(data), checked=False)
+                entry = zipfile.ZipInfo(pyc_name(info.filename), date_time=info.date_time)
+                entry.external_attr = info.external_attr
+                out.writestr(entry, bytes(pyc), compress_type=zipfile.ZIP_DEFLATED)
+                compiled += 1
+    rebuilt.replace(archive)
+    return compiled
+
+
 def package(service: str, version: str, build: Path = BUILD) -> Path:
     """Run ``chalice package`` for one (vendored) service and finish its template."""
     out = build / service
@@ -566,6 +611,7 @@ def package(service: str, version: str, build: Path = BUILD) -> Path:
         stdout=subprocess.DEVNULL,
         env={"PATH": str(Path(sys.executable).parent), "AWS_DEFAULT_REGION": "ap-southeast-2"},
     )
+    revalidate_bytecode(out / "deployment.zip")
     sam = out / "sam.json"
     template = finish_template(service, json.loads(sam.read_text()), version)
     sam.unlink()

@@ -51,9 +51,10 @@ def test_the_migrate_function_reports_what_it_ran(
 
     monkeypatch.setenv("DATABASE_URL", pg_schema)
     settings.reset()
-    assert migrate({}, CONTEXT) == {"ran": ["up 0001_enf_api", "up 0002_exports"]}
+    migrations = ["0001_enf_api", "0002_exports", "0003_export_day_index"]
+    assert migrate({}, CONTEXT) == {"ran": [f"up {name}" for name in migrations]}
     assert migrate({}, CONTEXT) == {"ran": []}
-    assert migrate({"target": 0}, CONTEXT) == {"ran": ["down 0002_exports", "down 0001_enf_api"]}
+    assert migrate({"target": 0}, CONTEXT) == {"ran": [f"down {name}" for name in migrations[::-1]]}
 
 
 def test_no_code_hash_key_or_phone_reaches_the_logs(

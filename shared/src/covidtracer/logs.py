@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 import time
@@ -94,13 +95,22 @@ class _StdoutHandler(logging.StreamHandler[Any]):
         pass
 
 
-def configure(level: str = "INFO") -> None:
-    """Route the root logger to stdout as JSON (Lambda ships stdout to CloudWatch)."""
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def configure(level: str | None = None) -> None:
+    """Route the root logger to stdout as JSON (Lambda ships stdout to CloudWatch), at
+    ``level``, by default the ``LOG_LEVEL`` environment variable (INFO when unset).
+
+    Apps call this at import, before their settings load, so it reads the variable itself;
+    a value that is not a level means INFO here, and the settings refuse it at cold start.
+    """
+    chosen = (level or os.environ.get("LOG_LEVEL") or "INFO").strip().upper()
     root = logging.getLogger()
     handler = _StdoutHandler()
     handler.setFormatter(JsonFormatter())
     root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+    root.setLevel(chosen if chosen in LEVELS else "INFO")
     # Libraries log request bodies at DEBUG; never let that through.
     for noisy in ("botocore", "boto3", "urllib3", "pynamodb"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from functools import cache
 from urllib.parse import urlparse
 
+from covidtracer.logs import LEVELS as LOG_LEVELS
+
 STAGES = ("local", "dev", "staging", "prod")
 APP_CLIENT_PLATFORMS = ("ios", "android", "web")
 COGNITO_GATEWAYS = ("aws", "local")
@@ -75,6 +77,13 @@ class _Env:
             return False
         self.problems.append(f"{name} must be true or false, got {raw!r}")
         return default
+
+    def log_level(self) -> str:
+        """``LOG_LEVEL``, one of `logs.LEVELS` (default INFO); `logs.configure` applies it."""
+        value = self.text("LOG_LEVEL", "INFO").upper()
+        if value not in LOG_LEVELS:
+            self.problems.append(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {value!r}")
+        return value
 
     def url(self, name: str, default: str | None = None) -> str:
         value = self.text(name, default)
@@ -349,7 +358,7 @@ class AuthSettings:
             tables=Tables.read(env),
             email_sender=env.text("EMAIL_SENDER"),
             post_authentication_queue_url=env.url("POST_AUTHENTICATION_QUEUE_URL"),
-            log_level=env.text("LOG_LEVEL", "INFO"),
+            log_level=env.log_level(),
         )
         if settings.email_sender and "@" not in settings.email_sender:
             env.problems.append("EMAIL_SENDER must be an email address")
@@ -389,7 +398,7 @@ class DetailsSettings:
             feed_bucket=env.text("FEED_BUCKET"),
             ncts_api_key_secret_id=env.text("NCTS_API_KEY_SECRET_ID"),
             partners=PartnerSettings.read(env),
-            log_level=env.text("LOG_LEVEL", "INFO"),
+            log_level=env.log_level(),
             fcm=FcmSettings.read(env),
             diary=DiarySettings.read(env),
             events=ExposureEventSettings.read(env),
@@ -426,7 +435,7 @@ class ExportSettings:
             # event source mapping is made at deploy time); validated here so a stage
             # without it fails loudly at cold start too.
             personal_details_stream_arn=env.text("PERSONAL_DETAILS_STREAM_ARN"),
-            log_level=env.text("LOG_LEVEL", "INFO"),
+            log_level=env.log_level(),
         )
         arn = settings.personal_details_stream_arn
         if arn and not (arn.startswith("arn:") and "/stream/" in arn):
@@ -692,6 +701,10 @@ class EnfExportSettings:
     kms_message_type: str
     # Deflate level of the zips: 1 is ~3x faster than 6 for a few % larger files.
     compression_level: int
+    # Google's padding: a file under 1000 + 0-100 keys is filled with deterministic fake
+    # keys, so its size does not tell how many people reported (DESIGN §8). On unless a
+    # stage turns it off (the local stack, whose tests read back exactly what they upload).
+    pad_files: bool
     lease_seconds: int
     file_retention_days: int
     list_default_limit: int
@@ -713,6 +726,7 @@ class EnfExportSettings:
             region=env.text("ENF_EXPORT_REGION", "NZ"),
             kms_message_type=env.text("ENF_EXPORT_KMS_MESSAGE_TYPE", "DIGEST"),
             compression_level=env.integer("ENF_EXPORT_COMPRESSION_LEVEL", 1, 0, 9),
+            pad_files=env.flag("ENF_EXPORT_PAD_FILES", True),
             # Longer than a run takes, shorter than the 5-minute schedule.
             lease_seconds=env.integer("ENF_EXPORT_LEASE_SECONDS", 240, 10, 900),
             file_retention_days=env.integer("ENF_EXPORT_FILE_RETENTION_DAYS", 14, 1, 60),
@@ -817,7 +831,7 @@ class EnfSettings:
             export_signing_key_id=env.text("EXPORT_SIGNING_KEY_ID"),
             ncts_api_key_secret_id=env.text("NCTS_API_KEY_SECRET_ID"),
             partners=PartnerSettings.read(env),
-            log_level=env.text("LOG_LEVEL", "INFO"),
+            log_level=env.log_level(),
             tokens=EnfTokenSettings.read(env),
             keys=EnfKeySettings.read(env),
             attestation=AttestationSettings.read(env, stage),

@@ -56,7 +56,11 @@ def _tables(dsn: str) -> set[str]:
 
 def test_the_migrations_go_up_and_down_cleanly(pg_schema: str) -> None:
     conn = psycopg2.connect(pg_schema)
-    assert migrations.migrate(conn, MIGRATIONS) == ["up 0001_enf_api", "up 0002_exports"]
+    assert migrations.migrate(conn, MIGRATIONS) == [
+        "up 0001_enf_api",
+        "up 0002_exports",
+        "up 0003_export_day_index",
+    ]
     assert {
         "exposures",
         "registrations",
@@ -66,6 +70,7 @@ def test_the_migrations_go_up_and_down_cleanly(pg_schema: str) -> None:
         "export_lease",
     } <= _tables(pg_schema)
     assert migrations.migrate(conn, MIGRATIONS, target=0) == [
+        "down 0003_export_day_index",
         "down 0002_exports",
         "down 0001_enf_api",
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import uuid
@@ -191,6 +192,111 @@ def test_a_window_over_the_file_cap_splits_with_bumped_end_timestamps(enf: EnfSe
     assert sorted(k.key_data for f in files for k in f.keys) == [_key(i) for i in range(25)]
 
 
+@pytest.mark.parametrize(
+    ("count", "page_keys", "sizes", "bumps"),
+    [
+        (10, 3, [10], [0]),  # exactly the cap: one file, end_timestamp as it is
+        (11, 3, [10, 1], [1, 2]),  # one key over: the split is known only at key 11
+        (30, 7, [10, 10, 10], [1, 2, 3]),
+        (25, 10, [10, 10, 5], [1, 2, 3]),  # pages and files on the same boundary
+        (23, 100, [10, 10, 3], [1, 2, 3]),  # one page holding several files
+    ],
+)
+def test_pages_of_any_size_cut_files_exactly_as_the_split_rule(
+    enf: EnfSettings, count: int, page_keys: int, sizes: list[int], bumps: list[int]
+) -> None:
+    created = NOW - timedelta(days=1)
+    rng = random.Random(count)
+    keys = [rng.randbytes(16) for _ in range(count)]
+    _insert(enf.database.url or "", [(k, _day_rsn(created, 1), 144, created) for k in keys])
+    result = export_service.export_keys(
+        enf, _signer(enf), _store(enf), NOW, max_per_file=10, page_keys=page_keys
+    )
+    assert (result.files, result.keys) == (len(sizes), count)
+    files = [parsed[0] for _, parsed in _exported(enf).values()]
+    day_end = int(created.timestamp()) // DAY * DAY + DAY
+    assert [f.end_timestamp - day_end for f in files] == bumps
+    assert [len(f.keys) for f in files] == sizes
+    assert [k.key_data for f in files for k in f.keys] == sorted(keys)
+
+
+def _padded(enf: EnfSettings, monkeypatch: pytest.MonkeyPatch) -> EnfSettings:
+    monkeypatch.setenv("ENF_EXPORT_PAD_FILES", "true")
+    settings.reset()
+    return settings.enf_settings()
+
+
+def _secret() -> bytes:
+    return b"server secret"
+
+
+def test_a_small_file_is_padded_with_fakes_that_a_rerun_repeats(
+    enf: EnfSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = _padded(enf, monkeypatch)
+    created = NOW - timedelta(days=1)
+    real = [_key(i) for i in range(5)]
+    _insert(enf.database.url or "", [(k, _day_rsn(created, 1), 144, created) for k in real])
+    result = export_service.export_keys(
+        config, _signer(config), _store(config), NOW, padding_key=_secret
+    )
+    assert (result.files, result.keys) == (1, 5)  # the real keys are what the run reports
+    ((body, (export, signatures)),) = _exported(config).values()
+    data = [k.key_data for k in export.keys]
+    assert 1000 <= len(data) <= 1100 and set(real) <= set(data) and data == sorted(data)
+    fakes = [k for k in export.keys if k.key_data not in real]
+    assert {(k.rolling_start_interval_number, k.rolling_period) for k in fakes} == {
+        (_day_rsn(created, 1), 144)
+    }  # fakes copy the real keys' other fields
+    export_bin, _ = unzip_export(body)
+    assert verify_signature(export_bin, signatures[0].signature, _signer(config).public_key_pem())
+
+    with psycopg2.connect(config.database.url) as conn, conn.cursor() as cur:
+        cur.execute("TRUNCATE export_files")
+    export_service.export_keys(config, _signer(config), _store(config), NOW, padding_key=_secret)
+    ((again, _),) = _exported(config).values()
+    assert unzip_export(again)[0] == export_bin
+
+
+def test_padding_needs_a_secret_and_leaves_files_over_its_target_alone(
+    enf: EnfSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = _padded(enf, monkeypatch)
+    with pytest.raises(ValueError, match="padding_key"):
+        export_service.export_keys(config, _signer(config), _store(config), NOW)
+    created = NOW - timedelta(days=1)
+    keys = [_key(i) for i in range(1101)]
+    _insert(enf.database.url or "", [(k, _day_rsn(created, 1), 144, created) for k in keys])
+    export_service.export_keys(config, _signer(config), _store(config), NOW, padding_key=_secret)
+    ((_, (export, _)),) = _exported(config).values()
+    assert [k.key_data for k in export.keys] == keys
+
+
+def test_a_page_is_an_index_range_scan_in_key_order_without_a_sort(enf: EnfSettings) -> None:
+    """The day expression matches the index's (migration 0003) exactly; with scans that
+    would read other rows disabled, the planner still answers from the index, unsorted."""
+    window = model.Window(
+        int(NOW.timestamp()) // DAY * DAY - DAY, int(NOW.timestamp()) // DAY * DAY, model.DAILY
+    )
+    with psycopg2.connect(enf.database.url) as conn, conn.cursor() as cur:
+        cur.execute("SET enable_seqscan = off; SET enable_bitmapscan = off; SET enable_sort = off")
+        statement = export_service.sql._PAGE.split("COPY (", 1)[1].rsplit(") TO STDOUT", 1)[0]
+        _, high = window.embargo_interval_bounds
+        cur.execute(
+            "EXPLAIN (FORMAT JSON) " + statement,
+            {"day": window.start // DAY, "end": window.end, "high": high, "after": b"",
+             "limit": 10, "none": 0},
+        )  # fmt: skip
+        plan = json.dumps(cur.fetchone()[0])
+    assert "exposures_export_day_idx" in plan and "Index Only Scan" in plan
+    assert '"Sort"' not in plan and "Seq Scan" not in plan
+
+
+def test_the_query_spells_the_export_day_as_the_migration_indexes_it() -> None:
+    migration = (schema.MIGRATIONS / "0003_export_day_index.up.sql").read_text()
+    assert export_service.sql.EXPORT_DAY in " ".join(migration.split())
+
+
 def test_a_new_device_needs_at_most_15_files_for_14_days(enf: EnfSettings) -> None:
     rows = []
     for day in range(16):
@@ -221,8 +327,9 @@ def test_cleanup_deletes_files_past_retention_with_their_objects(enf: EnfSetting
 def test_packed_rows_from_postgresql_encode_exactly_as_the_key_writer(enf: EnfSettings) -> None:
     """The query's packing (int2send/int4send, NULL onset) over the columns' whole ranges."""
     rng = random.Random(7)
-    window = model.Window(0, int(NOW.timestamp()) // DAY * DAY, model.DAILY)
     created = NOW - timedelta(days=1)
+    day = int(created.timestamp()) // DAY * DAY
+    window = model.Window(day, day + DAY, model.DAILY)  # every key's embargo ended long ago
     keys = []
     for n in range(400):
         start = rng.choice([-(2**31), -1, 0, 127, 128, 2**21, 2**31 - 1, rng.randrange(2**31)])

@@ -64,3 +64,42 @@ def test_exception_messages_are_dropped_but_their_type_and_place_kept(
     assert "Aroha" not in captured.getvalue()
     assert line["exception"]["type"] == "ValueError"  # type: ignore[index]
     assert any("test_logs.py" in frame for frame in line["exception"]["stack"])  # type: ignore[index]
+
+
+@pytest.fixture
+def root_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+@pytest.mark.parametrize(
+    ("environ", "level"),
+    [(None, logging.INFO), ("WARNING", logging.WARNING), ("debug", logging.DEBUG),
+     ("chatty", logging.INFO)],
+)  # fmt: skip
+def test_configure_applies_the_log_level_from_the_environment(
+    root_logging: None, monkeypatch: pytest.MonkeyPatch, environ: str | None, level: int
+) -> None:
+    if environ is None:
+        monkeypatch.delenv("LOG_LEVEL", raising=False)
+    else:
+        monkeypatch.setenv("LOG_LEVEL", environ)
+    logs.configure()
+    assert logging.getLogger().level == level
+    assert logging.getLogger("covidtracer.anything").getEffectiveLevel() == level
+
+
+def test_at_warning_info_lines_are_not_written(
+    root_logging: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LOG_LEVEL", "WARNING")
+    logs.configure()
+    log = logging.getLogger("covidtracer.request")
+    log.info("request served")
+    log.warning("dependency slow")
+    assert [json.loads(line)["message"] for line in capsys.readouterr().out.splitlines()] == [
+        "dependency slow"
+    ]

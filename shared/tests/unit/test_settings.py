@@ -189,6 +189,9 @@ def test_enf_api_defaults_follow_the_design() -> None:
     assert settings.export.window_minutes == 60
     assert settings.client_config.exposure_parameter == "/covidtracer/local/enf/exposure-config"
     assert settings.client_config.cache_seconds == 60
+    assert settings.export.pad_files  # Google's padding unless a stage turns it off
+    assert settings.log_level == "INFO"
+    assert EnfSettings.from_env({**ENF, "LOG_LEVEL": "warning"}).log_level == "WARNING"
 
 
 @pytest.mark.parametrize(
@@ -205,6 +208,8 @@ def test_enf_api_defaults_follow_the_design() -> None:
         ({"ENF_EXPORT_WINDOW_MINUTES": "7"}, "ENF_EXPORT_WINDOW_MINUTES must divide a day"),
         ({"ENF_EXPORT_WINDOW_MINUTES": "0"}, "ENF_EXPORT_WINDOW_MINUTES must be between 1"),
         ({"ENF_EXPOSURE_CONFIG_PARAMETER": "x"}, "must be a parameter path"),
+        ({"LOG_LEVEL": "chatty"}, "LOG_LEVEL must be one of DEBUG, INFO"),
+        ({"ENF_EXPORT_PAD_FILES": "maybe"}, "ENF_EXPORT_PAD_FILES must be true or false"),
     ],
 )
 def test_enf_api_settings_are_validated(overrides: dict[str, str], problem: str) -> None:

@@ -298,3 +298,26 @@ def test_the_export_service_hands_its_usage_report_alias_to_the_analytics_schedu
     deploy.execute(deploy.plan(), ctx)
     text = "\n".join(lines)
     assert '"UsageReportFunctionArn": "<service-export output UsageReportFunctionArn>"' in text
+
+
+@pytest.mark.parametrize("service", SERVICE_NAMES)
+def test_the_shipped_bytecode_is_valid_whatever_the_zips_file_times(service: str) -> None:
+    """Lambda's /var/task is read-only: bytecode Python rejects is recompiled every cold
+    start. Hash-based unchecked .pyc files of the runtime's version are always accepted."""
+    import importlib.util
+    import sys
+
+    with zipfile.ZipFile(BUILD / service / "deployment.zip") as archive:
+        names = set(archive.namelist())
+        pycs = [n for n in names if n.endswith(".pyc")]
+        tag = sys.implementation.cache_tag
+        assert f"__pycache__/app.{tag}.pyc" in names
+        assert any(n.startswith("covidtracer/") for n in pycs)
+        for name in pycs:
+            data = archive.read(name)
+            assert data[:4] == importlib.util.MAGIC_NUMBER, name
+            flags = int.from_bytes(data[4:8], "little")
+            assert flags == 0b01, name  # hash-based, not checked against the source
+            folder, _, file = name.rpartition("__pycache__/")
+            source = archive.read(folder + file.split(".")[0] + ".py")
+            assert data[8:16] == importlib.util.source_hash(source), name

@@ -5,6 +5,7 @@ contract tests run against."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from typing import Any, Protocol
 
 from pynamodb.attributes import (
@@ -15,6 +16,7 @@ from pynamodb.attributes import (
     UnicodeAttribute,
 )
 from pynamodb.exceptions import PynamoDBException
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
 from covidtracer import aws, dynamo
@@ -41,10 +43,19 @@ class ExposureEvents(Protocol):
     def mark_pushed(self, notification_id: str, version: str) -> None:
         """Clear the pending push, unless the event changed (or went) since ``version``."""
 
+    def mark_published(self, notification_id: str, version: str) -> None:
+        """Take the event out of ``pending()``: the feed holds this version and its push is
+        done. Does nothing if the push is still pending or the event changed (or went)."""
+
     def delete(self, notification_id: str) -> bool:
         """Remove the event; ``False`` if there was none."""
 
-    def scan(self) -> Iterator[StoredEvent]: ...
+    def pending(self) -> Iterator[StoredEvent]:
+        """Events stored but not yet confirmed as published and pushed: a sparse index,
+        so this reads only them, never the table."""
+
+    def scan(self) -> Iterator[StoredEvent]:
+        """Every event: the whole table (only to recreate a lost or unreadable feed)."""
 
 
 class FeedStore(Protocol):
@@ -97,6 +108,18 @@ class AccountEmails(Protocol):
 # ---------------------------------------------------------------------------- DynamoDB
 
 
+PENDING_INDEX = "pending"
+PENDING = "1"
+
+
+class _PendingIndex(GlobalSecondaryIndex["ExposureEventItem"]):  # type: ignore[no-untyped-call]
+    class Meta:
+        index_name = PENDING_INDEX
+        projection = AllProjection()
+
+    pending = UnicodeAttribute(hash_key=True)
+
+
 class ExposureEventItem(Model):
     """One item per notification. No raw GLN: callbacks are checked against ``glnHash``."""
 
@@ -112,9 +135,14 @@ class ExposureEventItem(Model):
     appBannerLinkUrl = UnicodeAttribute(default="")  # noqa: N815
     appBannerRequestCallbackEnabled = BooleanAttribute(default=False)  # noqa: N815
     pushPending = BooleanAttribute(default=True)  # noqa: N815
+    # Present (the constant PENDING) from the write until the feed holds this version and
+    # its push is done: the hash key of the sparse index PENDING_INDEX, which therefore
+    # holds only those few items (infra/templates/data.yaml).
+    pending = UnicodeAttribute(null=True)
     version = UnicodeAttribute()
     # TTL (epoch seconds): the item goes a day after it leaves the feed.
     expiresAt = NumberAttribute()  # noqa: N815
+    pending_index = _PendingIndex()
 
 
 class EthnicityAttribute(MapAttribute[str, Any]):
@@ -150,7 +178,7 @@ def _to_stored(item: Any) -> StoredEvent:
         texts={name: getattr(item, name) or "" for name in EVENT_TEXTS},
         request_callback_enabled=bool(item.appBannerRequestCallbackEnabled),
     )
-    return StoredEvent(event, bool(item.pushPending), item.version)
+    return StoredEvent(event, bool(item.pushPending), item.version, item.pending is not None)
 
 
 class DynamoExposureEvents:
@@ -178,6 +206,7 @@ class DynamoExposureEvents:
             end=format_utc(event.end),
             appBannerRequestCallbackEnabled=event.request_callback_enabled,
             pushPending=True,
+            pending=PENDING,
             version=version,
             expiresAt=expires_at,
             **attributes,
@@ -197,6 +226,27 @@ class DynamoExposureEvents:
         except PynamoDBException as error:
             if dynamo.is_conditional_check_failure(error):
                 return  # changed or withdrawn meanwhile: its newer state decides
+            raise dynamo.unavailable("exposure_events", error) from error
+
+    def mark_published(self, notification_id: str, version: str) -> None:
+        item = self._model(notification_id)
+        try:
+            item.update(
+                actions=[self._model.pending.remove()],
+                condition=(self._model.version == version) & (self._model.pushPending == False),  # noqa: E712 - a DynamoDB condition, not a comparison
+            )
+        except PynamoDBException as error:
+            if dynamo.is_conditional_check_failure(error):
+                return  # push still pending, or changed or withdrawn meanwhile
+            raise dynamo.unavailable("exposure_events", error) from error
+
+    def pending(self) -> Iterator[StoredEvent]:
+        try:
+            # Model.query with index_name, not the index object: the object is shared by
+            # every bound copy of the model and points at the last one bound.
+            for item in self._model.query(PENDING, index_name=PENDING_INDEX):
+                yield _to_stored(item)
+        except PynamoDBException as error:
             raise dynamo.unavailable("exposure_events", error) from error
 
     def delete(self, notification_id: str) -> bool:
@@ -433,13 +483,22 @@ class MemoryExposureEvents:
         return found[0] if found else None
 
     def put(self, event: ExposureEvent, *, version: str, expires_at: int) -> None:
-        self.items[event.notification_id] = (StoredEvent(event, True, version), expires_at)
+        self.items[event.notification_id] = (StoredEvent(event, True, version, True), expires_at)
 
     def mark_pushed(self, notification_id: str, version: str) -> None:
         found = self.items.get(notification_id)
         if found and found[0].version == version:
             stored, expires_at = found
-            self.items[notification_id] = (StoredEvent(stored.event, False, version), expires_at)
+            self.items[notification_id] = (replace(stored, push_pending=False), expires_at)
+
+    def mark_published(self, notification_id: str, version: str) -> None:
+        found = self.items.get(notification_id)
+        if found and found[0].version == version and not found[0].push_pending:
+            stored, expires_at = found
+            self.items[notification_id] = (replace(stored, pending=False), expires_at)
+
+    def pending(self) -> Iterator[StoredEvent]:
+        yield from (stored for stored, _ in list(self.items.values()) if stored.pending)
 
     def delete(self, notification_id: str) -> bool:
         return self.items.pop(notification_id, None) is not None

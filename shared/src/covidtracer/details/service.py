@@ -5,17 +5,23 @@ Each takes its collaborators (``Dependencies``), settings and ``now``; the route
 adapters, unit tests pass in-memory twins.
 
 Reliability of exposure events (DESIGN §8: nothing accepted is lost): an inbound event is
-stored first, with ``pushPending`` set; the push to FCM follows and clears the flag once FCM
-accepts it. A failed push leaves the flag, and the feed job (every 2 hours) pushes the
-pending active events again. The feed is written after every inbound change; if that write
-fails NCTS gets a 503 and its retry (idempotent) writes it.
+stored first, with ``pushPending`` and ``pending`` set; the push to FCM follows and clears
+``pushPending`` once FCM accepts it, and once the feed holds the event as well ``pending``
+goes too. Whatever fails leaves the flags, and the feed job (every 2 hours) finishes the
+work for the still ``pending`` events: it reads them from a sparse index, never the table.
+The feed is written after every inbound change; if that write fails NCTS gets a 503 and
+its retry (idempotent) writes it.
 
-The feed (DESIGN §7: 10,000 items built and written within 1 s): an inbound change edits the
-stored feed document (read, apply the one change and drop what aged out, write) instead of
-scanning the table, which is O(items in DynamoDB) and slow; the 2-hourly job rebuilds it
-from the table, which also repairs any drift. Every write is conditional on the version that
-was read (or, for a rebuild, seen before its scan), so concurrent writers never overwrite
-each other's changes: the loser reads again and reapplies.
+The feed (DESIGN §7: 10,000 active items within 1 s, 100,000 within 3 s): every writer edits
+the stored feed document (read, apply its changes and drop what aged out, write) instead of
+scanning the table, which is O(items in DynamoDB) and slow: an inbound change applies
+itself, the 2-hourly job the pending events and the expiries. Only a missing or unreadable
+document is recreated from a full scan (``rebuild_exposure_events_feed``). Every write is
+conditional on the version that was read (or, for a rebuild, seen before its scan), so
+concurrent writers never overwrite each other's changes: the loser reads again and
+reapplies. A withdrawal edits the feed before it deletes the event, so a withdrawal that
+fails half-way leaves an event the feed no longer shows (NCTS's retry deletes it), never a
+feed showing an event the table has lost.
 """
 
 from __future__ import annotations
@@ -173,17 +179,19 @@ def receive_exposure_event(
     event = model.parse_exposure_event(body)
     existing = deps.events.get(event.notification_id)
     if existing is not None and existing.event == event:
-        version, pending = existing.version, existing.push_pending
+        stored = existing
     else:
-        version, pending = uuid.uuid4().hex, True
+        stored = model.StoredEvent(event, True, uuid.uuid4().hex, pending=True)
         deps.events.put(
             event,
-            version=version,
+            version=stored.version,
             expires_at=model.expires_at(event, settings.events.feed_active_days),
         )
-    if pending and event.is_active(now, settings.events.feed_active_days):
-        _push(deps, model.StoredEvent(event, True, version))
+    if stored.push_pending and event.is_active(now, settings.events.feed_active_days):
+        _push(deps, stored)
     _update_feed(deps, settings, now, upsert=event)
+    if stored.pending:
+        deps.events.mark_published(event.notification_id, stored.version)
     change = "new" if existing is None else "repeat" if existing.event == event else "updated"
     emit("exposure_event_received", categories={"change": change}, now=now)
     return existing is None, event.feed_item()
@@ -192,13 +200,13 @@ def receive_exposure_event(
 def withdraw_exposure_event(
     notification_id: str, *, deps: Dependencies, settings: DetailsSettings, now: datetime
 ) -> None:
-    """Removes an event and republishes the feed. Raises ``NotFound``-free: withdrawing an
-    unknown (or already withdrawn) event succeeds, so NCTS can retry; ``ValidationError``
-    for a malformed id, ``Unavailable`` on storage or feed failure."""
+    """Removes an event from the feed, then from the table. Raises ``NotFound``-free:
+    withdrawing an unknown (or already withdrawn) event succeeds, so NCTS can retry;
+    ``ValidationError`` for a malformed id, ``Unavailable`` on storage or feed failure."""
     if not model.RECORD_ID.fullmatch(notification_id):
         raise ValidationError.of("NotificationId", "The value is not in the expected format.")
-    deps.events.delete(notification_id)
     _update_feed(deps, settings, now, remove=notification_id)
+    deps.events.delete(notification_id)
     emit("exposure_event_withdrawn", now=now)
 
 
@@ -212,18 +220,83 @@ FEED_WRITE_ATTEMPTS = 5
 def publish_exposure_events_feed(
     *, deps: Dependencies, settings: DetailsSettings, now: datetime, retry_pushes: bool = True
 ) -> dict[str, int]:
-    """Rebuilds ``current-exposure-events.json`` from the table with the active events,
-    then (``retry_pushes``) pushes active events whose push is still pending. Returns
-    counts for the job's log.
+    """The 2-hourly job: brings the stored feed up to date from what changed or expired,
+    then (``retry_pushes``) pushes the pending events whose push FCM has not accepted yet.
+    Returns counts for the job's log.
 
-    Raises ``Unavailable`` when the table cannot be read or the feed not written; a push
-    that fails again stays pending for the next run.
+    Reads the feed document and the pending events (a sparse index; each re-read
+    consistently, as the index lags), applies them and drops the items no longer active,
+    and writes only if that changed the feed. Never scans the table, unless there is no
+    readable feed to start from (``rebuild_exposure_events_feed``). Raises ``Unavailable``
+    when the table or the feed cannot be read or written; a push that fails again stays
+    pending for the next run.
+    """
+    events = settings.events
+    for _ in range(FEED_WRITE_ATTEMPTS):
+        current = deps.feed.read(events.feed_object_key)
+        if current is None:
+            return rebuild_exposure_events_feed(
+                deps=deps, settings=settings, now=now, retry_pushes=retry_pushes
+            )
+        document, version = current
+        # After the read: a change stored since makes the write below fail and come again.
+        pending = [
+            fresh
+            for listed in deps.events.pending()
+            if (fresh := deps.events.get(listed.event.notification_id)) is not None
+        ]
+        try:
+            items = model.feed_items(document)
+            changed = model.updated_items(
+                items, now, events.feed_active_days, upserts=[p.event for p in pending]
+            )
+        except ValueError:
+            log.warning("stored feed unreadable: rebuilding it")
+            return rebuild_exposure_events_feed(
+                deps=deps, settings=settings, now=now, retry_pushes=retry_pushes
+            )
+        if changed == items:
+            break
+        try:
+            deps.feed.write(
+                events.feed_object_key, model.feed_document(changed),
+                events.feed_max_age_seconds, replaces=version,
+            )  # fmt: skip
+            break
+        except model.FeedChanged:
+            continue
+    else:
+        raise Unavailable("s3:feed (concurrent writers)")
+    summary = _finish_pending(deps, pending, now, events.feed_active_days, retry_pushes)
+    emit("exposure_feed_published", counts={"items": len(changed)}, now=now)
+    return {"items": len(changed), "expired": len(items) - _kept(items, changed), **summary}
+
+
+def _kept(before: list[dict[str, str]], after: list[dict[str, str]]) -> int:
+    """How many of ``before``'s notifications are still in ``after``."""
+    remaining = {item.get("notificationId") for item in after}
+    return sum(1 for item in before if item.get("notificationId") in remaining)
+
+
+def rebuild_exposure_events_feed(
+    *,
+    deps: Dependencies,
+    settings: DetailsSettings,
+    now: datetime,
+    retry_pushes: bool = True,
+    withdrawn: str | None = None,
+) -> dict[str, int]:
+    """Recreates ``current-exposure-events.json`` from a full scan of the table: only for a
+    feed that is missing (the stage's first event) or unreadable, never on the schedule.
+    ``withdrawn`` names an event being withdrawn, still in the table but not to be shown.
+
+    Raises ``Unavailable`` when the table cannot be read or the feed not written.
     """
     active_days = settings.events.feed_active_days
     key = settings.events.feed_object_key
     for _ in range(FEED_WRITE_ATTEMPTS):
         seen = deps.feed.version(key)  # before the scan: a change during it wins
-        stored = list(deps.events.scan())
+        stored = [s for s in deps.events.scan() if s.event.notification_id != withdrawn]
         items = model.active_items((s.event for s in stored), now, active_days)
         try:
             deps.feed.write(
@@ -235,15 +308,32 @@ def publish_exposure_events_feed(
             continue
     else:
         raise Unavailable("s3:feed (concurrent writers)")
+    log.warning("exposure-events feed rebuilt from a table scan", extra={"items": len(items)})
     emit("exposure_feed_published", counts={"items": len(items)}, now=now)
+    pending = [s for s in stored if s.pending]
+    summary = _finish_pending(deps, pending, now, active_days, retry_pushes)
+    return {"items": len(items), "expired": 0, **summary}
+
+
+def _finish_pending(
+    deps: Dependencies,
+    pending: list[model.StoredEvent],
+    now: datetime,
+    active_days: int,
+    retry_pushes: bool,
+) -> dict[str, int]:
+    """With the feed holding ``pending`` events: push those still waiting for it (until FCM
+    fails), and take every event that is then done off the pending index."""
+    waiting = [s for s in pending if s.push_pending and s.event.is_active(now, active_days)]
     pushed = 0
-    pending = [s for s in stored if s.push_pending and s.event.is_active(now, active_days)]
     if retry_pushes:
-        for entry in pending:
+        for entry in waiting:
             if not _push(deps, entry):
                 break  # FCM is down: the rest stay pending for the next run
             pushed += 1
-    return {"items": len(items), "pushesRetried": pushed, "pushesPending": len(pending) - pushed}
+    for entry in pending:
+        deps.events.mark_published(entry.event.notification_id, entry.version)
+    return {"pushesRetried": pushed, "pushesPending": len(waiting) - pushed}
 
 
 def _update_feed(
@@ -279,7 +369,9 @@ def _update_feed(
             continue
     else:
         raise Unavailable("s3:feed (concurrent writers)")
-    publish_exposure_events_feed(deps=deps, settings=settings, now=now, retry_pushes=False)
+    rebuild_exposure_events_feed(
+        deps=deps, settings=settings, now=now, retry_pushes=False, withdrawn=remove
+    )
 
 
 def _push(deps: Dependencies, stored: model.StoredEvent) -> bool:

@@ -6,12 +6,13 @@ batch that must not share the request connection, and concurrent runs need their
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import io
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, NamedTuple
 
-from covidtracer.enf.export_model import FileRecord, Window
-from covidtracer.enf.exportfile import NO_ONSET
+from covidtracer.enf.export_model import DAY_SECONDS, FileRecord, Window
+from covidtracer.enf.exportfile import KEY_LENGTH, NO_ONSET, PACKED_KEY
 
 if TYPE_CHECKING:
     from psycopg2.extensions import cursor
@@ -19,9 +20,9 @@ if TYPE_CHECKING:
 LEASE_NAME = "enf-export"
 
 KEY_QUERY_WORK_MEM = "64MB"
-"""``work_mem`` for the key query's transaction: a day's ~100,000+ rows sort in memory
-instead of spilling to disk (default 4 MB); halves the query time at 1.4 M keys with the
-rows in upload order (bench/enf_export.py). One job runs at a time, so one such sort."""
+"""``work_mem`` for the key pages' transaction: the page query reads the index in key
+order and needs no sort, but a plan that did sort (stale statistics) keeps a page's rows in
+memory instead of spilling to disk (default 4 MB). One job runs at a time."""
 
 
 class NewFile(NamedTuple):
@@ -65,29 +66,91 @@ def built_windows(cur: cursor, since: datetime) -> set[tuple[int, int]]:
     return {(int(row[0]), int(row[1])) for row in cur.fetchall()}
 
 
-def packed_keys(cur: cursor, window: Window) -> bytes:
-    """Keys available in the window as `exportfile.PACKED_KEY` rows joined, in key order.
+EXPORT_DAY = (
+    "GREATEST((created_at AT TIME ZONE 'UTC')::date - DATE '1970-01-01',"
+    " floor((rolling_start_number::numeric + rolling_period + 12) / 144)::integer)"
+)
+"""The UTC day (days since the epoch) a key became available, ``max(created_at, embargo
+end)``: the first column of ``exposures_export_day_idx`` (migration 0003), spelled exactly as
+there so the planner matches it. The embargo end ``(rsn + rp) * 600 s + 2 h`` falls on day
+``floor((rsn + rp + 12) / 144)``; numeric keeps any int32 start and period exact."""
+
+PAGE_KEYS = 65_536
+"""Keys per page of a window: 2 MiB of packed rows. Small enough that the pages in flight
+cost little memory whatever a window holds, large enough that a page's round trip is noise."""
+
+_PACKED_ROW = (
+    "key_data || int2send(transmission_risk_level) || int4send(rolling_start_number)"
+    " || int4send(rolling_period) || int2send(report_type)"
+    " || int4send(coalesce(days_since_onset::integer, %(none)s))"
+)
+
+# One page: the next `limit` keys of the window after `after`, in key order, packed and
+# joined by PostgreSQL. The inner query is one index-only range scan of
+# exposures_export_day_idx that returns rows already in key order (no sort) and reads no
+# row it does not return, but for a delta's keys available later that day (the two
+# filters; implied for a daily). string_agg takes its input in the subquery's order (the
+# documented idiom for ordered input; an ORDER BY inside the aggregate would sort the page
+# again on PostgreSQL 15); the byte-identity test against the key writer holds it to that.
+# COPY BINARY hands the value over as raw bytes: a SELECT would send it hex-encoded, twice
+# the bytes to encode, send and decode.
+_PAGE = (
+    "COPY (SELECT string_agg(packed, ''::bytea) FROM ("  # noqa: S608 - constants; mogrify binds
+    f"SELECT {_PACKED_ROW} AS packed FROM exposures"
+    f" WHERE {EXPORT_DAY} = %(day)s"
+    " AND created_at < to_timestamp(%(end)s) AND rolling_start_number + rolling_period < %(high)s"
+    " AND key_data > %(after)s ORDER BY key_data LIMIT %(limit)s) AS page)"
+    " TO STDOUT WITH (FORMAT binary)"
+)
+
+_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+
+
+def packed_pages(cur: cursor, window: Window, page_keys: int = PAGE_KEYS) -> Iterator[bytes]:
+    """Keys available in the window as `exportfile.PACKED_KEY` rows, in key order, in pages
+    of at most ``page_keys`` rows (the last page may be shorter; an empty window yields none).
 
     Available = created before the window end and embargo over before it, and either
-    created or released in it. PostgreSQL packs and sorts (``bytea`` orders bytewise, as
-    Python's ``bytes`` do): one value per window instead of a Python row per key.
+    created or released in it: ``available_at`` in ``[start, end)``. Windows lie within one
+    UTC day (``export_model.plan_windows``); run the pages in one REPEATABLE READ
+    transaction to read them from one snapshot. Raises ``ValueError`` for a window that
+    spans days or a ``page_keys`` below 1.
     """
-    low, high = window.embargo_interval_bounds
+    day, offset = divmod(window.start, DAY_SECONDS)
+    if offset or window.end > window.start + DAY_SECONDS or page_keys < 1:
+        raise ValueError(f"not a window within one UTC day: {window} (page_keys {page_keys})")
+    _, high = window.embargo_interval_bounds
     cur.execute(f"SET LOCAL work_mem = '{KEY_QUERY_WORK_MEM}'")
-    cur.execute(
-        "SELECT string_agg(key_data || int2send(transmission_risk_level)"
-        " || int4send(rolling_start_number) || int4send(rolling_period)"
-        " || int2send(report_type) || int4send(coalesce(days_since_onset::integer, %(none)s)),"
-        " ''::bytea ORDER BY key_data)"
-        " FROM exposures"
-        " WHERE created_at < to_timestamp(%(end)s)"
-        " AND rolling_start_number + rolling_period < %(high)s"
-        " AND (created_at >= to_timestamp(%(start)s)"
-        "      OR rolling_start_number + rolling_period >= %(low)s)",
-        {"start": window.start, "end": window.end, "low": low, "high": high, "none": NO_ONSET},
-    )
-    row = cur.fetchone()
-    return bytes(row[0]) if row and row[0] is not None else b""
+    after = b""
+    while True:
+        params = {"day": day, "end": window.end, "high": high, "after": after}
+        page = _copy_value(cur, _PAGE, {**params, "limit": page_keys, "none": NO_ONSET})
+        if page:
+            yield page
+        if len(page) < page_keys * PACKED_KEY.size:
+            return
+        after = page[-PACKED_KEY.size : -PACKED_KEY.size + KEY_LENGTH]
+
+
+def packed_keys(cur: cursor, window: Window) -> bytes:
+    """All of `packed_pages` joined: for tests and small windows."""
+    return b"".join(packed_pages(cur, window))
+
+
+def _copy_value(cur: cursor, statement: str, params: dict[str, object]) -> bytes:
+    """The single value of a one-row, one-column ``COPY … TO STDOUT (FORMAT binary)``;
+    ``b""`` for NULL."""
+    buffer = io.BytesIO()
+    cur.copy_expert(cur.mogrify(statement, params).decode(), buffer)
+    data = buffer.getbuffer()
+    if bytes(data[: len(_COPY_SIGNATURE)]) != _COPY_SIGNATURE:
+        raise ValueError("not PostgreSQL binary COPY output")
+    # signature, flags (int32), header extension length (int32) and extension; then the
+    # row: field count (int16), value length (int32, -1 for NULL), value.
+    position = len(_COPY_SIGNATURE) + 8 + int.from_bytes(data[15:19])
+    length = int.from_bytes(data[position + 2 : position + 6], signed=True)
+    start = position + 6
+    return bytes(data[start : start + length]) if length > 0 else b""
 
 
 def insert_files(cur: cursor, files: Sequence[NewFile], now: datetime) -> int:

@@ -9,11 +9,16 @@ and file rows are inserted ``ON CONFLICT DO NOTHING``.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import threading
 import uuid
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Generator, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing, contextmanager
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from queue import Full, Queue
 from typing import TYPE_CHECKING, Any, Protocol
 
 from covidtracer import db
@@ -21,14 +26,21 @@ from covidtracer.analytics.emitter import emit
 from covidtracer.enf import export_db as sql
 from covidtracer.enf import export_model as model
 from covidtracer.enf import tokens
-from covidtracer.enf.batching import MAX_KEYS_PER_FILE, file_chunks
+from covidtracer.enf.batching import (
+    MAX_KEYS_PER_FILE,
+    PADDING_JITTER,
+    PADDING_MINIMUM,
+    pad_keys,
+)
 from covidtracer.enf.exportfile import (
     PACKED_KEY,
     ExportBatch,
+    PackedExportBin,
     SignatureInfo,
     build_zip,
-    encode_packed_export_bin,
+    encode_export_bin,
     encode_signature_list,
+    unpack_keys,
 )
 from covidtracer.enf.signing import Signer
 from covidtracer.errors import NotFound, ValidationError
@@ -94,21 +106,27 @@ def export_keys(
     store: FileStore,
     now: datetime,
     *,
+    padding_key: Callable[[], bytes] | None = None,
     max_per_file: int = MAX_KEYS_PER_FILE,
+    page_keys: int = sql.PAGE_KEYS,
     holder: str | None = None,
 ) -> ExportResult:
     """Build every planned window not yet built; returns what was written.
 
-    Returns ``skipped=True`` without doing anything if another run holds the lease. Raises
-    ``Unavailable`` if the database, KMS or S3 fails; nothing is recorded for a window whose
-    objects were not all written, so the next run builds it again.
+    With ``settings.export.pad_files``, files under Google's padding target get fake keys
+    derived from ``padding_key()`` (a server secret; see `padding_seed`), so a re-run
+    writes the same export.bin. Returns ``skipped=True`` without doing anything if another
+    run holds the lease. Raises ``Unavailable`` if the database, KMS or S3 fails; nothing
+    is recorded for a window whose objects were not all written, so the next run builds it
+    again. Raises ``ValueError`` if padding is on and no ``padding_key`` is given.
     """
     config = settings.export
+    if config.pad_files and padding_key is None:
+        raise ValueError("ENF_EXPORT_PAD_FILES is on: export_keys needs a padding_key")
     holder = holder or uuid.uuid4().hex
     windows = model.plan_windows(
         _epoch(now), config.file_retention_days, config.window_minutes * 60
     )
-    info = SignatureInfo(config.verification_key_version, config.verification_key_id)
     with _own_connection(settings) as conn:
         with conn, conn.cursor() as cur:
             taken = sql.take_lease(cur, holder, now, now + timedelta(seconds=config.lease_seconds))
@@ -119,23 +137,20 @@ def export_keys(
             with conn, conn.cursor() as cur:
                 oldest = datetime.fromtimestamp(windows[0].start, UTC) if windows else now
                 built = sql.built_windows(cur, oldest)
+            todo = [w for w in windows if (w.start, w.end) not in built]
+            run = _Run(
+                info=SignatureInfo(config.verification_key_version, config.verification_key_id),
+                region=config.region,
+                signer=signer,
+                store=store,
+                now=now,
+                compression_level=config.compression_level,
+                max_per_file=max_per_file,
+                padding_secret=padding_key() if config.pad_files and padding_key else None,
+            )
             files = keys = 0
-            for window in windows:
-                if (window.start, window.end) in built:
-                    continue
-                written = _export_window(
-                    conn,
-                    window,
-                    info,
-                    config.region,
-                    signer,
-                    store,
-                    now,
-                    config.compression_level,
-                    max_per_file,
-                )
-                files += len(written)
-                keys += sum(f.key_count for f in written)
+            if todo:
+                files, keys = _export_windows(settings, conn, todo, run, page_keys)
             if files:
                 _write_index(conn, store)
         finally:
@@ -148,67 +163,287 @@ def export_keys(
     return ExportResult(skipped=False, files=files, keys=keys)
 
 
-def _export_window(
+PREFETCH_PAGES = 2
+"""Pages the reader thread may be ahead of the encoder: enough to keep PostgreSQL busy
+while a page is encoded, few enough to cost 4 MiB."""
+
+_PADDING_SEED_DOMAIN = b"covidtracer.enf.export-padding.v1"
+
+
+def padding_seed(secret: bytes, region: str, start: int, end: int, part: int) -> bytes:
+    """`batching.pad_keys`'s seed for one file: secret, and different for every file.
+
+    HMAC-SHA256 of the file's identity under a key derived from the server secret for this
+    use alone. Whoever knows a seed can regenerate that file's fakes and count its real
+    keys, which is what padding hides; a re-run of the window derives the same seed.
+    """
+    key = hmac.new(secret, _PADDING_SEED_DOMAIN, hashlib.sha256).digest()
+    return hmac.new(key, f"{region}/{start}/{end}/{part}".encode(), hashlib.sha256).digest()
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What every file of one export run shares."""
+
+    info: SignatureInfo
+    region: str
+    signer: Signer
+    store: FileStore
+    now: datetime
+    compression_level: int
+    max_per_file: int
+    padding_secret: bytes | None
+
+
+def _export_windows(
+    settings: EnfSettings,
     conn: connection,
-    window: model.Window,
-    info: SignatureInfo,
-    region: str,
-    signer: Signer,
-    store: FileStore,
-    now: datetime,
-    compression_level: int,
-    max_per_file: int,
-) -> list[sql.NewFile]:
-    with conn, conn.cursor() as cur:
-        packed = memoryview(sql.packed_keys(cur, window))
-    row = PACKED_KEY.size
-    chunks = file_chunks(len(packed) // row, max_per_file)
-    written: list[sql.NewFile] = []
-    for part, (chunk, bump) in enumerate(chunks, start=1):
-        file_batch = ExportBatch(
-            start_timestamp=window.start,
-            end_timestamp=window.end + bump,
-            region=region,
+    windows: list[model.Window],
+    run: _Run,
+    page_keys: int,
+) -> tuple[int, int]:
+    """Write the windows' files; returns (files, keys). A pipeline over both cores:
+
+    - a reader thread pages each window's keys out of PostgreSQL on a connection of its
+      own (one REPEATABLE READ snapshot per window), up to `PREFETCH_PAGES` ahead, so the
+      database works while this thread encodes;
+    - this thread frames the pages into export.bin, one file at a time (at most
+      ``max_per_file`` keys: memory follows the file cap, not the window);
+    - a finisher thread signs, deflates (zlib releases the GIL) and uploads the previous
+      file, then records a window once all its files are written.
+
+    Memory: the pages in flight, the file being framed and the one being finished.
+    """
+    with ThreadPoolExecutor(1, thread_name_prefix="enf-export-finish") as finisher:
+        handoff = _Handoff(finisher)
+        files = keys = 0
+        try:
+            with _own_connection(settings) as reader:
+                reader.set_session(isolation_level="REPEATABLE READ", readonly=True)
+                window: _WindowWriter | None = None
+                pages = _prefetched(_pages(reader, windows, page_keys))
+                with closing(pages):  # the reader thread ends before its connection
+                    for current, page in pages:
+                        if window is None:
+                            window = _WindowWriter(run, current, handoff)
+                        if page is not None:
+                            window.add(page)
+                            continue
+                        written = window.close()
+                        if written:
+                            handoff.submit(_record_window, conn, current, written, run.now)
+                        files += len(written)
+                        keys += sum(f.key_count for f in written)
+                        window = None
+            handoff.wait()
+        except BaseException:
+            handoff.abandon()
+            raise
+    return files, keys
+
+
+def _pages(
+    reader: connection, windows: list[model.Window], page_keys: int
+) -> Iterator[tuple[model.Window, bytes | None]]:
+    """(window, page) for every page of every window, then (window, None) at its end."""
+    for window in windows:
+        with reader, reader.cursor() as cur:
+            for page in sql.packed_pages(cur, window, page_keys):
+                yield window, page
+        yield window, None
+
+
+class _Handoff:
+    """The finisher's queue, one task deep: a new task waits for the previous one (memory
+    stays at one file being finished) and its failure surfaces in this thread."""
+
+    def __init__(self, pool: ThreadPoolExecutor) -> None:
+        self._pool = pool
+        self._pending: Future[None] | None = None
+
+    def submit(self, task: Callable[..., None], *args: Any) -> None:
+        self.wait()
+        self._pending = self._pool.submit(task, *args)
+
+    def wait(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def abandon(self) -> None:
+        """Let the task in flight end without raising its result here (already failing)."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.exception()
+
+
+_PAD_WHEN_AT_MOST = PADDING_MINIMUM + PADDING_JITTER
+"""A file with more keys than this never gets fakes, so its rows need not be kept."""
+
+
+class _WindowWriter:
+    """One window's files, from its pages in key order, by `batching.split_batch`'s rule.
+
+    A file's end_timestamp bump depends on whether the window has more keys than fit in
+    one file, which is known only when a key beyond the first file arrives; the header is
+    rewritten then (`PackedExportBin.finish`). The rows of a file small enough to be padded
+    are kept to be re-encoded with their fakes.
+    """
+
+    def __init__(self, run: _Run, window: model.Window, handoff: _Handoff) -> None:
+        self._run = run
+        self._window = window
+        self._handoff = handoff
+        self._split = False
+        self._done: list[tuple[int, int, int]] = []  # (part, end_timestamp, keys)
+        self._start_file()
+
+    def _start_file(self) -> None:
+        self._file = PackedExportBin(self._batch(self._window.end))
+        self._small: bytearray | None = bytearray()
+
+    def _batch(self, end_timestamp: int) -> ExportBatch:
+        return ExportBatch(
+            start_timestamp=self._window.start,
+            end_timestamp=end_timestamp,
+            region=self._run.region,
             batch_num=1,
             batch_size=1,
-            signature_infos=(info,),
+            signature_infos=(self._run.info,),
             keys=(),
         )
-        keys = packed[chunk.start * row : chunk.stop * row]
-        export_bin = encode_packed_export_bin(file_batch, keys)
-        export_sig = encode_signature_list(
-            info, file_batch.batch_num, file_batch.batch_size, signer.sign(export_bin)
-        )
-        body = build_zip(export_bin, export_sig, compresslevel=compression_level)
-        path = model.object_path(window, part)
-        store.put(path, body, ZIP_CONTENT_TYPE, FILE_CACHE_CONTROL)
-        written.append(
+
+    def add(self, page: bytes) -> None:
+        rows, row, cap = memoryview(page), PACKED_KEY.size, self._run.max_per_file
+        offset = 0
+        while offset < len(rows):
+            if self._file.keys == cap:
+                self._split = True  # a key beyond the first file: every file is numbered
+                self._finish_file()
+                self._start_file()
+            take = min(cap - self._file.keys, (len(rows) - offset) // row) * row
+            chunk = rows[offset : offset + take]
+            self._file.append(chunk)
+            if self._small is not None:
+                if self._file.keys <= _PAD_WHEN_AT_MOST:
+                    self._small += chunk
+                else:
+                    self._small = None
+            offset += take
+
+    def close(self) -> list[sql.NewFile]:
+        """Finish the last file; the window's files (none for a window without keys)."""
+        if self._file.keys:
+            self._finish_file()
+        parts = len(self._done)
+        return [
             sql.NewFile(
-                path=path,
-                window=window,
-                start_timestamp=file_batch.start_timestamp,
-                end_timestamp=file_batch.end_timestamp,
+                path=model.object_path(self._window, part),
+                window=self._window,
+                start_timestamp=self._window.start,
+                end_timestamp=end_timestamp,
                 part=part,
-                parts=len(chunks),
-                batch_num=file_batch.batch_num,
-                batch_size=file_batch.batch_size,
-                key_count=len(keys) // row,
+                parts=parts,
+                batch_num=1,
+                batch_size=1,
+                key_count=keys,
             )
-        )
-    if written:
-        with conn, conn.cursor() as cur:
-            sql.insert_files(cur, written, now)
-        log.info(
-            "enf export window written",
-            extra={
-                "window_start": window.start,
-                "window_end": window.end,
-                "kind": window.kind,
-                "files": len(written),
-                "keys": sum(f.key_count for f in written),
-            },
-        )
-    return written
+            for part, end_timestamp, keys in self._done
+        ]
+
+    def _finish_file(self) -> None:
+        part = len(self._done) + 1
+        end_timestamp = self._window.end + (part if self._split else 0)
+        secret = self._run.padding_secret
+        export_bin: bytes | bytearray
+        if secret is not None and self._small is not None and not self._split:
+            seed = padding_seed(secret, self._run.region, self._window.start, end_timestamp, part)
+            padded = pad_keys(unpack_keys(self._small), seed=seed)
+            export_bin = encode_export_bin(replace(self._batch(end_timestamp), keys=padded))
+        else:
+            export_bin = self._file.finish(end_timestamp)
+        self._done.append((part, end_timestamp, self._file.keys))
+        path = model.object_path(self._window, part)
+        self._handoff.submit(_publish_file, self._run, path, [export_bin])
+
+
+def _publish_file(run: _Run, path: str, holder: list[bytes | bytearray]) -> None:
+    """Sign, zip and upload one file (the finisher thread). The export.bin comes in a list
+    that this empties, so the file is freed once zipped, not only after the upload."""
+    export_bin = holder.pop()
+    signature = run.signer.sign(export_bin)
+    export_sig = encode_signature_list(run.info, 1, 1, signature)
+    body = build_zip(export_bin, export_sig, compresslevel=run.compression_level)
+    del export_bin
+    run.store.put(path, body, ZIP_CONTENT_TYPE, FILE_CACHE_CONTROL)
+
+
+def _record_window(
+    conn: connection, window: model.Window, written: list[sql.NewFile], now: datetime
+) -> None:
+    """Record a window whose files are all written (the finisher thread, after them)."""
+    with conn, conn.cursor() as cur:
+        sql.insert_files(cur, written, now)
+    log.info(
+        "enf export window written",
+        extra={
+            "window_start": window.start,
+            "window_end": window.end,
+            "kind": window.kind,
+            "files": len(written),
+            "keys": sum(f.key_count for f in written),
+        },
+    )
+
+
+def _prefetched[T](items: Iterator[T], depth: int = PREFETCH_PAGES) -> Generator[T]:
+    """`items`, produced by a thread of their own up to ``depth`` ahead of the consumer.
+
+    The producer's exception is raised here; when the consumer stops early, the producer
+    is stopped and ``items`` closed in its own thread (which ends its transaction).
+    """
+    queue: Queue[tuple[int, Any]] = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def offer(entry: tuple[int, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                queue.put(entry, timeout=0.05)
+                return True
+            except Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not offer((_ITEM, item)):
+                    return
+            offer((_END, None))
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            offer((_ERROR, exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=produce, name="enf-export-read", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = queue.get()
+            if kind == _ITEM:
+                yield value
+            elif kind == _END:
+                return
+            else:
+                raise value
+    finally:
+        stop.set()
+        thread.join()
+
+
+_ITEM, _END, _ERROR = 0, 1, 2
 
 
 def _write_index(conn: connection, store: FileStore) -> None:

@@ -34,7 +34,7 @@ class KmsSigner:
     def _kms(self) -> Any:
         return self._client if self._client is not None else aws.kms()
 
-    def sign(self, message: bytes) -> bytes:
+    def sign(self, message: bytes | bytearray) -> bytes:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:

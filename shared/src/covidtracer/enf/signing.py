@@ -21,7 +21,7 @@ class Signer(Protocol):
     `sha256(message)` with `MessageType=DIGEST`; the signature verifies the same way.
     """
 
-    def sign(self, message: bytes) -> bytes: ...
+    def sign(self, message: bytes | bytearray) -> bytes: ...
 
     def public_key_pem(self) -> str:
         """The SubjectPublicKeyInfo PEM that phones' configuration must hold."""
@@ -43,7 +43,7 @@ class PemSigner:
             raise ValueError("export signing needs an EC P-256 (secp256r1) private key")
         self._key = key
 
-    def sign(self, message: bytes) -> bytes:
+    def sign(self, message: bytes | bytearray) -> bytes:
         return self._key.sign(message, ec.ECDSA(hashes.SHA256()))
 
     def public_key_pem(self) -> str:

@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -69,11 +69,29 @@ RECORD_FIELDS = (
 
 @dataclass(frozen=True)
 class UserChange:
-    """One user's change as the stream reported it: when, and whether the item was removed."""
+    """One user's change as the stream reported it: when, whether the item was removed,
+    and (from queue message version 2) the stream's order and the export line it made.
+
+    ``sequence`` is the stream record's SequenceNumber (decimal, increasing in the order of
+    the item's writes); ``record`` is ``record_line`` of the new image, ``None`` for a
+    removal or where the message does not carry it (then the export reads the item).
+    """
 
     user_id: str
     at: datetime
     removed: bool = False
+    sequence: str = ""
+    record: Mapping[str, Any] | None = field(default=None, compare=True, hash=False)
+
+    @property
+    def order(self) -> tuple[datetime, int]:
+        """Newer changes of one item sort later: time, then the stream's sequence number."""
+        return self.at, int(self.sequence) if self.sequence.isdigit() else -1
+
+    @property
+    def carries_state(self) -> bool:
+        """The change says what the export should write: a record, or a removal."""
+        return self.removed or self.record is not None
 
 
 @dataclass(frozen=True)
@@ -83,11 +101,32 @@ class Pending:
     user_id: str
     last_change: datetime
     last_removal: datetime | None
+    newest: UserChange | None = field(default=None, compare=False)
 
     @property
     def tombstone_time(self) -> datetime:
         """The deletion time, or the newest change seen if the REMOVE is still queued."""
         return self.last_removal or self.last_change
+
+    def must_read(self, exported_through: datetime | None) -> bool:
+        """Whether the export must read the item instead of writing the newest change.
+
+        The newest change is the user's current state unless a newer one was already
+        exported by an earlier run (a message redelivered, delayed or replayed from the
+        DLQ). Any such newer change is no older than this one (one item's stream records
+        come in write order) and no newer than ``exported_through``, the newest change any
+        earlier run exported (``None``: none ever was): so a change after it is current,
+        and one at or before it is read (strongly consistent), as are changes that carry
+        no state (version 1). `READ_ALL` reads every user (no export state kept).
+        """
+        newest = self.newest
+        if newest is None or not newest.carries_state:
+            return True
+        return exported_through is not None and newest.at <= exported_through
+
+
+READ_ALL = datetime.max.replace(tzinfo=UTC)
+"""An ``exported_through`` that makes every user's item be read back."""
 
 
 def iso_millis(moment: datetime) -> str:
@@ -111,7 +150,7 @@ def latest_per_user(changes: Iterable[UserChange]) -> list[UserChange]:
     latest: dict[str, UserChange] = {}
     for change in changes:
         seen = latest.get(change.user_id)
-        if seen is None or change.at >= seen.at:
+        if seen is None or change.order >= seen.order:
             latest[change.user_id] = change
     return list(latest.values())
 
@@ -125,8 +164,20 @@ def merge_pending(changes: Iterable[UserChange]) -> dict[str, Pending]:
         last_removal = None if seen is None else seen.last_removal
         if change.removed and (last_removal is None or change.at > last_removal):
             last_removal = change.at
-        pending[change.user_id] = Pending(change.user_id, last_change, last_removal)
+        newest = seen.newest if seen is not None else None
+        if newest is None or change.order >= newest.order:
+            newest = change
+        pending[change.user_id] = Pending(change.user_id, last_change, last_removal, newest)
     return pending
+
+
+def exported_through(pending: Mapping[str, Pending], before: datetime | None) -> datetime | None:
+    """The export state's new mark once these users are exported: the newest change any
+    run has exported (``before`` is the mark the run started from)."""
+    times = [p.newest.at for p in pending.values() if p.newest is not None]
+    if before is not None:
+        times.append(before)
+    return max(times, default=None)
 
 
 def take_whole_messages(
@@ -165,14 +216,27 @@ def tombstone_line(user_id: str, deleted_at: datetime) -> dict[str, Any]:
 
 
 def export_lines(
-    pending: Mapping[str, Pending], items: Mapping[str, Mapping[str, Any]]
+    pending: Mapping[str, Pending],
+    items: Mapping[str, Mapping[str, Any]],
+    exported_through: datetime | None = None,
 ) -> list[dict[str, Any]]:
-    """One line per pending user, sorted by ``userId``: the current item, else a tombstone."""
+    """One line per pending user, sorted by ``userId``: the newest change's state where it
+    is known to be current (``Pending.must_read``), else the item read now (``items``, the
+    users ``must_read`` named), and a tombstone for a user with neither."""
     lines = []
     for user_id in sorted(pending):
+        entry = pending[user_id]
+        newest = entry.newest
+        if newest is not None and not entry.must_read(exported_through):
+            if newest.removed:
+                lines.append(tombstone_line(user_id, newest.at))
+            else:
+                assert newest.record is not None, "a change that carries state"
+                lines.append(dict(newest.record))
+            continue
         item = items.get(user_id)
         if item is None:
-            lines.append(tombstone_line(user_id, pending[user_id].tombstone_time))
+            lines.append(tombstone_line(user_id, entry.tombstone_time))
         else:
             lines.append(record_line(item))
     return lines

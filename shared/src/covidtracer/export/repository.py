@@ -7,14 +7,17 @@ domain errors only. Clients are passed in (tests point them at moto; Lambda uses
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from covidtracer import logs
 from covidtracer.errors import Unavailable
 from covidtracer.export import messages
+from covidtracer.export.model import iso_millis, parse_iso
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -217,6 +220,119 @@ class ExportBucket:
         raise Unavailable("s3")
 
 
+_CONDITION_FAILED = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "412", "409"})
+STATE_KEY = "export-state/personal-details.json"
+"""The export state object, beside the files in the export bucket (ids and times only)."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A run's hold on the export state: who, the object version it wrote, and the mark
+    (the newest change any earlier run exported) it started from."""
+
+    holder: str
+    version: str
+    exported_through: datetime | None
+
+
+class ExportStateObject:
+    """The export state as one small JSON object in the export bucket::
+
+        {"exportedThrough": "2021-10-04T21:05:12.000Z" | null,
+         "holder": "<run id>" | null, "until": "<time the hold expires>" | null}
+
+    Runs take it in turn: a run holds it (a conditional write, ``If-Match`` the version it
+    read) until it has raised ``exportedThrough`` past the changes it exported, before it
+    deletes their messages. A run that crashed loses the hold at ``until``. Raises
+    ``Unavailable`` on S3 failures.
+    """
+
+    def __init__(self, client: S3Client, bucket: str, key: str = STATE_KEY) -> None:
+        self._client = client
+        self._bucket = bucket
+        self._key = key
+
+    def acquire(self, holder: str, now: datetime, until: datetime) -> Lease | None:
+        """Hold the state until ``until``; ``None`` if another run holds it now."""
+        current, version = self._read()
+        held_until = current.get("until")
+        if current.get("holder") and isinstance(held_until, str) and parse_iso(held_until) > now:
+            return None
+        mark = current.get("exportedThrough")
+        exported = parse_iso(mark) if isinstance(mark, str) else None
+        written = self._write(
+            {"exportedThrough": mark, "holder": holder, "until": iso_millis(until)}, version
+        )
+        return None if written is None else Lease(holder, written, exported)
+
+    def release(self, lease: Lease, exported_through: datetime | None) -> None:
+        """End the hold, recording ``exported_through``. Raises ``Unavailable`` if the hold
+        was lost meanwhile (the run outlived ``until``): its messages then stay queued."""
+        mark = iso_millis(exported_through) if exported_through else None
+        state = {"exportedThrough": mark, "holder": None, "until": None}
+        if self._write(state, lease.version) is None:
+            raise Unavailable("s3:export-state (hold lost)")
+
+    def _read(self) -> tuple[dict[str, Any], str | None]:
+        try:
+            response = self._client.get_object(Bucket=self._bucket, Key=self._key)
+            body = response["Body"].read()
+        except _boto_errors() as exc:
+            # The export's role has no s3:ListBucket, so S3 answers a missing object with
+            # 403 rather than 404: both mean "no state yet" here, and the conditional
+            # create below fails if the object does exist.
+            if _error_code(exc) in ("NoSuchKey", "404", "AccessDenied", "403"):
+                return {}, None
+            raise Unavailable("s3:export-state") from exc
+        try:
+            state = json.loads(body)
+        except ValueError:
+            state = None
+        if not isinstance(state, dict):
+            log.warning("export state unreadable: starting without a mark")
+            state = {}
+        return state, str(response["ETag"])
+
+    def _write(self, state: Mapping[str, Any], version: str | None) -> str | None:
+        """Write if the object is still at ``version`` (absent for ``None``); the new
+        version, or ``None`` if another writer came first."""
+        condition = {"IfMatch": version} if version is not None else {"IfNoneMatch": "*"}
+        try:
+            response = self._client.put_object(
+                Bucket=self._bucket,
+                Key=self._key,
+                Body=json.dumps(state).encode(),
+                ContentType="application/json",
+                **condition,  # type: ignore[arg-type]
+            )
+        except _boto_errors() as exc:
+            if _error_code(exc) in _CONDITION_FAILED:
+                return None
+            raise Unavailable("s3:export-state") from exc
+        return str(response["ETag"])
+
+
+class MemoryExportState:
+    """``ExportStateObject``'s in-memory twin."""
+
+    def __init__(self) -> None:
+        self.state: dict[str, Any] = {}
+        self.version = 0
+
+    def acquire(self, holder: str, now: datetime, until: datetime) -> Lease | None:
+        if self.state.get("holder") and self.state["until"] > now:
+            return None
+        self.version += 1
+        self.state = {**self.state, "holder": holder, "until": until}
+        return Lease(holder, str(self.version), self.state.get("exportedThrough"))
+
+    def release(self, lease: Lease, exported_through: datetime | None) -> None:
+        if lease.version != str(self.version):
+            raise Unavailable("export-state (hold lost)")
+        self.version += 1
+        self.state = {"exportedThrough": exported_through, "holder": None, "until": None}
+
+
 def _chunks(values: Sequence[str], size: int) -> Iterator[Sequence[str]]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
@@ -233,6 +349,12 @@ def details_table() -> DetailsTable:
     from covidtracer import aws, settings
 
     return DetailsTable(aws.dynamodb(), settings.export_settings().tables.personal_details)
+
+
+def export_state() -> ExportStateObject:
+    from covidtracer import aws, settings
+
+    return ExportStateObject(aws.s3(), settings.export_settings().user_details_bucket)
 
 
 def export_bucket() -> ExportBucket:

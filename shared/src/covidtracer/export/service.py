@@ -3,19 +3,30 @@
 Delivery is at-least-once end to end (DESIGN §3, §8): the stream handler fails (and Lambda
 redelivers) unless every change is queued; the consumer deletes messages only after its
 file is written, so a crash in between repeats users in a later file and loses none.
+
+AWS calls per run (issue 12): the messages carry each user's export line, so a run writes
+them without reading the table, except for a user whose newest change may be older than
+one already exported (``model.Pending.must_read``: redelivered, delayed or replayed
+messages), which it reads back strongly consistent as before. What makes that safe is the
+export state (``ExportState``): runs take turns holding it, and a run raises its mark past
+the changes it exported before it deletes their messages. 8,500 fresh users cost
+2 receives, 2 delete batches, 1 file and 3 state calls instead of also 85 BatchGetItem
+calls (8,500 read units).
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from covidtracer import logs
 from covidtracer.analytics.emitter import emit
+from covidtracer.errors import Unavailable
 from covidtracer.export import messages, model
-from covidtracer.export.repository import ReceivedMessage
+from covidtracer.export.repository import Lease, ReceivedMessage
 from covidtracer.export.stream import StreamRecord
 
 log = logs.get_logger(__name__)
@@ -38,6 +49,11 @@ class Bucket(Protocol):
     def put_new(self, keys: Sequence[str], body: bytes) -> str: ...
 
 
+class ExportState(Protocol):
+    def acquire(self, holder: str, now: datetime, until: datetime) -> Lease | None: ...
+    def release(self, lease: Lease, exported_through: datetime | None) -> None: ...
+
+
 @dataclass(frozen=True)
 class ExportLimits:
     """DESIGN §3's run size: 10 messages × 11 receives, at most 8,500 unique users.
@@ -53,6 +69,9 @@ class ExportLimits:
     visibility_timeout: int | None = None
     # Long polling asks every SQS server, so an almost empty queue is not missed.
     wait_seconds: int = 1
+    # How long a run holds the export state: the queue's visibility timeout, past which
+    # its messages would be redelivered to the next run anyway.
+    hold_seconds: int = 300
 
 
 @dataclass(frozen=True)
@@ -63,6 +82,8 @@ class ExportResult:
     malformed: int
     undeleted: int = 0
     tombstones: int = 0
+    read: int = 0
+    skipped: bool = False
     message_ids: tuple[str, ...] = field(default=(), repr=False)
 
     def summary(self) -> dict[str, object]:
@@ -70,9 +91,11 @@ class ExportResult:
             "key": self.key,
             "users": self.users,
             "tombstones": self.tombstones,
+            "read": self.read,
             "messages": self.messages,
             "malformed": self.malformed,
             "undeleted": self.undeleted,
+            "skipped": self.skipped,
         }
 
 
@@ -95,24 +118,47 @@ def export_personal_details(
     bucket: Bucket,
     now: datetime,
     limits: ExportLimits = ExportLimits(),
+    state: ExportState | None = None,
 ) -> ExportResult:
     """Export the users of whole queued messages (≤ ``limits.max_users``) to one new file.
 
-    Messages are deleted only after the file is written. A malformed message is logged (id
-    and error type only) and left alone: it comes back after its visibility timeout and
-    SQS moves it to the DLQ after 5 receives, while every other message goes through.
-    Raises ``Unavailable`` if DynamoDB or S3 fails; nothing is deleted then.
+    With ``state``, users whose newest change is known to be current are written from
+    their message and only the others are read; without it every user is read. A run that
+    finds ``state`` held by another run does nothing (``skipped``). Messages are deleted
+    only after the file is written (and the state's mark raised). A malformed message is
+    logged (id and error type only) and left alone: it comes back after its visibility
+    timeout and SQS moves it to the DLQ after 5 receives, while every other message goes
+    through. Raises ``Unavailable`` if DynamoDB, S3 or the state fails; nothing is deleted
+    then.
     """
-    taken, malformed = _take_messages(queue, limits)
-    if not taken:
-        return ExportResult(key=None, users=0, messages=0, malformed=malformed)
-    pending = model.merge_pending(change for _, changes in taken for change in changes)
-    items = table.current(sorted(pending))
-    lines = model.export_lines(pending, items)
-    window = model.window_start(now)
-    keys = [model.export_key(window, n) for n in range(model.MAX_FILES_PER_WINDOW)]
-    key = bucket.put_new(keys, model.encode_jsonl(lines))
-    undeleted = queue.delete([message for message, _ in taken])
+    lease = None
+    if state is not None:
+        lease = state.acquire(uuid.uuid4().hex, now, now + timedelta(seconds=limits.hold_seconds))
+        if lease is None:
+            log.info("personal-details export skipped: another run holds the export state")
+            return ExportResult(key=None, users=0, messages=0, malformed=0, skipped=True)
+    mark = lease.exported_through if lease is not None else model.READ_ALL
+    released = False
+    try:
+        taken, malformed = _take_messages(queue, limits)
+        if not taken:
+            return ExportResult(key=None, users=0, messages=0, malformed=malformed)
+        pending = model.merge_pending(change for _, changes in taken for change in changes)
+        to_read = sorted(u for u, entry in pending.items() if entry.must_read(mark))
+        items = table.current(to_read) if to_read else {}
+        lines = model.export_lines(pending, items, mark)
+        window = model.window_start(now)
+        keys = [model.export_key(window, n) for n in range(model.MAX_FILES_PER_WINDOW)]
+        key = bucket.put_new(keys, model.encode_jsonl(lines))
+        if state is not None and lease is not None:
+            # Before the deletes: a message that survives them (a failed delete) is then
+            # older than the mark and is read back, never written from its stale copy.
+            state.release(lease, model.exported_through(pending, lease.exported_through))
+            released = True
+        undeleted = queue.delete([message for message, _ in taken])
+    finally:
+        if state is not None and lease is not None and not released:
+            _release_quietly(state, lease)
     if undeleted:
         # They come back and repeat their users in a later file: noisy, never a loss.
         log.warning("could not delete exported messages", extra={"count": undeleted})
@@ -123,6 +169,7 @@ def export_personal_details(
         malformed=malformed,
         undeleted=undeleted,
         tombstones=sum(1 for line in lines if line["deleted"]),
+        read=len(to_read),
         message_ids=tuple(message.message_id for message, _ in taken),
     )
     log.info("exported personal details", extra=result.summary())
@@ -136,6 +183,15 @@ def export_personal_details(
         now=now,
     )
     return result
+
+
+def _release_quietly(state: ExportState, lease: Lease) -> None:
+    """End a hold without moving the mark (nothing was exported, or the run is failing);
+    if that fails too the hold simply expires."""
+    try:
+        state.release(lease, lease.exported_through)
+    except Unavailable as exc:
+        log.warning("export state not released; the hold expires", extra={"reason": str(exc)})
 
 
 def _take_messages(

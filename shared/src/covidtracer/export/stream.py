@@ -1,18 +1,21 @@
 """Typed view of the DynamoDB stream events Lambda delivers for ``PersonalDetails``.
 
-The raw event is wrapped here, at the boundary, before anything else sees it. Only keys and
-times are read: the images carry personal data and the export always re-reads the current
-item anyway, so an out-of-order or replayed record can never export stale data.
+The raw event is wrapped here, at the boundary, before anything else sees it. Besides the
+key and time it keeps the record's SequenceNumber and, of the new image, only what the
+export writes (``model.record_line``): the queue carries it to the export, which writes it
+unless a newer change may already have been exported (``model.Pending.must_read``), so an
+out-of-order or replayed record never exports stale data.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from covidtracer.export.model import UserChange
+from covidtracer.export.messages import is_record
+from covidtracer.export.model import UserChange, record_line
 
 CHANGE_EVENTS = frozenset({"INSERT", "MODIFY", "REMOVE"})
 
@@ -27,6 +30,9 @@ class StreamRecord:
     event_name: str
     user_id: str
     created_at: datetime
+    sequence: str = ""
+    # The export line of the new image (INSERT, MODIFY); None for a REMOVE or no image.
+    record: Mapping[str, Any] | None = field(default=None, repr=False)
 
     @classmethod
     def wrap(cls, raw: Mapping[str, Any]) -> StreamRecord:
@@ -45,10 +51,31 @@ class StreamRecord:
             raise MalformedStreamRecord(f"stream record {raw.get('eventID')!r}") from exc
         if event_name not in CHANGE_EVENTS or not isinstance(user_id, str) or not user_id:
             raise MalformedStreamRecord(f"stream record {raw.get('eventID')!r}")
-        return cls(str(raw.get("eventID", "")), event_name, user_id, moment)
+        sequence = dynamodb.get("SequenceNumber", "")
+        if not isinstance(sequence, str) or not (sequence == "" or sequence.isdigit()):
+            raise MalformedStreamRecord(f"stream record {raw.get('eventID')!r}")
+        image = dynamodb.get("NewImage")
+        record = None
+        if event_name != "REMOVE" and isinstance(image, Mapping):
+            line = record_line(_plain(image))
+            # An item outside the contract is carried by id only: the export reads it.
+            record = line if is_record(line, user_id) else None
+        return cls(str(raw.get("eventID", "")), event_name, user_id, moment, sequence, record)
 
     def change(self) -> UserChange:
-        return UserChange(self.user_id, self.created_at, removed=self.event_name == "REMOVE")
+        removed = self.event_name == "REMOVE"
+        return UserChange(self.user_id, self.created_at, removed, self.sequence, self.record)
+
+
+def _plain(image: Mapping[str, Any]) -> dict[str, Any]:
+    """A stream image (DynamoDB-typed JSON) as plain Python values."""
+    from boto3.dynamodb.types import TypeDeserializer
+
+    deserializer = TypeDeserializer()
+    try:
+        return {name: deserializer.deserialize(value) for name, value in image.items()}
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise MalformedStreamRecord("stream image") from exc
 
 
 def records(event: Mapping[str, Any]) -> list[StreamRecord]:

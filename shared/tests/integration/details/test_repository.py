@@ -57,7 +57,7 @@ def test_an_event_round_trips_with_its_push_pending(events: Any) -> None:
     assert events.get("n1") is None
     events.put(event, version="v1", expires_at=1)
     stored = events.get("n1")
-    assert stored == model.StoredEvent(event, True, "v1")
+    assert stored == model.StoredEvent(event, True, "v1", pending=True)
     assert [s.event for s in events.scan()] == [event]
 
 
@@ -106,3 +106,22 @@ def test_dynamodb_down_is_unavailable(service_env: dict[str, str], aws_stack: Bo
     with pytest.raises(Unavailable):
         store.get("n1")
     assert aws_stack.stage  # the stack itself is fine: only the table is missing
+
+
+def test_pending_lists_only_events_not_yet_published_and_pushed(events: Any) -> None:
+    for n in ("n1", "n2", "n3"):
+        events.put(
+            model.parse_exposure_event({**EVENT, "notificationId": n}), version="v1", expires_at=1
+        )
+    events.mark_published("n1", "v1")  # push still pending: stays listed
+    events.mark_pushed("n2", "v1")
+    events.mark_published("n2", "v1")  # published and pushed: off the list
+    events.mark_pushed("n3", "v1")
+    events.mark_published("n3", "v0")  # an older version's confirmation: stays listed
+    events.mark_published("gone", "v1")  # withdrawn meanwhile: nothing to do, no error
+    assert sorted(s.event.notification_id for s in events.pending()) == ["n1", "n3"]
+    assert events.get("n2").pending is False and events.get("n1").pending is True
+    events.put(
+        model.parse_exposure_event({**EVENT, "notificationId": "n2"}), version="v2", expires_at=1
+    )
+    assert sorted(s.event.notification_id for s in events.pending()) == ["n1", "n2", "n3"]

@@ -9,7 +9,12 @@ from typing import Any
 
 from covidtracer.export import service, stream
 from covidtracer.export.model import iso_millis
-from covidtracer.export.repository import DetailsTable, ExportBucket, UpdatesQueue
+from covidtracer.export.repository import (
+    DetailsTable,
+    ExportBucket,
+    ExportStateObject,
+    UpdatesQueue,
+)
 from covidtracer.export.service import ExportLimits, ExportResult
 from tracerstack.bootstrap import Bootstrap
 from tracerstack.streams import pump_once
@@ -48,6 +53,7 @@ class Rig:
         self.queue = UpdatesQueue(self.sqs, self.queue_url)
         self.table = DetailsTable(self.ddb, self.table_name)
         self.bucket = ExportBucket(self.s3, self.bucket_name, self.kms_key)
+        self.state = ExportStateObject(self.s3, self.bucket_name)
         self.checkpoints: dict[str, str] = {}
 
     def put(self, record: Mapping[str, Any]) -> None:
@@ -72,13 +78,17 @@ class Rig:
             self.streams, self.stream_arn, handler or publish, self.checkpoints, region=self.region
         )
 
-    def export(self, now: datetime, limits: ExportLimits = FAST, queue: Any = None) -> ExportResult:
+    def export(
+        self, now: datetime, limits: ExportLimits = FAST, queue: Any = None, table: Any = None
+    ) -> ExportResult:
         return service.export_personal_details(
-            queue or self.queue, self.table, self.bucket, now=now, limits=limits
-        )
+            queue or self.queue, table or self.table, self.bucket, now=now, limits=limits,
+            state=self.state,
+        )  # fmt: skip
 
     def keys(self) -> list[str]:
-        listed = self.s3.list_objects_v2(Bucket=self.bucket_name).get("Contents", [])
+        listed = self.s3.list_objects_v2(Bucket=self.bucket_name, Prefix="personal-details/")
+        listed = listed.get("Contents", [])
         return sorted(o["Key"] for o in listed)
 
     def lines(self, key: str) -> list[dict[str, Any]]:

@@ -157,3 +157,106 @@ def test_a_change_with_no_feed_yet_builds_it_from_the_table() -> None:
     deps.events.put(old, version="v1", expires_at=0)
     service.receive_exposure_event(_body("new"), deps=deps, settings=SETTINGS, now=NOW)
     assert [i["notificationId"] for i in _published(deps)] == ["old", "new"]
+
+
+class NoScanEvents(MemoryExposureEvents):
+    """The job must work from the pending events and the stored feed alone."""
+
+    def scan(self) -> Any:
+        raise AssertionError("the feed job scanned the table")
+
+
+def _job_deps() -> service.Dependencies:
+    deps = _deps()
+    deps.feed.write(KEY, model.feed_document([]), 1, replaces=None)  # the stage's feed exists
+    return service.Dependencies(
+        events=NoScanEvents(),
+        feed=deps.feed,
+        counters=deps.counters,
+        ncts=None,
+        fcm=Fcm(),  # type: ignore[arg-type]
+    )
+
+
+def test_the_job_drops_expired_items_and_adds_pending_events_without_a_scan() -> None:
+    deps = _job_deps()
+    for name, days_ago in (("kept", 3), ("expiring", 13.95)):
+        service.receive_exposure_event(
+            _body(name, days_ago=days_ago), deps=deps, settings=SETTINGS, now=NOW
+        )
+    # Stored, but its feed write failed and NCTS never retried: still pending.
+    lost = model.parse_exposure_event(_body("lost", days_ago=1))
+    deps.events.put(lost, version="v9", expires_at=0)
+    later = NOW + timedelta(hours=3)
+
+    summary = service.publish_exposure_events_feed(deps=deps, settings=SETTINGS, now=later)
+
+    assert [i["notificationId"] for i in _published(deps)] == ["kept", "lost"]
+    assert summary == {"items": 2, "expired": 1, "pushesRetried": 1, "pushesPending": 0}
+    assert [s.event.notification_id for s in deps.events.pending()] == []
+    assert isinstance(deps.fcm, Fcm) and len(deps.fcm.sent) == 3  # kept, expiring, lost
+
+
+def test_a_job_with_nothing_changed_or_expired_writes_nothing() -> None:
+    deps = _job_deps()
+    service.receive_exposure_event(_body("a"), deps=deps, settings=SETTINGS, now=NOW)
+    version = deps.feed.version(KEY)
+    summary = service.publish_exposure_events_feed(deps=deps, settings=SETTINGS, now=NOW)
+    assert deps.feed.version(KEY) == version
+    assert summary == {"items": 1, "expired": 0, "pushesRetried": 0, "pushesPending": 0}
+
+
+def test_a_pending_event_withdrawn_before_the_job_reads_it_is_not_published_again() -> None:
+    class LaggingIndex(NoScanEvents):
+        """A sparse index still listing an event the table has lost (GSIs lag)."""
+
+        def pending(self) -> Any:
+            yield from super().pending()
+            yield model.StoredEvent(
+                model.parse_exposure_event(_body("withdrawn")), True, "v1", True
+            )
+
+    deps = _job_deps()
+    deps = service.Dependencies(
+        events=LaggingIndex(),
+        feed=deps.feed,
+        counters=deps.counters,
+        ncts=None,
+        fcm=Fcm(),  # type: ignore[arg-type]
+    )
+    service.receive_exposure_event(_body("a"), deps=deps, settings=SETTINGS, now=NOW)
+    service.publish_exposure_events_feed(deps=deps, settings=SETTINGS, now=NOW)
+    assert [i["notificationId"] for i in _published(deps)] == ["a"]
+
+
+def test_a_withdrawal_whose_feed_write_fails_keeps_the_event_for_the_retry() -> None:
+    class DownFeed(MemoryFeedStore):
+        def write(self, key: str, body: bytes, max_age: int, *, replaces: str | None) -> None:
+            raise Unavailable("s3:feed")
+
+    deps = _deps()
+    service.receive_exposure_event(_body("a"), deps=deps, settings=SETTINGS, now=NOW)
+    down = DownFeed()
+    down.objects, down._versions = deps.feed.objects, deps.feed._versions  # type: ignore[attr-defined]
+    failing = service.Dependencies(
+        events=deps.events,
+        feed=down,
+        counters=deps.counters,
+        ncts=None,
+        fcm=Fcm(),  # type: ignore[arg-type]
+    )
+    with pytest.raises(Unavailable):
+        service.withdraw_exposure_event("a", deps=failing, settings=SETTINGS, now=NOW)
+    assert deps.events.get("a") is not None  # NCTS's retry withdraws it
+    service.withdraw_exposure_event("a", deps=deps, settings=SETTINGS, now=NOW)
+    assert deps.events.get("a") is None
+    assert "a" not in [i["notificationId"] for i in _published(deps)]
+
+
+def test_withdrawing_with_no_feed_yet_rebuilds_it_without_the_event() -> None:
+    deps = _deps()
+    for name in ("a", "b"):
+        deps.events.put(model.parse_exposure_event(_body(name)), version="v1", expires_at=0)
+    service.withdraw_exposure_event("a", deps=deps, settings=SETTINGS, now=NOW)
+    assert [i["notificationId"] for i in _published(deps)] == ["b"]
+    assert deps.events.get("a") is None

@@ -8,6 +8,7 @@ integer start interval and rolling period, smallint or NULL days since onset.
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import pytest
 from test_export_encoding import batch_of, runtime_export_bin
@@ -16,9 +17,11 @@ from covidtracer.enf.exportfile import (
     NO_ONSET,
     PACKED_KEY,
     ExportKey,
+    PackedExportBin,
     ReportType,
     encode_export_bin,
     encode_packed_export_bin,
+    unpack_keys,
 )
 
 INT16_MIN, INT16_MAX = -(2**15), 2**15 - 1
@@ -108,3 +111,32 @@ def test_partial_rows_and_keys_in_the_batch_are_refused() -> None:
         encode_packed_export_bin(batch_of(()), row[:-1])
     with pytest.raises(ValueError, match="packed"):
         encode_packed_export_bin(batch_of((ExportKey(b"\x01" * 16, 1, 1),)), row)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_rows_appended_page_by_page_encode_as_one_file_with_the_end_timestamp_given_last(
+    seed: int,
+) -> None:
+    rng = random.Random(seed)
+    pool = [random_db_key(rng) for _ in range(rng.randrange(1, 10))]
+    keys = sorted(
+        (rng.choice(pool)._replace(key_data=rng.randbytes(16)) for _ in range(500)),
+        key=lambda k: k.key_data,
+    )
+    rows = pack(keys)
+    writer = PackedExportBin(batch_of(()))
+    cuts = sorted(rng.sample(range(1, len(keys)), 5))
+    for start, stop in zip([0, *cuts], [*cuts, len(keys)], strict=True):
+        writer.append(memoryview(rows)[start * PACKED_KEY.size : stop * PACKED_KEY.size])
+    bumped = replace(batch_of(tuple(keys)), end_timestamp=batch_of(()).end_timestamp + 3)
+
+    assert writer.keys == len(keys)
+    assert writer.finish(bumped.end_timestamp) == encode_export_bin(bumped)
+
+
+def test_unpacked_rows_are_the_keys_that_were_packed() -> None:
+    keys = [
+        ExportKey(bytes([n]) * 16, n % 9, 2_650_000 + n, 144 - n, 1, None if n % 2 else -n)
+        for n in range(20)
+    ]
+    assert unpack_keys(pack(keys)) == keys
