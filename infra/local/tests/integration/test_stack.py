@@ -216,7 +216,9 @@ def test_the_onboarding_patch_creates_the_record_and_reaches_the_ncts_export(
     while True:  # the stream poller queues the change; the export job writes the file
         assert _tracerstack(stack[0], "job", "details-export").returncode == 0
         lines = []
-        for item in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
+        for item in s3.list_objects_v2(Bucket=bucket, Prefix="personal-details/").get(
+            "Contents", []
+        ):
             text = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read().decode()
             lines += [json.loads(line) for line in text.splitlines()]
         mine = [line for line in lines if line["userId"] == user_id]
