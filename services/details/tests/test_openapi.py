@@ -4,10 +4,6 @@ HTTP (``chalice local`` on a private port) finds no 5xx."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,7 +15,7 @@ from conftest import Api
 from sign_in_flow import SignedIn
 from test_contact_details import RECORD
 
-from tracerstack.pytest_plugin import Partners, free_port
+from tracerstack.pytest_plugin import Partners, serve_api
 
 SERVICE = Path(__file__).resolve().parents[1]
 OPENAPI = SERVICE / "openapi.yaml"
@@ -61,31 +57,8 @@ def test_every_documented_route_exists_except_the_named_planned_ones() -> None:
 @pytest.fixture
 def chalice_local(service_env: dict[str, str]) -> Iterator[str]:
     """The app under ``chalice local`` on a free port, with the test stack's environment."""
-    port = free_port()
-    chalice = str(Path(sys.executable).parent / "chalice")
-    process = subprocess.Popen(
-        [chalice, "local", "--no-autoreload", "--stage", "local", "--port", str(port)],
-        cwd=SERVICE,
-        env={**os.environ, **service_env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise
-                time.sleep(0.2)
+    with serve_api("details", service_env) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def test_a_real_http_round_trip_through_chalice_local(
