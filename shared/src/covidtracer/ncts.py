@@ -1,4 +1,5 @@
-"""NCTS (the National Contact Tracing Solution) REST client: diaries and callback requests.
+"""NCTS (the National Contact Tracing Solution): the REST client for diaries and callback
+requests, and the one check of the credential NCTS presents when it calls us.
 
 Real HTTP through ``covidtracer.outbound``, with the timeout from settings and a bounded
 number of retries with exponential backoff on connection failures and 5xx answers; never
@@ -12,6 +13,7 @@ in a way this client does not understand (the caller keeps its data and retries 
 
 from __future__ import annotations
 
+import hmac
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -19,7 +21,7 @@ from functools import cache
 from typing import Any
 
 from covidtracer import logs, outbound
-from covidtracer.errors import Unavailable, ValidationError
+from covidtracer.errors import Unauthorized, Unavailable, ValidationError
 from covidtracer.settings import PartnerSettings
 
 log = logs.get_logger(__name__)
@@ -27,6 +29,23 @@ log = logs.get_logger(__name__)
 LOCATION_HISTORY = "location-history"
 CALLBACK_REQUESTS = "callback-requests"
 INVALID_CONSENT_CODE = "invalid_consent_code"
+
+
+def require_api_key(presented: str | None, expected: Callable[[], str]) -> None:
+    """The ``x-api-key`` NCTS sends on its calls to both APIs, compared in constant time
+    with ``expected()`` (the secret, read from Secrets Manager).
+
+    Raises ``Unauthorized`` (401) for a missing or wrong key and ``Unavailable`` (503) when
+    the key cannot be read, so NCTS retries an outage instead of dropping its call.
+    """
+    if not presented:
+        raise Unauthorized()
+    try:
+        key = expected()
+    except ValueError as error:  # a secret without a string value: misconfigured, not input
+        raise Unavailable("secretsmanager:ncts_api_key") from error
+    if not hmac.compare_digest(presented.encode(), key.encode()):
+        raise Unauthorized()
 
 
 class ConsentCodeRejected(ValidationError):

@@ -239,6 +239,12 @@ class DiarySettings:
     max_locations: int = 1000
     # Phones' clocks drift; an entry a few minutes "in the future" is still a real visit.
     clock_skew_seconds: int = 300
+    # Consent-code guesses (codes NCTS refused) per source address and in all: a person
+    # mistypes a code once or twice, and NCTS should never see a guessing run. Per address
+    # generous, because a carrier-grade NAT puts many phones behind one.
+    guesses_per_ip: int = 20
+    guesses_global: int = 1_000
+    guess_window_seconds: int = 3_600
 
     @classmethod
     def read(cls, env: _Env) -> DiarySettings:
@@ -246,6 +252,9 @@ class DiarySettings:
             retention_days=env.integer("DIARY_RETENTION_DAYS", 60, 1, 365),
             max_locations=env.integer("DIARY_MAX_LOCATIONS", 1000, 1, 10_000),
             clock_skew_seconds=env.integer("DIARY_CLOCK_SKEW_SECONDS", 300, 0, 3600),
+            guesses_per_ip=env.integer("DIARY_GUESSES_PER_IP", 20, 1),
+            guesses_global=env.integer("DIARY_GUESSES_GLOBAL", 1_000, 1),
+            guess_window_seconds=env.integer("DIARY_GUESS_WINDOW_SECONDS", 3_600, 60, 86_400),
         )
 
 

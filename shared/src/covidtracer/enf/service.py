@@ -19,7 +19,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from covidtracer import aws, db
+from covidtracer import aws, db, ncts
 from covidtracer.enf import db as sql
 from covidtracer.enf import export_service, model, tokens
 from covidtracer.enf.attestation import Verifier, verifier_for
@@ -191,10 +191,9 @@ def forget(settings: EnfSettings, ports: Ports, bearer: str | None, now: datetim
 
 
 def require_ncts(ports: Ports, api_key: str | None) -> None:
-    """The NCTS credential, compared in constant time; raises ``Unauthorized``."""
-    expected = ports.ncts_api_key().encode()
-    if not api_key or not hmac.compare_digest(api_key.encode(), expected):
-        raise Unauthorized()
+    """The NCTS credential (the check both APIs share): ``Unauthorized`` for a missing or
+    wrong key, ``Unavailable`` when the key cannot be read."""
+    ncts.require_api_key(api_key, ports.ncts_api_key)
 
 
 def request_code(
