@@ -465,6 +465,15 @@ class EnfTokenSettings:
     upload_token_ttl_hours: int
     verify_min_interval_seconds: int
     verify_daily_failures: int
+    # Registrations are free, so per-registration limits alone do not bound guessing: these
+    # count what a guesser controls (its address) and the service as a whole.
+    register_per_ip: int
+    register_ip_window_seconds: int
+    register_global: int
+    register_global_window_seconds: int
+    verify_failures_per_ip: int
+    verify_failures_global: int
+    verify_failure_window_seconds: int
 
     @classmethod
     def read(cls, env: _Env) -> EnfTokenSettings:
@@ -480,6 +489,26 @@ class EnfTokenSettings:
             verify_min_interval_seconds=env.integer("ENF_VERIFY_MIN_INTERVAL_SECONDS", 1, 0, 3600),
             # 10 wrong guesses a day against 10^6 codes: brute force stays hopeless.
             verify_daily_failures=env.integer("ENF_VERIFY_DAILY_FAILURES", 10, 1, 1000),
+            # POST and PUT /register each count: 600 installs an hour behind one carrier
+            # NAT address is a launch-day surge, not an attack.
+            register_per_ip=env.integer("ENF_REGISTER_PER_IP", 1200, 1),
+            register_ip_window_seconds=env.integer(
+                "ENF_REGISTER_IP_WINDOW_SECONDS", 3600, 1, 86_400
+            ),
+            # 50 new registrations a second nationally: far above any surge NZ has seen.
+            register_global=env.integer("ENF_REGISTER_GLOBAL", 3000, 1),
+            register_global_window_seconds=env.integer(
+                "ENF_REGISTER_GLOBAL_WINDOW_SECONDS", 60, 1, 3600
+            ),
+            # A person mistypes a code a few times; 100 wrong codes an hour from one address
+            # is guessing. 600 an hour in all bounds a distributed guesser to ~14,400 a day
+            # (with 1,000 live codes of 10^6, about 14 lucky guesses a day at most), while
+            # everyone's wrong codes together stay far below it.
+            verify_failures_per_ip=env.integer("ENF_VERIFY_FAILURES_PER_IP", 100, 1),
+            verify_failures_global=env.integer("ENF_VERIFY_FAILURES_GLOBAL", 600, 1),
+            verify_failure_window_seconds=env.integer(
+                "ENF_VERIFY_FAILURE_WINDOW_SECONDS", 3600, 60, 86_400
+            ),
         )
 
 

@@ -56,7 +56,11 @@ def _tables(dsn: str) -> set[str]:
 
 def test_the_migrations_go_up_and_down_cleanly(pg_schema: str) -> None:
     conn = psycopg2.connect(pg_schema)
-    assert migrations.migrate(conn, MIGRATIONS) == ["up 0001_enf_api", "up 0002_exports"]
+    assert migrations.migrate(conn, MIGRATIONS) == [
+        "up 0001_enf_api",
+        "up 0002_exports",
+        "up 0003_rate_limits",
+    ]
     assert {
         "exposures",
         "registrations",
@@ -64,8 +68,10 @@ def test_the_migrations_go_up_and_down_cleanly(pg_schema: str) -> None:
         "upload_tokens",
         "export_files",
         "export_lease",
+        "rate_limits",
     } <= _tables(pg_schema)
     assert migrations.migrate(conn, MIGRATIONS, target=0) == [
+        "down 0003_rate_limits",
         "down 0002_exports",
         "down 0001_enf_api",
     ]
@@ -263,6 +269,7 @@ def test_cleanup_deletes_exactly_what_is_past_retention(dsn: str, settings: EnfS
         "upload_tokens": 1,
         "nonces": 1,
         "registrations": 1,
+        "rate_limits": 0,
     }
     with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
         cur.execute("SELECT key_data FROM exposures")

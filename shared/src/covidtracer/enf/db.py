@@ -311,6 +311,34 @@ def take_action(
     return cur.fetchone() is not None
 
 
+class SqlCounters:
+    """Rate-limit counters (``covidtracer.ratelimit``'s port) in the ``rate_limits`` table,
+    on the caller's cursor: a count commits or rolls back with the use case's transaction,
+    so a request that fails is never counted."""
+
+    def __init__(self, cur: cursor) -> None:
+        self._cur = cur
+
+    def hit(self, bucket: str, expires_at: int) -> int:
+        self._cur.execute(
+            "INSERT INTO rate_limits (bucket, hits, expires_at)"
+            " VALUES (%s, 1, to_timestamp(%s))"
+            " ON CONFLICT (bucket) DO UPDATE SET hits = rate_limits.hits + 1 RETURNING hits",
+            (bucket, expires_at),
+        )
+        row = self._cur.fetchone()
+        assert row is not None, "an upsert with RETURNING always returns its row"
+        return int(row[0])
+
+    def release(self, bucket: str) -> None:
+        self._cur.execute("UPDATE rate_limits SET hits = hits - 1 WHERE bucket = %s", (bucket,))
+
+
+def delete_rate_limits_ended_before(cur: cursor, now: datetime) -> int:
+    cur.execute("DELETE FROM rate_limits WHERE expires_at < %s", (now,))
+    return int(cur.rowcount)
+
+
 def count_metric(cur: cursor, day: date, event: str, os: str, version: str) -> None:
     cur.execute(
         "INSERT INTO metrics (day, event, os, version, value) VALUES (%s, %s, %s, %s, 1)"

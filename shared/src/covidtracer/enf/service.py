@@ -37,6 +37,8 @@ from covidtracer.errors import (
     ValidationError,
 )
 from covidtracer.logs import get_logger
+from covidtracer.ratelimit.model import Limit
+from covidtracer.ratelimit.service import Tally, counted
 from covidtracer.settings import MIN_KEY_RETENTION_DAYS, EnfSettings
 
 log = get_logger(__name__)
@@ -132,21 +134,61 @@ def _access_token(
 # ---------------------------------------------------------------------------- registration
 
 
-def start_registration(settings: EnfSettings, ports: Ports, now: datetime) -> str:
-    """``POST /register``: a fresh nonce (32 random bytes, hex) for the device to attest."""
+def _register_limit(settings: EnfSettings) -> Limit:
+    t = settings.tokens
+    return Limit("register-ip", t.register_per_ip, t.register_ip_window_seconds)
+
+
+class _OwnStatementCounters:
+    """Rate-limit counters each in a statement of its own, for counts that must outlive
+    (or precede) the use case's transaction."""
+
+    def __init__(self, settings: EnfSettings) -> None:
+        self._database = settings.database
+
+    def hit(self, bucket: str, expires_at: int) -> int:
+        with db.autocommit(self._database) as cur:
+            return sql.SqlCounters(cur).hit(bucket, expires_at)
+
+    def release(self, bucket: str) -> None:
+        with db.autocommit(self._database) as cur:
+            sql.SqlCounters(cur).release(bucket)
+
+
+def start_registration(
+    settings: EnfSettings, ports: Ports, now: datetime, source_ip: str = "unknown"
+) -> str:
+    """``POST /register``: a fresh nonce (32 random bytes, hex) for the device to attest.
+
+    Counted per source address and in all, in the same transaction as the new row, so a
+    refused registration (``TooManyRequests``) or a failed one counts nothing.
+    """
     nonce = ports.token_hex(32)
+    t = settings.tokens
     with db.transaction(settings.database) as cur:
+        Tally(sql.SqlCounters(cur), now).count(
+            [
+                (_register_limit(settings), source_ip),
+                (Limit("register", t.register_global, t.register_global_window_seconds), "all"),
+            ]
+        )
         sql.insert_registration(cur, ports.new_id(), nonce, now)
     return nonce
 
 
 def complete_registration(
-    settings: EnfSettings, ports: Ports, body: Mapping[str, Any], now: datetime
+    settings: EnfSettings,
+    ports: Ports,
+    body: Mapping[str, Any],
+    now: datetime,
+    source_ip: str = "unknown",
 ) -> dict[str, str]:
     """``PUT /register``: attest the device for the nonce, then issue its tokens.
 
-    Raises ``NotFound`` for an unknown, used or expired nonce and ``Forbidden`` when the
-    attestation fails (the nonce stays usable until it expires).
+    Each attempt that reaches attestation counts against the source address (an
+    attestation provider outage is refunded). Raises ``NotFound`` for an unknown, used or
+    expired nonce, ``Forbidden`` when the attestation fails (the nonce stays usable until
+    it expires), ``TooManyRequests``.
     """
     request = model.parse_registration(body, settings.attestation.platforms)
     issued_after = now - timedelta(seconds=settings.tokens.nonce_ttl_seconds)
@@ -154,7 +196,11 @@ def complete_registration(
         registration_id = sql.pending_registration(cur, request.nonce, issued_after)
     if registration_id is None:
         raise NotFound("Invalid or expired nonce")
-    ports.verifier(request.platform).verify(request.device_verification_payload, request.nonce, now)
+    with counted(_OwnStatementCounters(settings), now) as tally:
+        tally.count([(_register_limit(settings), source_ip)])
+        ports.verifier(request.platform).verify(
+            request.device_verification_payload, request.nonce, now
+        )
     secret = ports.token_hex(32)
     with db.transaction(settings.database) as cur:
         completed = sql.complete_registration(
@@ -230,12 +276,22 @@ def request_code(
 
 
 def verify_code(
-    settings: EnfSettings, ports: Ports, bearer: str | None, body: Mapping[str, Any], now: datetime
+    settings: EnfSettings,
+    ports: Ports,
+    bearer: str | None,
+    body: Mapping[str, Any],
+    now: datetime,
+    source_ip: str = "unknown",
 ) -> uuid.UUID:
     """``POST /exposures/verify``: exchange a code (by the app's hash) for an upload token.
 
-    Raises ``TooManyRequests`` (too soon, or the day's failures used up), ``Forbidden`` for an
-    unknown or used code (counted as a failure), ``Gone`` for an expired one.
+    Wrong codes are limited per registration (one attempt a second, a daily cap), per
+    source address and in all (registrations are free, so the last two bound a guesser who
+    makes many). A guess is counted before the code is looked up and refunded when it was
+    right: a refused request reveals nothing about the code, and successes are harmless.
+
+    Raises ``TooManyRequests`` (too soon, or a failure allowance used up), ``Forbidden`` for
+    an unknown or used code (counted as a failure), ``Gone`` for an expired one.
     """
     app_hash = model.parse_app_hash(body)
     registration_id = _access(ports, bearer, now)
@@ -256,8 +312,17 @@ def verify_code(
         )
         if retry_after is not None:
             raise TooManyRequests(retry_after)
+        guesses = Tally(sql.SqlCounters(cur), now)
+        window = limits.verify_failure_window_seconds
+        guesses.count(
+            [
+                (Limit("verify-failures-ip", limits.verify_failures_per_ip, window), source_ip),
+                (Limit("verify-failures", limits.verify_failures_global, window), "all"),
+            ]
+        )
         claimed = sql.claim_code(cur, digest, now)
         if claimed is not None:
+            guesses.refund()
             outcome = ports.new_id()
             sql.insert_upload_token(
                 cur,
@@ -322,6 +387,46 @@ def upload_keys(
         if not already_claimed and expires_at <= now:
             raise Gone()
         raise Forbidden()
+
+
+# ---------------------------------------------------------------------------- export files
+
+
+def _live_registration(
+    settings: EnfSettings, ports: Ports, bearer: str | None, now: datetime
+) -> None:
+    """A valid access token whose registration still exists, else ``Unauthorized``."""
+    registration_id = _access(ports, bearer, now)
+    with db.transaction(settings.database) as cur:
+        _require_registration(cur, registration_id)
+
+
+def list_files(
+    settings: EnfSettings,
+    ports: Ports,
+    bearer: str | None,
+    query: Mapping[str, Any],
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """``GET /exposures`` for a live registration (``export_service.list_files``)."""
+    _live_registration(settings, ports, bearer, now)
+    files: list[dict[str, Any]] = export_service.list_files(
+        settings, ports.signing_key(), bearer, query, now
+    )
+    return files
+
+
+def read_file(
+    settings: EnfSettings,
+    ports: Ports,
+    store: export_service.FileStore,
+    bearer: str | None,
+    path: str,
+    now: datetime,
+) -> bytes:
+    """``GET /data/{path}`` for a live registration (``export_service.read_file``)."""
+    _live_registration(settings, ports, bearer, now)
+    return export_service.read_file(settings, ports.signing_key(), store, bearer, path, now)
 
 
 # ---------------------------------------------------------------------------- settings, metrics
@@ -438,6 +543,7 @@ def cleanup(settings: EnfSettings, now: datetime) -> dict[str, int]:
             "registrations": sql.delete_idle_registrations_before(
                 cur, now - timedelta(days=t.refresh_token_days)
             ),
+            "rate_limits": sql.delete_rate_limits_ended_before(cur, now),
         }
     log.info("enf cleanup", extra={"deleted": deleted})
     return deleted
