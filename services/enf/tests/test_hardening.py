@@ -20,6 +20,15 @@ from covidtracer import settings
 from tracerstack.pytest_plugin import serve_api
 
 TODAY = datetime.now(UTC).date().isoformat()
+UPLOAD = {
+    "token": "00000000-0000-4000-8000-000000000000",
+    "platform": "test",
+    "deviceVerificationPayload": "ok",
+    "exposures": [
+        {"keyData": "AAAAAAAAAAAAAAAAAAAAAA==", "rollingStartNumber": 2_700_000,
+         "rollingPeriod": 144, "transmissionRiskLevel": 0}
+    ],
+}  # fmt: skip
 
 
 @pytest.fixture
@@ -189,7 +198,7 @@ def test_registrations_are_limited_per_address_and_in_all(
     assert response.status_code == 429 and int(response.headers["Retry-After"]) >= 1
 
 
-# ---------------------------------------------------------------------- 6: tokens outlive registrations
+# ---------------------------------------------------------------------- 6: tokens and registrations
 
 
 def test_a_deleted_registrations_token_lists_no_files_and_reads_no_data(
@@ -216,10 +225,7 @@ def test_every_route_refuses_a_deleted_registrations_token(
     ]  # fmt: skip
     for method, path, body in calls:
         if path == "/exposures" and method == "POST":
-            body = {"token": "0" * 8 + "-0000-4000-8000-" + "0" * 12, "platform": "test",
-                    "deviceVerificationPayload": "ok",
-                    "exposures": [{"keyData": "AAAAAAAAAAAAAAAAAAAAAA==", "rollingStartNumber":
-                                   2_700_000, "rollingPeriod": 144, "transmissionRiskLevel": 0}]}  # fmt: skip
+            body = UPLOAD
         response = phone.request(method, path, body)
         assert response.status_code in (401, 400), (path, response.body)
         if response.status_code == 400:  # refused at validation, before the token's use
