@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -73,3 +74,78 @@ def _fuzz_one(
         # Nothing to get wrong (an operation without inputs): no negative case exists.
         assert mode is GenerationMode.NEGATIVE
     return tried, failures
+
+
+# Values an attacker sends where a field is expected: wrong JSON types (unhashable ones
+# too), numbers past every range, look-alike digits, control characters, lone surrogates,
+# a huge string, deep nesting.
+HOSTILE_VALUES: tuple[Any, ...] = (
+    None, True, -1, 2**64, 1.5, 1e308, [], {}, [[]], {"a": {}}, [1, "x"],
+    "", " ", "²", "٣٤", "１２", "+64210123456\n", "a\u0000b", "\u001b[31m", "\ud800",
+    "x" * 70_000, "𝔘𝔫𝔦𝔠𝔬𝔡𝔢", "'; DROP TABLE exposures; --", "../../etc/passwd",
+)  # fmt: skip
+DEEP = '{"a": ' + "[" * 1000 + "]" * 1000 + "}"
+# Whole bodies that are not the document a route expects.
+HOSTILE_BODIES: tuple[bytes, ...] = (
+    DEEP.encode(), b"[]", b"null", b"1", b'"x"', b"{", b'{"a": NaN}', b'{"a": Infinity}',
+    b"\xff\xfe\x00", b'{"\\ud800": 1}', b'{"a": "\\udc00"}', b"{}" * 3, b"",
+    b'{"a": 1' + b"0" * 5000 + b"}",
+)  # fmt: skip
+HOSTILE_QUERY: tuple[str, ...] = (
+    "²", "٣", "-1", "1e9", "99999999999999999999", "%00", "%ED%A0%80", "%0A", "a" * 300, "",
+)  # fmt: skip
+
+
+def _mutations(baseline: Mapping[str, Any]) -> list[Any]:
+    """Each field (and each field of a first list item) replaced by each hostile value or
+    removed, then the hostile whole bodies."""
+    bodies: list[Any] = []
+    for name, value in baseline.items():
+        bodies.append({k: v for k, v in baseline.items() if k != name})
+        for hostile in HOSTILE_VALUES:
+            bodies.append({**baseline, name: hostile})
+        if isinstance(value, list) and value and isinstance(value[0], dict):
+            for inner in value[0]:
+                for hostile in HOSTILE_VALUES:
+                    bodies.append({**baseline, name: [{**value[0], inner: hostile}, *value[1:]]})
+    return bodies
+
+
+def attack(
+    base_url: str,
+    routes: Mapping[tuple[str, str], Mapping[str, Any]],
+    headers_for: Callable[[str, str], Mapping[str, str]],
+) -> tuple[list[int], list[str]]:
+    """Mutational fuzzing from valid requests: ``routes`` maps (method, path) to a valid
+    body (``{"query": {...}}`` for a GET's query). Also every method a path does not take.
+    Returns (status of every request, descriptions of 5xx answers)."""
+    import requests
+
+    statuses: list[int] = []
+    failures: list[str] = []
+    session = requests.Session()
+
+    def send(method: str, path: str, data: bytes | None, query: str = "") -> None:
+        headers = {"Content-Type": "application/json", **headers_for(method, path)}
+        url = f"{base_url}{path}{'?' + query if query else ''}"
+        response = session.request(method, url, data=data, headers=headers, timeout=30)
+        statuses.append(response.status_code)
+        if response.status_code >= 500:
+            shown = (data or b"")[:120]
+            failures.append(f"{method} {path}?{query[:80]} {shown!r}: {response.status_code}")
+
+    for (method, path), baseline in routes.items():
+        if method == "GET":
+            for name in baseline.get("query", {}):
+                for hostile in HOSTILE_QUERY:
+                    send(method, path, None, f"{name}={hostile}")
+            continue
+        for body in _mutations(baseline):
+            send(method, path, json.dumps(body).encode())
+        for raw in HOSTILE_BODIES:
+            send(method, path, raw)
+    for path in {path for _, path in routes}:
+        taken = {method for method, p in routes if p == path}
+        for method in {"GET", "PUT", "POST", "PATCH", "DELETE"} - taken:
+            send(method, path, b"{}")
+    return statuses, failures
