@@ -52,11 +52,11 @@ def test_the_migrate_function_reports_what_it_ran(
     monkeypatch.setenv("DATABASE_URL", pg_schema)
     settings.reset()
     assert migrate({}, CONTEXT) == {
-        "ran": ["up 0001_enf_api", "up 0002_exports", "up 0003_rate_limits"]
+        "ran": ["up 0001_enf_api", "up 0002_exports", "up 0003_hardening"]
     }
     assert migrate({}, CONTEXT) == {"ran": []}
     assert migrate({"target": 0}, CONTEXT) == {
-        "ran": ["down 0003_rate_limits", "down 0002_exports", "down 0001_enf_api"]
+        "ran": ["down 0003_hardening", "down 0002_exports", "down 0001_enf_api"]
     }
 
 

@@ -59,7 +59,7 @@ def test_the_migrations_go_up_and_down_cleanly(pg_schema: str) -> None:
     assert migrations.migrate(conn, MIGRATIONS) == [
         "up 0001_enf_api",
         "up 0002_exports",
-        "up 0003_rate_limits",
+        "up 0003_hardening",
     ]
     assert {
         "exposures",
@@ -71,7 +71,7 @@ def test_the_migrations_go_up_and_down_cleanly(pg_schema: str) -> None:
         "rate_limits",
     } <= _tables(pg_schema)
     assert migrations.migrate(conn, MIGRATIONS, target=0) == [
-        "down 0003_rate_limits",
+        "down 0003_hardening",
         "down 0002_exports",
         "down 0001_enf_api",
     ]

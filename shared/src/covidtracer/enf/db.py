@@ -207,7 +207,7 @@ INTERVALS_PER_DAY = 86_400 // INTERVAL_SECONDS
 # Nothing is claimed (and so nothing inserted) unless the token is unused and unexpired.
 _CLAIM_AND_INSERT = (
     "WITH claimed AS ("
-    " UPDATE upload_tokens SET claimed_at = %(now)s"
+    " UPDATE upload_tokens SET claimed_at = %(now)s, upload_digest = %(digest)s"
     " WHERE id = %(token)s AND registration_id = %(registration)s"
     " AND claimed_at IS NULL AND expires_at > %(now)s"
     " RETURNING symptom_onset - DATE '1970-01-01' AS onset_day, report_type"
@@ -231,6 +231,7 @@ def claim_and_insert_keys(
     now: datetime,
     *,
     onset_grace_days: int,
+    digest: bytes | None = None,
 ) -> int | None:
     """Claim the registration's unused, unexpired upload token and store its keys, in one
     statement; ``None`` when there was no such token (nothing changed: see
@@ -243,6 +244,7 @@ def claim_and_insert_keys(
         _CLAIM_AND_INSERT,
         {
             "now": now,
+            "digest": digest,
             "token": str(token),
             "registration": str(registration_id),
             "per_day": INTERVALS_PER_DAY,
@@ -269,6 +271,18 @@ def upload_token_state(
     )
     row = cur.fetchone()
     return (bool(row[0]), row[1]) if row else None
+
+
+def claimed_by_upload(
+    cur: cursor, token: uuid.UUID, registration_id: uuid.UUID, digest: bytes
+) -> bool:
+    """Whether the registration's token was claimed by an upload of exactly these keys."""
+    cur.execute(
+        "SELECT 1 FROM upload_tokens WHERE id = %s AND registration_id = %s"
+        " AND claimed_at IS NOT NULL AND upload_digest = %s",
+        (str(token), str(registration_id), digest),
+    )
+    return cur.fetchone() is not None
 
 
 def insert_keys(cur: cursor, keys: Sequence[StoredKey], now: datetime) -> int:

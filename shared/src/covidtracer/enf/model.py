@@ -382,6 +382,19 @@ def _integer(value: object, minimum: int, maximum: int) -> int | None:
     return value
 
 
+def upload_digest(keys: Sequence[ExposureKey]) -> bytes:
+    """SHA-256 over an upload's keys in key order: the same keys give the same digest
+    whatever order the phone sent them in (a retry of a lost answer is recognised by it)."""
+    digest = hashlib.sha256()
+    for key in sorted(keys, key=lambda k: k.key_data):
+        digest.update(key.key_data)
+        digest.update(
+            b"%d,%d,%d;"
+            % (key.rolling_start_number, key.rolling_period, key.transmission_risk_level)
+        )
+    return digest.digest()
+
+
 def interval_number(moment: datetime) -> int:
     """The 10-minute interval number of ``moment`` (the EN framework's clock)."""
     return int(moment.timestamp()) // INTERVAL_SECONDS

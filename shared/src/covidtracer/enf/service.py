@@ -202,6 +202,9 @@ def complete_registration(
             request.device_verification_payload, request.nonce, now
         )
     secret = ports.token_hex(32)
+    # The signing key is read before the registration commits: if Secrets Manager is down
+    # the answer is a 503 and the nonce stays usable for the retry (nothing half-done).
+    ports.signing_key()
     with db.transaction(settings.database) as cur:
         completed = sql.complete_registration(
             cur, registration_id, request.nonce, tokens.refresh_hash(secret), now
@@ -353,9 +356,11 @@ def upload_keys(
     """``POST /exposures``: validate, claim the upload token and store the keys, atomically.
 
     Every rule is checked before the token is touched, and the claim and the insert share
-    one transaction, so a rejected or failed upload leaves the token usable. Raises
-    ``ValidationError``, ``Forbidden`` (unknown or used token), ``Gone`` (expired token).
-    Returns the number of new keys stored.
+    one transaction, so a rejected or failed upload leaves the token usable. When the answer
+    to an upload was lost after it committed (the connection dropped), the phone's retry of
+    the same keys is answered as a success (0 new keys), never "token already used".
+    Raises ``ValidationError``, ``Forbidden`` (unknown or used token), ``Gone`` (expired
+    token). Returns the number of new keys stored.
     """
     registration_id = _access(ports, bearer, now)
     rules = key_rules(settings)
@@ -364,6 +369,7 @@ def upload_keys(
     ports.verifier(upload.platform).verify(
         upload.device_verification_payload, str(upload.token), now
     )
+    digest = model.upload_digest(upload.keys)
     with db.autocommit(settings.database) as cur:
         # One statement claims the token and inserts the keys (one round trip, atomic):
         # an unknown, used or expired token claims and inserts nothing. Upload tokens are
@@ -376,6 +382,7 @@ def upload_keys(
             upload.keys,
             now,
             onset_grace_days=rules.onset_grace_days,
+            digest=digest,
         )
         if stored is not None:
             return stored
@@ -384,6 +391,8 @@ def upload_keys(
             _require_registration(cur, registration_id)
             raise Forbidden()
         already_claimed, expires_at = state
+        if already_claimed and sql.claimed_by_upload(cur, upload.token, registration_id, digest):
+            return 0  # a retry of this very upload, stored before its answer was lost
         if not already_claimed and expires_at <= now:
             raise Gone()
         raise Forbidden()

@@ -7,3 +7,8 @@ CREATE TABLE rate_limits (
     expires_at timestamptz NOT NULL
 );
 CREATE INDEX rate_limits_expires_at_idx ON rate_limits (expires_at);
+
+-- What an upload token's claim stored (SHA-256 over the upload's keys): when the answer to
+-- an upload is lost (the connection dropped after the commit), the phone's retry of the
+-- same upload is recognised and answered 204 instead of "token already used".
+ALTER TABLE upload_tokens ADD COLUMN upload_digest bytea;
