@@ -52,6 +52,8 @@ def pg_proxy(enf_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterat
         settings.reset()
         db.close()
         yield proxy
+        monkeypatch.setenv("DATABASE_URL", url)
+        settings.reset()
         db.close()
 
 
@@ -165,6 +167,8 @@ def aws_proxy(enf_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Itera
         settings.reset()
         aws.reset()
         yield proxy
+        monkeypatch.setenv("AWS_ENDPOINT_URL", url)  # later tests must not inherit the proxy
+        settings.reset()
         aws.reset()
 
 
