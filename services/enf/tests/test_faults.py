@@ -42,6 +42,22 @@ def _wait_for_lock_wait(env: dict[str, str], deadline_seconds: float = 20) -> No
     raise AssertionError("the request never reached the database")
 
 
+def _wait_until_quiet(env: dict[str, str], deadline_seconds: float = 20) -> None:
+    """Until no other session of this database runs a statement: an orphaned one (its client
+    gone) has finished, committed or rolled back."""
+    deadline = time.monotonic() + deadline_seconds
+    while time.monotonic() < deadline:
+        busy = _sql(
+            env,
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND state <> 'idle' AND pid <> pg_backend_pid()",
+        )[0][0]
+        if not busy:
+            return
+        time.sleep(0.02)
+    raise AssertionError("a statement is still running")
+
+
 @pytest.fixture
 def pg_proxy(enf_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[TcpProxy]:
     """The service's DATABASE_URL through a proxy the test can cut (tests' own direct
@@ -87,6 +103,7 @@ def test_postgresql_gone_mid_upload_is_a_503_and_the_retry_stores_every_key_once
     assert phone.upload(token, keys).status_code == 503  # still gone: a 503, not a crash
     # The statement reached the server before the connection went: PostgreSQL finishes it
     # once the lock is free, so the upload committed (all of it) or not at all.
+    _wait_until_quiet(enf_env)
     claimed = _sql(enf_env, "SELECT claimed_at IS NOT NULL FROM upload_tokens")[0][0]
     stored_now = _sql(enf_env, "SELECT count(*) FROM exposures")[0][0]
     assert (stored_now > 0) == claimed
