@@ -301,3 +301,12 @@ def test_the_ncts_key_unreadable_is_a_503(
     status, headers, problem = api.send("POST", EVENTS, event("k1"), {"x-api-key": "guess"})
     assert status == 503, problem
     assert problem["type"] == "urn:errors:unavailable" and headers["Retry-After"]
+
+
+def test_a_callback_ncts_refuses_is_a_400_not_a_503(
+    api: Api, known_event: dict[str, Any], outbox: Partners
+) -> None:
+    outbox.outage("ncts", 422)
+    status, headers, problem = api.send("POST", MATCHES, match(phone="+64 21 444 0009"))
+    assert status == 400, problem
+    assert "Retry-After" not in headers

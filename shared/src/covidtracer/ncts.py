@@ -7,8 +7,10 @@ on 4xx, which would only fail again. Each logical request carries one
 ``Idempotency-Key`` on all its attempts, so NCTS can drop a repeat of one it did process.
 
 Errors: ``ConsentCodeRejected`` (400 ``errors.ConsentCode``) when NCTS refuses a diary's
-consent code; ``Unavailable("ncts")`` when NCTS cannot be reached, keeps failing, or answers
-in a way this client does not understand (the caller keeps its data and retries later).
+consent code; ``RequestRefused`` (400) when NCTS refuses the request itself (400 or 422: a
+retry would only be refused again, so the caller must not be told to retry);
+``Unavailable("ncts")`` when NCTS cannot be reached, keeps failing, or answers in a way this
+client does not understand (the caller keeps its data and retries later).
 """
 
 from __future__ import annotations
@@ -46,6 +48,17 @@ def require_api_key(presented: str | None, expected: Callable[[], str]) -> None:
         raise Unavailable("secretsmanager:ncts_api_key") from error
     if not hmac.compare_digest(presented.encode(), key.encode()):
         raise Unauthorized()
+
+
+class RequestRefused(ValidationError):
+    """NCTS refused what was sent (400/422): input it will never accept, not an outage."""
+
+    def __init__(self) -> None:
+        super().__init__({"Body": ["The contact tracing service did not accept the request."]})
+
+
+# NCTS's answers that judge the request, not its own health.
+REFUSED_STATUSES = (400, 422)
 
 
 class ConsentCodeRejected(ValidationError):
@@ -109,6 +122,9 @@ class NctsClient:
     def _expect_success(response: outbound.Reply, operation: str) -> None:
         if 200 <= response.status_code < 300:
             return
+        if response.status_code in REFUSED_STATUSES:
+            log.warning("ncts refused the request", extra={"operation": operation})
+            raise RequestRefused()
         log.error("ncts refused", extra={"operation": operation, "status": response.status_code})
         raise Unavailable(f"ncts ({operation} answered {response.status_code})")
 
