@@ -15,8 +15,11 @@ from types import TracebackType
 
 
 class TcpProxy:
-    def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, target_port: int, target_host: str = "127.0.0.1", unix_socket: str | None = None
+    ) -> None:
         self._target = (target_host, target_port)
+        self._unix_socket = unix_socket
         self._lock = threading.Lock()
         self._open: set[socket.socket] = set()
         self._listener: socket.socket | None = None
@@ -74,7 +77,7 @@ class TcpProxy:
             except OSError:
                 return  # cut
             try:
-                upstream = socket.create_connection(self._target, timeout=5)
+                upstream = self._connect_upstream()
             except OSError:
                 client.close()
                 continue
@@ -83,6 +86,27 @@ class TcpProxy:
                 self._open.update((client, upstream))
             for source, sink in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    def _connect_upstream(self) -> socket.socket:
+        if self._unix_socket is None:
+            return socket.create_connection(self._target, timeout=5)
+        upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        upstream.settimeout(5)
+        upstream.connect(self._unix_socket)
+        return upstream
+
+    @classmethod
+    def for_url(cls, url: str, default_port: int) -> TcpProxy:
+        """A proxy to the server of ``url``: TCP, or PostgreSQL's unix socket when the URL
+        names a socket directory (``?host=/tmp/…``, as the embedded server's does)."""
+        from urllib.parse import parse_qs, urlsplit
+
+        parts = urlsplit(url)
+        port = parts.port or default_port
+        directory = parse_qs(parts.query).get("host", [""])[0]
+        if directory.startswith("/"):
+            return cls(port, unix_socket=f"{directory}/.s.PGSQL.{port}")
+        return cls(port, parts.hostname or "127.0.0.1")
 
     def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         try:
@@ -100,16 +124,12 @@ class TcpProxy:
 
 
 def with_port(url: str, port: int) -> str:
-    """``url`` (postgresql://… or http://…) with its host and port replaced by the proxy's."""
-    from urllib.parse import urlsplit, urlunsplit
+    """``url`` (postgresql://… or http://…) pointed at the proxy: its host and port
+    replaced by the proxy's loopback port, a unix-socket ``host=`` parameter dropped."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
     parts = urlsplit(url)
     userinfo = parts.netloc.rpartition("@")[0]
     netloc = f"{userinfo}@127.0.0.1:{port}" if userinfo else f"127.0.0.1:{port}"
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
-def port_of(url: str, default: int) -> int:
-    from urllib.parse import urlsplit
-
-    return urlsplit(url).port or default
+    query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k != "host"])
+    return urlunsplit(parts._replace(netloc=netloc, query=query))

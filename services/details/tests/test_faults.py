@@ -20,7 +20,7 @@ from test_exposure_event_matches import match
 from test_exposure_events import event
 
 from covidtracer import aws, settings
-from tracerstack.faults import TcpProxy, port_of, with_port
+from tracerstack.faults import TcpProxy, with_port
 from tracerstack.pytest_plugin import Partners
 
 EVENTS = "/ncts/exposure-events"
@@ -43,7 +43,7 @@ def _consent_code(partners: Partners) -> str:
 @pytest.fixture
 def aws_proxy(service_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[TcpProxy]:
     url = service_env["AWS_ENDPOINT_URL"]
-    with TcpProxy(port_of(url, 80)) as proxy:
+    with TcpProxy.for_url(url, 80) as proxy:
         _point_aws_at(monkeypatch, with_port(url, proxy.port))
         yield proxy
         _point_aws_at(monkeypatch, url)  # later tests must not inherit the proxy

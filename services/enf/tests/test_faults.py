@@ -18,7 +18,7 @@ from chalice.test import Client
 from conftest import Phone, daily_keys, request_code
 
 from covidtracer import aws, db, settings
-from tracerstack.faults import TcpProxy, port_of, with_port
+from tracerstack.faults import TcpProxy, with_port
 
 
 def _sql(env: dict[str, str], statement: str, params: tuple[Any, ...] = ()) -> Any:
@@ -63,7 +63,7 @@ def pg_proxy(enf_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterat
     """The service's DATABASE_URL through a proxy the test can cut (tests' own direct
     connections keep enf_env's URL)."""
     url = enf_env["DATABASE_URL"]
-    with TcpProxy(port_of(url, 5432)) as proxy:
+    with TcpProxy.for_url(url, 5432) as proxy:
         monkeypatch.setenv("DATABASE_URL", with_port(url, proxy.port))
         settings.reset()
         db.close()
@@ -179,7 +179,7 @@ def test_postgresql_gone_mid_export_fails_the_run_and_the_next_run_exports_every
 @pytest.fixture
 def aws_proxy(enf_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[TcpProxy]:
     url = enf_env["AWS_ENDPOINT_URL"]
-    with TcpProxy(port_of(url, 80)) as proxy:
+    with TcpProxy.for_url(url, 80) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", with_port(url, proxy.port))
         settings.reset()
         aws.reset()
