@@ -89,6 +89,7 @@ def post_location_history() -> Response:
     settings = details_settings()
     service.upload_diary(
         json_body(app.current_request, max_bytes=settings.diary.max_body_bytes),
+        source_ip=source_ip(app.current_request),
         deps=service.dependencies(settings),
         settings=settings,
         now=_now(),

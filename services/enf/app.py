@@ -10,7 +10,14 @@ from chalice import Rate, Response  # type: ignore[attr-defined]
 
 from covidtracer import health, logs
 from covidtracer import settings as config
-from covidtracer.http import ApiApp, bearer_token, json_body, json_response, no_content
+from covidtracer.http import (
+    ApiApp,
+    bearer_token,
+    json_body,
+    json_response,
+    no_content,
+    source_ip,
+)
 from covidtracer.settings import EnfSettings, enf_settings
 
 logs.configure()
@@ -52,14 +59,20 @@ def get_health() -> Response:
 
 @app.route("/register", methods=["POST"])
 def post_register() -> Response:
-    nonce = _service().start_registration(enf_settings(), _ports(), _now())
+    nonce = _service().start_registration(
+        enf_settings(), _ports(), _now(), source_ip(app.current_request)
+    )
     return json_response({"nonce": nonce})
 
 
 @app.route("/register", methods=["PUT"])
 def put_register() -> Response:
-    body = json_body(app.current_request)
-    return json_response(_service().complete_registration(enf_settings(), _ports(), body, _now()))
+    request = app.current_request
+    return json_response(
+        _service().complete_registration(
+            enf_settings(), _ports(), json_body(request), _now(), source_ip(request)
+        )
+    )
 
 
 @app.route("/register", methods=["DELETE"])
@@ -87,8 +100,10 @@ def post_verification_code() -> Response:
 
 @app.route("/exposures/verify", methods=["POST"])
 def post_exposures_verify() -> Response:
-    body = json_body(app.current_request)
-    token = _service().verify_code(enf_settings(), _ports(), _bearer(), body, _now())
+    request = app.current_request
+    token = _service().verify_code(
+        enf_settings(), _ports(), _bearer(), json_body(request), _now(), source_ip(request)
+    )
     return json_response({"token": str(token)})
 
 
@@ -116,7 +131,7 @@ def _export_store(settings: EnfSettings) -> Any:
 def get_exposures() -> Response:
     settings = enf_settings()
     query = app.current_request.query_params or {}
-    files = _exports().list_files(settings, _ports().signing_key(), _bearer(), query, _now())
+    files = _service().list_files(settings, _ports(), _bearer(), query, _now())
     return json_response(files)
 
 
@@ -125,9 +140,9 @@ def get_export_file(folder: str, name: str) -> Response:
     # Export paths are always exposures/<file>.zip: two segments (chalice local has no
     # greedy {path+} parameters, and nothing else in the bucket may be served).
     settings = enf_settings()
-    body = _exports().read_file(
+    body = _service().read_file(
         settings,
-        _ports().signing_key(),
+        _ports(),
         _export_store(settings),
         _bearer(),
         f"{folder}/{name}",

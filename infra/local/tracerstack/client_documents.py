@@ -1,4 +1,4 @@
-"""Check a document before putting it in Parameter Store (docs/operations.md §8).
+"""Check a document before putting it in Parameter Store (docs/operations.md §9).
 
     .venv/bin/python -m tracerstack.client_documents exposure|notification FILE
 

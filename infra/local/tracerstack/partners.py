@@ -266,6 +266,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _PartnerServer(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog of 5 resets connections from a burst of clients.
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], state: PartnerState) -> None:
         super().__init__(address, _Handler)

@@ -11,15 +11,21 @@
 - ``unresponsive_server``: a loopback port that accepts connections and never answers.
 - ``service_env``: the environment a service reads, pointed at all of the above, with the
   shared package's caches reset so every test starts cold.
+- ``serve_api``: a service under ``chalice local`` (as the local stack runs it) on a free
+  port, for tests that need real HTTP and a threaded server.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import socket
+import subprocess
+import sys
 import tempfile
+import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -28,6 +34,7 @@ from typing import Any
 
 import pytest
 
+from tracerstack import SERVICES
 from tracerstack.bootstrap import Bootstrap, bootstrap
 from tracerstack.environment import LOCAL_CREDENTIALS, service_environment
 from tracerstack.stack import with_database
@@ -212,3 +219,46 @@ def service_env(
     _reset_shared_caches()
     yield env
     _reset_shared_caches()
+
+
+@contextlib.contextmanager
+def serve_api(
+    service: str, env: dict[str, str], log_path: Path | None = None
+) -> Iterator[str]:
+    """``service`` under ``chalice local`` (``tracerstack.chalice_local``, threaded, as the
+    local stack runs it) on a free port with ``env``; yields its base URL once ``/health``
+    answers 200, and stops it afterwards. Its output goes to ``log_path`` if given."""
+    port = free_port()
+    argv = [sys.executable, "-m", "tracerstack.chalice_local", "local", "--no-autoreload"]
+    argv += ["--stage", "local", "--host", "127.0.0.1", "--port", str(port)]
+    with contextlib.ExitStack() as stack:
+        output: Any = subprocess.DEVNULL
+        if log_path is not None:
+            output = stack.enter_context(log_path.open("ab"))
+        process = subprocess.Popen(
+            argv,
+            cwd=SERVICES / service,
+            env={**os.environ, **env},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 45
+            while True:
+                try:
+                    with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                        if response.status == 200:
+                            break
+                except OSError:
+                    if time.monotonic() > deadline or process.poll() is not None:
+                        raise
+                    time.sleep(0.2)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)

@@ -297,12 +297,15 @@ def up() -> None:
         )
         run["processes"].append(edge)
         chalice = str(Path(python).parent / "chalice")
+        # Chalice's CLI with a realistic listen backlog and unknown routes in the
+        # documented error shape (tracerstack.chalice_local).
+        chalice = [python, "-m", "tracerstack.chalice_local"]
         for name, port in (("details", ports.details), ("enf", ports.enf)):
             run["processes"].append(
                 _start(
                     name,
                     [
-                        chalice,
+                        *chalice,
                         "local",
                         "--no-autoreload",
                         "--stage",

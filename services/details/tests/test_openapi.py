@@ -4,10 +4,6 @@ HTTP (``chalice local`` on a private port) finds no 5xx."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,7 +15,7 @@ from conftest import Api
 from sign_in_flow import SignedIn
 from test_contact_details import RECORD
 
-from tracerstack.pytest_plugin import Partners, free_port
+from tracerstack.pytest_plugin import Partners, serve_api
 
 SERVICE = Path(__file__).resolve().parents[1]
 OPENAPI = SERVICE / "openapi.yaml"
@@ -61,31 +57,8 @@ def test_every_documented_route_exists_except_the_named_planned_ones() -> None:
 @pytest.fixture
 def chalice_local(service_env: dict[str, str]) -> Iterator[str]:
     """The app under ``chalice local`` on a free port, with the test stack's environment."""
-    port = free_port()
-    chalice = str(Path(sys.executable).parent / "chalice")
-    process = subprocess.Popen(
-        [chalice, "local", "--no-autoreload", "--stage", "local", "--port", str(port)],
-        cwd=SERVICE,
-        env={**os.environ, **service_env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise
-                time.sleep(0.2)
+    with serve_api("details", service_env) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def test_a_real_http_round_trip_through_chalice_local(
@@ -180,6 +153,61 @@ def test_fuzzing_the_description_finds_no_server_error(
             count, found = _fuzz(operation, mode, chalice_local, headers)
             tried += count
             failures += found
-    print(f"fuzzing sent {tried} requests")
+    print(json.dumps({"details_fuzzed_requests": tried, "details_5xx": len(failures)}))
     assert tried > 50
     assert failures == []
+
+
+def test_hostile_values_in_every_field_of_every_route_find_no_server_error(
+    chalice_local: str,
+    ncts_key: dict[str, str],
+    outbox: Partners,
+    sign_in: Callable[[], SignedIn],
+    service_env: dict[str, str],
+) -> None:
+    """Mutational fuzzing from valid requests (tracerstack.fuzzing.attack): the issue's
+    hostile inputs (deep nesting, lone surrogates, look-alike digits, unhashable types,
+    control characters, wrong methods) in every field and method of the API."""
+    from collections import Counter
+
+    from tracerstack.fuzzing import attack
+
+    bearer = sign_in().headers
+    client_id = json.loads(service_env["APP_CLIENT_IDS"])["ios"]
+    location = {"gln": "9429300000000", "locationName": "Cafe", "note": "n", "entryType": 0,
+                "time": "2021-10-04T21:05:12.000Z"}  # fmt: skip
+    event = {"eventId": "a0l4a0000004xhcAAA", "notificationId": "fuzz1", "gln": "1234567890001",
+             "start": "2021-10-04T21:00:00Z", "end": "2021-10-04T22:00:00Z",
+             "systemNotificationBody": "b", "appBannerTitle": "t", "appBannerBody": "b",
+             "appBannerLinkLabel": "l", "appBannerLinkUrl": "https://x.nz",
+             "appBannerRequestCallbackEnabled": False}  # fmt: skip
+    routes: dict[tuple[str, str], dict[str, Any]] = {
+        ("POST", "/user/auth/initiate"): {"clientId": client_id, "email": "fuzz@example.nz"},
+        ("POST", "/user/auth/confirm"): {"clientId": client_id, "email": "fuzz@example.nz",
+                                         "code": "123456", "verificationId": "v"},
+        ("PUT", "/user/details"): RECORD,
+        ("PATCH", "/user/details"): {"gender": "x"},
+        ("GET", "/user/details"): {},
+        ("DELETE", "/user/details"): {},
+        ("POST", "/v2/user/location-history"): {"consentCode": "A1B2C3",
+                                                "locations": [location]},
+        ("POST", "/v2/exposure-event-matches"): {"eventId": "a0l4a0000004xhcAAA",
+                                                 "notificationId": "fuzz1",
+                                                 "gln": "1234567890001", "firstName": "A",
+                                                 "lastName": "S", "phone": "+64210123456",
+                                                 "contactNotes": "c"},
+        ("POST", "/ncts/exposure-events"): event,
+        ("DELETE", "/ncts/exposure-events/fuzz1"): {},
+        ("GET", "/health"): {"query": {"x": 1}},
+    }  # fmt: skip
+
+    def headers_for(method: str, path: str) -> dict[str, str]:
+        if path.startswith("/ncts/"):
+            return ncts_key
+        return bearer if path == "/user/details" else {}
+
+    statuses, failures = attack(chalice_local, routes, headers_for)
+    print(json.dumps({"details_hostile_requests": len(statuses), "details_5xx": len(failures),
+                      "statuses": dict(sorted(Counter(statuses).items()))}))  # fmt: skip
+    assert failures == []
+    assert len(statuses) > 600

@@ -99,8 +99,20 @@ def ses() -> SESClient:
 
 @cache
 def secret_string(secret_id: str) -> str:
-    """A secret's current value, read once per execution environment."""
-    value = secrets().get_secret_value(SecretId=secret_id).get("SecretString")
+    """A secret's current value, read once per execution environment.
+
+    Raises ``Unavailable`` when Secrets Manager cannot be reached or refuses (a missing
+    secret is a broken deployment, never the caller's input), ``ValueError`` when the
+    secret holds no string.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from covidtracer.errors import Unavailable
+
+    try:
+        value = secrets().get_secret_value(SecretId=secret_id).get("SecretString")
+    except (BotoCoreError, ClientError) as error:
+        raise Unavailable(f"secretsmanager ({type(error).__name__})") from error
     if not value:
         raise ValueError(f"secret {secret_id} has no string value")
     return value

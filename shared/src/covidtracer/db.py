@@ -1,17 +1,22 @@
-"""PostgreSQL access: one connection per execution environment and one ``transaction()``.
+"""PostgreSQL access: a small pool of connections and one ``transaction()`` helper.
 
-A Lambda reuses its connection across warm invocations (through RDS Proxy in AWS), so the
-connection is module state, reopened transparently when the proxy or server dropped it.
-Every query runs inside ``transaction()``: commit on success, rollback on any error, and
-driver errors that mean "the database is not there" become ``Unavailable`` (503).
+A connection serves one request at a time: ``transaction()`` and ``autocommit()`` take one
+from the pool for the block and give it back after, so requests served concurrently by a
+threaded host (``chalice local``, a test server) never share a connection, a transaction or
+an autocommit switch (DESIGN §8). A Lambda serves one request at a time, so its pool holds
+one connection, reused across warm invocations (through RDS Proxy in AWS), probed after a
+long idle and reopened transparently when the proxy or server dropped it. Driver errors
+that mean "the database is not there" become ``Unavailable`` (503).
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -25,13 +30,23 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
-_connection: connection | None = None
-_connection_dsn: str | None = None
-_last_used = 0.0
-
 # RDS Proxy and servers close idle client connections; after this long idle the connection
 # is probed before use, so a frozen-then-thawed Lambda reconnects instead of failing once.
 IDLE_PROBE_SECONDS = 60.0
+# Idle connections kept for reuse. A Lambda needs one; a threaded local server serving a
+# burst opens what the burst needs and keeps this many afterwards.
+MAX_IDLE = 8
+
+
+@dataclass
+class _Pooled:
+    conn: connection
+    dsn: str
+    last_used: float
+
+
+_idle: list[_Pooled] = []
+_lock = threading.Lock()
 
 
 def dsn_for(database: DatabaseSettings) -> str:
@@ -63,22 +78,54 @@ def _connect(dsn: str, database: DatabaseSettings) -> connection:
     return conn
 
 
-def connection_for(database: DatabaseSettings) -> connection:
-    """The execution environment's connection, opened or reopened as needed."""
-    global _connection, _connection_dsn, _last_used
+def _checkout(database: DatabaseSettings) -> _Pooled:
+    """A connection for the caller alone: an idle one of the pool, or a new one."""
     dsn = dsn_for(database)
     now = time.monotonic()
-    if (
-        _connection is not None
-        and now - _last_used > IDLE_PROBE_SECONDS
-        and not _alive(_connection)
-    ):
-        close()
-    if _connection is None or _connection.closed or _connection_dsn != dsn:
-        close()
-        _connection, _connection_dsn = _connect(dsn, database), dsn
-    _last_used = now
-    return _connection
+    while True:
+        with _lock:
+            found = next((p for p in reversed(_idle) if p.dsn == dsn), None)
+            if found is not None:
+                _idle.remove(found)
+        if found is None:
+            return _Pooled(_connect(dsn, database), dsn, now)
+        if found.conn.closed:
+            continue
+        if now - found.last_used > IDLE_PROBE_SECONDS and not _alive(found.conn):
+            _discard(found.conn)
+            continue
+        return found
+
+
+def _checkin(pooled: _Pooled, broken: bool) -> None:
+    """Back to the pool, unless the connection is broken, mid-transaction or surplus."""
+    from psycopg2.extensions import TRANSACTION_STATUS_IDLE
+
+    conn = pooled.conn
+    if broken or conn.closed or conn.info.transaction_status != TRANSACTION_STATUS_IDLE:
+        _discard(conn)
+        return
+    pooled.last_used = time.monotonic()
+    with _lock:
+        if len(_idle) < MAX_IDLE:
+            _idle.append(pooled)
+            return
+    _discard(conn)
+
+
+def _discard(conn: connection) -> None:
+    import psycopg2
+
+    try:
+        if not conn.closed:
+            conn.close()
+    except psycopg2.Error:
+        pass  # already unusable: nothing to tidy
+
+
+def connection_for(database: DatabaseSettings) -> connection:
+    """A new connection of the caller's own (closed by the caller); raises ``Unavailable``."""
+    return _connect(dsn_for(database), database)
 
 
 def _alive(conn: connection) -> bool:
@@ -95,15 +142,23 @@ def _alive(conn: connection) -> bool:
 
 @contextmanager
 def transaction(database: DatabaseSettings) -> Iterator[cursor]:
-    """Run a block in one transaction on the shared connection.
+    """Run a block in one transaction on a connection of its own.
 
     Raises ``Unavailable`` when the server cannot be reached or drops the connection; the
     transaction is rolled back, so nothing is half-done. Other database errors (constraint
     violations …) propagate for the caller's adapter to translate.
     """
-    conn = connection_for(database)
-    with _unavailable_when_gone(), conn, conn.cursor() as cur:
-        yield cur
+    pooled = _checkout(database)
+    broken = True
+    try:
+        with _unavailable_when_gone(), pooled.conn as conn, conn.cursor() as cur:
+            yield cur
+        broken = False
+    except BaseException as error:
+        broken = _is_driver_failure(error)
+        raise
+    finally:
+        _checkin(pooled, broken)
 
 
 @contextmanager
@@ -113,15 +168,31 @@ def autocommit(database: DatabaseSettings) -> Iterator[cursor]:
     ONE statement, which PostgreSQL makes atomic by itself (a data-modifying CTE, say); use
     ``transaction()`` when two statements must commit together. Errors as ``transaction()``.
     """
-    conn = connection_for(database)
-    with _unavailable_when_gone():
-        conn.autocommit = True
-        try:
-            with conn.cursor() as cur:
-                yield cur
-        finally:
-            if not conn.closed:
-                conn.autocommit = False
+    pooled = _checkout(database)
+    conn = pooled.conn
+    broken = True
+    try:
+        with _unavailable_when_gone():
+            conn.autocommit = True
+            try:
+                with conn.cursor() as cur:
+                    yield cur
+            finally:
+                if not conn.closed:
+                    conn.autocommit = False
+        broken = False
+    except BaseException as error:
+        broken = _is_driver_failure(error)
+        raise
+    finally:
+        _checkin(pooled, broken)
+
+
+def _is_driver_failure(error: BaseException) -> bool:
+    """Whether the connection may be unusable after ``error`` (then it is not reused)."""
+    import psycopg2
+
+    return isinstance(error, Unavailable | psycopg2.OperationalError | psycopg2.InterfaceError)
 
 
 @contextmanager
@@ -132,8 +203,7 @@ def _unavailable_when_gone() -> Iterator[None]:
         yield
     except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
         # A dropped connection (proxy idle timeout, failover) is not reused: the next
-        # invocation reconnects.
-        close()
+        # request connects afresh.
         log.error("database unavailable", extra={"error_type": type(exc).__name__})
         raise Unavailable("database") from exc
 
@@ -147,7 +217,9 @@ def ping(database: DatabaseSettings) -> dict[str, Any]:
 
 
 def close() -> None:
-    global _connection, _connection_dsn
-    if _connection is not None and not _connection.closed:
-        _connection.close()
-    _connection, _connection_dsn = None, None
+    """Close every idle connection (tests point the pool at a fresh database)."""
+    with _lock:
+        idle = list(_idle)
+        _idle.clear()
+    for pooled in idle:
+        _discard(pooled.conn)

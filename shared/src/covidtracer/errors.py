@@ -9,6 +9,7 @@
     ├── Forbidden               403  urn:errors:forbidden     (ENF: unknown code or token)
     ├── MfaEnabled              403  urn:errors:invalid-auth-mfa-enabled (+ userId)
     ├── NotFound                404  urn:errors:not-found
+    ├── MethodNotAllowed        405  urn:errors:method-not-allowed (+ Allow)
     ├── Conflict                409  urn:errors:conflict
     ├── Gone                    410  urn:errors:gone          (ENF: expired code or token)
     ├── PayloadTooLarge         413  urn:errors:payload-too-large (over Lambda's 6 MB)
@@ -115,6 +116,19 @@ class NotFound(DomainError):
     type = "urn:errors:not-found"
     status = 404
     title = "The resource was not found."
+
+
+class MethodNotAllowed(DomainError):
+    type = "urn:errors:method-not-allowed"
+    status = 405
+    title = "The route does not accept this method."
+
+    def __init__(self, allowed: str = "") -> None:
+        super().__init__()
+        self.allowed = allowed
+
+    def headers(self) -> dict[str, str]:
+        return {"Allow": self.allowed} if self.allowed else {}
 
 
 class Conflict(DomainError):

@@ -7,16 +7,22 @@
   echoes nothing — not Chalice's default, which prints a stack trace when debug is on;
 - every response carries ``Cache-Control: no-store`` unless the route set its own;
 - every request is logged once as JSON with its request id, route, status and duration;
-- errors Chalice produces before a view runs (unsupported media type, unknown route under
-  ``chalice local``) are rewritten into the same error shape.
+- errors Chalice produces before a view runs (unsupported media type, wrong method) are
+  rewritten into the same error shape (unknown routes never reach the app: the API's
+  gateway responses, and ``tracerstack.chalice_local`` locally, answer them);
+- every input is checked at this boundary before a view sees it (DESIGN §8: bad input is
+  a 4xx, never a crash): query strings must be printable ASCII, and a JSON body must be
+  valid JSON (no NaN or Infinity), at most ``MAX_JSON_DEPTH`` deep, with no lone
+  surrogates in any string, so no handler meets a value it cannot encode or recurse into.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from chalice import Chalice, Response  # type: ignore[attr-defined]
@@ -26,6 +32,7 @@ from covidtracer import logs
 from covidtracer.errors import (
     DomainError,
     InternalError,
+    MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
     ValidationError,
@@ -41,6 +48,13 @@ _CHALICE_STATUS_TO_ERROR: dict[int, type[DomainError]] = {404: NotFound, 403: No
 # Lambda refuses a synchronous request over 6 MB (API Gateway's own limit is 10 MB): the
 # bound every body has in AWS, enforced here too so `chalice local` answers the same.
 MAX_BODY_BYTES = 6_000_000
+# Every document of both APIs is at most 4 levels deep; 32 leaves room and stays far from
+# Python's recursion limit in anything that walks the value afterwards.
+MAX_JSON_DEPTH = 32
+# Query values are ids, numbers and versions: printable ASCII, short.
+MAX_QUERY_VALUE_LENGTH = 256
+_PRINTABLE_ASCII = re.compile(r"[ -~]*")
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def error_response(error: DomainError) -> Response:
@@ -76,12 +90,74 @@ def json_body(
             raise ValidationError.of("Body", "A JSON body is required.")
         return {}
     try:
-        value = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        value = json.loads(raw, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise ValidationError.of("Body", "The body is not valid JSON.") from exc
     if not isinstance(value, dict):
         raise ValidationError.of("Body", "The body must be a JSON object.")
+    if _may_be_hostile(raw):
+        _check_json(value)
     return value
+
+
+def _may_be_hostile(raw: bytes | str) -> bool:
+    """Whether a parsed body needs ``_check_json``: a lone surrogate can only come from a
+    ``\\uD800``-style escape (UTF-8 bytes cannot encode one), and nesting deeper than
+    ``MAX_JSON_DEPTH`` needs more brackets than that. Keeps the walk off the hot path (an
+    upload of 30 keys has 32 brackets)."""
+    data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+    if b"\x00" in data:
+        return True  # UTF-16 or UTF-32 (json.loads accepts them): the byte scan cannot tell
+    brackets = data.count(b"[") + data.count(b"{")
+    return brackets > MAX_JSON_DEPTH or _SURROGATE_ESCAPE.search(data) is not None
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _check_json(value: Any) -> None:
+    """Raises ``ValidationError`` for a document nested deeper than ``MAX_JSON_DEPTH`` or
+    holding a string (or key) with a lone surrogate. Iterative: depth costs no recursion."""
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, str):
+            if not _encodable(item):
+                raise ValidationError.of("Body", "The body must be valid UTF-8 text.")
+            continue
+        if not isinstance(item, dict | list):
+            continue
+        if depth > MAX_JSON_DEPTH:
+            raise ValidationError.of("Body", f"The body is nested over {MAX_JSON_DEPTH} deep.")
+        if isinstance(item, dict):
+            pending.extend((key, depth) for key in item)
+            pending.extend((child, depth + 1) for child in item.values())
+        else:
+            pending.extend((child, depth + 1) for child in item)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def check_query(params: Mapping[str, list[str]] | None) -> None:
+    """Raises ``ValidationError`` (keyed by the parameter) for a query name or value that
+    is not short printable ASCII: no route takes anything else, and this keeps look-alike
+    digits (``²``, ``٣``) and control characters out of every parser behind it."""
+    for name, values in (params or {}).items():
+        for text in (name, *values):
+            if len(text) > MAX_QUERY_VALUE_LENGTH or not _PRINTABLE_ASCII.fullmatch(text):
+                key = _pascal(name) if _PRINTABLE_ASCII.fullmatch(name) else "Query"
+                raise ValidationError.of(key[:64], "The query parameter is not valid.")
+
+
+def _pascal(name: str) -> str:
+    return name[:1].upper() + name[1:]
 
 
 def bearer_token(request: Request) -> str | None:
@@ -147,7 +223,12 @@ class ApiApp(Chalice):
         context = event.context or {}
         logs.bind(request_id=context.get("requestId") or _lambda_request_id(event))
         try:
-            response = _normalise(get_response(event))
+            try:
+                check_query(_multi_query(event))
+            except ValidationError as error:
+                response = error_response(error)
+            else:
+                response = _normalise(get_response(event))
             log.info(
                 "request",
                 extra={
@@ -182,6 +263,14 @@ def send_analytics_after_each_invocation(app: Chalice, *, wait_at_end: bool = Tr
     app.register_middleware(middleware, "all")
 
 
+def _multi_query(event: Request) -> dict[str, list[str]] | None:
+    """Every query parameter with all its values (Chalice's MultiDict keeps them all)."""
+    params = event.query_params
+    if not params:
+        return None
+    return {name: list(params.getlist(name)) for name in params}
+
+
 def _lambda_request_id(event: Request) -> str | None:
     lambda_context = getattr(event, "lambda_context", None)
     request_id = getattr(lambda_context, "aws_request_id", None)
@@ -198,5 +287,7 @@ def _normalise(response: Response) -> Response:
             return error_response(ValidationError.of("Body", "Send the body as application/json."))
         if response.status_code == 400:
             return error_response(ValidationError.of("Body", "The request is malformed."))
+        if response.status_code == 405:
+            return error_response(MethodNotAllowed(str(response.headers.get("Allow", ""))))
         return error_response(error_type() if error_type else InternalError())
     return response

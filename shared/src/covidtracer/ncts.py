@@ -1,4 +1,5 @@
-"""NCTS (the National Contact Tracing Solution) REST client: diaries and callback requests.
+"""NCTS (the National Contact Tracing Solution): the REST client for diaries and callback
+requests, and the one check of the credential NCTS presents when it calls us.
 
 Real HTTP through ``covidtracer.outbound``, with the timeout from settings and a bounded
 number of retries with exponential backoff on connection failures and 5xx answers; never
@@ -6,12 +7,15 @@ on 4xx, which would only fail again. Each logical request carries one
 ``Idempotency-Key`` on all its attempts, so NCTS can drop a repeat of one it did process.
 
 Errors: ``ConsentCodeRejected`` (400 ``errors.ConsentCode``) when NCTS refuses a diary's
-consent code; ``Unavailable("ncts")`` when NCTS cannot be reached, keeps failing, or answers
-in a way this client does not understand (the caller keeps its data and retries later).
+consent code; ``RequestRefused`` (400) when NCTS refuses the request itself (400 or 422: a
+retry would only be refused again, so the caller must not be told to retry);
+``Unavailable("ncts")`` when NCTS cannot be reached, keeps failing, or answers in a way this
+client does not understand (the caller keeps its data and retries later).
 """
 
 from __future__ import annotations
 
+import hmac
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -19,7 +23,7 @@ from functools import cache
 from typing import Any
 
 from covidtracer import logs, outbound
-from covidtracer.errors import Unavailable, ValidationError
+from covidtracer.errors import Unauthorized, Unavailable, ValidationError
 from covidtracer.settings import PartnerSettings
 
 log = logs.get_logger(__name__)
@@ -27,6 +31,34 @@ log = logs.get_logger(__name__)
 LOCATION_HISTORY = "location-history"
 CALLBACK_REQUESTS = "callback-requests"
 INVALID_CONSENT_CODE = "invalid_consent_code"
+
+
+def require_api_key(presented: str | None, expected: Callable[[], str]) -> None:
+    """The ``x-api-key`` NCTS sends on its calls to both APIs, compared in constant time
+    with ``expected()`` (the secret, read from Secrets Manager).
+
+    Raises ``Unauthorized`` (401) for a missing or wrong key and ``Unavailable`` (503) when
+    the key cannot be read, so NCTS retries an outage instead of dropping its call.
+    """
+    if not presented:
+        raise Unauthorized()
+    try:
+        key = expected()
+    except ValueError as error:  # a secret without a string value: misconfigured, not input
+        raise Unavailable("secretsmanager:ncts_api_key") from error
+    if not hmac.compare_digest(presented.encode(), key.encode()):
+        raise Unauthorized()
+
+
+class RequestRefused(ValidationError):
+    """NCTS refused what was sent (400/422): input it will never accept, not an outage."""
+
+    def __init__(self) -> None:
+        super().__init__({"Body": ["The contact tracing service did not accept the request."]})
+
+
+# NCTS's answers that judge the request, not its own health.
+REFUSED_STATUSES = (400, 422)
 
 
 class ConsentCodeRejected(ValidationError):
@@ -90,6 +122,9 @@ class NctsClient:
     def _expect_success(response: outbound.Reply, operation: str) -> None:
         if 200 <= response.status_code < 300:
             return
+        if response.status_code in REFUSED_STATUSES:
+            log.warning("ncts refused the request", extra={"operation": operation})
+            raise RequestRefused()
         log.error("ncts refused", extra={"operation": operation, "status": response.status_code})
         raise Unavailable(f"ncts ({operation} answered {response.status_code})")
 

@@ -251,6 +251,12 @@ class DiarySettings:
     max_body_bytes: int = 6_000_000
     # Phones' clocks drift; an entry a few minutes "in the future" is still a real visit.
     clock_skew_seconds: int = 300
+    # Consent-code guesses (codes NCTS refused) per source address and in all: a person
+    # mistypes a code once or twice, and NCTS should never see a guessing run. Per address
+    # generous, because a carrier-grade NAT puts many phones behind one.
+    guesses_per_ip: int = 20
+    guesses_global: int = 1_000
+    guess_window_seconds: int = 3_600
 
     @classmethod
     def read(cls, env: _Env) -> DiarySettings:
@@ -258,6 +264,9 @@ class DiarySettings:
             retention_days=env.integer("DIARY_RETENTION_DAYS", 60, 1, 365),
             max_body_bytes=env.integer("DIARY_MAX_BODY_BYTES", 6_000_000, 100_000, 6_000_000),
             clock_skew_seconds=env.integer("DIARY_CLOCK_SKEW_SECONDS", 300, 0, 3600),
+            guesses_per_ip=env.integer("DIARY_GUESSES_PER_IP", 20, 1),
+            guesses_global=env.integer("DIARY_GUESSES_GLOBAL", 1_000, 1),
+            guess_window_seconds=env.integer("DIARY_GUESS_WINDOW_SECONDS", 3_600, 60, 86_400),
         )
 
 
@@ -544,6 +553,15 @@ class EnfTokenSettings:
     upload_token_ttl_hours: int
     verify_min_interval_seconds: int
     verify_daily_failures: int
+    # Registrations are free, so per-registration limits alone do not bound guessing: these
+    # count what a guesser controls (its address) and the service as a whole.
+    register_per_ip: int
+    register_ip_window_seconds: int
+    register_global: int
+    register_global_window_seconds: int
+    verify_failures_per_ip: int
+    verify_failures_global: int
+    verify_failure_window_seconds: int
 
     @classmethod
     def read(cls, env: _Env) -> EnfTokenSettings:
@@ -559,6 +577,26 @@ class EnfTokenSettings:
             verify_min_interval_seconds=env.integer("ENF_VERIFY_MIN_INTERVAL_SECONDS", 1, 0, 3600),
             # 10 wrong guesses a day against 10^6 codes: brute force stays hopeless.
             verify_daily_failures=env.integer("ENF_VERIFY_DAILY_FAILURES", 10, 1, 1000),
+            # POST and PUT /register each count: 600 installs an hour behind one carrier
+            # NAT address is a launch-day surge, not an attack.
+            register_per_ip=env.integer("ENF_REGISTER_PER_IP", 1200, 1),
+            register_ip_window_seconds=env.integer(
+                "ENF_REGISTER_IP_WINDOW_SECONDS", 3600, 1, 86_400
+            ),
+            # 50 new registrations a second nationally: far above any surge NZ has seen.
+            register_global=env.integer("ENF_REGISTER_GLOBAL", 3000, 1),
+            register_global_window_seconds=env.integer(
+                "ENF_REGISTER_GLOBAL_WINDOW_SECONDS", 60, 1, 3600
+            ),
+            # A person mistypes a code a few times; 100 wrong codes an hour from one address
+            # is guessing. 600 an hour in all bounds a distributed guesser to ~14,400 a day
+            # (with 1,000 live codes of 10^6, about 14 lucky guesses a day at most), while
+            # everyone's wrong codes together stay far below it.
+            verify_failures_per_ip=env.integer("ENF_VERIFY_FAILURES_PER_IP", 100, 1),
+            verify_failures_global=env.integer("ENF_VERIFY_FAILURES_GLOBAL", 600, 1),
+            verify_failure_window_seconds=env.integer(
+                "ENF_VERIFY_FAILURE_WINDOW_SECONDS", 3600, 60, 86_400
+            ),
         )
 
 

@@ -16,8 +16,20 @@ from typing import Any
 from covidtracer.errors import ValidationError
 
 _ISO_UTC = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?(?:Z|\+00:00|\+0000)$"
+    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?(?:Z|\+00:00|\+0000)",
+    re.ASCII,
 )
+# Text people type never holds control characters (C0, DEL, C1), and a lone UTF-16
+# surrogate is not text at all (it cannot be encoded, stored or exported). Multi-line
+# fields (notes, message bodies) may hold tabs and line breaks.
+_NOT_TEXT = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_NOT_MULTILINE_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+TEXT_MESSAGE = "This field must not contain control characters."
+
+
+def is_text(value: str, *, multiline: bool = False) -> bool:
+    """Whether ``value`` is text a person could have typed (see ``_NOT_TEXT``)."""
+    return not (_NOT_MULTILINE_TEXT if multiline else _NOT_TEXT).search(value)
 
 
 def pascal(name: str) -> str:
@@ -61,8 +73,11 @@ class Problems:
         max_length: int | None = None,
         pattern: re.Pattern[str] | None = None,
         pattern_message: str = "The value is not in the expected format.",
+        multiline: bool = False,
     ) -> str | None:
-        """A string field; absent or null optional fields read as ``None``."""
+        """A string field; absent or null optional fields read as ``None``. Control
+        characters (but tabs and line breaks when ``multiline``) and lone surrogates are
+        refused."""
         key = key or pascal(name)
         raw = value.get(name)
         if raw is None:
@@ -71,6 +86,9 @@ class Problems:
             return None
         if not isinstance(raw, str):
             self.add(key, "This field must be a string.")
+            return None
+        if not is_text(raw, multiline=multiline):
+            self.add(key, TEXT_MESSAGE)
             return None
         if required and not raw.strip() and pattern is None:
             self.add(key, "This field is required.")

@@ -60,6 +60,7 @@ def test_the_migrations_go_up_and_down_cleanly(pg_schema: str) -> None:
         "up 0001_enf_api",
         "up 0002_exports",
         "up 0003_export_day_index",
+        "up 0004_hardening",
     ]
     assert {
         "exposures",
@@ -68,8 +69,10 @@ def test_the_migrations_go_up_and_down_cleanly(pg_schema: str) -> None:
         "upload_tokens",
         "export_files",
         "export_lease",
+        "rate_limits",
     } <= _tables(pg_schema)
     assert migrations.migrate(conn, MIGRATIONS, target=0) == [
+        "down 0004_hardening",
         "down 0003_export_day_index",
         "down 0002_exports",
         "down 0001_enf_api",
@@ -284,6 +287,7 @@ def test_cleanup_deletes_exactly_what_is_past_retention(dsn: str, settings: EnfS
         "upload_tokens": 1,
         "nonces": 1,
         "registrations": 1,
+        "rate_limits": 0,
     }
     with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
         cur.execute("SELECT key_data FROM exposures")

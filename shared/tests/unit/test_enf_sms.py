@@ -64,3 +64,14 @@ def test_a_refusal_is_unavailable(sms_client: Stubber) -> None:
     sms_client.add_client_error("send_text_message", "ThrottlingException", http_status_code=429)
     with pytest.raises(Unavailable):
         AwsSms(SMS).send("+64210123456", "code 123456")
+
+
+def test_a_number_the_provider_refuses_is_a_validation_error_not_an_outage(
+    sms_client: Stubber,
+) -> None:
+    from covidtracer.errors import ValidationError
+
+    sms_client.add_client_error("send_text_message", "ValidationException", http_status_code=400)
+    with pytest.raises(ValidationError) as caught:
+        AwsSms(SMS).send("+64210123456", "code 123456")
+    assert list(caught.value.errors) == ["Phone"]

@@ -137,3 +137,31 @@ def test_success_responses_are_not_cached() -> None:
 
 def test_debug_is_off_so_no_stack_trace_can_reach_a_client() -> None:
     assert _app().debug is False
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"a": "\\ud800"}',
+        b'{"\\uDFFF": 1}',
+        '{"a": "\\udc00"}'.encode("utf-16"),
+        b'{"a": ' + b"[" * 40 + b"]" * 40 + b"}",
+        b'{"a": ' + b"[" * 2000 + b"]" * 2000 + b"}",
+        b'{"a": NaN}',
+        b'{"a": -Infinity}',
+    ],
+)
+def test_the_json_boundary_refuses_what_no_handler_could_encode_or_walk(raw: bytes) -> None:
+    from types import SimpleNamespace
+
+    with pytest.raises(errors.ValidationError) as caught:
+        json_body(SimpleNamespace(raw_body=raw))  # type: ignore[arg-type]
+    assert list(caught.value.errors) == ["Body"]
+    assert isinstance(caught.value, errors.ValidationError)
+
+
+def test_the_json_boundary_keeps_real_text_and_escapes() -> None:
+    from types import SimpleNamespace
+
+    raw = '{"a": "Māori \\u00e9 😀 \\ud83d\\ude00", "b": [[1]]}'.encode()
+    assert json_body(SimpleNamespace(raw_body=raw))["a"] == "Māori é 😀 😀"  # type: ignore[arg-type]

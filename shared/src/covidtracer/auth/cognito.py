@@ -7,7 +7,10 @@
 
 Both translate Cognito's answers into domain results and errors: an expired, exhausted or
 unknown session is ``InvalidAuthSession``; an account that needs its authenticator app is
-``MfaEnabled``; anything else that fails is ``Unavailable("cognito")``.
+``MfaEnabled``; input Cognito refuses (``InvalidParameterException``: an address our rule
+accepts but the pool's does not) is a ``ValidationError`` on ``Email``, never a 503 that
+tells the phone to retry what can never work; anything else that fails is
+``Unavailable("cognito")``.
 """
 
 from __future__ import annotations
@@ -15,13 +18,19 @@ from __future__ import annotations
 import contextlib
 import secrets
 import string
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from covidtracer import aws
 from covidtracer.auth.model import CUSTOM_CHALLENGE
-from covidtracer.errors import InvalidAuthSession, MfaEnabled, Unavailable
+from covidtracer.errors import (
+    DomainError,
+    InvalidAuthSession,
+    MfaEnabled,
+    Unavailable,
+    ValidationError,
+)
 
 SOFTWARE_TOKEN_MFA = "SOFTWARE_TOKEN_MFA"  # noqa: S105 - a challenge name
 # Cognito's answers for a session that is expired, exhausted (failAuthentication) or forged.
@@ -33,6 +42,12 @@ _SESSION_ERRORS = frozenset(
         "UserNotFoundException",
     }
 )
+# Cognito's answer for a parameter it will not take: the caller's input, not an outage.
+_INPUT_ERRORS = frozenset({"InvalidParameterException"})
+
+
+def email_refused() -> DomainError:
+    return ValidationError.of("Email", "The email address is not accepted.")
 
 
 @dataclass(frozen=True)
@@ -67,15 +82,19 @@ class CognitoGateway(Protocol):
 
 
 @contextlib.contextmanager
-def cognito_errors() -> Iterator[None]:
-    """Translates botocore errors from Cognito calls into domain errors."""
+def cognito_errors(refused: Callable[[], DomainError] = email_refused) -> Iterator[None]:
+    """Translates botocore errors from Cognito calls into domain errors; input Cognito
+    refuses becomes ``refused()``."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
         yield
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in _SESSION_ERRORS:
+        code = exc.response.get("Error", {}).get("Code")
+        if code in _SESSION_ERRORS:
             raise InvalidAuthSession from exc
+        if code in _INPUT_ERRORS:
+            raise refused() from exc
         raise Unavailable("cognito") from exc
     except BotoCoreError as exc:
         raise Unavailable("cognito") from exc
@@ -121,6 +140,8 @@ class AwsCognito:
         except ClientError as exc:
             if _error_code(exc) == "UserNotFoundException":
                 return None
+            if _error_code(exc) in _INPUT_ERRORS:
+                raise email_refused() from exc
             raise Unavailable("cognito") from exc
         attributes = {a["Name"]: a.get("Value", "") for a in found.get("UserAttributes", [])}
         mfa = SOFTWARE_TOKEN_MFA in (found.get("UserMFASettingList") or []) or (
@@ -153,6 +174,8 @@ class AwsCognito:
         except ClientError as exc:
             if _error_code(exc) == "UsernameExistsException":
                 return
+            if _error_code(exc) in _INPUT_ERRORS:
+                raise email_refused() from exc
             raise Unavailable("cognito") from exc
         # FORCE_CHANGE_PASSWORD -> CONFIRMED: a password nobody knows.
         with cognito_errors():
@@ -178,7 +201,7 @@ class AwsCognito:
         return started["Session"]
 
     def answer(self, user_id: str, client_id: str, session: str, code: str) -> Tokens | Retry:
-        with cognito_errors():
+        with cognito_errors(refused=InvalidAuthSession):
             answered = aws.cognito().admin_respond_to_auth_challenge(
                 UserPoolId=self.user_pool_id,
                 ClientId=client_id,

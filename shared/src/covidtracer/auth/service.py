@@ -23,7 +23,7 @@ from covidtracer.auth.repository import SignInRecord, SignInRecords, StaleSessio
 from covidtracer.errors import InvalidAuthCode, InvalidAuthSession, MfaEnabled
 from covidtracer.ratelimit.model import Limit
 from covidtracer.ratelimit.repository import Counters
-from covidtracer.ratelimit.service import enforce
+from covidtracer.ratelimit.service import counted
 from covidtracer.settings import SignInSettings
 
 log = logs.get_logger(__name__)
@@ -81,18 +81,19 @@ class SignIn:
         config = self._config
         now = self._now()
         window = config.limit_window_seconds
-        enforce(
-            self._counters,
-            [
-                (Limit("initiate-ip", config.limit_per_ip, window), source_ip),
-                (Limit("initiate-email", config.limit_per_email, window), request.email),
-            ],
-            datetime.fromtimestamp(now, UTC),
-        )
-        user = self._gateway.find_or_create_user(request.email)
-        if user.mfa_enabled:
-            raise MfaEnabled(user.user_id)
-        session = self._gateway.start_sign_in(user, request.client_id)
+        # Each initiate emails a code, so both count; a refused (429) or failed (503)
+        # initiate sent nothing and is refunded (ratelimit.counted).
+        with counted(self._counters, datetime.fromtimestamp(now, UTC)) as tally:
+            tally.count(
+                [
+                    (Limit("initiate-ip", config.limit_per_ip, window), source_ip),
+                    (Limit("initiate-email", config.limit_per_email, window), request.email),
+                ]
+            )
+            user = self._gateway.find_or_create_user(request.email)
+            if user.mfa_enabled:
+                raise MfaEnabled(user.user_id)
+            session = self._gateway.start_sign_in(user, request.client_id)
         record = SignInRecord(
             verification_id=self._new_verification_id(),
             user_id=user.user_id,

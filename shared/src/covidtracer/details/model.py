@@ -19,15 +19,15 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from covidtracer.settings import DiarySettings
-from covidtracer.validation import Problems, format_utc, parse_utc, pascal
+from covidtracer.validation import TEXT_MESSAGE, Problems, format_utc, is_text, parse_utc, pascal
 
-CONSENT_CODE = re.compile(r"[a-zA-Z\d]{6}")
-GLN = re.compile(r"\d{13}")
-DIARY_GLN = re.compile(r"(?:\d{13})?")  # manual entries carry ""
+CONSENT_CODE = re.compile(r"[a-zA-Z0-9]{6}")
+GLN = re.compile(r"[0-9]{13}")
+DIARY_GLN = re.compile(r"(?:[0-9]{13})?")  # manual entries carry ""
 # NCTS (Salesforce) record ids: 15/18 characters today; a little room, and path-safe.
 RECORD_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-E164 = re.compile(r"\+[1-9]\d{6,14}")
-HTTPS_URL = re.compile(r"https://[^\s]{1,2040}")
+E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+HTTPS_URL = re.compile(r"https://[!-~]{1,2040}")
 
 ENTRY_SCANNED, ENTRY_MANUAL = 0, 1
 NOTE_MAX = 255
@@ -52,6 +52,8 @@ CALLBACK_FIELDS = (
     "contactNotes",
 )
 # name -> (required, max length); the order is the feed item's key order (DESIGN §2.5).
+# The bodies are messages (line breaks allowed); the others are one line each.
+MULTILINE_EVENT_TEXTS = frozenset({"systemNotificationBody", "appBannerBody"})
 EVENT_TEXTS: dict[str, tuple[bool, int]] = {
     "systemNotificationBody": (True, 500),
     "appBannerTitle": (True, 100),
@@ -165,8 +167,9 @@ def _diary_entry(
         max_length=LOCATION_NAME_MAX,
     )
     note = problems.string(
-        location, "note", key=f"{prefix}Note", required=False, max_length=NOTE_MAX
-    )
+        location, "note", key=f"{prefix}Note", required=False, max_length=NOTE_MAX,
+        multiline=True,
+    )  # fmt: skip
     entry_type = location.get("entryType")
     if (
         isinstance(entry_type, bool)
@@ -217,7 +220,9 @@ def parse_callback_request(body: Mapping[str, Any]) -> CallbackRequest:
     first_name = problems.string(body, "firstName", max_length=NAME_MAX)
     last_name = problems.string(body, "lastName", required=False, max_length=NAME_MAX)
     phone = _phone(problems, body)
-    notes = problems.string(body, "contactNotes", required=False, max_length=CONTACT_NOTES_MAX)
+    notes = problems.string(
+        body, "contactNotes", required=False, max_length=CONTACT_NOTES_MAX, multiline=True
+    )
     problems.raise_if_any()
     assert event_id and notification_id and gln and first_name and phone
     return CallbackRequest(
@@ -294,7 +299,10 @@ def parse_exposure_event(body: Mapping[str, Any]) -> ExposureEvent:
         problems.add("End", "The end must be after the start.")
     texts: dict[str, str] = {}
     for name, (required, max_length) in EVENT_TEXTS.items():
-        text = problems.string(body, name, required=required, max_length=max_length)
+        text = problems.string(
+            body, name, required=required, max_length=max_length,
+            multiline=name in MULTILINE_EVENT_TEXTS,
+        )  # fmt: skip
         texts[name] = text or ""
     if texts["appBannerLinkUrl"] and not HTTPS_URL.fullmatch(texts["appBannerLinkUrl"]):
         problems.add("AppBannerLinkUrl", "The link must be an https URL.")
@@ -445,7 +453,7 @@ def push_message(events: Sequence[ExposureEvent]) -> dict[str, Any]:
 
 # The app's own rule for names (the same pattern it checks before sending).
 PERSON_NAME = re.compile(r"[-.'`ʼ‘’A-Za-zĀ-ŌÀ-ÖØ-öø-ÿŠŽā-ɏ ]*")
-DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 MIDDLE_NAME_MAX = 100
 # Raw phone text before spaces are removed: E.164 is at most 16 characters, so 32 leaves room
 # for any spacing a person types and still bounds what we parse.
@@ -688,6 +696,8 @@ def _ethnicity(problems: Problems, value: Any) -> Ethnicity | None:
         for index, label in enumerate(selected):
             if not isinstance(label, str) or not label.strip():
                 problems.add(f"Ethnicity.Selected[{index}]", "This must be a non-empty string.")
+            elif not is_text(label):
+                problems.add(f"Ethnicity.Selected[{index}]", TEXT_MESSAGE)
             elif len(label) > ETHNICITY_TEXT_MAX:
                 problems.add(
                     f"Ethnicity.Selected[{index}]",

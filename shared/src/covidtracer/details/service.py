@@ -26,9 +26,8 @@ feed showing an event the table has lost.
 
 from __future__ import annotations
 
-import hmac
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -39,6 +38,7 @@ from covidtracer.analytics.emitter import emit
 from covidtracer.details import model
 from covidtracer.errors import NotFound, Unauthorized, Unavailable, ValidationError
 from covidtracer.export.model import iso_millis
+from covidtracer.ncts import require_api_key
 from covidtracer.ratelimit import service as ratelimit
 from covidtracer.ratelimit.model import Limit
 from covidtracer.settings import AwsSettings, DetailsSettings, FcmSettings, PartnerSettings, Tables
@@ -93,17 +93,38 @@ def _real(
 
 
 def upload_diary(
-    body: Mapping[str, Any], *, deps: Dependencies, settings: DetailsSettings, now: datetime
+    body: Mapping[str, Any],
+    *,
+    source_ip: str,
+    deps: Dependencies,
+    settings: DetailsSettings,
+    now: datetime,
 ) -> int:
     """Validates the diary, drops entries past retention, hands the rest to NCTS in one
     request (all or nothing). Returns how many entries were sent.
 
-    Raises ``ValidationError`` (also ``ConsentCodeRejected`` from NCTS) or ``Unavailable``.
-    Even a diary left empty by the cut is sent, so NCTS still judges the consent code.
+    The consent code is the credential, so guesses are limited: a code NCTS refuses counts
+    against the source address and against all callers (``TooManyRequests`` once either is
+    used up, before anything is forwarded); an accepted diary or an NCTS outage counts
+    nothing. Raises ``ValidationError`` (also ``ConsentCodeRejected`` from NCTS),
+    ``TooManyRequests`` or ``Unavailable``. Even a diary left empty by the cut is sent,
+    so NCTS still judges the consent code.
     """
     upload = model.parse_diary_upload(body, now=now, rules=settings.diary)
     kept = upload.within_retention(now, settings.diary.retention_days)
-    deps.ncts.send_location_history(kept.consent_code, [e.wire() for e in kept.entries])
+    rules = settings.diary
+    window = rules.guess_window_seconds
+    with ratelimit.counted(deps.counters, now) as tally:
+        # Counted before NCTS answers (a guess must be refused before it is forwarded),
+        # refunded once NCTS accepts the code.
+        tally.count(
+            [
+                (Limit("diary-guess-ip", rules.guesses_per_ip, window), source_ip),
+                (Limit("diary-guess", rules.guesses_global, window), "all"),
+            ]
+        )
+        deps.ncts.send_location_history(kept.consent_code, [e.wire() for e in kept.entries])
+        tally.refund()
     log.info(
         "diary forwarded",
         extra={"entries": len(kept.entries), "dropped": len(upload.entries) - len(kept.entries)},
@@ -126,44 +147,40 @@ def request_callback(
 ) -> None:
     """Forwards a callback request for a known event whose GLN the caller proves.
 
+    Limits (DESIGN §8): every well-formed request counts against its source address; only
+    a request that proved its event counts against the phone (per phone and event, so junk
+    sent with someone's number, or a request for another event, never uses up theirs); a
+    refused request (429) or an NCTS outage (503) counts against nothing.
+
     Raises ``ValidationError`` (bad fields, unknown event, GLN hash mismatch),
     ``TooManyRequests`` (per phone, per IP) or ``Unavailable``.
     """
     request = model.parse_callback_request(body)
     limits = settings.events
-    ratelimit.enforce(
-        deps.counters,
-        [
-            (Limit("callback-ip", limits.callback_limit_per_ip, limits.callback_ip_window_seconds),
-             source_ip),
-            (Limit("callback-phone", limits.callback_limit_per_phone,
-                   limits.callback_phone_window_seconds), request.phone),
-        ],
-        now,
-    )  # fmt: skip
-    stored = deps.events.get(request.notification_id)
-    if stored is None or not stored.event.is_active(now, limits.feed_active_days):
-        raise ValidationError.of("NotificationId", "The exposure event does not exist.")
-    if not stored.event.matches(request.event_id, request.gln):
-        raise ValidationError.of("Gln", "The location does not match the exposure event.")
-    deps.ncts.send_callback_request(request.wire())
+    with ratelimit.counted(deps.counters, now) as tally:
+        tally.count(
+            [(Limit("callback-ip", limits.callback_limit_per_ip,
+                    limits.callback_ip_window_seconds), source_ip)]
+        )  # fmt: skip
+        stored = deps.events.get(request.notification_id)
+        if stored is None or not stored.event.is_active(now, limits.feed_active_days):
+            raise ValidationError.of("NotificationId", "The exposure event does not exist.")
+        if not stored.event.matches(request.event_id, request.gln):
+            raise ValidationError.of("Gln", "The location does not match the exposure event.")
+        tally.count(
+            [(Limit("callback-phone", limits.callback_limit_per_phone,
+                    limits.callback_phone_window_seconds),
+              f"{request.phone}\0{request.notification_id}")]
+        )  # fmt: skip
+        deps.ncts.send_callback_request(request.wire())
     emit("location_callback_requested", now=now)
 
 
 # ---------------------------------------------------------------------------- §2.5 inbound
 
 
-def check_ncts_api_key(presented: str | None, expected: Callable[[], str]) -> None:
-    """Raises ``Unauthorized`` unless ``presented`` is the NCTS key (constant-time compare),
-    ``Unavailable`` when the key cannot be read (``expected`` reads Secrets Manager)."""
-    if not presented:
-        raise Unauthorized()
-    try:
-        key = expected()
-    except Exception as error:  # botocore's errors, or a secret without a string value
-        raise Unavailable(f"secretsmanager:ncts_api_key ({type(error).__name__})") from error
-    if not hmac.compare_digest(presented.encode(), key.encode()):
-        raise Unauthorized()
+# The one check of the NCTS credential, shared with the ENF API (same 401 and 503).
+check_ncts_api_key = require_api_key
 
 
 def receive_exposure_event(

@@ -207,7 +207,7 @@ INTERVALS_PER_DAY = 86_400 // INTERVAL_SECONDS
 # Nothing is claimed (and so nothing inserted) unless the token is unused and unexpired.
 _CLAIM_AND_INSERT = (
     "WITH claimed AS ("
-    " UPDATE upload_tokens SET claimed_at = %(now)s"
+    " UPDATE upload_tokens SET claimed_at = %(now)s, upload_digest = %(digest)s"
     " WHERE id = %(token)s AND registration_id = %(registration)s"
     " AND claimed_at IS NULL AND expires_at > %(now)s"
     " RETURNING symptom_onset - DATE '1970-01-01' AS onset_day, report_type"
@@ -231,6 +231,7 @@ def claim_and_insert_keys(
     now: datetime,
     *,
     infectious_days: frozenset[int],
+    digest: bytes | None = None,
 ) -> int | None:
     """Claim the registration's unused, unexpired upload token and store its keys, in one
     statement; ``None`` when there was no such token (nothing changed: see
@@ -243,6 +244,7 @@ def claim_and_insert_keys(
         _CLAIM_AND_INSERT,
         {
             "now": now,
+            "digest": digest,
             "token": str(token),
             "registration": str(registration_id),
             "per_day": INTERVALS_PER_DAY,
@@ -269,6 +271,18 @@ def upload_token_state(
     )
     row = cur.fetchone()
     return (bool(row[0]), row[1]) if row else None
+
+
+def claimed_by_upload(
+    cur: cursor, token: uuid.UUID, registration_id: uuid.UUID, digest: bytes
+) -> bool:
+    """Whether the registration's token was claimed by an upload of exactly these keys."""
+    cur.execute(
+        "SELECT 1 FROM upload_tokens WHERE id = %s AND registration_id = %s"
+        " AND claimed_at IS NOT NULL AND upload_digest = %s",
+        (str(token), str(registration_id), digest),
+    )
+    return cur.fetchone() is not None
 
 
 def insert_keys(cur: cursor, keys: Sequence[StoredKey], now: datetime) -> int:
@@ -309,6 +323,34 @@ def take_action(
         (str(registration_id), action, now, not_since),
     )
     return cur.fetchone() is not None
+
+
+class SqlCounters:
+    """Rate-limit counters (``covidtracer.ratelimit``'s port) in the ``rate_limits`` table,
+    on the caller's cursor: a count commits or rolls back with the use case's transaction,
+    so a request that fails is never counted."""
+
+    def __init__(self, cur: cursor) -> None:
+        self._cur = cur
+
+    def hit(self, bucket: str, expires_at: int) -> int:
+        self._cur.execute(
+            "INSERT INTO rate_limits (bucket, hits, expires_at)"
+            " VALUES (%s, 1, to_timestamp(%s))"
+            " ON CONFLICT (bucket) DO UPDATE SET hits = rate_limits.hits + 1 RETURNING hits",
+            (bucket, expires_at),
+        )
+        row = self._cur.fetchone()
+        assert row is not None, "an upsert with RETURNING always returns its row"
+        return int(row[0])
+
+    def release(self, bucket: str) -> None:
+        self._cur.execute("UPDATE rate_limits SET hits = hits - 1 WHERE bucket = %s", (bucket,))
+
+
+def delete_rate_limits_ended_before(cur: cursor, now: datetime) -> int:
+    cur.execute("DELETE FROM rate_limits WHERE expires_at < %s", (now,))
+    return int(cur.rowcount)
 
 
 def count_metric(cur: cursor, day: date, event: str, os: str, version: str) -> None:

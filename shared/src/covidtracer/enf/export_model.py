@@ -52,7 +52,7 @@ SETTLE_SECONDS = 60
 
 OBJECT_PREFIX = "exposures/"
 INDEX_PATH = OBJECT_PREFIX + "index.txt"
-_OBJECT_NAME = re.compile(r"^[0-9]{10}-[0-9]{10}-[0-9]{5}\.zip$")
+_OBJECT_NAME = re.compile(r"[0-9]{10}-[0-9]{10}-[0-9]{5}\.zip")
 
 DAILY = "daily"
 DELTA = "delta"
@@ -127,7 +127,8 @@ def object_path(window: Window, part: int) -> str:
 
 def is_export_object(path: str) -> bool:
     """Whether ``path`` names an export zip (never anything else in the bucket)."""
-    return path.startswith(OBJECT_PREFIX) and bool(_OBJECT_NAME.match(path[len(OBJECT_PREFIX) :]))
+    name = path[len(OBJECT_PREFIX) :]
+    return path.startswith(OBJECT_PREFIX) and bool(_OBJECT_NAME.fullmatch(name))
 
 
 def current_files(files: Iterable[FileRecord]) -> list[FileRecord]:

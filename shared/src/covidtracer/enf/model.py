@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from covidtracer.errors import ValidationError
+from covidtracer.validation import TEXT_MESSAGE, is_text
 
 # Exposure Notification protocol constants (not policy): a key's intervals are 10 minutes,
 # a key covers at most one day (144 intervals), keys are 16 bytes, and the framework's
@@ -34,11 +35,11 @@ CONFIRMED_CLINICAL_DIAGNOSIS = 2
 TEST_TYPES = {"confirmed": CONFIRMED_TEST, "likely": CONFIRMED_CLINICAL_DIAGNOSIS}
 
 CODE_DIGITS = 6
-APP_HASH = re.compile(r"^[0-9a-f]{256}$")
-NONCE = re.compile(r"^[0-9a-f]{64}$")
+APP_HASH = re.compile(r"[0-9a-f]{256}")
+NONCE = re.compile(r"[0-9a-f]{64}")
 PLATFORMS = ("ios", "android", "test")
 METRIC_OS = ("ios", "android")
-_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 _MAX_TEXT = 2048
 
 
@@ -135,7 +136,7 @@ def app_code_hash(code: str) -> str:
 def parse_app_hash(body: Mapping[str, Any]) -> str:
     """The ``hash`` of ``POST /exposures/verify``: 256 lowercase hex characters."""
     value = body.get("hash")
-    if not isinstance(value, str) or not APP_HASH.match(value):
+    if not isinstance(value, str) or not APP_HASH.fullmatch(value):
         raise ValidationError.of("Hash", "The hash must be 256 lowercase hexadecimal characters.")
     return value
 
@@ -175,17 +176,21 @@ def _text(
         raise ValidationError.of(field_name, f"{field_name} is required.")
     if len(value) > max_length:
         raise ValidationError.of(field_name, f"{field_name} is too long.")
+    if not is_text(value):
+        raise ValidationError.of(field_name, TEXT_MESSAGE)
     return value
 
 
 def _optional_text(
-    body: Mapping[str, Any], name: str, field_name: str, max_length: int
+    body: Mapping[str, Any], name: str, field_name: str, max_length: int, *, multiline: bool = False
 ) -> str | None:
     value = body.get(name)
     if value is None or value == "":
         return None
     if not isinstance(value, str) or len(value) > max_length:
         raise ValidationError.of(field_name, f"{field_name} must be text of at most {max_length}.")
+    if not is_text(value, multiline=multiline):
+        raise ValidationError.of(field_name, TEXT_MESSAGE)
     return value
 
 
@@ -193,7 +198,7 @@ def parse_phone(body: Mapping[str, Any]) -> str:
     """A phone number in international format; spaces are allowed and removed."""
     value = body.get("phone")
     phone = value.replace(" ", "") if isinstance(value, str) else ""
-    if not _E164.match(phone):
+    if not _E164.fullmatch(phone):
         raise ValidationError.of("Phone", "The phone number must be in international format.")
     return phone
 
@@ -201,7 +206,7 @@ def parse_phone(body: Mapping[str, Any]) -> str:
 def parse_registration(body: Mapping[str, Any], platforms: Sequence[str]) -> Registration:
     """``PUT /register``: a nonce from ``POST /register`` and an attestation for it."""
     nonce = body.get("nonce")
-    if not isinstance(nonce, str) or not NONCE.match(nonce):
+    if not isinstance(nonce, str) or not NONCE.fullmatch(nonce):
         raise ValidationError.of("Nonce", "The nonce must be 64 hexadecimal characters.")
     return Registration(
         nonce=nonce,
@@ -214,7 +219,7 @@ def parse_registration(body: Mapping[str, Any], platforms: Sequence[str]) -> Reg
 
 def _platform(body: Mapping[str, Any], platforms: Sequence[str]) -> str:
     platform = body.get("platform")
-    if platform not in PLATFORMS or platform not in platforms:
+    if not isinstance(platform, str) or platform not in PLATFORMS or platform not in platforms:
         raise ValidationError.of("Platform", "The platform is not supported.")
     return str(platform)
 
@@ -233,7 +238,7 @@ def parse_code_request(
     test_type = body.get("testType", "confirmed")
     if test_type is None:
         test_type = "confirmed"
-    if test_type not in TEST_TYPES:
+    if not isinstance(test_type, str) or test_type not in TEST_TYPES:
         errors["TestType"] = [f"The test type must be one of {', '.join(TEST_TYPES)}."]
     if errors or onset is None:
         raise ValidationError(errors)
@@ -244,7 +249,7 @@ def _onset(
     raw: object, today: date, max_age_days: int, errors: dict[str, list[str]]
 ) -> date | None:
     message = "The symptom onset must be a date (YYYY-MM-DD)"
-    if not isinstance(raw, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw):
+    if not isinstance(raw, str) or not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", raw):
         errors["SymptomOnset"] = [f"{message}."]
         return None
     try:
@@ -261,22 +266,26 @@ def _onset(
 
 def parse_metric(body: Mapping[str, Any], events: Mapping[str, int]) -> MetricEvent:
     errors: dict[str, list[str]] = {}
-    if body.get("os") not in METRIC_OS:
+    os, event = body.get("os"), body.get("event")
+    # Only strings are looked up: a list or object sent as a name is not hashable.
+    if not isinstance(os, str) or os not in METRIC_OS:
         errors["Os"] = ["The os must be ios or android."]
-    if body.get("event") not in events:
+    if not isinstance(event, str) or event not in events:
         errors["Event"] = ["The event is not one the server collects."]
     version = body.get("version", "")
     if version is None:
         version = ""
     if not isinstance(version, str) or len(version) > 32:
         errors["Version"] = ["The version must be text of at most 32 characters."]
+    elif not is_text(version):
+        errors["Version"] = [TEXT_MESSAGE]
     # The plugin attaches an object to CONTACT_NOTIFICATION and LOG_ERROR; only the event is
     # counted, so the payload is accepted and not kept.
     if body.get("payload") is not None and not isinstance(body.get("payload"), dict):
         errors["Payload"] = ["The payload must be an object."]
     if errors:
         raise ValidationError(errors)
-    return MetricEvent(os=str(body["os"]), event=str(body["event"]), version=str(version))
+    return MetricEvent(os=str(os), event=str(event), version=str(version))
 
 
 def parse_callback(body: Mapping[str, Any]) -> CallbackRequest:
@@ -284,7 +293,7 @@ def parse_callback(body: Mapping[str, Any]) -> CallbackRequest:
         phone=parse_phone(body),
         first_name=_optional_text(body, "firstName", "FirstName", 50),
         last_name=_optional_text(body, "lastName", "LastName", 50),
-        contact_notes=_optional_text(body, "contactNotes", "ContactNotes", 255),
+        contact_notes=_optional_text(body, "contactNotes", "ContactNotes", 255, multiline=True),
     )
 
 
@@ -307,10 +316,10 @@ def parse_upload(body: Mapping[str, Any], platforms: Sequence[str], rules: KeyRu
     if token is None:
         errors["Token"] = ["The token must be a UUID."]
     platform = body.get("platform")
-    if platform not in PLATFORMS or platform not in platforms:
+    if not isinstance(platform, str) or platform not in PLATFORMS or platform not in platforms:
         errors["Platform"] = ["The platform is not supported."]
     payload = body.get("deviceVerificationPayload")
-    if not isinstance(payload, str) or len(payload) > 65_536:
+    if not isinstance(payload, str) or len(payload) > 65_536 or not is_text(payload):
         errors["DeviceVerificationPayload"] = ["The device verification payload is required."]
     keys = _parse_keys(body.get("exposures"), rules, errors)
     if errors or token is None:
@@ -374,6 +383,19 @@ def _integer(value: object, minimum: int, maximum: int) -> int | None:
     if not isinstance(value, int) or not minimum <= value <= maximum:
         return None
     return value
+
+
+def upload_digest(keys: Sequence[ExposureKey]) -> bytes:
+    """SHA-256 over an upload's keys in key order: the same keys give the same digest
+    whatever order the phone sent them in (a retry of a lost answer is recognised by it)."""
+    digest = hashlib.sha256()
+    for key in sorted(keys, key=lambda k: k.key_data):
+        digest.update(key.key_data)
+        digest.update(
+            b"%d,%d,%d;"
+            % (key.rolling_start_number, key.rolling_period, key.transmission_risk_level)
+        )
+    return digest.digest()
 
 
 def interval_number(moment: datetime) -> int:

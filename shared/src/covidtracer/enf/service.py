@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from covidtracer import aws, db
+from covidtracer import aws, db, ncts
 from covidtracer.analytics.emitter import emit
 from covidtracer.enf import client_config_store, export_service, model, tokens
 from covidtracer.enf import db as sql
@@ -35,6 +35,8 @@ from covidtracer.errors import (
     ValidationError,
 )
 from covidtracer.logs import get_logger
+from covidtracer.ratelimit.model import Limit
+from covidtracer.ratelimit.service import Tally, counted
 from covidtracer.settings import MIN_KEY_RETENTION_DAYS, EnfSettings
 
 log = get_logger(__name__)
@@ -133,21 +135,61 @@ def _access_token(
 # ---------------------------------------------------------------------------- registration
 
 
-def start_registration(settings: EnfSettings, ports: Ports, now: datetime) -> str:
-    """``POST /register``: a fresh nonce (32 random bytes, hex) for the device to attest."""
+def _register_limit(settings: EnfSettings) -> Limit:
+    t = settings.tokens
+    return Limit("register-ip", t.register_per_ip, t.register_ip_window_seconds)
+
+
+class _OwnStatementCounters:
+    """Rate-limit counters each in a statement of its own, for counts that must outlive
+    (or precede) the use case's transaction."""
+
+    def __init__(self, settings: EnfSettings) -> None:
+        self._database = settings.database
+
+    def hit(self, bucket: str, expires_at: int) -> int:
+        with db.autocommit(self._database) as cur:
+            return sql.SqlCounters(cur).hit(bucket, expires_at)
+
+    def release(self, bucket: str) -> None:
+        with db.autocommit(self._database) as cur:
+            sql.SqlCounters(cur).release(bucket)
+
+
+def start_registration(
+    settings: EnfSettings, ports: Ports, now: datetime, source_ip: str = "unknown"
+) -> str:
+    """``POST /register``: a fresh nonce (32 random bytes, hex) for the device to attest.
+
+    Counted per source address and in all, in the same transaction as the new row, so a
+    refused registration (``TooManyRequests``) or a failed one counts nothing.
+    """
     nonce = ports.token_hex(32)
+    t = settings.tokens
     with db.transaction(settings.database) as cur:
+        Tally(sql.SqlCounters(cur), now).count(
+            [
+                (_register_limit(settings), source_ip),
+                (Limit("register", t.register_global, t.register_global_window_seconds), "all"),
+            ]
+        )
         sql.insert_registration(cur, ports.new_id(), nonce, now)
     return nonce
 
 
 def complete_registration(
-    settings: EnfSettings, ports: Ports, body: Mapping[str, Any], now: datetime
+    settings: EnfSettings,
+    ports: Ports,
+    body: Mapping[str, Any],
+    now: datetime,
+    source_ip: str = "unknown",
 ) -> dict[str, str]:
     """``PUT /register``: attest the device for the nonce, then issue its tokens.
 
-    Raises ``NotFound`` for an unknown, used or expired nonce and ``Forbidden`` when the
-    attestation fails (the nonce stays usable until it expires).
+    Each attempt that reaches attestation counts against the source address (an
+    attestation provider outage is refunded). Raises ``NotFound`` for an unknown, used or
+    expired nonce, ``Forbidden`` when the attestation fails (the nonce stays usable until
+    it expires), ``TooManyRequests``.
     """
     request = model.parse_registration(body, settings.attestation.platforms)
     issued_after = now - timedelta(seconds=settings.tokens.nonce_ttl_seconds)
@@ -155,8 +197,15 @@ def complete_registration(
         registration_id = sql.pending_registration(cur, request.nonce, issued_after)
     if registration_id is None:
         raise NotFound("Invalid or expired nonce")
-    ports.verifier(request.platform).verify(request.device_verification_payload, request.nonce, now)
+    with counted(_OwnStatementCounters(settings), now) as tally:
+        tally.count([(_register_limit(settings), source_ip)])
+        ports.verifier(request.platform).verify(
+            request.device_verification_payload, request.nonce, now
+        )
     secret = ports.token_hex(32)
+    # The signing key is read before the registration commits: if Secrets Manager is down
+    # the answer is a 503 and the nonce stays usable for the retry (nothing half-done).
+    ports.signing_key()
     with db.transaction(settings.database) as cur:
         completed = sql.complete_registration(
             cur, registration_id, request.nonce, tokens.refresh_hash(secret), now
@@ -194,10 +243,9 @@ def forget(settings: EnfSettings, ports: Ports, bearer: str | None, now: datetim
 
 
 def require_ncts(ports: Ports, api_key: str | None) -> None:
-    """The NCTS credential, compared in constant time; raises ``Unauthorized``."""
-    expected = ports.ncts_api_key().encode()
-    if not api_key or not hmac.compare_digest(api_key.encode(), expected):
-        raise Unauthorized()
+    """The NCTS credential (the check both APIs share): ``Unauthorized`` for a missing or
+    wrong key, ``Unavailable`` when the key cannot be read."""
+    ncts.require_api_key(api_key, ports.ncts_api_key)
 
 
 def request_code(
@@ -239,12 +287,22 @@ def request_code(
 
 
 def verify_code(
-    settings: EnfSettings, ports: Ports, bearer: str | None, body: Mapping[str, Any], now: datetime
+    settings: EnfSettings,
+    ports: Ports,
+    bearer: str | None,
+    body: Mapping[str, Any],
+    now: datetime,
+    source_ip: str = "unknown",
 ) -> uuid.UUID:
     """``POST /exposures/verify``: exchange a code (by the app's hash) for an upload token.
 
-    Raises ``TooManyRequests`` (too soon, or the day's failures used up), ``Forbidden`` for an
-    unknown or used code (counted as a failure), ``Gone`` for an expired one.
+    Wrong codes are limited per registration (one attempt a second, a daily cap), per
+    source address and in all (registrations are free, so the last two bound a guesser who
+    makes many). A guess is counted before the code is looked up and refunded when it was
+    right: a refused request reveals nothing about the code, and successes are harmless.
+
+    Raises ``TooManyRequests`` (too soon, or a failure allowance used up), ``Forbidden`` for
+    an unknown or used code (counted as a failure), ``Gone`` for an expired one.
     """
     app_hash = model.parse_app_hash(body)
     registration_id = _access(ports, bearer, now)
@@ -266,8 +324,17 @@ def verify_code(
         if retry_after is not None:
             emit("upload_code_rejected", categories={"reason": "rate_limited"}, now=now)
             raise TooManyRequests(retry_after)
+        guesses = Tally(sql.SqlCounters(cur), now)
+        window = limits.verify_failure_window_seconds
+        guesses.count(
+            [
+                (Limit("verify-failures-ip", limits.verify_failures_per_ip, window), source_ip),
+                (Limit("verify-failures", limits.verify_failures_global, window), "all"),
+            ]
+        )
         claimed = sql.claim_code(cur, digest, now)
         if claimed is not None:
+            guesses.refund()
             outcome = ports.new_id()
             sql.insert_upload_token(
                 cur,
@@ -301,9 +368,11 @@ def upload_keys(
     """``POST /exposures``: validate, claim the upload token and store the keys, atomically.
 
     Every rule is checked before the token is touched, and the claim and the insert share
-    one transaction, so a rejected or failed upload leaves the token usable. Raises
-    ``ValidationError``, ``Forbidden`` (unknown or used token), ``Gone`` (expired token).
-    Returns the number of new keys stored.
+    one transaction, so a rejected or failed upload leaves the token usable. When the answer
+    to an upload was lost after it committed (the connection dropped), the phone's retry of
+    the same keys is answered as a success (0 new keys), never "token already used".
+    Raises ``ValidationError``, ``Forbidden`` (unknown or used token), ``Gone`` (expired
+    token). Returns the number of new keys stored.
     """
     registration_id = _access(ports, bearer, now)
     rules = key_rules(settings)
@@ -312,6 +381,7 @@ def upload_keys(
     ports.verifier(upload.platform).verify(
         upload.device_verification_payload, str(upload.token), now
     )
+    digest = model.upload_digest(upload.keys)
     with db.autocommit(settings.database) as cur:
         # One statement claims the token and inserts the keys (one round trip, atomic):
         # an unknown, used or expired token claims and inserts nothing. Upload tokens are
@@ -326,6 +396,7 @@ def upload_keys(
             # The same days the served configuration scores as infectious (item: upload
             # and scoring never disagree); cached, so the hot path reads no parameter.
             infectious_days=ports.documents.exposure().infectious_days,
+            digest=digest,
         )
         if stored is not None:
             emit(
@@ -340,9 +411,51 @@ def upload_keys(
             _require_registration(cur, registration_id)
             raise Forbidden()
         already_claimed, expires_at = state
+        if already_claimed and sql.claimed_by_upload(cur, upload.token, registration_id, digest):
+            return 0  # a retry of this very upload, stored before its answer was lost
         if not already_claimed and expires_at <= now:
             raise Gone()
         raise Forbidden()
+
+
+# ---------------------------------------------------------------------------- export files
+
+
+def _live_registration(
+    settings: EnfSettings, ports: Ports, bearer: str | None, now: datetime
+) -> None:
+    """A valid access token whose registration still exists, else ``Unauthorized``."""
+    registration_id = _access(ports, bearer, now)
+    with db.transaction(settings.database) as cur:
+        _require_registration(cur, registration_id)
+
+
+def list_files(
+    settings: EnfSettings,
+    ports: Ports,
+    bearer: str | None,
+    query: Mapping[str, Any],
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """``GET /exposures`` for a live registration (``export_service.list_files``)."""
+    _live_registration(settings, ports, bearer, now)
+    files: list[dict[str, Any]] = export_service.list_files(
+        settings, ports.signing_key(), bearer, query, now
+    )
+    return files
+
+
+def read_file(
+    settings: EnfSettings,
+    ports: Ports,
+    store: export_service.FileStore,
+    bearer: str | None,
+    path: str,
+    now: datetime,
+) -> bytes:
+    """``GET /data/{path}`` for a live registration (``export_service.read_file``)."""
+    _live_registration(settings, ports, bearer, now)
+    return export_service.read_file(settings, ports.signing_key(), store, bearer, path, now)
 
 
 # ---------------------------------------------------------------------------- settings, metrics
@@ -461,6 +574,7 @@ def cleanup(settings: EnfSettings, now: datetime) -> dict[str, int]:
             "registrations": sql.delete_idle_registrations_before(
                 cur, now - timedelta(days=t.refresh_token_days)
             ),
+            "rate_limits": sql.delete_rate_limits_ended_before(cur, now),
         }
     log.info("enf cleanup", extra={"deleted": deleted})
     return deleted

@@ -1,8 +1,10 @@
 """Texting upload codes: a Twilio-style HTTP API, or AWS End User Messaging SMS.
 
-Settings choose the adapter (``SMS_PROVIDER``). Either way a refusal or an outage becomes
-``Unavailable("sms")`` so the caller (NCTS) retries and no unsent code stays valid. Neither
-the phone number nor the text is logged.
+Settings choose the adapter (``SMS_PROVIDER``). Either way an outage becomes
+``Unavailable("sms")`` (503: the caller, NCTS, retries), and a number the provider refuses
+(Twilio's 400, AWS's ``ValidationException``) a ``ValidationError`` on ``Phone`` (400: a
+retry cannot help). In both cases the code is rolled back, so no unsent code stays valid.
+Neither the phone number nor the text is logged.
 """
 
 from __future__ import annotations
@@ -10,11 +12,13 @@ from __future__ import annotations
 from typing import Protocol
 
 from covidtracer import aws, outbound
-from covidtracer.errors import Unavailable
+from covidtracer.errors import Unavailable, ValidationError
 from covidtracer.logs import get_logger
 from covidtracer.settings import SmsSettings
 
 log = get_logger(__name__)
+
+PHONE_REFUSED = "The SMS provider does not accept this phone number."
 
 
 class SmsSender(Protocol):
@@ -38,6 +42,9 @@ class TwilioSms:
             data={"To": phone, "From": self._settings.sender, "Body": text},
             auth=(sid, token),
         )
+        if response.status_code == 400:
+            log.warning("sms refused the number", extra={"status": response.status_code})
+            raise ValidationError.of("Phone", PHONE_REFUSED)
         if response.status_code not in (200, 201):
             log.error("sms refused", extra={"status": response.status_code})
             raise Unavailable("sms")
@@ -59,7 +66,13 @@ class AwsSms:
                 MessageBody=text,
                 MessageType="TRANSACTIONAL",
             )
-        except (BotoCoreError, ClientError) as exc:
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ValidationException":
+                log.warning("sms refused the number", extra={"error_type": "ValidationException"})
+                raise ValidationError.of("Phone", PHONE_REFUSED) from exc
+            log.error("sms refused", extra={"error_type": type(exc).__name__})
+            raise Unavailable("sms") from exc
+        except BotoCoreError as exc:
             log.error("sms refused", extra={"error_type": type(exc).__name__})
             raise Unavailable("sms") from exc
 

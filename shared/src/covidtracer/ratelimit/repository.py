@@ -15,6 +15,9 @@ class Counters(Protocol):
     def hit(self, bucket: str, expires_at: int) -> int:
         """Count one hit in ``bucket``; returns the count including it."""
 
+    def release(self, bucket: str) -> None:
+        """Take back one hit counted in ``bucket`` (a refused or refunded request)."""
+
 
 class RateLimitItem(Model):
     bucket = UnicodeAttribute(hash_key=True)
@@ -43,6 +46,20 @@ class DynamoCounters:
             raise dynamo.unavailable("rate_limits", error) from error
         return int(item.hits)
 
+    def release(self, bucket: str) -> None:
+        """Raises ``Unavailable`` when DynamoDB does not answer."""
+        item = self._model(bucket)
+        try:
+            # Only an existing bucket: a refund never creates an item (it would lack a TTL).
+            item.update(
+                actions=[self._model.hits.add(-1)],
+                condition=self._model.bucket.exists(),
+            )
+        except PynamoDBException as error:
+            if dynamo.is_conditional_check_failure(error):
+                return
+            raise dynamo.unavailable("rate_limits", error) from error
+
 
 class MemoryCounters:
     def __init__(self) -> None:
@@ -51,3 +68,7 @@ class MemoryCounters:
     def hit(self, bucket: str, expires_at: int) -> int:
         self.counts[bucket] = self.counts.get(bucket, 0) + 1
         return self.counts[bucket]
+
+    def release(self, bucket: str) -> None:
+        if bucket in self.counts:
+            self.counts[bucket] -= 1

@@ -91,3 +91,14 @@ def test_fcm_down_is_unavailable(service_env: dict[str, str], outbox: Partners) 
     outbox.outage("fcm", 500)
     with pytest.raises(Unavailable):
         fcm.client(settings.details_settings().fcm).send({"message": {"topic": "all"}})
+
+
+@pytest.mark.parametrize("status", [400, 422])
+def test_a_request_ncts_refuses_is_a_validation_error_not_an_outage(
+    service_env: dict[str, str], outbox: Partners, status: int
+) -> None:
+    outbox.outage("ncts", status)
+    sleeps: list[float] = []
+    with pytest.raises(ncts.RequestRefused) as caught:
+        _ncts(sleeps).send_callback_request({"eventId": "e"})
+    assert caught.value.status == 400 and sleeps == []  # refused once, never retried

@@ -1,0 +1,59 @@
+"""``chalice local`` as the local stack runs it: Chalice's own CLI and server, with two
+things a developer's machine needs that Chalice leaves out.
+
+- A realistic listen backlog: ``socketserver`` listens with a backlog of 5, so 20 clients
+  connecting at once get connection resets before the threaded server accepts them.
+  Servers here accept ``LISTEN_BACKLOG`` pending connections, as werkzeug (moto) does.
+- Unknown routes in the documented error shape: Chalice's local gateway answers them, before
+  the app runs, with API Gateway's raw ``{"message": "Missing Authentication Token"}``. Here
+  they get the app's own ``urn:errors:not-found`` problem body (in AWS, the API's gateway
+  responses do the same).
+
+Run in a service's folder exactly like the CLI: ``python -m tracerstack.chalice_local local
+--no-autoreload --stage local --host 127.0.0.1 --port 8000``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+# What werkzeug and most servers use; enough for a burst of clients on one machine.
+LISTEN_BACKLOG = 128
+
+
+def _problem_for(error: Any) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers and body of the documented error for a local-gateway refusal."""
+    from covidtracer.errors import NotFound
+
+    problem = NotFound()
+    headers = {
+        "Content-Type": "application/json",
+        "Cache-Control": "no-store",
+        **{k: v for k, v in (error.headers or {}).items() if k.lower().startswith("x-amzn-")},
+    }
+    return problem.status, headers, json.dumps(problem.body()).encode()
+
+
+def install() -> None:
+    """Patch Chalice's local server classes (this process only)."""
+    from chalice import local
+
+    local.ThreadedHTTPServer.request_queue_size = LISTEN_BACKLOG
+
+    def send_error_response(self: Any, error: Any) -> None:
+        status, headers, body = _problem_for(error)
+        self._send_http_response(status, headers, body)
+
+    local.ChaliceRequestHandler._send_error_response = send_error_response  # type: ignore[method-assign]
+
+
+def main() -> None:
+    from chalice.cli import main as chalice_main
+
+    install()
+    chalice_main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,166 @@
+"""Concurrent requests through a threaded server (``chalice local``, as the local stack runs
+it) behave as Lambda does: no connection, transaction or autocommit switch is shared by two
+requests in flight, so every 204 is stored (DESIGN §8; issue 11, failure 1)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import socket
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg2
+import pytest
+import requests
+from conftest import daily_keys, secret
+
+from tracerstack.pytest_plugin import serve_api
+
+UPLOADS = 20
+
+
+@pytest.fixture
+def enf_url(enf_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    with serve_api("enf", enf_env) as url:
+        yield url
+
+
+def _app_hash(code: str) -> str:
+    return hashlib.sha512(code[:3].encode()).hexdigest() + hashlib.sha512(code.encode()).hexdigest()
+
+
+def _ready_upload(url: str, env: dict[str, str], outbox: Any, phone_number: str) -> dict[str, Any]:
+    """Register a phone, have NCTS text it a code, verify: what a case holds before uploading."""
+    session = requests.Session()
+    nonce = session.post(f"{url}/register", timeout=10).json()["nonce"]
+    token = session.put(
+        f"{url}/register",
+        json={"nonce": nonce, "platform": "test", "deviceVerificationPayload": "ok"},
+        timeout=10,
+    ).json()["token"]
+    onset = (datetime.now(UTC) - timedelta(days=3)).date().isoformat()
+    sent = session.post(
+        f"{url}/ncts/verification-codes",
+        json={"phone": phone_number, "symptomOnset": onset},
+        headers={"x-api-key": secret(env, "NCTS_API_KEY_SECRET_ID")},
+        timeout=10,
+    )
+    assert sent.status_code == 201, sent.text
+    text = [m for m in outbox.outbox() if m["channel"] == "sms" and m["to"] == phone_number][-1]
+    match = re.search(r"\b(\d{6})\b", text["body"])
+    assert match
+    bearer = {"Authorization": f"Bearer {token}"}
+    verified = session.post(
+        f"{url}/exposures/verify", json={"hash": _app_hash(match.group(1))}, headers=bearer,
+        timeout=10,
+    )  # fmt: skip
+    assert verified.status_code == 200, verified.text
+    return {"bearer": bearer, "token": verified.json()["token"], "keys": daily_keys(4)}
+
+
+def _all_at_once[T](count: int, work: Callable[[int], T]) -> list[T]:
+    """Run ``work(i)`` for each i on its own thread, all released at the same moment."""
+    barrier = threading.Barrier(count)
+
+    def run(index: int) -> T:
+        barrier.wait(timeout=30)
+        return work(index)
+
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(run, range(count)))
+
+
+def test_twenty_concurrent_uploads_all_answer_204_and_are_all_stored(
+    enf_url: str, enf_env: dict[str, str], outbox: Any
+) -> None:
+    ready = [_ready_upload(enf_url, enf_env, outbox, f"+642100000{i:02d}") for i in range(UPLOADS)]
+
+    def upload(index: int) -> int:
+        case = ready[index]
+        response = requests.post(
+            f"{enf_url}/exposures",
+            json={
+                "token": case["token"],
+                "exposures": case["keys"],
+                "platform": "test",
+                "deviceVerificationPayload": "ok",
+            },
+            headers=case["bearer"],
+            timeout=30,
+        )
+        return response.status_code
+
+    statuses = _all_at_once(UPLOADS, upload)
+    assert statuses == [204] * UPLOADS
+    sent = {bytes(__import__("base64").b64decode(k["keyData"])) for c in ready for k in c["keys"]}
+    with psycopg2.connect(enf_env["DATABASE_URL"]) as conn, conn.cursor() as cur:
+        cur.execute("SELECT key_data FROM exposures")
+        stored = {bytes(row[0]) for row in cur.fetchall()}
+        cur.execute("SELECT count(*) FROM upload_tokens WHERE claimed_at IS NULL")
+        unclaimed = cur.fetchone()[0]
+    # Keys from before the onset are dropped by rule; every other key of every upload is in.
+    kept = {k for k in sent if k in stored}
+    assert len(stored - sent) == 0
+    assert len(kept) == len(stored) >= UPLOADS
+    assert unclaimed == 0
+    # The server still answers afterwards: nothing stayed wedged.
+    assert requests.get(f"{enf_url}/health", timeout=10).status_code == 200
+
+
+def test_mixed_concurrent_requests_never_see_each_others_transactions(
+    enf_url: str, enf_env: dict[str, str], outbox: Any
+) -> None:
+    """Failing requests (rolled back) interleaved with succeeding ones (committed): each
+    success is stored and no failure leaves a trace, as each had its own connection."""
+    ready = [_ready_upload(enf_url, enf_env, outbox, f"+642100001{i:02d}") for i in range(10)]
+
+    def mixed(index: int) -> int:
+        case = ready[index // 2]
+        if index % 2:  # a refused upload on the same token: validated, then refused
+            body = {"token": case["token"], "exposures": [{"keyData": "x"}]}
+        else:
+            body = {"token": case["token"], "exposures": case["keys"]}
+        body |= {"platform": "test", "deviceVerificationPayload": "ok"}
+        return requests.post(
+            f"{enf_url}/exposures", json=body, headers=case["bearer"], timeout=30
+        ).status_code
+
+    statuses = _all_at_once(20, mixed)
+    assert statuses == [204, 400] * 10
+    with psycopg2.connect(enf_env["DATABASE_URL"]) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM upload_tokens WHERE claimed_at IS NOT NULL")
+        assert cur.fetchone()[0] == 10
+
+
+def test_a_burst_of_sixty_connections_is_accepted_without_resets(enf_url: str) -> None:
+    host, port = enf_url.removeprefix("http://").split(":")
+
+    def connect(_: int) -> str:
+        with socket.create_connection((host, int(port)), timeout=10) as conn:
+            conn.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            return conn.recv(12).decode()
+
+    answers = _all_at_once(60, connect)
+    assert answers == ["HTTP/1.1 200"] * 60
+
+
+def _listen_backlog(port: int) -> int:
+    """The backlog of the socket listening on ``port`` (``ss`` shows it as Send-Q)."""
+    listing = subprocess.run(
+        ["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    return int(listing[2])
+
+
+def test_the_local_servers_listen_with_a_realistic_backlog(enf_url: str, outbox: Any) -> None:
+    """socketserver's default of 5 resets a burst of 20+ clients; the API and the partner
+    stand-ins accept 128 pending connections, as moto's werkzeug server does."""
+    api_port = int(enf_url.rsplit(":", 1)[1])
+    partners_port = int(outbox.url.rsplit(":", 1)[1])
+    assert _listen_backlog(api_port) >= 128
+    assert _listen_backlog(partners_port) >= 128
