@@ -486,7 +486,8 @@ def _parse_int(query: Mapping[str, Any], name: str, field: str, default: int) ->
     raw = query.get(name)
     if raw is None or raw == "":
         return default
-    if not isinstance(raw, str) or not raw.isdigit() or len(raw) > 18:
+    # ASCII digits only: str.isdigit also accepts '²' and '٣', which int() then refuses.
+    if not isinstance(raw, str) or not raw.isascii() or not raw.isdigit() or len(raw) > 18:
         raise ValidationError.of(field, f"{field} must be a non-negative whole number.")
     return int(raw)
 
