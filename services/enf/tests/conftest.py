@@ -146,3 +146,28 @@ def request_code(
     match = re.search(r"\b(\d{6})\b", sms[-1]["body"])
     assert match
     return match.group(1)
+
+
+@pytest.fixture
+def apple_devicecheck_key(enf_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> str:
+    """A DeviceCheck signing key (.p8) in Secrets Manager and the ids the iOS verifier signs
+    its team JWT with; returns the secret's ARN. Call ``settings.reset()`` after it."""
+    import boto3
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    secrets_client = boto3.client(
+        "secretsmanager",
+        region_name=enf_env["AWS_REGION"],
+        endpoint_url=enf_env["AWS_ENDPOINT_URL"],
+    )
+    arn: str = secrets_client.create_secret(Name=f"apple-{id(pem)}", SecretString=pem.decode())[
+        "ARN"
+    ]
+    monkeypatch.setenv("APPLE_TEAM_ID", "TEAM123456")
+    monkeypatch.setenv("APPLE_KEY_ID", "KEY1234567")
+    monkeypatch.setenv("APPLE_DEVICECHECK_KEY_SECRET_ID", arn)
+    return arn

@@ -243,24 +243,11 @@ def test_ncts_down_then_back_for_a_callback_and_the_503s_are_refunded(
 
 
 def test_apple_devicecheck_down_then_back_and_the_attempts_are_refunded(
-    enf_env: dict[str, str], partners: Any, monkeypatch: pytest.MonkeyPatch
+    enf_env: dict[str, str],
+    partners: Any,
+    apple_devicecheck_key: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import boto3
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    secrets_client = boto3.client(
-        "secretsmanager",
-        region_name=enf_env["AWS_REGION"],
-        endpoint_url=enf_env["AWS_ENDPOINT_URL"],
-    )
-    arn = secrets_client.create_secret(Name=f"apple-f-{id(pem)}", SecretString=pem.decode())["ARN"]
-    monkeypatch.setenv("APPLE_TEAM_ID", "TEAM123456")
-    monkeypatch.setenv("APPLE_KEY_ID", "KEY1234567")
-    monkeypatch.setenv("APPLE_DEVICECHECK_KEY_SECRET_ID", arn)
     monkeypatch.setenv("ENF_REGISTER_PER_IP", "6")  # 3 POSTs + 3 PUTs would use it all up
     settings.reset()
     from app import app

@@ -66,24 +66,8 @@ def test_a_failed_attestation_is_403(client: Any) -> None:
 
 
 def test_ios_devicecheck_goes_to_apple_over_http(
-    enf_env: dict[str, str], partners: Any, monkeypatch: pytest.MonkeyPatch
+    enf_env: dict[str, str], partners: Any, apple_devicecheck_key: str
 ) -> None:
-    import boto3
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    secrets_client = boto3.client(
-        "secretsmanager",
-        region_name=enf_env["AWS_REGION"],
-        endpoint_url=enf_env["AWS_ENDPOINT_URL"],
-    )
-    arn = secrets_client.create_secret(Name=f"apple-{id(pem)}", SecretString=pem.decode())["ARN"]
-    monkeypatch.setenv("APPLE_TEAM_ID", "TEAM123456")
-    monkeypatch.setenv("APPLE_KEY_ID", "KEY1234567")
-    monkeypatch.setenv("APPLE_DEVICECHECK_KEY_SECRET_ID", arn)
     settings.reset()
     from app import app
 
