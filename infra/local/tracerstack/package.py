@@ -78,9 +78,12 @@ class _Placeholders(dict[str, str]):
         self.used: list[str] = []
 
     def __missing__(self, key: str) -> str:
-        if key not in self.used:
-            self.used.append(key)
+        self.need(key)
         return "${" + key + "}"
+
+    def need(self, *keys: str) -> None:
+        """Record outputs the template refers to other than through ``outputs[name]``."""
+        self.used.extend(key for key in keys if key not in self.used)
 
 
 def _sub(value: str) -> Any:
@@ -394,16 +397,13 @@ def finish_template(service: str, template: dict[str, Any], version: str) -> dic
                 "SubnetIds": {"Fn::Split": [",", {"Ref": "PrivateSubnetIds"}]},
                 "SecurityGroupIds": [{"Ref": "LambdaSecurityGroupId"}],
             }
-            for key in ("PrivateSubnetIds", "LambdaSecurityGroupId"):
-                if key not in outputs.used:
-                    outputs.used.append(key)
+            outputs.need("PrivateSubnetIds", "LambdaSecurityGroupId")
 
     if service == "export":
         events = resources["QueueChangedPersonalDetails"]["Properties"]["Events"]
         for event in events.values():
             event["Properties"]["Stream"] = {"Ref": "PersonalDetailsStreamArn"}
-        if "PersonalDetailsStreamArn" not in outputs.used:
-            outputs.used.append("PersonalDetailsStreamArn")
+        outputs.need("PersonalDetailsStreamArn")
         # The analytics stack schedules the daily report once this output exists.
         template.setdefault("Outputs", {})["UsageReportFunctionArn"] = {
             "Value": {"Ref": "UsageReport.Alias"}
@@ -456,9 +456,7 @@ def _auth_event_sources(resources: dict[str, Any], outputs: _Placeholders) -> No
                 "SourceArn": {"Ref": "UserPoolArn"},
             },
         }
-    for key in ("PostAuthenticationQueueArn", "UserPoolArn"):
-        if key not in outputs.used:
-            outputs.used.append(key)
+    outputs.need("PostAuthenticationQueueArn", "UserPoolArn")
 
 
 def _finish_api(service: str, resources: dict[str, Any], outputs: _Placeholders) -> None:
@@ -480,8 +478,7 @@ def _finish_api(service: str, resources: dict[str, Any], outputs: _Placeholders)
         for path in authenticated:
             for operation in body["paths"][path].values():
                 operation["security"] = [{"CognitoUserPool": [COGNITO_ACCESS_SCOPE]}]
-        if "UserPoolArn" not in outputs.used:
-            outputs.used.append("UserPoolArn")
+        outputs.need("UserPoolArn")
     if service == "enf":
         # API Gateway returns a binary body as bytes only when the request's Accept matches
         # a binary media type; iOS asks for the export zips with Accept: */*.
@@ -508,8 +505,7 @@ def _finish_api(service: str, resources: dict[str, Any], outputs: _Placeholders)
             },
         },
     }
-    if "ApiWebAclArn" not in outputs.used:
-        outputs.used.append("ApiWebAclArn")
+    outputs.need("ApiWebAclArn")
 
 
 def _parameters(service: str, used: Iterable[str]) -> dict[str, Any]:

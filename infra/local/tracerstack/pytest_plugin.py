@@ -222,9 +222,7 @@ def service_env(
 
 
 @contextlib.contextmanager
-def serve_api(
-    service: str, env: dict[str, str], log_path: Path | None = None
-) -> Iterator[str]:
+def serve_api(service: str, env: dict[str, str], log_path: Path | None = None) -> Iterator[str]:
     """``service`` under ``chalice local`` (``tracerstack.chalice_local``, threaded, as the
     local stack runs it) on a free port with ``env``; yields its base URL once ``/health``
     answers 200, and stops it afterwards. Its output goes to ``log_path`` if given."""

@@ -70,3 +70,14 @@ def sign_in(
     settings.reset()
     client_id = json.loads(service_env["APP_CLIENT_IDS"])["ios"]
     return lambda: sign_in_through(api.client, outbox, client_id)
+
+
+@pytest.fixture
+def known_event(api: Api, ncts_key: dict[str, str], outbox: Any) -> dict[str, Any]:
+    """An exposure event NCTS has sent (GLN known), with the outbox emptied after its push."""
+    from test_exposure_events import event
+
+    body = event("match1")
+    assert api.send("POST", "/ncts/exposure-events", body, ncts_key)[0] in (200, 201)
+    outbox.clear()
+    return body

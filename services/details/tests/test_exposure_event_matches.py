@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 from conftest import Api
-from test_exposure_events import GLN, event
-from test_exposure_events import PATH as EVENTS
+from test_exposure_events import GLN
 
 from covidtracer import settings
 from tracerstack.pytest_plugin import Partners
@@ -27,14 +26,6 @@ def match(phone: str = "+64 21 012 3456", **overrides: Any) -> dict[str, Any]:
         "contactNotes": "Call after 5pm",
     }
     body.update(overrides)
-    return body
-
-
-@pytest.fixture
-def known_event(api: Api, ncts_key: dict[str, str], outbox: Partners) -> dict[str, Any]:
-    body = event("match1")
-    assert api.send("POST", EVENTS, body, ncts_key)[0] in (200, 201)
-    outbox.clear()
     return body
 
 

@@ -143,14 +143,6 @@ def test_a_lone_surrogate_in_gender_is_a_400_not_a_503(
 # ---------------------------------------------------------------------- 4: limits lock people out
 
 
-@pytest.fixture
-def known_event(api: Api, ncts_key: dict[str, str], outbox: Partners) -> dict[str, Any]:
-    body = event("match1")
-    assert api.send("POST", EVENTS, body, ncts_key)[0] in (200, 201)
-    outbox.clear()
-    return body
-
-
 def test_junk_callbacks_with_someones_phone_do_not_block_their_genuine_one(
     api: Api, known_event: dict[str, Any], outbox: Partners
 ) -> None:
@@ -293,9 +285,7 @@ def test_control_characters_in_an_ncts_event_are_a_400(
 # ---------------------------------------------------------------------- 8: one NCTS key check
 
 
-def test_the_ncts_key_unreadable_is_a_503(
-    api: Api, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_ncts_key_unreadable_is_a_503(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NCTS_API_KEY_SECRET_ID", "covidtracer/nowhere/ncts-api-key")
     settings.reset()
     status, headers, problem = api.send("POST", EVENTS, event("k1"), {"x-api-key": "guess"})

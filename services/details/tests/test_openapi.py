@@ -73,9 +73,7 @@ def test_a_real_http_round_trip_through_chalice_local(
     with pytest.raises(urllib.error.HTTPError) as caught:
         urllib.request.urlopen(request, timeout=10)
     assert caught.value.code == 400
-    assert json.load(caught.value)["errors"] == {
-        "Locations": ["Send at least one location."]
-    }
+    assert json.load(caught.value)["errors"] == {"Locations": ["Send at least one location."]}
     assert caught.value.headers["Cache-Control"] == "no-store"
 
 
