@@ -8,6 +8,8 @@
   an embedded server started for the session; ``pg_schema`` gives a test its own schema.
 - ``partners``: the NCTS/FCM/SMS/Apple stand-ins on a free port; ``outbox`` empties and
   reads their record.
+- ``running_stack``: the whole ``make local`` stack (real processes, free ports, a private
+  database) for the tests of the stack itself; ``tracerstack`` runs one of its commands.
 - ``unresponsive_server``: a loopback port that accepts connections and never answers.
 - ``service_env``: the environment a service reads, pointed at all of the above, with the
   shared package's caches reset so every test starts cold.
@@ -76,6 +78,50 @@ def aws_stack(moto_endpoint: str) -> Bootstrap:
 @pytest.fixture
 def fresh_aws_stack(moto_endpoint: str) -> Bootstrap:
     return bootstrap(moto_endpoint, f"t{uuid.uuid4().hex[:10]}")
+
+
+def tracerstack(
+    env: dict[str, str], *args: str, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    """``python -m tracerstack <args>`` as ``make`` runs it, with ``env`` as its environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "tracerstack", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@contextlib.contextmanager
+def running_stack(local_dir: Path, server_url: str) -> Iterator[dict[str, str]]:
+    """``make local`` on free ports with its own state folder and its own database on
+    ``server_url``'s server (dropped afterwards), so no run inherits another's schema."""
+    import psycopg2
+
+    database = f"covidtracer_stack_{uuid.uuid4().hex[:12]}"
+    env = {
+        **os.environ,
+        "COVIDTRACER_LOCAL_DIR": str(local_dir),
+        "COVIDTRACER_DATABASE": database,
+        "DATABASE_URL": server_url,
+        **{
+            f"{name}_PORT": str(free_port())
+            for name in ("AWS", "PARTNERS", "DETAILS", "ENF", "EDGE")
+        },
+    }
+    started = tracerstack(env, "up")
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        yield env
+    finally:
+        tracerstack(env, "down")
+        admin = psycopg2.connect(server_url)
+        admin.autocommit = True
+        with admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+        admin.close()
 
 
 @pytest.fixture(scope="session")

@@ -35,7 +35,9 @@ from tracerstack.environment import client_ids, service_environment
 
 LOCAL_DIR = Path(os.environ.get("COVIDTRACER_LOCAL_DIR", REPO_ROOT / ".local"))
 HOST = "127.0.0.1"
-LOCAL_DATABASE = "covidtracer_local"
+# The stack's database on the PostgreSQL server (embedded, or DATABASE_URL's); tests that
+# bring up a stack of their own name a private one so no run inherits another's schema.
+LOCAL_DATABASE = os.environ.get("COVIDTRACER_DATABASE", "covidtracer_local")
 FEED_OBJECT = "current-exposure-events.json"
 # The local stage's export window (minutes): a developer's upload is listed within about
 # two minutes (the window, the export's settle time, one run of the per-minute job).
@@ -197,7 +199,13 @@ def _migrate(database_url: str) -> None:
         return
     conn = psycopg2.connect(database_url)
     try:
-        ran = migrations.migrate(conn, directory)
+        try:
+            ran = migrations.migrate(conn, directory)
+        except migrations.MigrationError as exc:
+            raise StackError(
+                f"{exc}. The local database holds only what the local stack made: drop it "
+                f"(DROP DATABASE {LOCAL_DATABASE}) or set COVIDTRACER_DATABASE to another name"
+            ) from exc
         # The export bucket is new in moto's memory: the files a previous run recorded are
         # gone with it, so forget them and the next export rebuilds them from the keys kept.
         with conn, conn.cursor() as cur:

@@ -58,10 +58,27 @@ def discover(directory: Path) -> list[Migration]:
 
 
 def applied(conn: connection) -> list[int]:
+    return sorted(_applied_names(conn))
+
+
+def _applied_names(conn: connection) -> dict[int, str]:
     with conn, conn.cursor() as cur:
         _ensure_table(cur)
-        cur.execute("SELECT version FROM schema_migrations ORDER BY version")
-        return [row[0] for row in cur.fetchall()]
+        cur.execute("SELECT version, name FROM schema_migrations")
+        return {version: name for version, name in cur.fetchall()}
+
+
+def _check_history(migrations: list[Migration], recorded: dict[int, str]) -> None:
+    """Refuse a database another version of the code migrated (a renumbered migration):
+    running our files over its schema would fail half-way or, worse, succeed wrongly."""
+    names = {migration.version: migration.name for migration in migrations}
+    for version, name in sorted(recorded.items()):
+        if names.get(version, name) != name:
+            raise MigrationError(
+                f"the database records migration {version:04d}_{name}, but {version:04d} here is "
+                f"{version:04d}_{names[version]}: other code migrated this database. Migrate it "
+                "down with that code first, or use a fresh database"
+            )
 
 
 def migrate(conn: connection, directory: Path, target: int | None = None) -> list[str]:
@@ -75,7 +92,9 @@ def migrate(conn: connection, directory: Path, target: int | None = None) -> lis
     with conn, conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_lock(%s)", (_LOCK_ID,))
     try:
-        current = set(applied(conn))
+        recorded = _applied_names(conn)
+        _check_history(migrations, recorded)
+        current = set(recorded)
         for migration in migrations:
             if migration.version <= target and migration.version not in current:
                 _run(

@@ -53,6 +53,24 @@ def test_a_failing_migration_leaves_no_trace_of_itself(pg_schema: str, directory
     conn.close()
 
 
+def test_a_database_another_numbering_migrated_is_refused_untouched(
+    pg_schema: str, directory: Path
+) -> None:
+    conn = psycopg2.connect(pg_schema)
+    migrate(conn, directory)
+    # Another branch's code numbered its own 0002 differently and got there first.
+    (directory / "0002_more.up.sql").rename(directory / "0002_renamed.up.sql")
+    (directory / "0002_more.down.sql").rename(directory / "0002_renamed.down.sql")
+    (directory / "0003_after.up.sql").write_text("CREATE TABLE after_things (id int);")
+    with pytest.raises(MigrationError, match=r"records migration 0002_more, but 0002 here is"):
+        migrate(conn, directory)
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT to_regclass('after_things')")
+        assert cur.fetchone()[0] is None
+    assert applied(conn) == [1, 2]
+    conn.close()
+
+
 def test_concurrent_migrators_take_turns(pg_schema: str, directory: Path) -> None:
     results: list[list[str]] = []
 

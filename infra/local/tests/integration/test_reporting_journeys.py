@@ -11,8 +11,6 @@ import io
 import json
 import os
 import re
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -26,39 +24,16 @@ import psycopg2
 import pytest
 
 from covidtracer.analytics import model
-from tracerstack.pytest_plugin import free_port
+from tracerstack.pytest_plugin import running_stack, tracerstack
 
 ADMIN_CSV = "reports/usage/nz-covid-tracer-app-usage.csv"
-
-
-def _tracerstack(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tracerstack", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, postgres_server_url: str) -> Iterator[Any]:
     local_dir = tmp_path_factory.mktemp("local")
-    env = {
-        **os.environ,
-        "COVIDTRACER_LOCAL_DIR": str(local_dir),
-        "DATABASE_URL": postgres_server_url,
-        "AWS_PORT": str(free_port()),
-        "PARTNERS_PORT": str(free_port()),
-        "DETAILS_PORT": str(free_port()),
-        "ENF_PORT": str(free_port()),
-    }
-    started = _tracerstack(env, "up")
-    assert started.returncode == 0, started.stdout + started.stderr
-    settings = json.loads((local_dir / "stack.json").read_text())
-    yield Stack(env, settings)
-    _tracerstack(env, "down")
+    with running_stack(local_dir, postgres_server_url) as env:
+        yield Stack(env, json.loads((local_dir / "stack.json").read_text()))
 
 
 class Stack:
@@ -88,7 +63,7 @@ class Stack:
             return error.code, json.loads(raw) if raw else None
 
     def job(self, name: str) -> str:
-        ran = _tracerstack(self.env, "job", name)
+        ran = tracerstack(self.env, "job", name)
         assert ran.returncode == 0, ran.stdout + ran.stderr
         return ran.stdout
 

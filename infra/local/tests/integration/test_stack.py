@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -14,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tracerstack.pytest_plugin import free_port
+from tracerstack.pytest_plugin import running_stack, tracerstack
 from tracerstack.release import release_version
 
 STACK_KEYS = {
@@ -32,17 +31,6 @@ STACK_KEYS = {
 }
 
 
-def _tracerstack(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tracerstack", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def _get(url: str) -> tuple[int, Any]:
     with urllib.request.urlopen(url, timeout=10) as response:
         return response.status, json.load(response)
@@ -53,20 +41,8 @@ def stack(
     tmp_path_factory: pytest.TempPathFactory, postgres_server_url: str
 ) -> Iterator[tuple[dict[str, str], Path]]:
     local_dir = tmp_path_factory.mktemp("local")
-    env = {
-        **os.environ,
-        "COVIDTRACER_LOCAL_DIR": str(local_dir),
-        "DATABASE_URL": postgres_server_url,
-        "AWS_PORT": str(free_port()),
-        "PARTNERS_PORT": str(free_port()),
-        "DETAILS_PORT": str(free_port()),
-        "ENF_PORT": str(free_port()),
-        "EDGE_PORT": str(free_port()),
-    }
-    started = _tracerstack(env, "up")
-    assert started.returncode == 0, started.stdout + started.stderr
-    yield env, local_dir
-    _tracerstack(env, "down")
+    with running_stack(local_dir, postgres_server_url) as env:
+        yield env, local_dir
 
 
 def test_up_writes_stack_json_with_every_documented_key(stack: tuple[dict[str, str], Path]) -> None:
@@ -89,7 +65,7 @@ def test_both_apis_report_healthy_dependencies(stack: tuple[dict[str, str], Path
 
 
 def test_a_second_up_says_the_stack_is_running(stack: tuple[dict[str, str], Path]) -> None:
-    again = _tracerstack(stack[0], "up")
+    again = tracerstack(stack[0], "up")
     assert again.returncode == 1
     assert "already running" in again.stdout
 
@@ -97,7 +73,7 @@ def test_a_second_up_says_the_stack_is_running(stack: tuple[dict[str, str], Path
 def test_an_unknown_job_is_refused_with_the_list_of_jobs(
     stack: tuple[dict[str, str], Path],
 ) -> None:
-    result = _tracerstack(stack[0], "job", "nightly")
+    result = tracerstack(stack[0], "job", "nightly")
     assert result.returncode == 1
     assert "unknown job 'nightly'" in result.stdout and "enf-export" in result.stdout
 
@@ -214,7 +190,7 @@ def test_the_onboarding_patch_creates_the_record_and_reaches_the_ncts_export(
     s3, bucket = _aws(settings, "s3"), settings["buckets"]["user_details"]
     deadline = time.monotonic() + 60
     while True:  # the stream poller queues the change; the export job writes the file
-        assert _tracerstack(stack[0], "job", "details-export").returncode == 0
+        assert tracerstack(stack[0], "job", "details-export").returncode == 0
         lines = []
         for item in s3.list_objects_v2(Bucket=bucket, Prefix="personal-details/").get(
             "Contents", []
@@ -363,7 +339,6 @@ class _Phone:
 
 def _keys(starts: list[int], period: int) -> list[dict[str, Any]]:
     import base64
-    import os
 
     return [
         {"keyData": base64.b64encode(os.urandom(16)).decode(), "rollingStartNumber": start,
@@ -466,7 +441,7 @@ def test_down_ends_every_process_it_started_and_only_those(
     run = json.loads((local_dir / "run.json").read_text())
     pids = [record["pid"] for record in run["processes"]]
     assert len(pids) == 7  # moto, partners, edge, two APIs, scheduler, stream poller
-    stopped = _tracerstack(env, "down")
+    stopped = tracerstack(env, "down")
     assert stopped.returncode == 0, stopped.stdout
     for pid in pids:
         cmdline = Path(f"/proc/{pid}/cmdline")
