@@ -1,0 +1,146 @@
+"""In-memory twins of the details app's stores (contact details, exposure events, the
+feed) and of its partners (NCTS, FCM), for unit tests and the stores' contract tests. Dev
+only: never shipped (``covidtracer`` must not import this)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import replace
+from typing import Any
+
+from covidtracer.contactdetails.model import ContactDetails, apply_details
+from covidtracer.contactdetails.repository import DetailsChanges
+from covidtracer.errors import NotFound, Unavailable
+from covidtracer.exposures.model import ExposureEvent, FeedChanged, StoredEvent
+from covidtracer.ncts import ConsentCodeRejected
+
+
+class MemoryExposureEvents:
+    def __init__(self) -> None:
+        self.items: dict[str, tuple[StoredEvent, int]] = {}
+
+    def get(self, notification_id: str) -> StoredEvent | None:
+        found = self.items.get(notification_id)
+        return found[0] if found else None
+
+    def put(self, event: ExposureEvent, *, version: str, expires_at: int) -> None:
+        self.items[event.notification_id] = (StoredEvent(event, True, version, True), expires_at)
+
+    def mark_pushed(self, notification_id: str, version: str) -> None:
+        found = self.items.get(notification_id)
+        if found and found[0].version == version:
+            stored, expires_at = found
+            self.items[notification_id] = (replace(stored, push_pending=False), expires_at)
+
+    def mark_published(self, notification_id: str, version: str) -> None:
+        found = self.items.get(notification_id)
+        if found and found[0].version == version and not found[0].push_pending:
+            stored, expires_at = found
+            self.items[notification_id] = (replace(stored, pending=False), expires_at)
+
+    def pending(self) -> Iterator[StoredEvent]:
+        yield from (stored for stored, _ in list(self.items.values()) if stored.pending)
+
+    def delete(self, notification_id: str) -> bool:
+        return self.items.pop(notification_id, None) is not None
+
+    def scan(self) -> Iterator[StoredEvent]:
+        yield from (stored for stored, _ in list(self.items.values()))
+
+
+class MemoryFeedStore:
+    def __init__(self) -> None:
+        self.objects: dict[str, tuple[bytes, int]] = {}
+        self._versions: dict[str, str] = {}
+        self._writes = 0
+
+    def read(self, key: str) -> tuple[bytes, str] | None:
+        found = self.objects.get(key)
+        return (found[0], self._versions[key]) if found else None
+
+    def version(self, key: str) -> str | None:
+        return self._versions.get(key)
+
+    def write(
+        self, key: str, gzipped_json: bytes, max_age_seconds: int, *, replaces: str | None
+    ) -> None:
+        if self._versions.get(key) != replaces:
+            raise FeedChanged(key)
+        self._writes += 1
+        self.objects[key] = (gzipped_json, max_age_seconds)
+        self._versions[key] = f"v{self._writes}"
+
+
+class MemoryContactDetails:
+    def __init__(self) -> None:
+        self.items: dict[str, ContactDetails] = {}
+
+    def get(self, user_id: str) -> ContactDetails | None:
+        return self.items.get(user_id)
+
+    def put(self, details: ContactDetails) -> None:
+        self.items[details.user_id] = details
+
+    def create(self, details: ContactDetails) -> bool:
+        if details.user_id in self.items:
+            return False
+        self.items[details.user_id] = details
+        return True
+
+    def update(self, user_id: str, changes: DetailsChanges, updated_at: str) -> ContactDetails:
+        current = self.items.get(user_id)
+        if current is None:
+            raise NotFound
+        updated = apply_details(
+            current, changes, user_id=user_id, email=current.email, updated_at=updated_at
+        )
+        self.items[user_id] = updated
+        return updated
+
+    def delete(self, user_id: str) -> bool:
+        return self.items.pop(user_id, None) is not None
+
+
+class MemoryAccountEmails:
+    def __init__(self, emails: Mapping[str, str] | None = None) -> None:
+        self.emails = dict(emails or {})
+
+    def email_of(self, user_id: str) -> str | None:
+        return self.emails.get(user_id)
+
+
+class RecordingNcts:
+    """NCTS as the details app sees it: records what was sent; ``issued`` consent codes are
+    accepted, others refused (``ConsentCodeRejected``); ``down`` makes every call
+    ``Unavailable`` (nothing recorded)."""
+
+    def __init__(self, issued: tuple[str, ...] = ()) -> None:
+        self.issued = set(issued)
+        self.down = False
+        self.diaries: list[tuple[str, list[Mapping[str, Any]]]] = []
+        self.callbacks: list[Mapping[str, Any]] = []
+
+    def send_location_history(self, consent_code: str, locations: list[Mapping[str, Any]]) -> None:
+        if self.down:
+            raise Unavailable("ncts")
+        if consent_code not in self.issued:
+            raise ConsentCodeRejected()
+        self.diaries.append((consent_code, locations))
+
+    def send_callback_request(self, request: Mapping[str, Any]) -> None:
+        if self.down:
+            raise Unavailable("ncts")
+        self.callbacks.append(request)
+
+
+class RecordingFcm:
+    """FCM: records each message; ``down`` refuses them (``Unavailable``)."""
+
+    def __init__(self) -> None:
+        self.down = False
+        self.sent: list[Mapping[str, Any]] = []
+
+    def send(self, message: Mapping[str, Any]) -> None:
+        if self.down:
+            raise Unavailable("fcm")
+        self.sent.append(message)

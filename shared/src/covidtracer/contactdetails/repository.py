@@ -1,0 +1,218 @@
+"""I/O adapters of contact details: the ``PersonalDetails`` table and the account-email
+lookup (its in-memory twins are ``tracerstack.details_fakes``; one contract test runs
+against both).
+
+The ``PersonalDetails`` item is a contract with the export app (``covidtracer.export.model``);
+its pynamodb model is declared here until ``covidtracer.personaldetails`` holds it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from pynamodb.attributes import ListAttribute, MapAttribute, UnicodeAttribute
+from pynamodb.exceptions import PynamoDBException
+from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.update import Action
+from pynamodb.models import Model
+
+from covidtracer import aws, dynamo
+from covidtracer.contactdetails.model import ContactDetails, Ethnicity
+from covidtracer.errors import NotFound
+from covidtracer.settings import AwsSettings
+
+DetailsChanges = Mapping[str, str | Ethnicity | None]
+
+
+class ContactDetailsStore(Protocol):
+    """One ``PersonalDetails`` item per user, written as ``covidtracer.export.model``'s item
+    contract says (the NCTS export reads it back)."""
+
+    def get(self, user_id: str) -> ContactDetails | None: ...
+
+    def put(self, details: ContactDetails) -> None:
+        """Create or replace the whole record."""
+
+    def create(self, details: ContactDetails) -> bool:
+        """Store the record unless the user has one already; ``False`` if they had."""
+
+    def update(self, user_id: str, changes: DetailsChanges, updated_at: str) -> ContactDetails:
+        """Set the changed fields (``None`` removes one) of an existing record, atomically;
+        returns the record as stored. Raises ``NotFound`` when there is none (never an
+        upsert: the caller decides whether the change may create a record)."""
+
+    def delete(self, user_id: str) -> bool:
+        """Remove the record (its stream REMOVE becomes the export's tombstone); ``False``
+        if there was none."""
+
+
+class AccountEmails(Protocol):
+    def email_of(self, user_id: str) -> str | None:
+        """The account's sign-in email, or ``None`` if the account does not exist."""
+
+
+class EthnicityAttribute(MapAttribute[str, Any]):
+    selected = ListAttribute(of=UnicodeAttribute, default=list)
+    other = UnicodeAttribute(null=True)
+
+
+class PersonalDetailsItem(Model):
+    """The item contract of ``covidtracer.export.model``: optional attributes are omitted
+    (``null=True`` attributes holding ``None`` are not written)."""
+
+    userId = UnicodeAttribute(hash_key=True)  # noqa: N815 - table attribute names
+    email = UnicodeAttribute()
+    firstName = UnicodeAttribute()  # noqa: N815
+    middleName = UnicodeAttribute(null=True)  # noqa: N815
+    lastName = UnicodeAttribute()  # noqa: N815
+    phone = UnicodeAttribute(null=True)  # absent only when a PATCH created the record
+    dateOfBirth = UnicodeAttribute(null=True)  # noqa: N815
+    gender = UnicodeAttribute(null=True)
+    ethnicity = EthnicityAttribute(null=True)  # type: ignore[no-untyped-call]
+    updatedAt = UnicodeAttribute()  # noqa: N815
+
+
+def _ethnicity_attribute(value: Ethnicity | None) -> EthnicityAttribute | None:
+    if value is None:
+        return None
+    selected, other = list(value.selected), value.other
+    return EthnicityAttribute(selected=selected, other=other)  # type: ignore[no-untyped-call]
+
+
+def _to_details(item: PersonalDetailsItem) -> ContactDetails:
+    ethnicity = None
+    if item.ethnicity is not None:
+        ethnicity = Ethnicity(tuple(item.ethnicity.selected or ()), item.ethnicity.other)
+    return ContactDetails(
+        user_id=item.userId,
+        email=item.email,
+        first_name=item.firstName,
+        last_name=item.lastName,
+        phone=item.phone,
+        updated_at=item.updatedAt,
+        middle_name=item.middleName,
+        date_of_birth=item.dateOfBirth,
+        gender=item.gender,
+        ethnicity=ethnicity,
+    )
+
+
+class _AlreadyStored(Exception):
+    """A conditional create found the user's record already there."""
+
+
+class DynamoContactDetails:
+    """``PersonalDetails`` in DynamoDB; every failure becomes ``Unavailable``."""
+
+    def __init__(self, table_name: str) -> None:
+        self._model = dynamo.bind(PersonalDetailsItem, table_name)
+
+    def get(self, user_id: str) -> ContactDetails | None:
+        try:
+            item = self._model.get(user_id, consistent_read=True)
+        except self._model.DoesNotExist:
+            return None
+        except PynamoDBException as error:
+            raise dynamo.unavailable("personal_details", error) from error
+        return _to_details(item)
+
+    def put(self, details: ContactDetails) -> None:
+        self._save(details, condition=None)
+
+    def create(self, details: ContactDetails) -> bool:
+        try:
+            self._save(details, condition=self._model.userId.does_not_exist())
+        except _AlreadyStored:
+            return False
+        return True
+
+    def _save(self, details: ContactDetails, condition: Condition | None) -> None:
+        item = self._model(
+            details.user_id,
+            email=details.email,
+            firstName=details.first_name,
+            middleName=details.middle_name,
+            lastName=details.last_name,
+            phone=details.phone,
+            dateOfBirth=details.date_of_birth,
+            gender=details.gender,
+            ethnicity=_ethnicity_attribute(details.ethnicity),
+            updatedAt=details.updated_at,
+        )
+        try:
+            item.save(condition=condition)
+        except PynamoDBException as error:
+            if condition is not None and dynamo.is_conditional_check_failure(error):
+                raise _AlreadyStored from error
+            raise dynamo.unavailable("personal_details", error) from error
+
+    def update(self, user_id: str, changes: DetailsChanges, updated_at: str) -> ContactDetails:
+        model = self._model
+        actions: list[Action] = [model.updatedAt.set(updated_at)]
+        for name, value in changes.items():
+            attribute = getattr(model, name)
+            if value is None:
+                actions.append(attribute.remove())
+            elif isinstance(value, Ethnicity):
+                actions.append(attribute.set(_ethnicity_attribute(value)))
+            else:
+                actions.append(attribute.set(value))
+        item = model(user_id)
+        try:
+            item.update(actions=actions, condition=model.userId.exists())
+        except PynamoDBException as error:
+            if dynamo.is_conditional_check_failure(error):
+                raise NotFound from error
+            raise dynamo.unavailable("personal_details", error) from error
+        return _to_details(item)
+
+    def delete(self, user_id: str) -> bool:
+        try:
+            self._model(user_id).delete(condition=self._model.userId.exists())
+        except PynamoDBException as error:
+            if dynamo.is_conditional_check_failure(error):
+                return False
+            raise dynamo.unavailable("personal_details", error) from error
+        return True
+
+
+class AccountEmailsFromUsers:
+    """The sign-in email of an account: the ``Users`` row (one strongly consistent read),
+    else Cognito (``ListUsers`` by ``sub``).
+
+    The row is written by the PostAuthentication consumer, off the sign-in's path, so a
+    person who saves their details seconds after their first sign-in may not have one yet;
+    Cognito always knows the account but allows few ``ListUsers`` calls per second, so it
+    is only the fallback. The access token itself carries no email.
+    """
+
+    def __init__(self, users_table: str, user_pool_id: str, aws_config: AwsSettings) -> None:
+        from covidtracer.auth.repository import DynamoUsers
+
+        self._users = DynamoUsers(users_table, aws_config)
+        self._user_pool_id = user_pool_id
+
+    def email_of(self, user_id: str) -> str | None:
+        row = self._users.get(user_id)
+        if row is not None and row.email:
+            return row.email
+        return self._from_cognito(user_id)
+
+    def _from_cognito(self, user_id: str) -> str | None:
+        from covidtracer.auth.cognito import cognito_errors
+
+        if '"' in user_id or "\\" in user_id:
+            return None  # never a Cognito sub; it must not reach the filter expression
+        with cognito_errors():
+            found = aws.cognito().list_users(
+                UserPoolId=self._user_pool_id,
+                Filter=f'sub = "{user_id}"',
+                AttributesToGet=["email"],
+                Limit=1,
+            )
+        for user in found.get("Users", []):
+            for attribute in user.get("Attributes", []):
+                if attribute["Name"] == "email" and attribute.get("Value"):
+                    return str(attribute["Value"])
+        return None

@@ -1,0 +1,274 @@
+"""I/O adapters of exposure events: the ``ExposureEvents`` table, the feed bucket, and the
+ports to NCTS (callback requests) and FCM (pushes), whose adapters are
+``covidtracer.ncts``/``covidtracer.fcm``. The stores' in-memory twins are
+``tracerstack.details_fakes``; one contract test runs against both."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pynamodb.attributes import BooleanAttribute, NumberAttribute, UnicodeAttribute
+from pynamodb.exceptions import PynamoDBException
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+
+from covidtracer import aws, dynamo
+from covidtracer.errors import Unavailable
+from covidtracer.exposures.model import EVENT_TEXTS, ExposureEvent, FeedChanged, StoredEvent
+from covidtracer.validation import format_utc, parse_utc
+
+if TYPE_CHECKING:
+    from botocore.exceptions import ClientError
+
+
+class ExposureEvents(Protocol):
+    def get(self, notification_id: str) -> StoredEvent | None: ...
+
+    def put(self, event: ExposureEvent, *, version: str, expires_at: int) -> None:
+        """Store (or replace) the event with its push pending."""
+
+    def mark_pushed(self, notification_id: str, version: str) -> None:
+        """Clear the pending push, unless the event changed (or went) since ``version``."""
+
+    def mark_published(self, notification_id: str, version: str) -> None:
+        """Take the event out of ``pending()``: the feed holds this version and its push is
+        done. Does nothing if the push is still pending or the event changed (or went)."""
+
+    def delete(self, notification_id: str) -> bool:
+        """Remove the event; ``False`` if there was none."""
+
+    def pending(self) -> Iterator[StoredEvent]:
+        """Events stored but not yet confirmed as published and pushed: a sparse index,
+        so this reads only them, never the table."""
+
+    def scan(self) -> Iterator[StoredEvent]:
+        """Every event: the whole table (only to recreate a lost or unreadable feed)."""
+
+
+class FeedStore(Protocol):
+    """The published feed object. Writes are conditional (optimistic concurrency): a writer
+    names the version it read (``None``: there was no object), and ``FeedChanged`` says
+    another writer came first."""
+
+    def read(self, key: str) -> tuple[bytes, str] | None:
+        """(gzipped JSON, version), or ``None`` when there is no feed yet."""
+
+    def version(self, key: str) -> str | None:
+        """The current version without the body; ``None`` when there is no feed yet."""
+
+    def write(
+        self, key: str, gzipped_json: bytes, max_age_seconds: int, *, replaces: str | None
+    ) -> None:
+        """Write the feed if its version is still ``replaces``, else ``FeedChanged``."""
+
+
+class CallbackRequests(Protocol):
+    def send_callback_request(self, request: Mapping[str, Any]) -> None:
+        """Queue a callback for the contact tracers. Raises ``RequestRefused`` (a
+        ``ValidationError``) or ``Unavailable``."""
+
+
+class Pushes(Protocol):
+    def send(self, message: Mapping[str, Any]) -> None:
+        """Send one FCM HTTP v1 message. Raises ``Unavailable`` when FCM does not take it."""
+
+
+# ---------------------------------------------------------------------------- DynamoDB
+
+
+PENDING_INDEX = "pending"
+PENDING = "1"
+
+
+class _PendingIndex(GlobalSecondaryIndex["ExposureEventItem"]):  # type: ignore[no-untyped-call]
+    class Meta:
+        index_name = PENDING_INDEX
+        projection = AllProjection()
+
+    pending = UnicodeAttribute(hash_key=True)
+
+
+class ExposureEventItem(Model):
+    """One item per notification. No raw GLN: callbacks are checked against ``glnHash``."""
+
+    notificationId = UnicodeAttribute(hash_key=True)  # noqa: N815 - table attribute names
+    eventId = UnicodeAttribute()  # noqa: N815
+    glnHash = UnicodeAttribute()  # noqa: N815
+    start = UnicodeAttribute()
+    end = UnicodeAttribute()
+    systemNotificationBody = UnicodeAttribute(default="")  # noqa: N815
+    appBannerTitle = UnicodeAttribute(default="")  # noqa: N815
+    appBannerBody = UnicodeAttribute(default="")  # noqa: N815
+    appBannerLinkLabel = UnicodeAttribute(default="")  # noqa: N815
+    appBannerLinkUrl = UnicodeAttribute(default="")  # noqa: N815
+    appBannerRequestCallbackEnabled = BooleanAttribute(default=False)  # noqa: N815
+    pushPending = BooleanAttribute(default=True)  # noqa: N815
+    # Present (the constant PENDING) from the write until the feed holds this version and
+    # its push is done: the hash key of the sparse index PENDING_INDEX, which therefore
+    # holds only those few items (infra/templates/data.yaml).
+    pending = UnicodeAttribute(null=True)
+    version = UnicodeAttribute()
+    # TTL (epoch seconds): the item goes a day after it leaves the feed.
+    expiresAt = NumberAttribute()  # noqa: N815
+    pending_index = _PendingIndex()
+
+
+def _to_stored(item: ExposureEventItem) -> StoredEvent:
+    start, end = parse_utc(item.start), parse_utc(item.end)
+    assert start is not None and end is not None, "stored times are always valid"
+    event = ExposureEvent(
+        event_id=item.eventId,
+        notification_id=item.notificationId,
+        gln_hash=item.glnHash,
+        start=start,
+        end=end,
+        texts={name: getattr(item, name) or "" for name in EVENT_TEXTS},
+        request_callback_enabled=bool(item.appBannerRequestCallbackEnabled),
+    )
+    return StoredEvent(event, bool(item.pushPending), item.version, item.pending is not None)
+
+
+class DynamoExposureEvents:
+    """``ExposureEvents`` in DynamoDB; every failure becomes ``Unavailable``."""
+
+    def __init__(self, table_name: str) -> None:
+        self._model = dynamo.bind(ExposureEventItem, table_name)
+
+    def get(self, notification_id: str) -> StoredEvent | None:
+        try:
+            item = self._model.get(notification_id, consistent_read=True)
+        except self._model.DoesNotExist:
+            return None
+        except PynamoDBException as error:
+            raise dynamo.unavailable("exposure_events", error) from error
+        return _to_stored(item)
+
+    def put(self, event: ExposureEvent, *, version: str, expires_at: int) -> None:
+        attributes: dict[str, Any] = {name: event.texts.get(name, "") for name in EVENT_TEXTS}
+        item = self._model(
+            event.notification_id,
+            eventId=event.event_id,
+            glnHash=event.gln_hash,
+            start=format_utc(event.start),
+            end=format_utc(event.end),
+            appBannerRequestCallbackEnabled=event.request_callback_enabled,
+            pushPending=True,
+            pending=PENDING,
+            version=version,
+            expiresAt=expires_at,
+            **attributes,
+        )
+        try:
+            item.save()
+        except PynamoDBException as error:
+            raise dynamo.unavailable("exposure_events", error) from error
+
+    def mark_pushed(self, notification_id: str, version: str) -> None:
+        item = self._model(notification_id)
+        try:
+            item.update(
+                actions=[self._model.pushPending.set(False)],
+                condition=self._model.version == version,
+            )
+        except PynamoDBException as error:
+            if dynamo.is_conditional_check_failure(error):
+                return  # changed or withdrawn meanwhile: its newer state decides
+            raise dynamo.unavailable("exposure_events", error) from error
+
+    def mark_published(self, notification_id: str, version: str) -> None:
+        item = self._model(notification_id)
+        try:
+            item.update(
+                actions=[self._model.pending.remove()],
+                condition=(self._model.version == version) & (self._model.pushPending == False),  # noqa: E712 - a DynamoDB condition, not a comparison
+            )
+        except PynamoDBException as error:
+            if dynamo.is_conditional_check_failure(error):
+                return  # push still pending, or changed or withdrawn meanwhile
+            raise dynamo.unavailable("exposure_events", error) from error
+
+    def pending(self) -> Iterator[StoredEvent]:
+        try:
+            # Model.query with index_name, not the index object: the object is shared by
+            # every bound copy of the model and points at the last one bound.
+            for item in self._model.query(PENDING, index_name=PENDING_INDEX):
+                yield _to_stored(item)
+        except PynamoDBException as error:
+            raise dynamo.unavailable("exposure_events", error) from error
+
+    def delete(self, notification_id: str) -> bool:
+        try:
+            self._model(notification_id).delete(condition=self._model.notificationId.exists())
+        except PynamoDBException as error:
+            if dynamo.is_conditional_check_failure(error):
+                return False
+            raise dynamo.unavailable("exposure_events", error) from error
+        return True
+
+    def scan(self) -> Iterator[StoredEvent]:
+        try:
+            for item in self._model.scan():
+                yield _to_stored(item)
+        except PynamoDBException as error:
+            raise dynamo.unavailable("exposure_events", error) from error
+
+
+class S3FeedStore:
+    """The public feed object, served by CloudFront from this bucket. The version is the
+    object's ETag; conditional writes use S3's ``If-Match`` / ``If-None-Match: *``."""
+
+    # 412: the ETag moved on; 409: a concurrent conditional write to the same key.
+    _CONFLICTS = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "412", "409"})
+    _MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
+
+    def __init__(self, bucket: str) -> None:
+        self._bucket = bucket
+
+    def read(self, key: str) -> tuple[bytes, str] | None:
+        found = self._fetch(aws.s3().get_object, key)
+        return (found["Body"].read(), found["ETag"]) if found else None
+
+    def version(self, key: str) -> str | None:
+        found = self._fetch(aws.s3().head_object, key)
+        return found["ETag"] if found else None
+
+    def _fetch(self, call: Callable[..., Any], key: str) -> Any:
+        """``call``'s response for the feed object, ``None`` if there is none."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return call(Bucket=self._bucket, Key=key)
+        except ClientError as error:
+            if _error_code(error) in self._MISSING:
+                return None
+            raise Unavailable(f"s3:feed ({type(error).__name__})") from error
+        except BotoCoreError as error:
+            raise Unavailable(f"s3:feed ({type(error).__name__})") from error
+
+    def write(
+        self, key: str, gzipped_json: bytes, max_age_seconds: int, *, replaces: str | None
+    ) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        condition = {"IfMatch": replaces} if replaces is not None else {"IfNoneMatch": "*"}
+        try:
+            aws.s3().put_object(
+                Bucket=self._bucket,
+                Key=key,
+                Body=gzipped_json,
+                ContentType="application/json",
+                ContentEncoding="gzip",
+                CacheControl=f"public, max-age={max_age_seconds}",
+                **condition,  # type: ignore[arg-type]
+            )
+        except ClientError as error:
+            if _error_code(error) in self._CONFLICTS:
+                raise FeedChanged(key) from error
+            raise Unavailable(f"s3:feed ({type(error).__name__})") from error
+        except BotoCoreError as error:
+            raise Unavailable(f"s3:feed ({type(error).__name__})") from error
+
+
+def _error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
