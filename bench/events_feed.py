@@ -120,14 +120,13 @@ def _bench(count: int, runs: int, port: int, bootstrap: Any, service_environment
     )
     os.environ["LOG_LEVEL"] = "WARNING"
     from covidtracer import aws, dynamo, settings
-    from covidtracer.details import model, service
+    from covidtracer.exposures import model, service, wiring
 
     settings.reset()
     aws.reset()
     dynamo.reset()
-    service._real.cache_clear()
     config = settings.details_settings()
-    deps = service.dependencies(config)
+    deps = wiring.dependencies()
     now = datetime.now(UTC)
     active = [_event(model, n, now) for n in range(count)]
     expired = [_event(model, count + n, now, expired=True) for n in range(count // 100)]
@@ -148,15 +147,13 @@ def _bench(count: int, runs: int, port: int, bootstrap: Any, service_environment
             deps.events.mark_pushed(event.notification_id, f"v{run + 2}")
         started = time.perf_counter()
         summary = service.publish_exposure_events_feed(
-            deps=deps, settings=config, now=now, retry_pushes=False
+            deps, service.FeedJob(retry_pushes=False), now
         )
         jobs.append(time.perf_counter() - started)
         assert summary["items"] == count and summary["expired"] == len(expired), summary
         assert not list(deps.events.pending()), "every pending event confirmed"
         started = time.perf_counter()
-        service.withdraw_exposure_event(
-            active[-1 - run].notification_id, deps=deps, settings=config, now=now
-        )
+        service.withdraw_exposure_event(deps, active[-1 - run].notification_id, now)
         changes.append(time.perf_counter() - started)
     target = TARGETS.get(count)
     _report(f"2-hourly job ({count} active)", jobs, target, BEFORE.get(count))

@@ -52,14 +52,11 @@ def aws_proxy(service_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> I
 def _point_aws_at(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
     """Every cached client, bound model and adapter forgotten, then built for ``url``."""
     from covidtracer import dynamo
-    from covidtracer.details import service
 
     monkeypatch.setenv("AWS_ENDPOINT_URL", url)
-    settings.reset()
+    settings.reset()  # the settings and every adapter built from them (wiring)
     aws.reset()
     dynamo.reset()
-    service._real.cache_clear()
-    service._real_contact.cache_clear()
 
 
 def test_the_aws_endpoint_gone_is_a_503_everywhere_and_nothing_is_lost(

@@ -15,6 +15,8 @@ from typing import Any
 
 from covidtracer import config
 from covidtracer.config import Env, SettingsError, setting
+from covidtracer.diary.settings import DiarySettings
+from covidtracer.exposures.settings import ExposureEventSettings
 from covidtracer.logs import LEVELS as LOG_LEVELS
 
 __all__ = ["SettingsError"]
@@ -122,49 +124,6 @@ class FcmSettings:
     timeout_seconds: int = setting("FCM_TIMEOUT_SECONDS", 5, minimum=1, maximum=25)
 
 
-@dataclass(frozen=True, kw_only=True)
-class DiarySettings:
-    """Diary uploads (DESIGN §2.3)."""
-
-    # Diary entries are kept 60 days (DESIGN §8): older ones never leave the backend.
-    retention_days: int = setting("DIARY_RETENTION_DAYS", 60, minimum=1, maximum=365)
-    # Older apps send the whole 60-day diary at once (CLIENTS.md): thousands of entries for a
-    # heavy user. So the upload is bounded by size, as in AWS: Lambda takes a request of at
-    # most 6 MB (API Gateway's own limit, 10 MB, is higher), ~30,000 typical entries.
-    max_body_bytes: int = setting(
-        "DIARY_MAX_BODY_BYTES", 6_000_000, minimum=100_000, maximum=6_000_000
-    )
-    # Phones' clocks drift; an entry a few minutes "in the future" is still a real visit.
-    clock_skew_seconds: int = setting("DIARY_CLOCK_SKEW_SECONDS", 300, minimum=0, maximum=3600)
-    # Consent-code guesses (codes NCTS refused) per source address and in all: a person
-    # mistypes a code once or twice, and NCTS should never see a guessing run. Per address
-    # generous, because a carrier-grade NAT puts many phones behind one.
-    guesses_per_ip: int = setting("DIARY_GUESSES_PER_IP", 20, minimum=1)
-    guesses_global: int = setting("DIARY_GUESSES_GLOBAL", 1_000, minimum=1)
-    guess_window_seconds: int = setting(
-        "DIARY_GUESS_WINDOW_SECONDS", 3_600, minimum=60, maximum=86_400
-    )
-
-
-@dataclass(frozen=True, kw_only=True)
-class ExposureEventSettings:
-    """Exposure events of interest, their feed, and the callback requests they allow."""
-
-    feed_active_days: int = setting("FEED_ACTIVE_DAYS", 14, minimum=1, maximum=60)
-    feed_object_key: str = setting("FEED_OBJECT_KEY", "current-exposure-events.json")
-    feed_max_age_seconds: int = setting("FEED_MAX_AGE_SECONDS", 300, minimum=0, maximum=86_400)
-    # Per phone: a person asks for a call a few times at most. Per IP: generous, because
-    # NZ mobile networks put many phones behind one carrier-grade NAT address.
-    callback_limit_per_phone: int = setting("CALLBACK_LIMIT_PER_PHONE", 5, minimum=1)
-    callback_phone_window_seconds: int = setting(
-        "CALLBACK_PHONE_WINDOW_SECONDS", 86_400, minimum=1, maximum=604_800
-    )
-    callback_limit_per_ip: int = setting("CALLBACK_LIMIT_PER_IP", 100, minimum=1)
-    callback_ip_window_seconds: int = setting(
-        "CALLBACK_IP_WINDOW_SECONDS", 3_600, minimum=1, maximum=604_800
-    )
-
-
 def _minutes_as_seconds(env: Env, name: str, default: int) -> int:
     """Cognito's AuthSessionValidity is set in minutes (3 to 15); the code counts seconds."""
     return 60 * env.integer(name, default // 60, minimum=3, maximum=15)
@@ -224,7 +183,8 @@ class AuthSettings:
 
 @dataclass(frozen=True, kw_only=True)
 class DetailsSettings:
-    """The app API (``services/details``)."""
+    """The app API (``services/details``): the core's settings, sign-in's, and those its
+    domains declare (``covidtracer.diary.settings``, ``covidtracer.exposures.settings``)."""
 
     stage: str
     aws: AwsSettings
@@ -232,8 +192,6 @@ class DetailsSettings:
     user_pool_id: str = setting("USER_POOL_ID")
     app_client_ids: Mapping[str, str] = setting("APP_CLIENT_IDS", parse=_client_ids)
     sign_in: SignInSettings
-    feed_bucket: str = setting("FEED_BUCKET")
-    ncts_api_key_secret_id: str = setting("NCTS_API_KEY_SECRET_ID")
     partners: PartnerSettings
     log_level: str = setting("LOG_LEVEL", "INFO", parse=_log_level)
     fcm: FcmSettings

@@ -83,7 +83,9 @@ def _ethnicity_attribute(value: Ethnicity | None) -> EthnicityAttribute | None:
 def _to_details(item: PersonalDetailsItem) -> ContactDetails:
     ethnicity = None
     if item.ethnicity is not None:
-        ethnicity = Ethnicity(tuple(item.ethnicity.selected or ()), item.ethnicity.other)
+        # pynamodb types the list's elements as the attribute class; they are str.
+        selected = tuple(str(label) for label in item.ethnicity.selected or ())
+        ethnicity = Ethnicity(selected, item.ethnicity.other)
     return ContactDetails(
         user_id=item.userId,
         email=item.email,

@@ -1,9 +1,3 @@
-"""Settings of contact details: the ``PersonalDetails`` and ``Users`` tables and the user
-pool, read with the rest of the details app's settings (``details_settings``: every problem
-reported at once)."""
-
-from __future__ import annotations
-
-from covidtracer.settings import DetailsSettings, details_settings
-
-__all__ = ["DetailsSettings", "details_settings"]
+"""Settings of contact details: none of its own. It reads the ``PersonalDetails`` and
+``Users`` tables and the user pool from the details app's settings (``details_settings``,
+every problem reported at once), which sign-in shares."""

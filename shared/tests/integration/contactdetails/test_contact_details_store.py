@@ -11,14 +11,11 @@ import pytest
 
 from covidtracer import settings
 from covidtracer.auth.repository import DynamoUsers
-from covidtracer.details import model
-from covidtracer.details.repository import (
-    AccountEmailsFromUsers,
-    DynamoContactDetails,
-    MemoryContactDetails,
-)
+from covidtracer.contactdetails import model
+from covidtracer.contactdetails.repository import AccountEmailsFromUsers, DynamoContactDetails
 from covidtracer.errors import NotFound, Unavailable
 from tracerstack.bootstrap import Bootstrap
+from tracerstack.details_fakes import MemoryContactDetails
 
 RECORD = model.ContactDetails(
     user_id="u1",

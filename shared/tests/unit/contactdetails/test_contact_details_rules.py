@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from covidtracer.details import model, service
-from covidtracer.details.repository import MemoryAccountEmails, MemoryContactDetails
+from covidtracer.contactdetails import model, service
 from covidtracer.errors import NotFound, Unauthorized, ValidationError
+from tracerstack.details_fakes import MemoryAccountEmails, MemoryContactDetails
 
 NOW = datetime(2024, 2, 29, 10, 30, 15, 123456, tzinfo=UTC)
 VALID = {"firstName": "Aroha", "lastName": "Smith", "phone": "+64 21 012 3456"}
@@ -167,35 +167,39 @@ def test_the_record_body_omits_absent_fields_and_carries_email_and_updated_at() 
 
 
 @pytest.fixture
-def deps() -> service.ContactDependencies:
-    return service.ContactDependencies(
+def deps() -> service.Dependencies:
+    return service.Dependencies(
         details=MemoryContactDetails(),
         emails=MemoryAccountEmails({"u1": "aroha@example.nz", "u2": "bo@example.nz"}),
     )
 
 
 def test_put_stores_the_record_with_the_account_email_and_the_time_in_milliseconds(
-    deps: service.ContactDependencies,
+    deps: service.Dependencies,
 ) -> None:
-    body = service.replace_contact_details("u1", {**VALID, "gender": "female"}, deps=deps, now=NOW)
+    body = service.replace_contact_details(
+        deps, service.DetailsChange("u1", {**VALID, "gender": "female"}), NOW
+    )
     assert body["email"] == "aroha@example.nz"
     assert body["updatedAt"] == "2024-02-29T10:30:15.123Z"
     assert body["phone"] == "+64210123456"
-    assert service.get_contact_details("u1", deps=deps) == body
+    assert service.get_contact_details(deps, "u1", NOW) == body
     with pytest.raises(NotFound):
-        service.get_contact_details("u2", deps=deps)
+        service.get_contact_details(deps, "u2", NOW)
 
 
-def test_put_replaces_and_patch_merges(deps: service.ContactDependencies) -> None:
+def test_put_replaces_and_patch_merges(deps: service.Dependencies) -> None:
     service.replace_contact_details(
-        "u1", {**VALID, "middleName": "Mere", "gender": "female"}, deps=deps, now=NOW
+        deps, service.DetailsChange("u1", {**VALID, "middleName": "Mere", "gender": "female"}), NOW
     )
-    replaced = service.replace_contact_details("u1", VALID, deps=deps, now=NOW)
+    replaced = service.replace_contact_details(deps, service.DetailsChange("u1", VALID), NOW)
     assert "middleName" not in replaced and "gender" not in replaced
 
-    service.replace_contact_details("u1", {**VALID, "gender": "female"}, deps=deps, now=NOW)
+    service.replace_contact_details(
+        deps, service.DetailsChange("u1", {**VALID, "gender": "female"}), NOW
+    )
     patched = service.update_contact_details(
-        "u1", {"lastName": "Ngata", "middleName": "Mere"}, deps=deps, now=NOW
+        deps, service.DetailsChange("u1", {"lastName": "Ngata", "middleName": "Mere"}), NOW
     )
     assert patched["lastName"] == "Ngata"
     assert patched["middleName"] == "Mere"
@@ -203,10 +207,10 @@ def test_put_replaces_and_patch_merges(deps: service.ContactDependencies) -> Non
 
 
 def test_the_first_patch_creates_the_record_as_old_apps_expect(
-    deps: service.ContactDependencies,
+    deps: service.Dependencies,
 ) -> None:
     # Apps 3.0.0-6.1.1 send one PATCH after the first sign-in and never PUT (CLIENTS.md).
-    created = service.update_contact_details("u1", VALID, deps=deps, now=NOW)
+    created = service.update_contact_details(deps, service.DetailsChange("u1", VALID), NOW)
     assert created == {
         "firstName": "Aroha",
         "lastName": "Smith",
@@ -214,41 +218,43 @@ def test_the_first_patch_creates_the_record_as_old_apps_expect(
         "email": "aroha@example.nz",
         "updatedAt": "2024-02-29T10:30:15.123Z",
     }
-    assert service.get_contact_details("u1", deps=deps) == created
+    assert service.get_contact_details(deps, "u1", NOW) == created
 
 
 def test_a_creating_patch_needs_both_names_but_not_the_phone(
-    deps: service.ContactDependencies,
+    deps: service.Dependencies,
 ) -> None:
     with pytest.raises(ValidationError) as refused:
-        service.update_contact_details("u1", {"firstName": "Aroha"}, deps=deps, now=NOW)
+        service.update_contact_details(
+            deps, service.DetailsChange("u1", {"firstName": "Aroha"}), NOW
+        )
     assert list(refused.value.errors) == ["LastName"]
     with pytest.raises(NotFound):
-        service.update_contact_details("u1", {}, deps=deps, now=NOW)
+        service.update_contact_details(deps, service.DetailsChange("u1", {}), NOW)
     with pytest.raises(NotFound):
-        service.get_contact_details("u1", deps=deps)
+        service.get_contact_details(deps, "u1", NOW)
     names = {"firstName": "Aroha", "lastName": "Smith"}
-    created = service.update_contact_details("u1", names, deps=deps, now=NOW)
+    created = service.update_contact_details(deps, service.DetailsChange("u1", names), NOW)
     assert "phone" not in created and created["firstName"] == "Aroha"
 
 
 def test_a_creating_patch_for_an_account_that_no_longer_exists_is_unauthorized(
-    deps: service.ContactDependencies,
+    deps: service.Dependencies,
 ) -> None:
     with pytest.raises(Unauthorized):
-        service.update_contact_details("gone", VALID, deps=deps, now=NOW)
+        service.update_contact_details(deps, service.DetailsChange("gone", VALID), NOW)
 
 
 def test_put_for_an_account_that_no_longer_exists_is_unauthorized(
-    deps: service.ContactDependencies,
+    deps: service.Dependencies,
 ) -> None:
     with pytest.raises(Unauthorized):
-        service.replace_contact_details("gone", VALID, deps=deps, now=NOW)
+        service.replace_contact_details(deps, service.DetailsChange("gone", VALID), NOW)
 
 
-def test_delete_removes_the_record_and_may_be_repeated(deps: service.ContactDependencies) -> None:
-    service.replace_contact_details("u1", VALID, deps=deps, now=NOW)
-    service.delete_contact_details("u1", deps=deps)
+def test_delete_removes_the_record_and_may_be_repeated(deps: service.Dependencies) -> None:
+    service.replace_contact_details(deps, service.DetailsChange("u1", VALID), NOW)
+    service.delete_contact_details(deps, "u1", NOW)
     with pytest.raises(NotFound):
-        service.get_contact_details("u1", deps=deps)
-    service.delete_contact_details("u1", deps=deps)  # a retry after a lost response
+        service.get_contact_details(deps, "u1", NOW)
+    service.delete_contact_details(deps, "u1", NOW)  # a retry after a lost response

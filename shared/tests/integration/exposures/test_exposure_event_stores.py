@@ -7,15 +7,11 @@ from typing import Any
 
 import pytest
 
-from covidtracer.details import model
-from covidtracer.details.repository import (
-    DynamoExposureEvents,
-    MemoryExposureEvents,
-    MemoryFeedStore,
-    S3FeedStore,
-)
+from covidtracer.exposures import model
+from covidtracer.exposures.repository import DynamoExposureEvents, S3FeedStore
 from covidtracer.ratelimit.repository import DynamoCounters, MemoryCounters
 from tracerstack.bootstrap import Bootstrap
+from tracerstack.details_fakes import MemoryExposureEvents, MemoryFeedStore
 
 EVENT = {
     "eventId": "a0l4a0000004xhcAAA",

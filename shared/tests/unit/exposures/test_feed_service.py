@@ -4,28 +4,25 @@ job rebuilds it from the table, and neither overwrites a concurrent writer's cha
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from covidtracer.details import model, service
-from covidtracer.details.repository import MemoryExposureEvents, MemoryFeedStore
 from covidtracer.errors import Unavailable
+from covidtracer.exposures import model, service
+from covidtracer.exposures.settings import ExposureEventSettings
 from covidtracer.ratelimit.repository import MemoryCounters
-from covidtracer.settings import ExposureEventSettings
+from tracerstack.details_fakes import (
+    MemoryExposureEvents,
+    MemoryFeedStore,
+    RecordingFcm,
+    RecordingNcts,
+)
 
 NOW = datetime(2021, 10, 5, 12, 0, tzinfo=UTC)
 KEY = "current-exposure-events.json"
-SETTINGS: Any = SimpleNamespace(events=ExposureEventSettings())
-
-
-class Fcm:
-    def __init__(self) -> None:
-        self.sent: list[dict[str, Any]] = []
-
-    def send(self, message: dict[str, Any]) -> None:
-        self.sent.append(message)
+RULES = ExposureEventSettings(feed_bucket="feed", ncts_api_key_secret_id="ncts-key")
+JOB = service.FeedJob()
 
 
 class RacingFeed(MemoryFeedStore):
@@ -58,14 +55,27 @@ class RacingFeed(MemoryFeedStore):
         return found
 
 
+def _with(
+    *, events: MemoryExposureEvents, feed: MemoryFeedStore, counters: MemoryCounters
+) -> service.Dependencies:
+    """The use cases' dependencies over in-memory twins (a fresh FCM that records pushes)."""
+    return service.Dependencies(
+        events=events,
+        feed=feed,
+        counters=counters,
+        ncts=RecordingNcts(),
+        fcm=RecordingFcm(),
+        rules=RULES,
+        ncts_api_key=lambda: "ncts-key",
+    )
+
+
 def _deps(races: int | None = None) -> service.Dependencies:
     events = MemoryExposureEvents()
-    return service.Dependencies(
+    return _with(
         events=events,
         feed=MemoryFeedStore() if races is None else RacingFeed(races, events),
         counters=MemoryCounters(),
-        ncts=None,  # type: ignore[arg-type]
-        fcm=Fcm(),  # type: ignore[arg-type]
     )
 
 
@@ -108,9 +118,9 @@ def test_every_inbound_change_leaves_the_feed_equal_to_a_rebuild_from_the_table(
     ]
     for kind, change in changes:
         if kind == "put":
-            service.receive_exposure_event(change, deps=deps, settings=SETTINGS, now=NOW)
+            service.receive_exposure_event(deps, change, NOW)
         else:
-            service.withdraw_exposure_event(change, deps=deps, settings=SETTINGS, now=NOW)
+            service.withdraw_exposure_event(deps, change, NOW)
         assert _published(deps) == _rebuilt(deps)
     assert [i["notificationId"] for i in _published(deps)] == ["d", "a"]
     assert _published(deps)[1]["appBannerTitle"] == "Changed"
@@ -118,10 +128,10 @@ def test_every_inbound_change_leaves_the_feed_equal_to_a_rebuild_from_the_table(
 
 def test_an_inbound_change_that_loses_a_race_reads_again_and_keeps_both_changes() -> None:
     deps = _deps(races=0)
-    service.receive_exposure_event(_body("a"), deps=deps, settings=SETTINGS, now=NOW)
+    service.receive_exposure_event(deps, _body("a"), NOW)
     assert isinstance(deps.feed, RacingFeed)
     deps.feed.races = 2
-    service.receive_exposure_event(_body("b"), deps=deps, settings=SETTINGS, now=NOW)
+    service.receive_exposure_event(deps, _body("b"), NOW)
     assert deps.feed.raced == 2  # lost twice, written on the third attempt
     assert [i["notificationId"] for i in _published(deps)] == ["other1", "other2", "a", "b"]
     assert _published(deps) == _rebuilt(deps)
@@ -130,16 +140,16 @@ def test_an_inbound_change_that_loses_a_race_reads_again_and_keeps_both_changes(
 def test_the_rebuild_does_not_overwrite_a_change_published_during_its_scan() -> None:
     deps = _deps(races=1)
     deps.events.put(model.parse_exposure_event(_body("a")), version="v1", expires_at=0)
-    service.publish_exposure_events_feed(deps=deps, settings=SETTINGS, now=NOW)
+    service.publish_exposure_events_feed(deps, JOB, NOW)
     assert [i["notificationId"] for i in _published(deps)] == ["other1", "a"]
 
 
 def test_writers_that_keep_losing_give_up_with_unavailable() -> None:
     deps = _deps(races=100)
     with pytest.raises(Unavailable):
-        service.publish_exposure_events_feed(deps=deps, settings=SETTINGS, now=NOW)
+        service.publish_exposure_events_feed(deps, JOB, NOW)
     with pytest.raises(Unavailable):
-        service.receive_exposure_event(_body("a"), deps=deps, settings=SETTINGS, now=NOW)
+        service.receive_exposure_event(deps, _body("a"), NOW)
     assert deps.events.get("a") is not None  # stored: NCTS's retry publishes it
 
 
@@ -147,7 +157,7 @@ def test_an_unreadable_stored_feed_is_rebuilt_from_the_table() -> None:
     deps = _deps()
     deps.events.put(model.parse_exposure_event(_body("a")), version="v1", expires_at=0)
     deps.feed.write(KEY, b"not a feed", 1, replaces=None)
-    service.withdraw_exposure_event("unknown", deps=deps, settings=SETTINGS, now=NOW)
+    service.withdraw_exposure_event(deps, "unknown", NOW)
     assert [i["notificationId"] for i in _published(deps)] == ["a"]
 
 
@@ -155,7 +165,7 @@ def test_a_change_with_no_feed_yet_builds_it_from_the_table() -> None:
     deps = _deps()
     old = model.parse_exposure_event(_body("old", days_ago=2))
     deps.events.put(old, version="v1", expires_at=0)
-    service.receive_exposure_event(_body("new"), deps=deps, settings=SETTINGS, now=NOW)
+    service.receive_exposure_event(deps, _body("new"), NOW)
     assert [i["notificationId"] for i in _published(deps)] == ["old", "new"]
 
 
@@ -169,39 +179,31 @@ class NoScanEvents(MemoryExposureEvents):
 def _job_deps() -> service.Dependencies:
     deps = _deps()
     deps.feed.write(KEY, model.feed_document([]), 1, replaces=None)  # the stage's feed exists
-    return service.Dependencies(
-        events=NoScanEvents(),
-        feed=deps.feed,
-        counters=deps.counters,
-        ncts=None,
-        fcm=Fcm(),  # type: ignore[arg-type]
-    )
+    return _with(events=NoScanEvents(), feed=deps.feed, counters=deps.counters)
 
 
 def test_the_job_drops_expired_items_and_adds_pending_events_without_a_scan() -> None:
     deps = _job_deps()
     for name, days_ago in (("kept", 3), ("expiring", 13.95)):
-        service.receive_exposure_event(
-            _body(name, days_ago=days_ago), deps=deps, settings=SETTINGS, now=NOW
-        )
+        service.receive_exposure_event(deps, _body(name, days_ago=days_ago), NOW)
     # Stored, but its feed write failed and NCTS never retried: still pending.
     lost = model.parse_exposure_event(_body("lost", days_ago=1))
     deps.events.put(lost, version="v9", expires_at=0)
     later = NOW + timedelta(hours=3)
 
-    summary = service.publish_exposure_events_feed(deps=deps, settings=SETTINGS, now=later)
+    summary = service.publish_exposure_events_feed(deps, JOB, later)
 
     assert [i["notificationId"] for i in _published(deps)] == ["kept", "lost"]
     assert summary == {"items": 2, "expired": 1, "pushesRetried": 1, "pushesPending": 0}
     assert [s.event.notification_id for s in deps.events.pending()] == []
-    assert isinstance(deps.fcm, Fcm) and len(deps.fcm.sent) == 3  # kept, expiring, lost
+    assert isinstance(deps.fcm, RecordingFcm) and len(deps.fcm.sent) == 3  # kept, expiring, lost
 
 
 def test_a_job_with_nothing_changed_or_expired_writes_nothing() -> None:
     deps = _job_deps()
-    service.receive_exposure_event(_body("a"), deps=deps, settings=SETTINGS, now=NOW)
+    service.receive_exposure_event(deps, _body("a"), NOW)
     version = deps.feed.version(KEY)
-    summary = service.publish_exposure_events_feed(deps=deps, settings=SETTINGS, now=NOW)
+    summary = service.publish_exposure_events_feed(deps, JOB, NOW)
     assert deps.feed.version(KEY) == version
     assert summary == {"items": 1, "expired": 0, "pushesRetried": 0, "pushesPending": 0}
 
@@ -217,15 +219,9 @@ def test_a_pending_event_withdrawn_before_the_job_reads_it_is_not_published_agai
             )
 
     deps = _job_deps()
-    deps = service.Dependencies(
-        events=LaggingIndex(),
-        feed=deps.feed,
-        counters=deps.counters,
-        ncts=None,
-        fcm=Fcm(),  # type: ignore[arg-type]
-    )
-    service.receive_exposure_event(_body("a"), deps=deps, settings=SETTINGS, now=NOW)
-    service.publish_exposure_events_feed(deps=deps, settings=SETTINGS, now=NOW)
+    deps = _with(events=LaggingIndex(), feed=deps.feed, counters=deps.counters)
+    service.receive_exposure_event(deps, _body("a"), NOW)
+    service.publish_exposure_events_feed(deps, JOB, NOW)
     assert [i["notificationId"] for i in _published(deps)] == ["a"]
 
 
@@ -235,20 +231,14 @@ def test_a_withdrawal_whose_feed_write_fails_keeps_the_event_for_the_retry() -> 
             raise Unavailable("s3:feed")
 
     deps = _deps()
-    service.receive_exposure_event(_body("a"), deps=deps, settings=SETTINGS, now=NOW)
+    service.receive_exposure_event(deps, _body("a"), NOW)
     down = DownFeed()
     down.objects, down._versions = deps.feed.objects, deps.feed._versions  # type: ignore[attr-defined]
-    failing = service.Dependencies(
-        events=deps.events,
-        feed=down,
-        counters=deps.counters,
-        ncts=None,
-        fcm=Fcm(),  # type: ignore[arg-type]
-    )
+    failing = _with(events=deps.events, feed=down, counters=deps.counters)
     with pytest.raises(Unavailable):
-        service.withdraw_exposure_event("a", deps=failing, settings=SETTINGS, now=NOW)
+        service.withdraw_exposure_event(failing, "a", NOW)
     assert deps.events.get("a") is not None  # NCTS's retry withdraws it
-    service.withdraw_exposure_event("a", deps=deps, settings=SETTINGS, now=NOW)
+    service.withdraw_exposure_event(deps, "a", NOW)
     assert deps.events.get("a") is None
     assert "a" not in [i["notificationId"] for i in _published(deps)]
 
@@ -257,6 +247,6 @@ def test_withdrawing_with_no_feed_yet_rebuilds_it_without_the_event() -> None:
     deps = _deps()
     for name in ("a", "b"):
         deps.events.put(model.parse_exposure_event(_body(name)), version="v1", expires_at=0)
-    service.withdraw_exposure_event("a", deps=deps, settings=SETTINGS, now=NOW)
+    service.withdraw_exposure_event(deps, "a", NOW)
     assert [i["notificationId"] for i in _published(deps)] == ["b"]
     assert deps.events.get("a") is None

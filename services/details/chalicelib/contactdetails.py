@@ -1,0 +1,52 @@
+"""A signed-in person's contact details (DESIGN §2.2): ``/user/details``. The caller is
+always the verified token's user; nothing in a body or path names another record."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from chalice.app import Blueprint, Response
+
+from covidtracer.contactdetails import service, wiring
+from covidtracer.http import authenticated_user_id, json_body, json_response, no_content
+
+bp = Blueprint(__name__)
+PATH = "/user/details"
+
+
+@bp.route(PATH, methods=["GET"])
+def get_details() -> Response:
+    user_id = authenticated_user_id(bp.current_request)
+    return json_response(
+        service.get_contact_details(wiring.dependencies(), user_id, datetime.now(UTC))
+    )
+
+
+@bp.route(PATH, methods=["PUT"])
+def put_details() -> Response:
+    change = _change()
+    return json_response(
+        service.replace_contact_details(wiring.dependencies(), change, datetime.now(UTC))
+    )
+
+
+@bp.route(PATH, methods=["PATCH"])
+def patch_details() -> Response:
+    change = _change()
+    return json_response(
+        service.update_contact_details(wiring.dependencies(), change, datetime.now(UTC))
+    )
+
+
+@bp.route(PATH, methods=["DELETE"])
+def delete_details() -> Response:
+    user_id = authenticated_user_id(bp.current_request)
+    service.delete_contact_details(wiring.dependencies(), user_id, datetime.now(UTC))
+    return no_content()
+
+
+def _change() -> service.DetailsChange:
+    """The caller (from the verified token, checked before the body is read) and the body."""
+    request = bp.current_request
+    user_id = authenticated_user_id(request)
+    return service.DetailsChange(user_id, json_body(request))
