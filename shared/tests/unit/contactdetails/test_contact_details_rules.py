@@ -3,6 +3,7 @@ in-memory twins (the same stores' DynamoDB versions are in the integration contr
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -258,3 +259,77 @@ def test_delete_removes_the_record_and_may_be_repeated(deps: service.Dependencie
     with pytest.raises(NotFound):
         service.get_contact_details(deps, "u1", NOW)
     service.delete_contact_details(deps, "u1", NOW)  # a retry after a lost response
+
+
+# ------------------------------------------------- the rule table of the HTTP tier, moved here
+
+RECORD = {
+    "firstName": "Aroha",
+    "middleName": "Mere",
+    "lastName": "Smith",
+    "phone": "+64 21 012 3456",
+    "dateOfBirth": "1990-01-02",
+    "gender": "female",
+    "ethnicity": {"selected": ["Māori", "NZ European"], "other": "Tongan"},
+}
+
+# Every rule of §2.2, one broken at a time over a whole record, for PUT and for PATCH.
+BROKEN = [
+    ({"firstName": None}, "FirstName"),
+    ({"firstName": "A" * 51}, "FirstName"),
+    ({"firstName": "Aroha2"}, "FirstName"),
+    ({"lastName": ""}, "LastName"),
+    ({"lastName": "L" * 51}, "LastName"),
+    ({"lastName": "Sm!th"}, "LastName"),
+    ({"middleName": "M" * 101}, "MiddleName"),
+    ({"middleName": "M3re"}, "MiddleName"),
+    ({"phone": None}, "Phone"),
+    ({"phone": "021 012 3456"}, "Phone"),
+    ({"phone": "+64-21-012-3456"}, "Phone"),
+    ({"phone": "+64 21012345678901"}, "Phone"),
+    ({"dateOfBirth": "1990-02-30"}, "DateOfBirth"),
+    ({"dateOfBirth": "3000-01-01"}, "DateOfBirth"),
+    ({"dateOfBirth": "1850-01-01"}, "DateOfBirth"),
+    ({"dateOfBirth": "02/01/1990"}, "DateOfBirth"),
+    ({"gender": "g" * 51}, "Gender"),
+    ({"ethnicity": "Māori"}, "Ethnicity"),
+    ({"ethnicity": {"selected": ["x"] * 21}}, "Ethnicity.Selected"),
+    ({"ethnicity": {"selected": ["e" * 101]}}, "Ethnicity.Selected[0]"),
+    ({"ethnicity": {"other": "o" * 101}}, "Ethnicity.Other"),
+    ({"ethnicity": {"selected": [], "extra": 1}}, "Ethnicity.Extra"),
+    ({"userId": "00000000-0000-0000-0000-000000000000"}, "UserId"),
+    ({"nickname": "Ro"}, "Nickname"),
+    # Control characters (issue 11, 7).
+    ({"gender": "Wahine\u0000"}, "Gender"),
+    ({"gender": "x\u001b[31m"}, "Gender"),
+    ({"ethnicity": {"selected": ["Māori\u0000"]}}, "Ethnicity.Selected[0]"),
+    ({"ethnicity": {"selected": [], "other": "\u0007"}}, "Ethnicity.Other"),
+    ({"phone": "+64210123456\n"}, "Phone"),
+]
+
+
+@pytest.mark.parametrize(("change", "key"), BROKEN)
+def test_a_broken_rule_is_a_validation_error_for_that_field_and_stores_nothing(
+    deps: service.Dependencies, change: dict[str, Any], key: str
+) -> None:
+    request = service.DetailsChange("u1", {**RECORD, **change})
+    for use_case in (service.replace_contact_details, service.update_contact_details):
+        with pytest.raises(ValidationError) as caught:
+            use_case(deps, request, NOW)
+        assert list(caught.value.errors) == [key], use_case.__name__
+        sent = json.dumps(next(iter(change.values())), ensure_ascii=False).strip('"')
+        if len(sent) > 4:
+            assert sent not in json.dumps(caught.value.body(), ensure_ascii=False)
+    assert isinstance(deps.details, MemoryContactDetails) and deps.details.items == {}
+
+
+def test_a_patch_may_clear_optional_fields_but_not_required_ones(
+    deps: service.Dependencies,
+) -> None:
+    service.replace_contact_details(deps, service.DetailsChange("u1", RECORD), NOW)
+    cleared = {"middleName": None, "gender": "", "ethnicity": None}
+    body = service.update_contact_details(deps, service.DetailsChange("u1", cleared), NOW)
+    assert {"middleName", "gender", "ethnicity"} & set(body) == set()
+    with pytest.raises(ValidationError) as caught:
+        service.update_contact_details(deps, service.DetailsChange("u1", {"lastName": None}), NOW)
+    assert list(caught.value.errors) == ["LastName"]
