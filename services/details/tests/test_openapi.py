@@ -4,6 +4,7 @@ HTTP (``chalice local`` on a private port) finds no 5xx."""
 from __future__ import annotations
 
 import json
+import os
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ from tracerstack.pytest_plugin import Partners, serve_api
 
 SERVICE = Path(__file__).resolve().parents[1]
 OPENAPI = SERVICE / "openapi.yaml"
+NODELAY = Path(__file__).resolve().parent / "nodelay"  # TCP_NODELAY for chalice local
 METHODS = ("get", "put", "post", "patch", "delete")
 
 # Routes documented ahead of their implementation (marked `x-status: planned`); every
@@ -57,7 +59,8 @@ def test_every_documented_route_exists_except_the_named_planned_ones() -> None:
 @pytest.fixture
 def chalice_local(service_env: dict[str, str]) -> Iterator[str]:
     """The app under ``chalice local`` on a free port, with the test stack's environment."""
-    with serve_api("details", service_env) as url:
+    path = os.pathsep.join(filter(None, [str(NODELAY), os.environ.get("PYTHONPATH")]))
+    with serve_api("details", {**service_env, "PYTHONPATH": path}) as url:
         yield url
 
 
