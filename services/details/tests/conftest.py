@@ -1,4 +1,9 @@
-"""Tests of this service import its ``app`` module from the service folder."""
+"""Tests of this service import its ``app`` module from the service folder.
+
+The rule tables live in the unit tier (shared/tests/unit/contactdetails, diary, exposures);
+here is one HTTP test per journey and per error shape, so the fixtures are shared and a
+person signs in once per module (``member``) unless a test needs an account of its own.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +21,18 @@ from chalice.test import Client
 from sign_in_flow import SignedIn
 from sign_in_flow import sign_in as sign_in_through
 
+from covidtracer import aws, config
 from tracerstack.bootstrap import Bootstrap
+from tracerstack.environment import service_environment
+from tracerstack.pytest_plugin import Partners
+
+# Every test client calls from one address, so the per-IP sign-in throttle is lifted, and
+# the anti-enumeration padding of initiate is dropped, for tests that are not about sign-in
+# (``test_sign_in`` keeps the real limits).
+QUICK_SIGN_IN = {"SIGN_IN_LIMIT_PER_IP": "100000", "SIGN_IN_MIN_DURATION_MS": "0"}
+# NCTS's retries run without their backoff sleeps: the outage tests need the retries, not
+# the waiting (the backoff itself is tested in shared/tests/integration/exposures).
+NO_BACKOFF = {"NCTS_BACKOFF_MS": "0"}
 
 
 class Api:
@@ -40,9 +56,12 @@ class Api:
 
 
 @pytest.fixture
-def api(service_env: dict[str, str]) -> Iterator[Api]:
+def api(service_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
     from app import app
 
+    for name, value in NO_BACKOFF.items():
+        monkeypatch.setenv(name, value)
+    config.reset()
     with Client(app) as client:
         yield Api(client)
 
@@ -56,24 +75,39 @@ def ncts_key(service_env: dict[str, str], aws_stack: Bootstrap) -> dict[str, str
 
 @pytest.fixture
 def sign_in(
-    api: Api, outbox: Any, service_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    api: Api, outbox: Partners, service_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> Callable[[], SignedIn]:
     """Signs a fresh person in through the API (the outbox's code); returns their token.
-
-    Every test client calls from one address, so the per-IP throttle is lifted, and the
-    anti-enumeration padding of initiate is dropped: tests that use this are not about
-    sign-in (``test_sign_in`` keeps the real limits)."""
-    from covidtracer import settings
-
-    monkeypatch.setenv("SIGN_IN_LIMIT_PER_IP", "100000")
-    monkeypatch.setenv("SIGN_IN_MIN_DURATION_MS", "0")
-    settings.reset()
+    For tests that need an account of their own (no record yet, two people)."""
+    for name, value in QUICK_SIGN_IN.items():
+        monkeypatch.setenv(name, value)
+    config.reset()
     client_id = json.loads(service_env["APP_CLIENT_IDS"])["ios"]
     return lambda: sign_in_through(api.client, outbox, client_id)
 
 
+@pytest.fixture(scope="module")
+def member(aws_stack: Bootstrap, partners: Partners, database_url: str) -> SignedIn:
+    """One person signed in through the API once for the module: a valid access token for
+    tests that need one but not an account of their own."""
+    from app import app
+
+    env = service_environment(aws_stack, partners_url=partners.url, database_url=database_url)
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in {**env, **QUICK_SIGN_IN}.items():
+            patch.setenv(name, value)
+        config.reset()
+        aws.reset()
+        try:
+            with Client(app) as client:
+                return sign_in_through(client, partners, json.loads(env["APP_CLIENT_IDS"])["ios"])
+        finally:
+            config.reset()
+            aws.reset()
+
+
 @pytest.fixture
-def known_event(api: Api, ncts_key: dict[str, str], outbox: Any) -> dict[str, Any]:
+def known_event(api: Api, ncts_key: dict[str, str], outbox: Partners) -> dict[str, Any]:
     """An exposure event NCTS has sent (GLN known), with the outbox emptied after its push."""
     from test_exposure_events import event
 

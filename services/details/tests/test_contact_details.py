@@ -137,77 +137,30 @@ def test_a_creating_patch_needs_both_names_and_may_leave_out_the_phone(
     assert item is not None and "phone" not in item
 
 
-def test_a_patch_may_clear_optional_fields_but_not_required_ones(
-    api: Api, sign_in: Callable[[], SignedIn]
-) -> None:
-    me = sign_in()
-    api.send("PUT", PATH, RECORD, me.headers)
-    status, _, body = api.send(
-        "PATCH", PATH, {"middleName": None, "gender": "", "ethnicity": None}, me.headers
-    )
-    assert status == 200
-    assert {"middleName", "gender", "ethnicity"} & set(body) == set()
-    status, _, body = api.send("PATCH", PATH, {"lastName": None}, me.headers)
-    assert (status, list(body["errors"])) == (400, ["LastName"])
+# Every rule of §2.2 is a table in the unit tier (shared/tests/unit/contactdetails); here the
+# error's shape over HTTP, for PUT and PATCH: 400, keyed by the PascalCase field, no echo.
 
 
-# Every rule of §2.2, one broken at a time: 400, keyed by the PascalCase field, nothing stored.
-BROKEN = [
-    ({"firstName": None}, "FirstName"),
-    ({"firstName": "A" * 51}, "FirstName"),
-    ({"firstName": "Aroha2"}, "FirstName"),
-    ({"lastName": ""}, "LastName"),
-    ({"lastName": "L" * 51}, "LastName"),
-    ({"lastName": "Sm!th"}, "LastName"),
-    ({"middleName": "M" * 101}, "MiddleName"),
-    ({"middleName": "M3re"}, "MiddleName"),
-    ({"phone": None}, "Phone"),
-    ({"phone": "021 012 3456"}, "Phone"),
-    ({"phone": "+64-21-012-3456"}, "Phone"),
-    ({"phone": "+64 21012345678901"}, "Phone"),
-    ({"dateOfBirth": "1990-02-30"}, "DateOfBirth"),
-    ({"dateOfBirth": "3000-01-01"}, "DateOfBirth"),
-    ({"dateOfBirth": "1850-01-01"}, "DateOfBirth"),
-    ({"dateOfBirth": "02/01/1990"}, "DateOfBirth"),
-    ({"gender": "g" * 51}, "Gender"),
-    ({"ethnicity": "Māori"}, "Ethnicity"),
-    ({"ethnicity": {"selected": ["x"] * 21}}, "Ethnicity.Selected"),
-    ({"ethnicity": {"selected": ["e" * 101]}}, "Ethnicity.Selected[0]"),
-    ({"ethnicity": {"other": "o" * 101}}, "Ethnicity.Other"),
-    ({"ethnicity": {"selected": [], "extra": 1}}, "Ethnicity.Extra"),
-    ({"userId": "00000000-0000-0000-0000-000000000000"}, "UserId"),
-    ({"nickname": "Ro"}, "Nickname"),
-]
-
-
-@pytest.mark.parametrize(("change", "key"), BROKEN)
 def test_a_broken_rule_is_a_validation_error_for_that_field_and_stores_nothing(
-    api: Api,
-    sign_in: Callable[[], SignedIn],
-    aws_stack: Bootstrap,
-    change: dict[str, Any],
-    key: str,
+    api: Api, sign_in: Callable[[], SignedIn], aws_stack: Bootstrap
 ) -> None:
     me = sign_in()
     for method in ("PUT", "PATCH"):
-        status, headers, body = api.send(method, PATH, {**RECORD, **change}, me.headers)
+        status, headers, body = api.send(
+            method, PATH, {**RECORD, "phone": "021 012 3456"}, me.headers
+        )
         assert status == 400, (method, body)
         assert body["type"] == "urn:errors:validation"
-        assert list(body["errors"]) == [key]
+        assert list(body["errors"]) == ["Phone"]
         assert headers["Cache-Control"] == "no-store"
-        sent = json.dumps(next(iter(change.values())), ensure_ascii=False).strip('"')
-        if len(sent) > 4:
-            assert sent not in json.dumps(body, ensure_ascii=False)
+        assert "021 012 3456" not in json.dumps(body, ensure_ascii=False)
     assert _stored_item(aws_stack, me.user_id) is None
 
 
-@pytest.mark.parametrize("body", ["not json", "[]", "", '{"firstName": '])
-def test_a_body_that_is_not_a_json_object_is_a_validation_error(
-    api: Api, sign_in: Callable[[], SignedIn], body: str
-) -> None:
-    me = sign_in()
-    status, _, answer = api.send("PUT", PATH, body, me.headers)
-    assert (status, list(answer["errors"])) == (400, ["Body"])
+def test_a_body_that_is_not_a_json_object_is_a_validation_error(api: Api, member: SignedIn) -> None:
+    for body in ("not json", "[]", "", '{"firstName": '):
+        status, _, answer = api.send("PUT", PATH, body, member.headers)
+        assert (status, list(answer["errors"])) == (400, ["Body"]), body
 
 
 # ---------------------------------------------------------------------------- credentials
@@ -260,19 +213,19 @@ def _bad_credentials(me: SignedIn) -> dict[str, dict[str, str]]:
 
 
 def test_the_signed_tokens_of_the_helpers_are_accepted_when_they_are_right(
-    api: Api, sign_in: Callable[[], SignedIn]
+    api: Api, member: SignedIn
 ) -> None:
     """The control for the table below: a token made like the bad ones, but valid, works."""
-    me = sign_in()
+    me = member
     valid = _moto_signed({**_claims(me), "exp": int(time.time()) + 600})
     status, _, _ = api.send("PUT", PATH, MINIMAL, {"Authorization": f"Bearer {valid}"})
     assert status == 200
 
 
 def test_a_missing_expired_forged_or_foreign_token_is_401_and_reveals_nothing(
-    api: Api, sign_in: Callable[[], SignedIn], aws_stack: Bootstrap
+    api: Api, member: SignedIn, aws_stack: Bootstrap
 ) -> None:
-    me = sign_in()
+    me = member
     api.send("PUT", PATH, RECORD, me.headers)
     before = _stored_item(aws_stack, me.user_id)
     for name, headers in _bad_credentials(me).items():
@@ -314,9 +267,9 @@ def test_another_persons_token_never_reads_or_changes_my_record(
 
 
 def test_a_dynamodb_outage_is_a_503_that_echoes_nothing(
-    api: Api, sign_in: Callable[[], SignedIn], monkeypatch: pytest.MonkeyPatch
+    api: Api, member: SignedIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    me = sign_in()
+    me = member
     monkeypatch.setenv("PERSONAL_DETAILS_TABLE", "no-such-table")
     settings.reset()
     for method, body in (("GET", None), ("PUT", RECORD), ("PATCH", MINIMAL), ("DELETE", None)):

@@ -47,47 +47,19 @@ def test_a_callback_for_a_known_event_reaches_ncts(
     }
 
 
-@pytest.mark.parametrize(
-    ("overrides", "key"),
-    [
-        ({"gln": "9429300000000"}, "Gln"),
-        ({"eventId": "a0l4a0000004xhcZZZ"}, "Gln"),
-        ({"notificationId": "nosuchnotification"}, "NotificationId"),
-    ],
-)
-def test_a_callback_that_does_not_prove_the_event_is_a_400(
-    api: Api, known_event: dict[str, Any], outbox: Partners, overrides: dict[str, Any], key: str
+# Proving the event, the field rules and the limits per address are tables in the unit tier
+# (shared/tests/unit/exposures); here the error's shape over HTTP.
+
+
+def test_a_callback_that_breaks_a_rule_is_a_400_that_echoes_nothing(
+    api: Api, known_event: dict[str, Any], outbox: Partners
 ) -> None:
-    status, _, problem = api.send("POST", PATH, match(phone="+64 21 000 0001", **overrides))
+    status, _, problem = api.send("POST", PATH, match(phone="021 012 3456", email="a@b.nz"))
     assert status == 400
     assert problem["type"] == "urn:errors:validation"
-    assert list(problem["errors"]) == [key]
-    assert outbox.outbox() == []
-
-
-@pytest.mark.parametrize(
-    ("overrides", "key"),
-    [
-        ({"phone": "021 012 3456"}, "Phone"),
-        ({"phone": None}, "Phone"),
-        ({"gln": "123"}, "Gln"),
-        ({"gln": ""}, "Gln"),
-        ({"firstName": ""}, "FirstName"),
-        ({"firstName": "A" * 51}, "FirstName"),
-        ({"lastName": 7}, "LastName"),
-        ({"contactNotes": "n" * 256}, "ContactNotes"),
-        ({"eventId": None}, "EventId"),
-        ({"notificationId": "../x"}, "NotificationId"),
-        ({"email": "a@b.nz"}, "Email"),
-    ],
-)
-def test_each_field_rule_is_a_400(
-    api: Api, outbox: Partners, overrides: dict[str, Any], key: str
-) -> None:
-    status, _, problem = api.send("POST", PATH, match(**overrides))
-    assert status == 400
-    assert key in problem["errors"], problem
+    assert {"Phone", "Email"} <= set(problem["errors"]), problem
     assert "a@b.nz" not in json.dumps(problem) and "021 012" not in json.dumps(problem)
+    assert outbox.outbox() == []
 
 
 def test_too_many_callbacks_from_one_phone_are_a_429_with_retry_after(
@@ -104,17 +76,6 @@ def test_too_many_callbacks_from_one_phone_are_a_429_with_retry_after(
     assert len(outbox.outbox()) == 2
     # Another phone is not held back.
     assert api.send("POST", PATH, match(phone="+64 21 555 0102"))[0] == 204
-
-
-def test_too_many_callbacks_from_one_ip_are_a_429(
-    api: Api, known_event: dict[str, Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # An unusual window gives this test a bucket of its own.
-    monkeypatch.setenv("CALLBACK_IP_WINDOW_SECONDS", "7777")
-    monkeypatch.setenv("CALLBACK_LIMIT_PER_IP", "3")
-    settings.reset()
-    statuses = [api.send("POST", PATH, match(phone=f"+64 21 777 010{i}"))[0] for i in range(4)]
-    assert statuses == [204, 204, 204, 429]
 
 
 def test_ncts_down_is_a_503(api: Api, known_event: dict[str, Any], outbox: Partners) -> None:

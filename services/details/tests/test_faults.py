@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -42,6 +42,10 @@ def _consent_code(partners: Partners) -> str:
 
 @pytest.fixture
 def aws_proxy(service_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[TcpProxy]:
+    from botocore.retries.standard import ExponentialBackoff
+
+    # botocore's retries still run, without their backoff sleeps (seconds per failed call).
+    monkeypatch.setattr(ExponentialBackoff, "delay_amount", lambda self, context: 0)
     url = service_env["AWS_ENDPOINT_URL"]
     with TcpProxy.for_url(url, 80) as proxy:
         _point_aws_at(monkeypatch, with_port(url, proxy.port))
@@ -60,13 +64,13 @@ def _point_aws_at(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
 
 
 def test_the_aws_endpoint_gone_is_a_503_everywhere_and_nothing_is_lost(
+    member: SignedIn,
     aws_proxy: TcpProxy,
     api: Api,
-    sign_in: Callable[[], SignedIn],
     ncts_key: dict[str, str],
     outbox: Partners,
 ) -> None:
-    me = sign_in()
+    me = member
     assert api.send("PUT", "/user/details", RECORD, me.headers)[0] == 200
     code = _consent_code(outbox)
     outbox.clear()

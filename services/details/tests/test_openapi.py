@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -117,12 +117,12 @@ def _fuzz(
 
 
 def test_the_details_the_app_returns_match_the_documented_schema(
-    api: Api, sign_in: Callable[[], SignedIn]
+    api: Api, member: SignedIn
 ) -> None:
     import jsonschema
 
     schema = yaml.safe_load(OPENAPI.read_text())["components"]["schemas"]["Details"]
-    me = sign_in()
+    me = member
     for method, body in (("PUT", RECORD), ("GET", None), ("PATCH", {"gender": None})):
         status, _, answer = api.send(method, "/user/details", body, me.headers)
         assert status == 200, answer
@@ -134,13 +134,13 @@ def test_fuzzing_the_description_finds_no_server_error(
     chalice_local: str,
     ncts_key: dict[str, str],
     outbox: Partners,
-    sign_in: Callable[[], SignedIn],
+    member: SignedIn,
 ) -> None:
     import schemathesis
     from schemathesis import GenerationMode
 
     schema = schemathesis.openapi.from_path(str(OPENAPI))
-    bearer = sign_in().headers
+    bearer = member.headers
     failures: list[str] = []
     tried = 0
     for result in schema.get_all_operations():
@@ -163,7 +163,7 @@ def test_hostile_values_in_every_field_of_every_route_find_no_server_error(
     chalice_local: str,
     ncts_key: dict[str, str],
     outbox: Partners,
-    sign_in: Callable[[], SignedIn],
+    member: SignedIn,
     service_env: dict[str, str],
 ) -> None:
     """Mutational fuzzing from valid requests (tracerstack.fuzzing.attack): the issue's
@@ -173,7 +173,7 @@ def test_hostile_values_in_every_field_of_every_route_find_no_server_error(
 
     from tracerstack.fuzzing import attack
 
-    bearer = sign_in().headers
+    bearer = member.headers
     client_id = json.loads(service_env["APP_CLIENT_IDS"])["ios"]
     location = {"gln": "9429300000000", "locationName": "Cafe", "note": "n", "entryType": 0,
                 "time": "2021-10-04T21:05:12.000Z"}  # fmt: skip
