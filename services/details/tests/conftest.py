@@ -56,6 +56,23 @@ class Api:
 
 
 @pytest.fixture
+def service_env(
+    aws_stack: Bootstrap, partners: Partners, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[str, str]]:
+    """tracerstack's ``service_env``, except that the AWS clients outlive a test: they depend
+    only on the region and the endpoint, one moto for the session, and rebuilding them
+    (botocore parses its service models again) cost each test a tenth of a second. The
+    settings and everything wired from them are still forgotten before and after each test;
+    a test that moves the endpoint resets the clients itself (``test_faults``)."""
+    env = service_environment(aws_stack, partners_url=partners.url, database_url=database_url)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    config.reset()
+    yield env
+    config.reset()
+
+
+@pytest.fixture
 def api(service_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
     from app import app
 
