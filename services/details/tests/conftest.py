@@ -30,6 +30,8 @@ from tracerstack.pytest_plugin import Partners
 # the anti-enumeration padding of initiate is dropped, for tests that are not about sign-in
 # (``test_sign_in`` keeps the real limits).
 QUICK_SIGN_IN = {"SIGN_IN_LIMIT_PER_IP": "100000", "SIGN_IN_MIN_DURATION_MS": "0"}
+# The details app uses no PostgreSQL: its tests need no database of their own.
+NO_DATABASE = "postgresql://unused/details"
 # NCTS's retries run without their backoff sleeps: the outage tests need the retries, not
 # the waiting (the backoff itself is tested in shared/tests/integration/exposures).
 NO_BACKOFF = {"NCTS_BACKOFF_MS": "0"}
@@ -55,16 +57,22 @@ class Api:
         return response.status_code, dict(response.headers), json.loads(text) if text else None
 
 
+@pytest.fixture(scope="module")
+def stack_env(aws_stack: Bootstrap, partners: Partners) -> dict[str, str]:
+    """The environment the app reads, pointed at the module's stack and the stand-ins."""
+    return service_environment(aws_stack, partners_url=partners.url, database_url=NO_DATABASE)
+
+
 @pytest.fixture
 def service_env(
-    aws_stack: Bootstrap, partners: Partners, database_url: str, monkeypatch: pytest.MonkeyPatch
+    stack_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[dict[str, str]]:
     """tracerstack's ``service_env``, except that the AWS clients outlive a test: they depend
     only on the region and the endpoint, one moto for the session, and rebuilding them
     (botocore parses its service models again) cost each test a tenth of a second. The
     settings and everything wired from them are still forgotten before and after each test;
     a test that moves the endpoint resets the clients itself (``test_faults``)."""
-    env = service_environment(aws_stack, partners_url=partners.url, database_url=database_url)
+    env = dict(stack_env)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     config.reset()
@@ -104,12 +112,12 @@ def sign_in(
 
 
 @pytest.fixture(scope="module")
-def member(aws_stack: Bootstrap, partners: Partners, database_url: str) -> SignedIn:
+def member(stack_env: dict[str, str], partners: Partners) -> SignedIn:
     """One person signed in through the API once for the module: a valid access token for
     tests that need one but not an account of their own."""
     from app import app
 
-    env = service_environment(aws_stack, partners_url=partners.url, database_url=database_url)
+    env = stack_env
     with pytest.MonkeyPatch.context() as patch:
         for name, value in {**env, **QUICK_SIGN_IN}.items():
             patch.setenv(name, value)

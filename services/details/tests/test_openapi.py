@@ -56,11 +56,12 @@ def test_every_documented_route_exists_except_the_named_planned_ones() -> None:
     )
 
 
-@pytest.fixture
-def chalice_local(service_env: dict[str, str]) -> Iterator[str]:
-    """The app under ``chalice local`` on a free port, with the test stack's environment."""
+@pytest.fixture(scope="module")
+def chalice_local(stack_env: dict[str, str]) -> Iterator[str]:
+    """The app under ``chalice local`` on a free port (once for the module), with the test
+    stack's environment."""
     path = os.pathsep.join(filter(None, [str(NODELAY), os.environ.get("PYTHONPATH")]))
-    with serve_api("details", {**service_env, "PYTHONPATH": path}) as url:
+    with serve_api("details", {**stack_env, "PYTHONPATH": path}) as url:
         yield url
 
 
