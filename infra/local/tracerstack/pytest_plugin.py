@@ -173,40 +173,37 @@ def postgres_server_url() -> Iterator[str]:
         server.cleanup()
 
 
-@pytest.fixture(scope="session")
-def database_url(postgres_server_url: str) -> Iterator[str]:
+@contextlib.contextmanager
+def _created(url: str, thing: str, drop_options: str) -> Iterator[None]:
+    """``CREATE <thing>`` on ``url`` for the block, then ``DROP <thing>`` whatever happened."""
     import psycopg2
 
-    name = f"covidtracer_test_{uuid.uuid4().hex[:12]}"
-    admin = psycopg2.connect(postgres_server_url)
+    admin = psycopg2.connect(url)
     admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f"CREATE DATABASE {name}")
     try:
-        yield with_database(postgres_server_url, name)
+        with admin.cursor() as cur:
+            cur.execute(f"CREATE {thing}")
+        yield
     finally:
         with admin.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            cur.execute(f"DROP {thing} {drop_options}")
         admin.close()
+
+
+@pytest.fixture(scope="session")
+def database_url(postgres_server_url: str) -> Iterator[str]:
+    name = f"covidtracer_test_{uuid.uuid4().hex[:12]}"
+    with _created(postgres_server_url, f"DATABASE {name}", "WITH (FORCE)"):
+        yield with_database(postgres_server_url, name)
 
 
 @pytest.fixture
 def pg_schema(database_url: str) -> Iterator[str]:
     """A DSN whose connections see only a fresh schema of their own."""
-    import psycopg2
-
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    conn = psycopg2.connect(database_url)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f"CREATE SCHEMA {schema}")
     separator = "&" if "?" in database_url else "?"
-    try:
+    with _created(database_url, f"SCHEMA {schema}", "CASCADE"):
         yield f"{database_url}{separator}options=-csearch_path%3D{schema}"
-    finally:
-        with conn.cursor() as cur:
-            cur.execute(f"DROP SCHEMA {schema} CASCADE")
-        conn.close()
 
 
 class Partners:
