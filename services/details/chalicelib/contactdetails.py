@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from chalice.app import Blueprint, Response
 
 from covidtracer.contactdetails import service, wiring
-from covidtracer.http import authenticated_user_id, json_body, json_response, no_content
+from covidtracer.http import bearer_token, json_body, json_response, no_content
 
 bp = Blueprint(__name__)
 PATH = "/user/details"
@@ -16,7 +16,7 @@ PATH = "/user/details"
 
 @bp.route(PATH, methods=["GET"])
 def get_details() -> Response:
-    user_id = authenticated_user_id(bp.current_request)
+    user_id = _caller()
     return json_response(
         service.get_contact_details(wiring.dependencies(), user_id, datetime.now(UTC))
     )
@@ -40,13 +40,22 @@ def patch_details() -> Response:
 
 @bp.route(PATH, methods=["DELETE"])
 def delete_details() -> Response:
-    user_id = authenticated_user_id(bp.current_request)
+    user_id = _caller()
     service.delete_contact_details(wiring.dependencies(), user_id, datetime.now(UTC))
     return no_content()
 
 
+def _caller() -> str:
+    """The caller's userId from their bearer access token (DESIGN §2.2): verified here when
+    ``VERIFY_TOKENS_IN_APP`` is on, else taken from API Gateway's Cognito authorizer.
+    Raises ``Unauthorized`` (401) for a missing, forged, expired or foreign token."""
+    from covidtracer.auth import tokens
+
+    request = bp.current_request
+    return tokens.authenticated_user_id(bearer_token(request), request.context or {})
+
+
 def _change() -> service.DetailsChange:
     """The caller (from the verified token, checked before the body is read) and the body."""
-    request = bp.current_request
-    user_id = authenticated_user_id(request)
-    return service.DetailsChange(user_id, json_body(request))
+    user_id = _caller()
+    return service.DetailsChange(user_id, json_body(bp.current_request))

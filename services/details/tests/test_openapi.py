@@ -4,7 +4,6 @@ HTTP (``chalice local`` on a private port) finds no 5xx."""
 from __future__ import annotations
 
 import json
-import os
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,6 @@ from tracerstack.pytest_plugin import Partners, serve_api
 
 SERVICE = Path(__file__).resolve().parents[1]
 OPENAPI = SERVICE / "openapi.yaml"
-NODELAY = Path(__file__).resolve().parent / "nodelay"  # TCP_NODELAY for chalice local
 METHODS = ("get", "put", "post", "patch", "delete")
 
 # Routes documented ahead of their implementation (marked `x-status: planned`); every
@@ -60,8 +58,7 @@ def test_every_documented_route_exists_except_the_named_planned_ones() -> None:
 def chalice_local(stack_env: dict[str, str]) -> Iterator[str]:
     """The app under ``chalice local`` on a free port (once for the module), with the test
     stack's environment."""
-    path = os.pathsep.join(filter(None, [str(NODELAY), os.environ.get("PYTHONPATH")]))
-    with serve_api("details", {**stack_env, "PYTHONPATH": path}) as url:
+    with serve_api("details", stack_env) as url:
         yield url
 
 
