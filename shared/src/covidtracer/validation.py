@@ -25,6 +25,12 @@ _ISO_UTC = re.compile(
 _NOT_TEXT = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _NOT_MULTILINE_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 TEXT_MESSAGE = "This field must not contain control characters."
+# A phone number in E.164 once the spaces people type are gone (``+64 21 012 3456``).
+E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+# Raw phone text before spaces are removed: E.164 is at most 16 characters, so 32 leaves room
+# for any spacing a person types and still bounds what we parse.
+PHONE_TEXT_MAX = 32
+PHONE_MESSAGE = "The phone number must be in international format (+64 …)."
 
 
 def is_text(value: str, *, multiline: bool = False) -> bool:
@@ -113,6 +119,22 @@ class Problems:
         if parsed is None:
             self.add(key, "This field must be an ISO-8601 time in UTC.")
         return parsed
+
+    def phone(self, value: Mapping[str, Any], name: str = "phone") -> str | None:
+        """A required phone number, returned in E.164 without the spaces people type."""
+        raw = self.string(value, name, max_length=PHONE_TEXT_MAX)
+        if raw is None:
+            return None
+        phone = normalise_phone(raw)
+        if phone is None:
+            self.add(pascal(name), PHONE_MESSAGE)
+        return phone
+
+
+def normalise_phone(text: str) -> str | None:
+    """``+64 21 012 3456`` -> ``+64210123456``; ``None`` unless E.164 once spaces are gone."""
+    phone = text.replace(" ", "")
+    return phone if E164.fullmatch(phone) else None
 
 
 def parse_utc(text: str) -> datetime | None:

@@ -11,17 +11,12 @@ from typing import Any
 
 from covidtracer.validation import TEXT_MESSAGE, Problems, is_text, pascal
 
-E164 = re.compile(r"\+[1-9][0-9]{6,14}")
-# A first or last name, here and in a callback request (``covidtracer.exposures.model``).
 NAME_MAX = 50
 
 # The app's own rule for names (the same pattern it checks before sending).
 PERSON_NAME = re.compile(r"[-.'`ʼ‘’A-Za-zĀ-ŌÀ-ÖØ-öø-ÿŠŽā-ɏ ]*")
 DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 MIDDLE_NAME_MAX = 100
-# Raw phone text before spaces are removed: E.164 is at most 16 characters, so 32 leaves room
-# for any spacing a person types and still bounds what we parse.
-PHONE_TEXT_MAX = 32
 # The app offers a short list (and free text); 50 holds any of them and keeps the export small.
 GENDER_MAX = 50
 # Stats NZ's level-1 ethnic groups are 6 and level 4 has ~230; nobody ticks 20, and each
@@ -42,7 +37,6 @@ REQUIRED_DETAILS = ("firstName", "lastName", "phone")
 REQUIRED_TO_CREATE = ("firstName", "lastName")
 ETHNICITY_FIELDS = ("selected", "other")
 
-_PHONE_MESSAGE = "The phone number must be in international format (+64 …)."
 _NAME_MESSAGE = "Names may contain letters, spaces, hyphens, apostrophes and full stops only."
 
 
@@ -146,7 +140,7 @@ def parse_details(
         if "middleName" not in problems.errors:
             changes["middleName"] = (middle or "").strip() or None
     if present("phone"):
-        phone = phone_field(problems, body)
+        phone = problems.phone(body)
         if phone is not None:
             changes["phone"] = phone
     if present("dateOfBirth"):
@@ -190,24 +184,6 @@ def missing_to_create(changes: Mapping[str, str | Ethnicity | None]) -> dict[str
         for name in REQUIRED_TO_CREATE
         if not changes.get(name)
     }
-
-
-def normalise_phone(text: str) -> str | None:
-    """``+64 21 012 3456`` -> ``+64210123456``; ``None`` unless E.164 once spaces are gone."""
-    phone = text.replace(" ", "")
-    return phone if E164.fullmatch(phone) else None
-
-
-def phone_field(problems: Problems, body: Mapping[str, Any]) -> str | None:
-    """``body["phone"]`` in E.164 (spaces removed), or ``None`` with the problem added; the
-    rule of a callback request's phone too."""
-    raw = problems.string(body, "phone", max_length=PHONE_TEXT_MAX)
-    if raw is None:
-        return None
-    phone = normalise_phone(raw)
-    if phone is None:
-        problems.add("Phone", _PHONE_MESSAGE)
-    return phone
 
 
 def _date_of_birth(problems: Problems, body: Mapping[str, Any], now: datetime) -> str | None:

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from covidtracer.contactdetails.model import NAME_MAX, phone_field
 from covidtracer.validation import Problems, format_utc, parse_utc
 
 GLN = re.compile(r"[0-9]{13}")
@@ -25,6 +24,8 @@ GLN = re.compile(r"[0-9]{13}")
 RECORD_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 HTTPS_URL = re.compile(r"https://[!-~]{1,2040}")
 
+# A caller's names: as long as the app's contact details allow.
+NAME_MAX = 50
 CONTACT_NOTES_MAX = 255
 # FCM refuses data messages over 4096 bytes; an event must fit in one push.
 PUSH_PAYLOAD_MAX_BYTES = 4000
@@ -101,7 +102,7 @@ def parse_callback_request(body: Mapping[str, Any]) -> CallbackRequest:
     gln = problems.string(body, "gln", pattern=GLN, pattern_message="The GLN must be 13 digits.")
     first_name = problems.string(body, "firstName", max_length=NAME_MAX)
     last_name = problems.string(body, "lastName", required=False, max_length=NAME_MAX)
-    phone = phone_field(problems, body)
+    phone = problems.phone(body)
     notes = problems.string(
         body, "contactNotes", required=False, max_length=CONTACT_NOTES_MAX, multiline=True
     )

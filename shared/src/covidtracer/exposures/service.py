@@ -170,9 +170,7 @@ def withdraw_exposure_event(deps: Dependencies, notification_id: str, now: datet
 FEED_WRITE_ATTEMPTS = 5
 
 
-def publish_exposure_events_feed(
-    deps: Dependencies, job: FeedJob, now: datetime
-) -> dict[str, int]:
+def publish_exposure_events_feed(deps: Dependencies, job: FeedJob, now: datetime) -> dict[str, int]:
     """The 2-hourly job: brings the stored feed up to date from what changed or expired,
     then (``job.retry_pushes``) pushes the pending events whose push FCM has not accepted
     yet. Returns counts for the job's log.
