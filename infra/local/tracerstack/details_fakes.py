@@ -1,18 +1,23 @@
 """In-memory twins of the details app's stores (contact details, exposure events, the
-feed) and of its partners (NCTS, FCM), for unit tests and the stores' contract tests. Dev
-only: never shipped (``covidtracer`` must not import this)."""
+feed) and of its partners (NCTS, FCM), and sample requests, for the unit tests, the stores'
+contract tests and the app's tests. Dev only: never shipped (``covidtracer`` must not
+import this)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from covidtracer.contactdetails.model import ContactDetails, apply_details
 from covidtracer.contactdetails.repository import DetailsChanges
 from covidtracer.errors import NotFound, Unavailable
 from covidtracer.exposures.model import ExposureEvent, FeedChanged, StoredEvent
+from covidtracer.exposures.service import Dependencies as ExposuresDependencies
+from covidtracer.exposures.settings import ExposureEventSettings
 from covidtracer.ncts import ConsentCodeRejected
+from covidtracer.ratelimit.repository import MemoryCounters
 
 
 class MemoryExposureEvents:
@@ -144,3 +149,95 @@ class RecordingFcm:
         if self.down:
             raise Unavailable("fcm")
         self.sent.append(message)
+
+
+# ---------------------------------------------------------------------------- sample requests
+#
+# Valid requests as the app and NCTS send them, for the unit tier and the HTTP tier alike;
+# ``overrides`` break one field at a time (``MISSING`` leaves a field out).
+
+MISSING: Any = object()
+GLN = "1234567890001"
+DETAILS = {
+    "firstName": "Aroha",
+    "middleName": "Mere",
+    "lastName": "Smith",
+    "phone": "+64 21 012 3456",
+    "dateOfBirth": "1990-01-02",
+    "gender": "female",
+    "ethnicity": {"selected": ["Māori", "NZ European"], "other": "Tongan"},
+}
+
+
+def iso_millis(moment: datetime) -> str:
+    """A time as the app sends it: UTC with milliseconds."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def diary_entry(now: datetime, **overrides: Any) -> dict[str, Any]:
+    """A scanned visit a day before ``now``."""
+    entry = {
+        "gln": "9429300000000",
+        "locationName": "Blue Stone Cafe",
+        "note": "with Sam",
+        "entryType": 0,
+        "time": iso_millis(now - timedelta(days=1)),
+        **overrides,
+    }
+    return {name: value for name, value in entry.items() if value is not MISSING}
+
+
+def exposure_event(
+    notification_id: str = "a1k4a000000DaLsAAK",
+    *,
+    now: datetime,
+    days_ago: float = 1,
+    **overrides: Any,
+) -> dict[str, Any]:
+    """An event of interest from NCTS: an hour at ``GLN`` that started ``days_ago``."""
+    start = now.replace(microsecond=0) - timedelta(days=days_ago)
+    return {
+        "eventId": "a0l4a0000004xhcAAA",
+        "notificationId": notification_id,
+        "gln": GLN,
+        "start": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "end": (start + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "systemNotificationBody": "You were at a location of interest.",
+        "appBannerTitle": "Location of interest",
+        "appBannerBody": "Isolate and call Healthline.",
+        "appBannerLinkLabel": "More",
+        "appBannerLinkUrl": "https://covid19.govt.nz",
+        "appBannerRequestCallbackEnabled": True,
+        **overrides,
+    }
+
+
+def callback_request(phone: str = "+64 21 012 3456", **overrides: Any) -> dict[str, Any]:
+    """A callback request for the event ``match1`` at ``GLN``."""
+    return {
+        "eventId": "a0l4a0000004xhcAAA",
+        "notificationId": "match1",
+        "gln": GLN,
+        "firstName": "Aroha",
+        "lastName": "Smith",
+        "phone": phone,
+        "contactNotes": "Call after 5pm",
+        **overrides,
+    }
+
+
+def exposure_dependencies(**overrides: Any) -> ExposuresDependencies:
+    """The exposure use cases' dependencies over in-memory twins (settings: the defaults)."""
+    deps: dict[str, Any] = {
+        "events": MemoryExposureEvents(),
+        "feed": MemoryFeedStore(),
+        "counters": MemoryCounters(),
+        "ncts": RecordingNcts(),
+        "fcm": RecordingFcm(),
+        "rules": ExposureEventSettings(
+            feed_bucket="feed",
+            ncts_api_key_secret_id="ncts-key-secret",  # noqa: S106 - the name of a secret
+        ),
+        "ncts_api_key": lambda: "ncts-key",
+    }
+    return ExposuresDependencies(**{**deps, **overrides})

@@ -16,32 +16,25 @@ PATH = "/user/details"
 
 @bp.route(PATH, methods=["GET"])
 def get_details() -> Response:
-    user_id = _caller()
-    return json_response(
-        service.get_contact_details(wiring.dependencies(), user_id, datetime.now(UTC))
-    )
+    record = service.get_contact_details(wiring.dependencies(), _caller(), datetime.now(UTC))
+    return json_response(record)
 
 
 @bp.route(PATH, methods=["PUT"])
 def put_details() -> Response:
-    change = _change()
-    return json_response(
-        service.replace_contact_details(wiring.dependencies(), change, datetime.now(UTC))
-    )
+    change, now = _change(), datetime.now(UTC)
+    return json_response(service.replace_contact_details(wiring.dependencies(), change, now))
 
 
 @bp.route(PATH, methods=["PATCH"])
 def patch_details() -> Response:
-    change = _change()
-    return json_response(
-        service.update_contact_details(wiring.dependencies(), change, datetime.now(UTC))
-    )
+    change, now = _change(), datetime.now(UTC)
+    return json_response(service.update_contact_details(wiring.dependencies(), change, now))
 
 
 @bp.route(PATH, methods=["DELETE"])
 def delete_details() -> Response:
-    user_id = _caller()
-    service.delete_contact_details(wiring.dependencies(), user_id, datetime.now(UTC))
+    service.delete_contact_details(wiring.dependencies(), _caller(), datetime.now(UTC))
     return no_content()
 
 

@@ -18,17 +18,10 @@ from sign_in_flow import SignedIn
 
 from covidtracer import settings
 from tracerstack.bootstrap import Bootstrap
+from tracerstack.details_fakes import DETAILS
 
 PATH = "/user/details"
-RECORD = {
-    "firstName": "Aroha",
-    "middleName": "Mere",
-    "lastName": "Smith",
-    "phone": "+64 21 012 3456",
-    "dateOfBirth": "1990-01-02",
-    "gender": "female",
-    "ethnicity": {"selected": ["Māori", "NZ European"], "other": "Tongan"},
-}
+RECORD = DETAILS
 MINIMAL = {"firstName": "Bo", "lastName": "Ngata", "phone": "+64275550100"}
 
 

@@ -7,26 +7,12 @@ from typing import Any
 
 import pytest
 from conftest import Api
-from test_exposure_events import GLN
 
 from covidtracer import settings
+from tracerstack.details_fakes import callback_request as match
 from tracerstack.pytest_plugin import Partners
 
 PATH = "/v2/exposure-event-matches"
-
-
-def match(phone: str = "+64 21 012 3456", **overrides: Any) -> dict[str, Any]:
-    body = {
-        "eventId": "a0l4a0000004xhcAAA",
-        "notificationId": "match1",
-        "gln": GLN,
-        "firstName": "Aroha",
-        "lastName": "Smith",
-        "phone": phone,
-        "contactNotes": "Call after 5pm",
-    }
-    body.update(overrides)
-    return body
 
 
 def test_a_callback_for_a_known_event_reaches_ncts(

@@ -4,45 +4,26 @@ from __future__ import annotations
 
 import gzip
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
 from conftest import Api
 
 from tracerstack.bootstrap import Bootstrap
+from tracerstack.details_fakes import exposure_event
 from tracerstack.jobs import JOBS, scheduled_event
 from tracerstack.pytest_plugin import Partners
 
 PATH = "/ncts/exposure-events"
 FEED_KEY = "current-exposure-events.json"
-GLN = "1234567890001"
 GLN_HASH = "apPBf9OWIovY1HkHAdAQrV1AF8gNmWbuTJu8UFWYfJ4VPcGGdDiNOywVgy3ZhOaU"
-
-
-def _iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def event(
     notification_id: str = "a1k4a000000DaLsAAK", days_ago: float = 1, **overrides: Any
 ) -> dict[str, Any]:
-    start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=days_ago)
-    body = {
-        "eventId": "a0l4a0000004xhcAAA",
-        "notificationId": notification_id,
-        "gln": GLN,
-        "start": _iso(start),
-        "end": _iso(start + timedelta(hours=1)),
-        "systemNotificationBody": "You were at a location of interest.",
-        "appBannerTitle": "Location of interest",
-        "appBannerBody": "Isolate and call Healthline.",
-        "appBannerLinkLabel": "More",
-        "appBannerLinkUrl": "https://covid19.govt.nz",
-        "appBannerRequestCallbackEnabled": True,
-    }
-    body.update(overrides)
-    return body
+    return exposure_event(notification_id, now=datetime.now(UTC), days_ago=days_ago, **overrides)
 
 
 def feed_item(body: dict[str, Any]) -> dict[str, str]:

@@ -9,28 +9,14 @@ from typing import Any
 
 from conftest import Api
 
+from tracerstack.details_fakes import diary_entry, iso_millis
 from tracerstack.pytest_plugin import Partners
 
 PATH = "/v2/user/location-history"
 
 
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def _entry(**overrides: Any) -> dict[str, Any]:
-    entry = {
-        "gln": "9429300000000",
-        "locationName": "Blue Stone Cafe",
-        "note": "with Sam",
-        "entryType": 0,
-        "time": _iso(datetime.now(UTC) - timedelta(days=1)),
-    }
-    entry.update(overrides)
-    return {k: v for k, v in entry.items() if v is not _MISSING}
-
-
-_MISSING: Any = object()
+    return diary_entry(datetime.now(UTC), **overrides)
 
 
 def issue_code(partners: Partners) -> str:
@@ -61,8 +47,8 @@ def test_a_broken_rule_is_a_400_naming_the_field(api: Api, outbox: Partners) -> 
 def test_entries_older_than_60_days_never_reach_ncts(api: Api, outbox: Partners) -> None:
     code = issue_code(outbox)
     now = datetime.now(UTC)
-    recent = _entry(time=_iso(now - timedelta(days=59, hours=23)), locationName="Recent")
-    old = _entry(time=_iso(now - timedelta(days=60, minutes=5)), locationName="Old")
+    recent = _entry(time=iso_millis(now - timedelta(days=59, hours=23)), locationName="Recent")
+    old = _entry(time=iso_millis(now - timedelta(days=60, minutes=5)), locationName="Old")
     status, _, _ = api.send("POST", PATH, {"consentCode": code, "locations": [old, recent]})
     assert status == 204
     (sent,) = outbox.outbox()
@@ -108,7 +94,7 @@ def heavy_diary(count: int) -> list[dict[str, Any]]:
             locationName=f"Place number {n} on Lambton Quay",
             note="with the team" if n % 3 else "",
             entryType=n % 2,
-            time=_iso(now - timedelta(minutes=5) - step * n),
+            time=iso_millis(now - timedelta(minutes=5) - step * n),
         )
         for n in range(count)
     ]

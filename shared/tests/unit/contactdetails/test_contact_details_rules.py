@@ -11,7 +11,7 @@ import pytest
 
 from covidtracer.contactdetails import model, service
 from covidtracer.errors import NotFound, Unauthorized, ValidationError
-from tracerstack.details_fakes import MemoryAccountEmails, MemoryContactDetails
+from tracerstack.details_fakes import DETAILS, MemoryAccountEmails, MemoryContactDetails
 
 NOW = datetime(2024, 2, 29, 10, 30, 15, 123456, tzinfo=UTC)
 VALID = {"firstName": "Aroha", "lastName": "Smith", "phone": "+64 21 012 3456"}
@@ -263,15 +263,7 @@ def test_delete_removes_the_record_and_may_be_repeated(deps: service.Dependencie
 
 # ------------------------------------------------- the rule table of the HTTP tier, moved here
 
-RECORD = {
-    "firstName": "Aroha",
-    "middleName": "Mere",
-    "lastName": "Smith",
-    "phone": "+64 21 012 3456",
-    "dateOfBirth": "1990-01-02",
-    "gender": "female",
-    "ethnicity": {"selected": ["Māori", "NZ European"], "other": "Tongan"},
-}
+RECORD = DETAILS
 
 # Every rule of §2.2, one broken at a time over a whole record, for PUT and for PATCH.
 BROKEN = [

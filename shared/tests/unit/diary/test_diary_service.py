@@ -13,27 +13,15 @@ from covidtracer.diary import service
 from covidtracer.diary.settings import DiarySettings
 from covidtracer.errors import TooManyRequests, Unavailable, ValidationError
 from covidtracer.ratelimit.repository import MemoryCounters
-from tracerstack.details_fakes import RecordingNcts
+from tracerstack.details_fakes import MISSING, RecordingNcts, diary_entry, iso_millis
 
 NOW = datetime(2021, 10, 5, 12, 0, 0, 250_000, tzinfo=UTC)  # as phones send: milliseconds
 CODE = "A1B2C3"
-_MISSING: Any = object()
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+_MISSING = MISSING
 
 
 def _entry(**overrides: Any) -> dict[str, Any]:
-    entry = {
-        "gln": "9429300000000",
-        "locationName": "Blue Stone Cafe",
-        "note": "with Sam",
-        "entryType": 0,
-        "time": _iso(NOW - timedelta(days=1)),
-    }
-    entry.update(overrides)
-    return {k: v for k, v in entry.items() if v is not _MISSING}
+    return diary_entry(NOW, **overrides)
 
 
 def _deps(rules: DiarySettings | None = None, issued: tuple[str, ...] = (CODE,)) -> Any:
@@ -71,7 +59,7 @@ def _upload(deps: Any, body: Any, source_ip: str = "203.0.113.7") -> int:
         ({"consentCode": CODE, "locations": [_entry(time="2021-10-04T21:05:12+13:00")]},
          "Locations[0].Time"),
         ({"consentCode": CODE, "locations": [_entry(time=_MISSING)]}, "Locations[0].Time"),
-        ({"consentCode": CODE, "locations": [_entry(time=_iso(NOW + timedelta(hours=1)))]},
+        ({"consentCode": CODE, "locations": [_entry(time=iso_millis(NOW + timedelta(hours=1)))]},
          "Locations[0].Time"),
         ({"consentCode": CODE, "locations": [_entry(venue="x")]}, "Locations[0].Venue"),
         ({"consentCode": CODE, "locations": [_entry()], "userId": "u"}, "UserId"),
@@ -112,7 +100,7 @@ def test_a_heavy_users_whole_60_day_diary_reaches_ncts_without_loss() -> None:
     diary = [
         _entry(gln=f"94293{n:08d}", locationName=f"Place number {n} on Lambton Quay",
                note="with the team" if n % 3 else "", entryType=n % 2,
-               time=_iso(NOW - timedelta(minutes=5) - step * n))
+               time=iso_millis(NOW - timedelta(minutes=5) - step * n))
         for n in range(10_000)
     ]  # fmt: skip
     deps = _deps()

@@ -15,51 +15,20 @@ import pytest
 from covidtracer.errors import TooManyRequests, Unavailable, ValidationError
 from covidtracer.exposures import model, service
 from covidtracer.exposures.settings import ExposureEventSettings
-from covidtracer.ratelimit.repository import MemoryCounters
-from tracerstack.details_fakes import (
-    MemoryExposureEvents,
-    MemoryFeedStore,
-    RecordingFcm,
-    RecordingNcts,
-)
+from tracerstack.details_fakes import callback_request as match
+from tracerstack.details_fakes import exposure_dependencies, exposure_event
 
 NOW = datetime(2021, 10, 5, 12, 0, tzinfo=UTC)
 KEY = "current-exposure-events.json"
-GLN = "1234567890001"
-RULES = ExposureEventSettings(feed_bucket="feed", ncts_api_key_secret_id="ncts-key")
+RULES = exposure_dependencies().rules
 
 
 def _deps(rules: ExposureEventSettings = RULES) -> Any:
-    return service.Dependencies(
-        events=MemoryExposureEvents(),
-        feed=MemoryFeedStore(),
-        counters=MemoryCounters(),
-        ncts=RecordingNcts(),
-        fcm=RecordingFcm(),
-        rules=rules,
-        ncts_api_key=lambda: "ncts-key",
-    )
+    return exposure_dependencies(rules=rules)
 
 
-def event(
-    notification_id: str = "a1k4a000000DaLsAAK", days_ago: float = 1, **overrides: Any
-) -> dict[str, Any]:
-    start = NOW - timedelta(days=days_ago)
-    body = {
-        "eventId": "a0l4a0000004xhcAAA",
-        "notificationId": notification_id,
-        "gln": GLN,
-        "start": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "end": (start + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "systemNotificationBody": "You were at a location of interest.",
-        "appBannerTitle": "Location of interest",
-        "appBannerBody": "Isolate and call Healthline.",
-        "appBannerLinkLabel": "More",
-        "appBannerLinkUrl": "https://covid19.govt.nz",
-        "appBannerRequestCallbackEnabled": True,
-    }
-    body.update(overrides)
-    return body
+def event(notification_id: str = "a1k4a000000DaLsAAK", **overrides: Any) -> dict[str, Any]:
+    return exposure_event(notification_id, now=NOW, **overrides)
 
 
 def _published(deps: Any) -> list[str]:
@@ -130,20 +99,6 @@ def test_the_ncts_key_is_checked_in_constant_time_and_a_missing_one_is_refused()
 # ---------------------------------------------------------------------------- callbacks (§2.4)
 
 KNOWN = "match1"
-
-
-def match(phone: str = "+64 21 012 3456", **overrides: Any) -> dict[str, Any]:
-    body = {
-        "eventId": "a0l4a0000004xhcAAA",
-        "notificationId": KNOWN,
-        "gln": GLN,
-        "firstName": "Aroha",
-        "lastName": "Smith",
-        "phone": phone,
-        "contactNotes": "Call after 5pm",
-    }
-    body.update(overrides)
-    return body
 
 
 def _known(rules: ExposureEventSettings = RULES) -> Any:

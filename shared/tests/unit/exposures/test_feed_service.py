@@ -10,18 +10,16 @@ import pytest
 
 from covidtracer.errors import Unavailable
 from covidtracer.exposures import model, service
-from covidtracer.exposures.settings import ExposureEventSettings
 from covidtracer.ratelimit.repository import MemoryCounters
 from tracerstack.details_fakes import (
     MemoryExposureEvents,
     MemoryFeedStore,
     RecordingFcm,
-    RecordingNcts,
+    exposure_dependencies,
 )
 
 NOW = datetime(2021, 10, 5, 12, 0, tzinfo=UTC)
 KEY = "current-exposure-events.json"
-RULES = ExposureEventSettings(feed_bucket="feed", ncts_api_key_secret_id="ncts-key")
 JOB = service.FeedJob()
 
 
@@ -59,15 +57,7 @@ def _with(
     *, events: MemoryExposureEvents, feed: MemoryFeedStore, counters: MemoryCounters
 ) -> service.Dependencies:
     """The use cases' dependencies over in-memory twins (a fresh FCM that records pushes)."""
-    return service.Dependencies(
-        events=events,
-        feed=feed,
-        counters=counters,
-        ncts=RecordingNcts(),
-        fcm=RecordingFcm(),
-        rules=RULES,
-        ncts_api_key=lambda: "ncts-key",
-    )
+    return exposure_dependencies(events=events, feed=feed, counters=counters)
 
 
 def _deps(races: int | None = None) -> service.Dependencies:
