@@ -78,42 +78,6 @@ def test_a_real_http_round_trip_through_chalice_local(
     assert caught.value.headers["Cache-Control"] == "no-store"
 
 
-def _fuzz(
-    operation: Any, mode: Any, base_url: str, headers: dict[str, str]
-) -> tuple[int, list[str]]:
-    """Runs a bounded number of generated requests; returns (tried, 5xx descriptions)."""
-    from hypothesis import HealthCheck, given, settings
-    from hypothesis.errors import Unsatisfiable
-    from schemathesis import Case, GenerationMode
-
-    tried: list[int] = []
-    failures: list[str] = []
-
-    @settings(
-        max_examples=12,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        suppress_health_check=list(HealthCheck),
-    )
-    @given(case=operation.as_strategy(generation_mode=mode))
-    def call(case: Case) -> None:
-        tried.append(1)
-        response = case.call(base_url=base_url, headers=headers, timeout=20)
-        if response.status_code >= 500:
-            failures.append(
-                f"{operation.method.upper()} {operation.path} {mode.value}: "
-                f"{response.status_code} {case.body!r}"
-            )
-
-    try:
-        call()
-    except Unsatisfiable:
-        # Nothing to get wrong (GET /health has no inputs): no negative case exists.
-        assert mode is GenerationMode.NEGATIVE
-    return len(tried), failures
-
-
 def test_the_details_the_app_returns_match_the_documented_schema(
     api: Api, member: SignedIn
 ) -> None:
@@ -134,24 +98,20 @@ def test_fuzzing_the_description_finds_no_server_error(
     outbox: Partners,
     member: SignedIn,
 ) -> None:
-    import schemathesis
-    from schemathesis import GenerationMode
+    """Schema-based fuzzing (tracerstack.fuzzing.fuzz): 12 valid and 12 invalid requests
+    per documented operation."""
+    from tracerstack.fuzzing import fuzz
 
-    schema = schemathesis.openapi.from_path(str(OPENAPI))
-    bearer = member.headers
-    failures: list[str] = []
-    tried = 0
-    for result in schema.get_all_operations():
-        operation = result.ok()
-        if (operation.method.upper(), operation.path) in PLANNED_ROUTES:
-            continue
-        headers = ncts_key if operation.path.startswith("/ncts/") else {}
-        if operation.path == "/user/details":
-            headers = bearer  # past the token check, into validation and storage
-        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            count, found = _fuzz(operation, mode, chalice_local, headers)
-            tried += count
-            failures += found
+    def headers_for(method: str, path: str) -> dict[str, str]:
+        if path.startswith("/ncts/"):
+            return ncts_key
+        # past the token check, into validation and storage
+        return member.headers if path == "/user/details" else {}
+
+    statuses, failures = fuzz(
+        str(OPENAPI), chalice_local, headers_for, examples=12, skip=PLANNED_ROUTES
+    )
+    tried = len(statuses)
     print(json.dumps({"details_fuzzed_requests": tried, "details_5xx": len(failures)}))
     assert tried > 50
     assert failures == []

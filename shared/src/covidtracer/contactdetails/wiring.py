@@ -1,5 +1,4 @@
-"""The production dependencies of contact details, built once per execution environment
-(forgotten with the settings by ``covidtracer.config.reset``)."""
+"""Contact details' production adapters, built once (``config.reset`` forgets them)."""
 
 from __future__ import annotations
 
@@ -14,7 +13,5 @@ def dependencies() -> Dependencies:
     from covidtracer.contactdetails.repository import AccountEmailsFromUsers, DynamoContactDetails
 
     settings = details_settings()
-    return Dependencies(
-        details=DynamoContactDetails(settings.tables.personal_details),
-        emails=AccountEmailsFromUsers(settings.tables.users, settings.user_pool_id, settings.aws),
-    )
+    emails = AccountEmailsFromUsers(settings.tables.users, settings.user_pool_id, settings.aws)
+    return Dependencies(DynamoContactDetails(settings.tables.personal_details), emails)

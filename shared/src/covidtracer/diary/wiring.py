@@ -1,5 +1,4 @@
-"""The production dependencies of diary uploads, built once per execution environment
-(forgotten with the settings by ``covidtracer.config.reset``)."""
+"""Diary uploads' production adapters, built once (``config.reset`` forgets them)."""
 
 from __future__ import annotations
 
@@ -10,13 +9,10 @@ from covidtracer.settings import details_settings
 
 @config.cached
 def dependencies() -> Dependencies:
-    """The rate-limit table and the NCTS client (their libraries load here, on first use)."""
+    """The guess counters (DynamoDB) and NCTS; pynamodb loads here, on first use."""
     from covidtracer import ncts
     from covidtracer.ratelimit.repository import DynamoCounters
 
     settings = details_settings()
-    return Dependencies(
-        counters=DynamoCounters(settings.tables.rate_limits),
-        ncts=ncts.client(settings.partners),
-        rules=settings.diary,
-    )
+    counters = DynamoCounters(settings.tables.rate_limits)
+    return Dependencies(counters, ncts.client(settings.partners), settings.diary)
