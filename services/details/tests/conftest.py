@@ -13,6 +13,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import json
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -22,7 +23,7 @@ from sign_in_flow import SignedIn
 from sign_in_flow import sign_in as sign_in_through
 
 from covidtracer import aws, config
-from tracerstack.bootstrap import Bootstrap
+from tracerstack.bootstrap import Bootstrap, bootstrap
 from tracerstack.environment import service_environment
 from tracerstack.pytest_plugin import Partners
 
@@ -55,6 +56,20 @@ class Api:
         )
         text = response.body.decode() if response.body else ""
         return response.status_code, dict(response.headers), json.loads(text) if text else None
+
+
+@pytest.fixture(scope="session")
+def aws_stack(moto_endpoint: str) -> Bootstrap:
+    """One stack for the whole session (tracerstack's is one per module: a bootstrap costs a
+    second or two on this machine). Modules whose assertions need a stage nobody else wrote
+    to (the exact feed, the stream's records, a deleted table, the real sign-in limits per
+    address) take one of their own: ``from conftest import own_aws_stack``."""
+    return bootstrap(moto_endpoint, f"t{uuid.uuid4().hex[:10]}")
+
+
+@pytest.fixture(scope="module", name="aws_stack")
+def own_aws_stack(moto_endpoint: str) -> Bootstrap:
+    return bootstrap(moto_endpoint, f"t{uuid.uuid4().hex[:10]}")
 
 
 @pytest.fixture(scope="module")

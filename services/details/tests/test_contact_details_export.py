@@ -14,7 +14,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from conftest import Api
+from conftest import (
+    Api,
+    own_aws_stack,  # noqa: F401 - a stack of its own (conftest.aws_stack)
+)
 from sign_in_flow import SignedIn
 
 from covidtracer.export.model import parse_iso

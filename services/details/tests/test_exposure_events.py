@@ -8,7 +8,10 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
-from conftest import Api
+from conftest import (
+    Api,
+    own_aws_stack,  # noqa: F401 - a stack of its own (conftest.aws_stack)
+)
 
 from tracerstack.bootstrap import Bootstrap
 from tracerstack.details_fakes import exposure_event

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from chalice.test import Client
+from conftest import own_aws_stack  # noqa: F401 - a stack of its own (conftest.aws_stack)
 
 from tracerstack.bootstrap import Bootstrap
 

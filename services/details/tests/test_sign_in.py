@@ -12,7 +12,10 @@ from typing import Any
 import jwt
 import pytest
 from chalice.test import Client
-from conftest import NO_DATABASE
+from conftest import (
+    NO_DATABASE,
+    own_aws_stack,  # noqa: F401 - a stack of its own (conftest.aws_stack)
+)
 from sign_in_flow import codes_sent_to, confirm, initiate, new_email, post
 
 from covidtracer import aws, settings
