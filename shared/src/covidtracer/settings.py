@@ -175,10 +175,11 @@ class AuthSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
-class DetailsSettings:
+class DetailsSettings(config.ServiceSettings):
     """The app API (``services/details``): the core's settings, sign-in's, and those its
     domains declare (``covidtracer.diary.settings``, ``covidtracer.exposures.settings``)."""
 
+    SERVICE = "details"
     stage: str
     aws: AwsSettings
     tables: Tables
@@ -190,10 +191,6 @@ class DetailsSettings:
     fcm: FcmSettings
     diary: DiarySettings
     events: ExposureEventSettings
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> DetailsSettings:
-        return config.load(cls, "details", environ)
 
 
 @dataclass(frozen=True, kw_only=True)
