@@ -1,8 +1,9 @@
 """Tests of this service import its ``app`` module from the service folder.
 
 The rule tables live in the unit tier (shared/tests/unit/contactdetails, diary, exposures);
-here is one HTTP test per journey and per error shape, so the fixtures are shared and a
-person signs in once per module (``member``) unless a test needs an account of its own.
+here is one HTTP test per journey and per error shape, so the fixtures are shared: one AWS
+stack for the session (``aws_stack``) and one person signed in once (``member``), unless a
+module needs a stage or a test an account of its own.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from chalice.test import Client
 from sign_in_flow import SignedIn
 from sign_in_flow import sign_in as sign_in_through
 
-from covidtracer import aws, config
+from covidtracer import config
 from tracerstack.bootstrap import Bootstrap, bootstrap
 from tracerstack.environment import service_environment
 from tracerstack.pytest_plugin import Partners
@@ -59,17 +60,28 @@ class Api:
 
 
 @pytest.fixture(scope="session")
-def aws_stack(moto_endpoint: str) -> Bootstrap:
+def shared_stack(moto_endpoint: str) -> Bootstrap:
     """One stack for the whole session (tracerstack's is one per module: a bootstrap costs a
     second or two on this machine). Modules whose assertions need a stage nobody else wrote
     to (the exact feed, the stream's records, a deleted table, the real sign-in limits per
-    address) take one of their own: ``from conftest import own_aws_stack``."""
+    address) take one of their own (``stack_of_its_own``)."""
     return bootstrap(moto_endpoint, f"t{uuid.uuid4().hex[:10]}")
 
 
-@pytest.fixture(scope="module", name="aws_stack")
-def own_aws_stack(moto_endpoint: str) -> Bootstrap:
-    return bootstrap(moto_endpoint, f"t{uuid.uuid4().hex[:10]}")
+@pytest.fixture(scope="session")
+def aws_stack(shared_stack: Bootstrap) -> Bootstrap:
+    return shared_stack
+
+
+def stack_of_its_own() -> Any:
+    """A module's own ``aws_stack`` (one per module, as tracerstack's): in the module,
+    ``aws_stack = stack_of_its_own()``."""
+
+    @pytest.fixture(scope="module", name="aws_stack")
+    def own_stack(moto_endpoint: str) -> Bootstrap:
+        return bootstrap(moto_endpoint, f"t{uuid.uuid4().hex[:10]}")
+
+    return own_stack
 
 
 @pytest.fixture(scope="module")
@@ -126,24 +138,23 @@ def sign_in(
     return lambda: sign_in_through(api.client, outbox, client_id)
 
 
-@pytest.fixture(scope="module")
-def member(stack_env: dict[str, str], partners: Partners) -> SignedIn:
-    """One person signed in through the API once for the module: a valid access token for
-    tests that need one but not an account of their own."""
+@pytest.fixture(scope="session")
+def member(shared_stack: Bootstrap, partners: Partners) -> SignedIn:
+    """One person of the shared stack, signed in through the API once for the session: a
+    valid access token for tests that need one but not an account of their own (a module
+    with a stack of its own cannot use it)."""
     from app import app
 
-    env = stack_env
+    env = service_environment(shared_stack, partners_url=partners.url, database_url=NO_DATABASE)
     with pytest.MonkeyPatch.context() as patch:
         for name, value in {**env, **QUICK_SIGN_IN}.items():
             patch.setenv(name, value)
         config.reset()
-        aws.reset()
         try:
             with Client(app) as client:
                 return sign_in_through(client, partners, json.loads(env["APP_CLIENT_IDS"])["ios"])
         finally:
             config.reset()
-            aws.reset()
 
 
 @pytest.fixture

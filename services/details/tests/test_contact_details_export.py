@@ -16,7 +16,7 @@ from pathlib import Path
 
 from conftest import (
     Api,
-    own_aws_stack,  # noqa: F401 - a stack of its own (conftest.aws_stack)
+    stack_of_its_own,
 )
 from sign_in_flow import SignedIn
 
@@ -27,6 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "shared/tests/integ
 from export_rig import Rig
 
 PATH = "/user/details"
+
+# A stack of its own: the stream must hold this module's records only.
+aws_stack = stack_of_its_own()
 
 
 def test_details_changed_through_the_api_arrive_in_the_export_file_and_a_delete_as_a_tombstone(

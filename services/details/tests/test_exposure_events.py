@@ -10,7 +10,7 @@ from typing import Any
 
 from conftest import (
     Api,
-    own_aws_stack,  # noqa: F401 - a stack of its own (conftest.aws_stack)
+    stack_of_its_own,
 )
 
 from tracerstack.bootstrap import Bootstrap
@@ -21,6 +21,9 @@ from tracerstack.pytest_plugin import Partners
 PATH = "/ncts/exposure-events"
 FEED_KEY = "current-exposure-events.json"
 GLN_HASH = "apPBf9OWIovY1HkHAdAQrV1AF8gNmWbuTJu8UFWYfJ4VPcGGdDiNOywVgy3ZhOaU"
+
+# A stack of its own: the feed must hold this module's events only.
+aws_stack = stack_of_its_own()
 
 
 def event(

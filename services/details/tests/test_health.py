@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 
 from chalice.test import Client
-from conftest import own_aws_stack  # noqa: F401 - a stack of its own (conftest.aws_stack)
+from conftest import stack_of_its_own
 
 from tracerstack.bootstrap import Bootstrap
+
+# A stack of its own: a test deletes a table.
+aws_stack = stack_of_its_own()
 
 
 def test_health_is_200_when_every_table_and_the_feed_bucket_answer(

@@ -14,7 +14,7 @@ import pytest
 from chalice.test import Client
 from conftest import (
     NO_DATABASE,
-    own_aws_stack,  # noqa: F401 - a stack of its own (conftest.aws_stack)
+    stack_of_its_own,
 )
 from sign_in_flow import codes_sent_to, confirm, initiate, new_email, post
 
@@ -23,6 +23,9 @@ from covidtracer.auth.tokens import cognito_issuer
 from tracerstack.bootstrap import Bootstrap
 from tracerstack.environment import service_environment
 from tracerstack.pytest_plugin import Partners
+
+# A stack of its own: the real sign-in limits per address, counted from nothing.
+aws_stack = stack_of_its_own()
 
 
 @pytest.fixture
