@@ -42,18 +42,19 @@ def get_health() -> Response:
 
 @app.route("/user/auth/initiate", methods=["POST"])
 def initiate_sign_in() -> Response:
-    from covidtracer.auth import service
+    from covidtracer.signin import service, wiring
 
     request = app.current_request
-    initiated = service.default().initiate(json_body(request), source_ip(request))
+    body = json_body(request)
+    initiated = service.initiate(wiring.sign_in_deps(), body, _now(), source_ip=source_ip(request))
     return json_response(initiated.body())
 
 
 @app.route("/user/auth/confirm", methods=["POST"])
 def confirm_sign_in() -> Response:
-    from covidtracer.auth import service
+    from covidtracer.signin import service, wiring
 
-    confirmed = service.default().confirm(json_body(app.current_request))
+    confirmed = service.confirm(wiring.sign_in_deps(), json_body(app.current_request), _now())
     return json_response(confirmed.body())
 
 

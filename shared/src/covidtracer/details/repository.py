@@ -381,9 +381,9 @@ class AccountEmailsFromUsers:
     """
 
     def __init__(self, users_table: str, user_pool_id: str, aws_config: AwsSettings) -> None:
-        from covidtracer.auth.repository import DynamoUsers
+        from covidtracer.signin.repository import DynamoUsers
 
-        self._users = DynamoUsers(users_table, aws_config)
+        self._users = DynamoUsers(users_table)
         self._user_pool_id = user_pool_id
 
     def email_of(self, user_id: str) -> str | None:
@@ -393,7 +393,7 @@ class AccountEmailsFromUsers:
         return self._from_cognito(user_id)
 
     def _from_cognito(self, user_id: str) -> str | None:
-        from covidtracer.auth.cognito import cognito_errors
+        from covidtracer.signin.cognito import cognito_errors
 
         if '"' in user_id or "\\" in user_id:
             return None  # never a Cognito sub; it must not reach the filter expression

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from covidtracer import settings
-from covidtracer.auth.repository import DynamoUsers
 from covidtracer.details import model
 from covidtracer.details.repository import (
     AccountEmailsFromUsers,
@@ -18,6 +17,7 @@ from covidtracer.details.repository import (
     MemoryContactDetails,
 )
 from covidtracer.errors import NotFound, Unavailable
+from covidtracer.signin.repository import DynamoUsers
 from tracerstack.bootstrap import Bootstrap
 
 RECORD = model.ContactDetails(
@@ -155,7 +155,7 @@ def test_the_email_comes_from_the_users_row_else_from_cognito(
     sub = next(a["Value"] for a in created["Attributes"] if a["Name"] == "sub")
 
     assert emails.email_of(sub) == "kiri@example.nz"  # no Users row yet: Cognito
-    DynamoUsers(details.tables.users, details.aws).record_sign_in(
+    DynamoUsers(details.tables.users).record_sign_in(
         sub, "kiri.new@example.nz", "2021-10-04T21:05:12Z"
     )
     assert emails.email_of(sub) == "kiri.new@example.nz"  # the row wins

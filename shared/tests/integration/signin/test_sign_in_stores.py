@@ -8,29 +8,22 @@ from collections.abc import Callable
 
 import pytest
 
-from covidtracer.auth.repository import (
-    DynamoLocalSessions,
+from covidtracer.errors import Unavailable
+from covidtracer.signin.model import SignInRecord, StaleSession
+from covidtracer.signin.repository import (
     DynamoSignInRecords,
     DynamoUsers,
-    LocalSession,
     MemorySignInRecords,
-    SignInRecord,
     SignInRecords,
-    StaleSession,
 )
-from covidtracer.errors import Unavailable
-from covidtracer.settings import AwsSettings, details_settings
-
-
-def _aws() -> AwsSettings:
-    return details_settings().aws
+from tracerstack.local_cognito import DynamoLocalSessions, LocalSession
 
 
 @pytest.fixture(params=["dynamodb", "memory"])
 def records(request: pytest.FixtureRequest, service_env: dict[str, str]) -> SignInRecords:
     if request.param == "memory":
         return MemorySignInRecords()
-    return DynamoSignInRecords(service_env["SIGN_IN_SESSIONS_TABLE"], _aws())
+    return DynamoSignInRecords(service_env["SIGN_IN_SESSIONS_TABLE"])
 
 
 def record(**changes: object) -> SignInRecord:
@@ -76,7 +69,7 @@ def test_the_session_is_replaced_only_from_the_session_read(records: SignInRecor
 
 
 def test_users_are_upserted_idempotently_and_never_moved_back(service_env: dict[str, str]) -> None:
-    users = DynamoUsers(service_env["USERS_TABLE"], _aws())
+    users = DynamoUsers(service_env["USERS_TABLE"])
     user_id = str(uuid.uuid4())
     users.record_sign_in(user_id, "a@example.nz", "2026-03-04T05:06:07.000Z")
     users.record_sign_in(user_id, "a@example.nz", "2026-03-04T05:06:07.000Z")  # redelivered
@@ -90,7 +83,7 @@ def test_users_are_upserted_idempotently_and_never_moved_back(service_env: dict[
 
 
 def test_a_local_cognito_session_answers_once(service_env: dict[str, str]) -> None:
-    sessions = DynamoLocalSessions(service_env["SIGN_IN_SESSIONS_TABLE"], _aws())
+    sessions = DynamoLocalSessions(service_env["SIGN_IN_SESSIONS_TABLE"])
     session = LocalSession(uuid.uuid4().hex, "user", "sub", "ios", "[]", '{"code": "1"}', "", 9)
     sessions.add(session)
     assert sessions.take(session.session_id) == session
@@ -109,4 +102,4 @@ def test_a_missing_table_is_unavailable(
     service_env: dict[str, str], call: Callable[[DynamoSignInRecords], object]
 ) -> None:
     with pytest.raises(Unavailable):
-        call(DynamoSignInRecords("no-such-table", _aws()))
+        call(DynamoSignInRecords("no-such-table"))

@@ -1,4 +1,5 @@
-"""Pure rules of passwordless email sign-in (DESIGN §2.1): requests, codes, challenge steps.
+"""Pure rules of passwordless email sign-in (DESIGN §2.1): requests, codes, challenge steps,
+and the sign-in record the stores keep.
 
 Nothing here does I/O; time and randomness come in as parameters.
 """
@@ -46,6 +47,23 @@ class ConfirmRequest:
     email: str
     code: str
     verification_id: str
+
+
+@dataclass(frozen=True)
+class SignInRecord:
+    """The server side of a ``verificationId``: whose sign-in it is and Cognito's session."""
+
+    verification_id: str
+    user_id: str
+    email_key: str
+    client_id: str
+    session: str
+    created_at: int
+    expires_at: int
+
+
+class StaleSession(Exception):
+    """The record's session changed under us (a concurrent confirm won the race)."""
 
 
 @dataclass(frozen=True)
@@ -177,3 +195,9 @@ def code_email(code: str) -> tuple[str, str, str]:
         "</body></html>"
     )
     return subject, text, html
+
+
+def masked(email: str) -> str:
+    """What a client may show ("a***@example.com") without holding the whole address."""
+    local, _, domain = email.partition("@")
+    return f"{local[:1]}***@{domain}" if domain else ""

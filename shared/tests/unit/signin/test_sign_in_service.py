@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
 import pytest
 
-from covidtracer.auth.cognito import CognitoUser, Retry, Tokens
-from covidtracer.auth.repository import MemorySignInRecords
-from covidtracer.auth.service import SignIn
 from covidtracer.errors import (
     InvalidAuthCode,
     InvalidAuthSession,
@@ -16,6 +18,10 @@ from covidtracer.errors import (
 )
 from covidtracer.ratelimit.repository import MemoryCounters
 from covidtracer.settings import SignInSettings
+from covidtracer.signin import service
+from covidtracer.signin.cognito import CognitoUser, Retry, Tokens
+from covidtracer.signin.repository import MemorySignInRecords
+from covidtracer.signin.service import Confirmed, Initiated, SignInDeps
 
 CONFIG = SignInSettings(
     cognito_gateway="aws",
@@ -74,6 +80,23 @@ class Clock:
         self.slept.append(seconds)
         self.now += seconds
 
+    def datetime(self) -> datetime:
+        return datetime.fromtimestamp(self.now, UTC)
+
+
+class SignIn:
+    """The use cases bound to their deps and the clock, as the details app calls them."""
+
+    def __init__(self, deps: SignInDeps, clock: Clock) -> None:
+        self.deps = deps
+        self.clock = clock
+
+    def initiate(self, body: Mapping[str, Any], source_ip: str) -> Initiated:
+        return service.initiate(self.deps, body, self.clock.datetime(), source_ip=source_ip)
+
+    def confirm(self, body: Mapping[str, Any]) -> Confirmed:
+        return service.confirm(self.deps, body, self.clock.datetime())
+
 
 @pytest.fixture
 def cognito() -> FakeCognito:
@@ -93,17 +116,17 @@ def records() -> MemorySignInRecords:
 @pytest.fixture
 def sign_in(cognito: FakeCognito, clock: Clock, records: MemorySignInRecords) -> SignIn:
     ids = iter(f"verification-{n}" for n in range(100))
-    return SignIn(
+    deps = SignInDeps(
         gateway=cognito,
         records=records,
         counters=MemoryCounters(),
         config=CONFIG,
-        client_ids={CLIENT, "web-client"},
-        now=lambda: clock.now,
+        client_ids=frozenset({CLIENT, "web-client"}),
         new_verification_id=lambda: next(ids),
         sleep=clock.sleep,
         monotonic=lambda: clock.now,
     )
+    return SignIn(deps, clock)
 
 
 def confirm(sign_in: SignIn, code: str, verification_id: str, email: str = "a@b.nz") -> str:
@@ -131,7 +154,7 @@ def test_initiate_answers_no_sooner_than_the_floor(sign_in: SignIn, clock: Clock
 
 
 def test_the_floor_is_not_added_to_a_slow_initiate(
-    cognito: FakeCognito, clock: Clock, records: MemorySignInRecords
+    sign_in: SignIn, cognito: FakeCognito, clock: Clock
 ) -> None:
     start = cognito.start_sign_in
 
@@ -140,11 +163,8 @@ def test_the_floor_is_not_added_to_a_slow_initiate(
         return start(user, client_id)
 
     cognito.start_sign_in = slow_start  # type: ignore[method-assign]
-    service = SignIn(
-        cognito, records, MemoryCounters(), CONFIG, {CLIENT},
-        now=lambda: clock.now, sleep=clock.sleep, monotonic=lambda: clock.now,
-    )  # fmt: skip
-    service.initiate({"clientId": CLIENT, "email": "a@b.nz"}, "ip")
+    slow = SignIn(replace(sign_in.deps, client_ids=frozenset({CLIENT})), clock)
+    slow.initiate({"clientId": CLIENT, "email": "a@b.nz"}, "ip")
     assert clock.slept == []
 
 

@@ -6,35 +6,36 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from covidtracer import aws, settings
-from covidtracer.auth import triggers
-from covidtracer.auth.cognito import CognitoUser, Retry, Tokens
-from covidtracer.auth.local_cognito import LocalCognito
-from covidtracer.auth.repository import DynamoLocalSessions, DynamoUsers
-from covidtracer.auth.tokens import verifier
 from covidtracer.errors import InvalidAuthSession, MfaEnabled
+from covidtracer.signin import triggers, wiring
+from covidtracer.signin.cognito import CognitoUser, Retry, Tokens
+from covidtracer.signin.repository import DynamoUsers
+from covidtracer.signin.wiring import token_verifier as verifier
+from tracerstack.local_cognito import (
+    DynamoLocalSessions,
+    LocalCognito,
+    TriggerRunner,
+    trigger_runner,
+)
 from tracerstack.pytest_plugin import Partners
 
 
 class Spy:
     """Records every trigger call (name, a copy of the event) and delegates to the real one."""
 
-    def __init__(self, real: triggers.AuthTriggers) -> None:
+    def __init__(self, real: TriggerRunner) -> None:
         self.real = real
         self.calls: list[tuple[str, dict[str, Any]]] = []
 
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self.real, name)
-
-        def spied(event: dict[str, Any]) -> Any:
-            self.calls.append((name, json.loads(json.dumps(event))))
-            return method(event)
-
-        return spied
+    def __call__(self, name: str, event: dict[str, Any]) -> dict[str, Any]:
+        self.calls.append((name, json.loads(json.dumps(event))))
+        return self.real(name, event)
 
     def names(self) -> list[str]:
         names = [name for name, _ in self.calls]
@@ -49,7 +50,7 @@ def clock() -> list[float]:
 
 @pytest.fixture
 def spy(service_env: dict[str, str]) -> Spy:
-    return Spy(triggers.default())
+    return Spy(trigger_runner(wiring.trigger_deps()))
 
 
 @pytest.fixture
@@ -58,8 +59,8 @@ def driver(service_env: dict[str, str], spy: Spy, clock: list[float]) -> LocalCo
     return LocalCognito(
         user_pool_id=details.user_pool_id,
         region=details.aws.region,
-        sessions=DynamoLocalSessions(details.tables.sign_in_sessions, details.aws),
-        triggers=spy,  # type: ignore[arg-type]
+        sessions=DynamoLocalSessions(details.tables.sign_in_sessions),
+        run_trigger=spy,
         session_validity_seconds=300,
         now=lambda: clock[0],
     )
@@ -182,9 +183,11 @@ def test_sign_in_queues_the_users_upsert_and_the_consumer_writes_the_row(
     mine = [m for m in received if user.user_id in m["Body"]]
     assert json.loads(mine[0]["Body"])["email"] == email
     records = [{"messageId": m["MessageId"], "body": m["Body"]} for m in mine]
-    answer = triggers.default().consume_post_authentication({"Records": records})
+    answer = triggers.consume_post_authentication(
+        wiring.trigger_deps(), {"Records": records}, datetime.now(UTC)
+    )
     assert answer == {"batchItemFailures": []}
-    row = DynamoUsers(service_env["USERS_TABLE"], settings.details_settings().aws).get(user.user_id)
+    row = DynamoUsers(service_env["USERS_TABLE"]).get(user.user_id)
     assert row is not None and row.email == email and row.email_verified
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from covidtracer.auth import model
-from covidtracer.auth.model import Challenge
 from covidtracer.errors import ValidationError
+from covidtracer.signin import model
+from covidtracer.signin.model import Challenge
 
 CLIENTS = {"ios-client", "android-client", "web-client"}
 

@@ -15,9 +15,10 @@ import pytest
 from chalice.test import Client
 
 from covidtracer import settings
-from covidtracer.auth.tokens import cognito_issuer, verifier
 from covidtracer.errors import Unauthorized
 from covidtracer.http import ApiApp, authenticated_user_id, json_response
+from covidtracer.signin.tokens import cognito_issuer
+from covidtracer.signin.wiring import token_verifier as verifier
 
 
 def moto_signing_key() -> Any:
@@ -115,7 +116,7 @@ def test_a_good_token_names_the_caller(who_am_i: Client, service_env: dict[str, 
 def test_behind_api_gateway_the_authorizers_claims_are_used(
     service_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from covidtracer.auth.tokens import authenticated_user_id as from_context
+    from covidtracer.signin.tokens import authenticated_user_id as from_context
 
     monkeypatch.setenv("VERIFY_TOKENS_IN_APP", "false")
     settings.reset()

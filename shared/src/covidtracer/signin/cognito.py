@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from covidtracer import aws
-from covidtracer.auth.model import CUSTOM_CHALLENGE
 from covidtracer.errors import (
     DomainError,
     InvalidAuthSession,
@@ -31,6 +30,7 @@ from covidtracer.errors import (
     Unavailable,
     ValidationError,
 )
+from covidtracer.signin.model import CUSTOM_CHALLENGE
 
 SOFTWARE_TOKEN_MFA = "SOFTWARE_TOKEN_MFA"  # noqa: S105 - a challenge name
 # Cognito's answers for a session that is expired, exhausted (failAuthentication) or forged.

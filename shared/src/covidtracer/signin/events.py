@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from covidtracer.auth.model import Challenge
+from covidtracer.signin.model import Challenge
 
 
 class TriggerEvent:

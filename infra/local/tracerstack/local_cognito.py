@@ -1,8 +1,8 @@
 """The local custom-auth driver: Cognito's CUSTOM_AUTH flow for a user pool in moto.
 
 moto keeps users and mints real RS256 tokens, but runs no Lambda triggers and has no
-CUSTOM_AUTH. This driver plays Cognito's part: it calls the same trigger methods the auth
-Lambdas run (``covidtracer.auth.triggers``), in Cognito's order and with Cognito's event
+CUSTOM_AUTH. This driver plays Cognito's part: it calls the same trigger use cases the auth
+Lambdas run (``covidtracer.signin.triggers``), in Cognito's order and with Cognito's event
 shapes, keeps the session server-side in DynamoDB behind an opaque session string (a new
 one after each wrong answer, each valid for the session validity), and when
 DefineAuthChallenge issues tokens it has moto mint them for the user (a fresh random
@@ -14,6 +14,9 @@ and challengeMetadata; privateChallengeParameters handed from Create to Verify; 
 per session string; session expiry; failAuthentication ending the flow; PostAuthentication
 after tokens; a software-token MFA account being asked for its MFA code.
 Not reproduced: see ``LIMITATIONS``.
+
+Dev-only: ``covidtracer.signin.wiring`` imports this module for ``COGNITO_GATEWAY=local``
+(the local stage only); it ships in no package.
 """
 
 from __future__ import annotations
@@ -22,10 +25,18 @@ import json
 import secrets
 import time
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
-from covidtracer import aws
-from covidtracer.auth.cognito import (
+from pynamodb.attributes import NumberAttribute, UnicodeAttribute
+from pynamodb.exceptions import DeleteError, PynamoDBException
+from pynamodb.models import Model
+
+from covidtracer import aws, dynamo
+from covidtracer.errors import InvalidAuthSession, Unavailable
+from covidtracer.signin import triggers
+from covidtracer.signin.cognito import (
     AwsCognito,
     CognitoUser,
     Retry,
@@ -34,10 +45,10 @@ from covidtracer.auth.cognito import (
     interpret,
     random_password,
 )
-from covidtracer.auth.model import CUSTOM_CHALLENGE
-from covidtracer.auth.repository import DynamoLocalSessions, LocalSession
-from covidtracer.auth.triggers import AuthTriggers
-from covidtracer.errors import InvalidAuthSession, Unavailable
+from covidtracer.signin.model import CUSTOM_CHALLENGE
+
+if TYPE_CHECKING:
+    from covidtracer.settings import DetailsSettings
 
 LIMITATIONS = (
     "Lambda timeouts and Cognito's 5-second trigger limit are not enforced",
@@ -49,6 +60,114 @@ LIMITATIONS = (
 
 _SDK = "aws-sdk-unknown-unknown"
 
+Event = dict[str, Any]
+# Runs one trigger use case by name (``covidtracer.signin.triggers``) on an event.
+TriggerRunner = Callable[[str, Event], Event]
+
+
+def trigger_runner(deps: triggers.TriggerDeps) -> TriggerRunner:
+    """The triggers as Cognito would invoke them: by name, at the current time."""
+
+    def run(name: str, event: Event) -> Event:
+        use_case: Callable[[triggers.TriggerDeps, Event, datetime], Event] = getattr(triggers, name)
+        return use_case(deps, event, datetime.now(UTC))
+
+    return run
+
+
+def local_cognito(details: DetailsSettings) -> LocalCognito:
+    """The driver for the details API's settings (``COGNITO_GATEWAY=local``)."""
+    from covidtracer.signin import wiring
+
+    return LocalCognito(
+        user_pool_id=details.user_pool_id,
+        region=details.aws.region,
+        sessions=DynamoLocalSessions(details.tables.sign_in_sessions),
+        run_trigger=trigger_runner(wiring.trigger_deps()),
+        session_validity_seconds=details.sign_in.session_validity_seconds,
+    )
+
+
+# ---------------------------------------------------------------------------- sessions
+
+LOCAL_SESSION_PREFIX = "cognito-local#"
+
+
+@dataclass(frozen=True)
+class LocalSession:
+    """What Cognito keeps behind one opaque session string of a CUSTOM_AUTH flow."""
+
+    session_id: str
+    username: str
+    user_id: str
+    client_id: str
+    history: str  # JSON list of {challengeName, challengeResult, challengeMetadata}
+    private_parameters: str  # JSON object from CreateAuthChallenge
+    metadata: str  # challengeMetadata of the pending challenge
+    expires_at: int
+
+
+class LocalSessionItem(Model):
+    verificationId = UnicodeAttribute(hash_key=True)  # noqa: N815 - the table's key
+    username = UnicodeAttribute()
+    userId = UnicodeAttribute()  # noqa: N815
+    clientId = UnicodeAttribute()  # noqa: N815
+    history = UnicodeAttribute()
+    privateParameters = UnicodeAttribute()  # noqa: N815
+    challengeMetadata = UnicodeAttribute()  # noqa: N815
+    expiresAt = NumberAttribute()  # noqa: N815 - TTL attribute
+
+
+class DynamoLocalSessions:
+    """The driver's Cognito sessions, as items of the sign-in table under their own key
+    prefix: they must outlive one process, as Cognito's do."""
+
+    def __init__(self, table_name: str) -> None:
+        self._model = dynamo.bind(LocalSessionItem, table_name)
+
+    def add(self, session: LocalSession) -> None:
+        item = self._model(
+            LOCAL_SESSION_PREFIX + session.session_id,
+            username=session.username,
+            userId=session.user_id,
+            clientId=session.client_id,
+            history=session.history,
+            privateParameters=session.private_parameters,
+            challengeMetadata=session.metadata,
+            expiresAt=session.expires_at,
+        )
+        try:
+            item.save()
+        except PynamoDBException as error:
+            raise dynamo.unavailable("sign_in_sessions", error) from error
+
+    def take(self, session_id: str) -> LocalSession | None:
+        """Reads and deletes a session: each Cognito session string answers once."""
+        try:
+            item = self._model.get(LOCAL_SESSION_PREFIX + session_id, consistent_read=True)
+            item.delete(condition=self._model.verificationId.exists())
+        except self._model.DoesNotExist:
+            return None
+        except DeleteError as error:
+            if dynamo.is_conditional_check_failure(error):
+                return None  # a concurrent answer took it first
+            raise dynamo.unavailable("sign_in_sessions", error) from error
+        except PynamoDBException as error:
+            raise dynamo.unavailable("sign_in_sessions", error) from error
+        return LocalSession(
+            session_id=session_id,
+            username=item.username,
+            user_id=item.userId,
+            client_id=item.clientId,
+            history=item.history,
+            private_parameters=item.privateParameters,
+            metadata=item.challengeMetadata,
+            expires_at=int(item.expiresAt),
+        )
+
+
+# ---------------------------------------------------------------------------- the driver
+
 
 class LocalCognito(AwsCognito):
     def __init__(
@@ -56,7 +175,7 @@ class LocalCognito(AwsCognito):
         user_pool_id: str,
         region: str,
         sessions: DynamoLocalSessions,
-        triggers: AuthTriggers,
+        run_trigger: TriggerRunner,
         session_validity_seconds: int,
         now: Callable[[], float] = time.time,
         new_session_id: Callable[[], str] = lambda: secrets.token_urlsafe(32),
@@ -64,7 +183,7 @@ class LocalCognito(AwsCognito):
         super().__init__(user_pool_id)
         self._region = region
         self._sessions = sessions
-        self._triggers = triggers
+        self._run = run_trigger
         self._validity = session_validity_seconds
         self._now = now
         self._new_session_id = new_session_id
@@ -77,7 +196,7 @@ class LocalCognito(AwsCognito):
             "",
             {"userAttributes": {"email": email}, "validationData": None},
         )
-        self._triggers.pre_sign_up(event)
+        self._run("pre_sign_up", event)
         super()._create_user(email)
 
     def start_sign_in(self, user: CognitoUser, client_id: str) -> str:
@@ -94,7 +213,8 @@ class LocalCognito(AwsCognito):
         if pending.expires_at <= self._now():
             raise InvalidAuthSession  # Cognito: "Invalid session for the user, session is expired."
         attributes = self.user_attributes(pending.username)
-        verified = self._triggers.verify_auth_challenge_response(
+        verified = self._run(
+            "verify_auth_challenge_response",
             self._event(
                 "VerifyAuthChallengeResponse_Authentication",
                 pending.username,
@@ -106,7 +226,7 @@ class LocalCognito(AwsCognito):
                     "userNotFound": False,
                 },
                 {"answerCorrect": None},
-            )
+            ),
         )
         history = json.loads(pending.history)
         history.append(
@@ -131,13 +251,14 @@ class LocalCognito(AwsCognito):
     ) -> str | Tokens:
         """DefineAuthChallenge, then whatever it decided: tokens, failure, or a new challenge
         (CreateAuthChallenge) behind a new session string."""
-        defined = self._triggers.define_auth_challenge(
+        defined = self._run(
+            "define_auth_challenge",
             self._event(
                 "DefineAuthChallenge_Authentication",
                 username,
                 client_id,
                 {"userAttributes": attributes, "session": history, "userNotFound": False},
-            )
+            ),
         )["response"]
         if defined.get("failAuthentication"):
             raise InvalidAuthSession  # Cognito: NotAuthorizedException
@@ -145,7 +266,8 @@ class LocalCognito(AwsCognito):
             return self._issue_tokens(username, user_id, client_id, attributes)
         if defined.get("challengeName") != CUSTOM_CHALLENGE:
             raise Unavailable("cognito")  # only custom challenges are configured
-        created = self._triggers.create_auth_challenge(
+        created = self._run(
+            "create_auth_challenge",
             self._event(
                 "CreateAuthChallenge_Authentication",
                 username,
@@ -161,7 +283,7 @@ class LocalCognito(AwsCognito):
                     "privateChallengeParameters": {},
                     "challengeMetadata": "",
                 },
-            )
+            ),
         )["response"]
         session_id = self._new_session_id()
         self._sessions.add(
@@ -196,13 +318,14 @@ class LocalCognito(AwsCognito):
         tokens = interpret(answered, user_id)  # an MFA account is asked for its code: 403
         if not isinstance(tokens, Tokens):
             raise Unavailable("cognito")
-        self._triggers.post_authentication(
+        self._run(
+            "post_authentication",
             self._event(
                 "PostAuthentication_Authentication",
                 username,
                 client_id,
                 {"userAttributes": attributes, "newDeviceUsed": False},
-            )
+            ),
         )
         return tokens
 

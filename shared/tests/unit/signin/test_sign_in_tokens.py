@@ -10,8 +10,8 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from covidtracer.auth.tokens import TokenVerifier, cognito_issuer, jwks_url
 from covidtracer.errors import Unauthorized, Unavailable
+from covidtracer.signin.tokens import TokenVerifier, cognito_issuer, jwks_url
 
 ISSUER = cognito_issuer("ap-southeast-2", "ap-southeast-2_POOL")
 CLIENTS = {"ios-client", "android-client"}

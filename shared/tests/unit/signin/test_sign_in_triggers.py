@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from covidtracer.auth.events import PostAuthenticationMessage
-from covidtracer.auth.triggers import AuthTriggers, RejectedSignUp
+from covidtracer.signin import triggers as use_cases
+from covidtracer.signin.events import PostAuthenticationMessage
+from covidtracer.signin.triggers import RejectedSignUp, TriggerDeps
 
 COMMON = {
     "version": "1",
@@ -103,14 +104,24 @@ def fakes() -> Fakes:
     return Fakes()
 
 
+NOW = datetime(2026, 3, 4, 5, 6, 7, 890000, tzinfo=UTC)
+
+
+class AuthTriggers:
+    """The trigger use cases bound to their deps, called as the Lambdas call them."""
+
+    def __init__(self, deps: TriggerDeps) -> None:
+        self.deps = deps
+
+    def __getattr__(self, name: str) -> Any:
+        use_case = getattr(use_cases, name)
+        return lambda raw: use_case(self.deps, raw, NOW)
+
+
 @pytest.fixture
 def triggers(fakes: Fakes) -> AuthTriggers:
     return AuthTriggers(
-        mailer=fakes,
-        queue=fakes,
-        users=fakes,
-        randbelow=lambda _n: 42042,
-        now=lambda: datetime(2026, 3, 4, 5, 6, 7, 890000, tzinfo=UTC),
+        TriggerDeps(mailer=fakes, queue=fakes, users=fakes, randbelow=lambda _n: 42042)
     )
 
 
@@ -189,7 +200,7 @@ def test_the_first_challenge_makes_a_code_and_emails_it(
 def test_a_retry_in_the_same_session_reuses_the_code_and_sends_nothing(
     fakes: Fakes,
 ) -> None:
-    triggers = AuthTriggers(fakes, fakes, fakes, randbelow=lambda _n: 999_999)
+    triggers = AuthTriggers(TriggerDeps(fakes, fakes, fakes, randbelow=lambda _n: 999_999))
     response = triggers.create_auth_challenge(create_event([entry(False, "CODE-123123")]))
     assert response["response"]["privateChallengeParameters"] == {"code": "123123"}
     assert response["response"]["challengeMetadata"] == "CODE-123123"

@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Protocol
 
 from covidtracer import aws
-from covidtracer.auth.events import PostAuthenticationMessage
-from covidtracer.auth.model import code_email
 from covidtracer.errors import Unavailable
+from covidtracer.signin.events import PostAuthenticationMessage
+from covidtracer.signin.model import code_email
 
 
 class CodeMailer(Protocol):

@@ -1,0 +1,79 @@
+"""The production dependencies of sign-in, built from settings once per execution environment.
+
+``COGNITO_GATEWAY=local`` (allowed in the local stage only) wires the dev-only driver
+``tracerstack.local_cognito``, imported here and only then: it ships in no package.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from covidtracer import settings
+
+if TYPE_CHECKING:
+    from covidtracer.signin.cognito import CognitoGateway
+    from covidtracer.signin.service import SignInDeps
+    from covidtracer.signin.tokens import TokenVerifier
+    from covidtracer.signin.triggers import TriggerDeps
+
+
+@settings.built_from_settings
+def sign_in_deps() -> SignInDeps:
+    """Initiate/confirm wired to Cognito (or the local driver) and DynamoDB (details API)."""
+    from covidtracer.ratelimit.repository import DynamoCounters
+    from covidtracer.signin.repository import DynamoSignInRecords
+    from covidtracer.signin.service import SignInDeps
+
+    details = settings.details_settings()
+    return SignInDeps(
+        gateway=_gateway(),
+        records=DynamoSignInRecords(details.tables.sign_in_sessions),
+        counters=DynamoCounters(details.tables.rate_limits),
+        config=details.sign_in,
+        client_ids=frozenset(details.app_client_ids.values()),
+    )
+
+
+@settings.built_from_settings
+def trigger_deps() -> TriggerDeps:
+    """The triggers wired to SES, SQS and DynamoDB from the auth settings."""
+    from covidtracer.signin.messaging import SesCodeMailer, SqsPostAuthenticationQueue
+    from covidtracer.signin.repository import DynamoUsers
+    from covidtracer.signin.triggers import TriggerDeps
+
+    auth = settings.auth_settings()
+    return TriggerDeps(
+        mailer=SesCodeMailer(auth.email_sender),
+        queue=SqsPostAuthenticationQueue(auth.post_authentication_queue_url),
+        users=DynamoUsers(auth.tables.users),
+    )
+
+
+@settings.built_from_settings
+def token_verifier() -> TokenVerifier:
+    """The details API's own token verifier (``VERIFY_TOKENS_IN_APP``), one per execution
+    environment (so is its JWKS)."""
+    from covidtracer.signin.tokens import TokenVerifier, cognito_issuer, fetch_json, jwks_url
+
+    details = settings.details_settings()
+    url = jwks_url(details.aws.region, details.user_pool_id, details.aws.endpoint_url)
+    return TokenVerifier(
+        issuer=cognito_issuer(details.aws.region, details.user_pool_id),
+        client_ids=details.app_client_ids.values(),
+        fetch_jwks=lambda: fetch_json(url),
+    )
+
+
+def _gateway() -> CognitoGateway:
+    details = settings.details_settings()
+    if details.sign_in.cognito_gateway == "aws":
+        from covidtracer.signin.cognito import AwsCognito
+
+        return AwsCognito(details.user_pool_id)
+    # The settings refuse COGNITO_GATEWAY=local outside the local stage, where the local
+    # stack's package is installed; named by string, so no package build follows it.
+    import importlib
+
+    driver = importlib.import_module("tracerstack.local_cognito")
+    gateway: CognitoGateway = driver.local_cognito(details)
+    return gateway
