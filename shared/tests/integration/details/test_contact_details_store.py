@@ -1,5 +1,6 @@
 """``PersonalDetails``: one contract for the in-memory twin and DynamoDB over moto, the item
-written exactly as ``covidtracer.export.model`` defines it, and the account-email lookup."""
+written exactly as ``covidtracer.personaldetails.model`` defines it, and the account-email
+lookup."""
 
 from __future__ import annotations
 

@@ -7,9 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from covidtracer.export import messages, model
-from covidtracer.export.model import Pending, UserChange
-from covidtracer.export.stream import MalformedStreamRecord, StreamRecord, records
+from covidtracer.nctsexport import messages, model
+from covidtracer.nctsexport.model import Pending
+from covidtracer.nctsexport.stream import MalformedStreamRecord, StreamRecord, records
+from covidtracer.personaldetails import model as contract
+from covidtracer.personaldetails.model import UserChange
 
 AT = datetime(2021, 10, 4, 21, 5, 12, 345000, tzinfo=UTC)
 
@@ -66,11 +68,11 @@ def test_pending_keeps_the_newest_removal_time_for_the_tombstone() -> None:
 
 
 def test_a_record_line_has_every_field_in_order_with_nulls_for_absent_ones() -> None:
-    line = model.record_line(
+    line = contract.record_line(
         {"userId": "u", "email": "e@x.nz", "firstName": "F", "lastName": "L",
          "phone": "+6421", "updatedAt": "t", "ethnicity": {"selected": ["Māori"]}}
     )  # fmt: skip
-    assert list(line) == [*model.RECORD_FIELDS, "deleted"]
+    assert list(line) == [*contract.RECORD_FIELDS, "deleted"]
     assert line["middleName"] is None and line["dateOfBirth"] is None and line["gender"] is None
     assert line["ethnicity"] == {"selected": ["Māori"], "other": None}
     assert line["deleted"] is False
@@ -94,7 +96,7 @@ def test_messages_round_trip_ids_times_and_removals() -> None:
 
 
 def _line(user_id: str, **fields: object) -> dict[str, object]:
-    return model.record_line(
+    return contract.record_line(
         {"userId": user_id, "email": "e@x.nz", "firstName": "F", "lastName": "L",
          "phone": "+64210000000", "updatedAt": "2021-10-04T21:05:12.345Z", **fields}
     )  # fmt: skip
@@ -225,7 +227,7 @@ def test_a_stream_record_carries_the_export_line_of_its_new_image() -> None:
         "updatedAt": {"S": "2021-10-04T21:05:12.345Z"},
     }  # fmt: skip
     change = StreamRecord.wrap(raw).change()
-    assert change.record == model.record_line(
+    assert change.record == contract.record_line(
         {"userId": "u1", "email": "e@x.nz", "firstName": "F", "lastName": "L",
          "phone": "+64210000000", "ethnicity": {"selected": ["Māori"]},
          "updatedAt": "2021-10-04T21:05:12.345Z"}

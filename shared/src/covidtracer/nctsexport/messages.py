@@ -11,8 +11,8 @@ of a run)::
 
 ``at`` is the stream record's ``ApproximateCreationDateTime``, ``seq`` its SequenceNumber
 (the order of one item's writes), ``record`` the export line of the new image
-(``model.record_line``); ``removed`` marks a REMOVE (the user was deleted), so the
-tombstone carries the deletion time. Version 1 (ids and times only; still accepted, and
+(``personaldetails.model.record_line``); ``removed`` marks a REMOVE (the user was deleted), so
+the tombstone carries the deletion time. Version 1 (ids and times only; still accepted, and
 then the export reads the item) is the same without ``seq`` and ``record``.
 
 The record is personal data: it sits in the queue (and, for a poison message, the DLQ)
@@ -27,7 +27,7 @@ import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from covidtracer.export.model import RECORD_FIELDS, UserChange, iso_millis, parse_iso
+from covidtracer.personaldetails.model import UserChange, is_record, iso_millis, parse_iso
 
 VERSION = 2
 VERSIONS = (1, 2)
@@ -38,9 +38,6 @@ MAX_BATCH_ENTRIES = 10
 MAX_BATCH_BYTES = 256 * 1024
 MAX_BODY_BYTES = 250 * 1024
 MAX_USER_ID_LENGTH = 128
-
-_ETHNICITY_KEYS = frozenset({"selected", "other"})
-_RECORD_KEYS = (*RECORD_FIELDS, "deleted")
 
 
 class MalformedMessage(ValueError):
@@ -107,27 +104,6 @@ def decode(body: str) -> list[UserChange]:
             raise MalformedMessage("a change has no valid record")
         changes.append(UserChange(user_id, moment, removed, sequence, record))
     return changes
-
-
-def is_record(record: Any, user_id: str) -> bool:
-    """An export line of a present user (``model.record_line``'s shape) for ``user_id``."""
-    if not isinstance(record, dict) or tuple(record) != _RECORD_KEYS:
-        return False
-    if record["userId"] != user_id or record["deleted"] is not False:
-        return False
-    for name in RECORD_FIELDS:
-        value = record[name]
-        if name == "ethnicity" and value is not None:
-            if not isinstance(value, dict) or set(value) != _ETHNICITY_KEYS:
-                return False
-            selected, other = value["selected"], value["other"]
-            if not isinstance(selected, list) or not all(isinstance(v, str) for v in selected):
-                return False
-            if other is not None and not isinstance(other, str):
-                return False
-        elif value is not None and not isinstance(value, str):
-            return False
-    return True
 
 
 def bodies(changes: Sequence[UserChange]) -> list[str]:

@@ -2,9 +2,9 @@
 
 The raw event is wrapped here, at the boundary, before anything else sees it. Besides the
 key and time it keeps the record's SequenceNumber and, of the new image, only what the
-export writes (``model.record_line``): the queue carries it to the export, which writes it
-unless a newer change may already have been exported (``model.Pending.must_read``), so an
-out-of-order or replayed record never exports stale data.
+export writes (``personaldetails.model.record_line``): the queue carries it to the export,
+which writes it unless a newer change may already have been exported
+(``model.Pending.must_read``), so an out-of-order or replayed record never exports stale data.
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from covidtracer.export.messages import is_record
-from covidtracer.export.model import UserChange, record_line
+from covidtracer.personaldetails.model import UserChange, is_record, record_line
 
 CHANGE_EVENTS = frozenset({"INSERT", "MODIFY", "REMOVE"})
 

@@ -25,9 +25,10 @@ from typing import Protocol
 from covidtracer import logs
 from covidtracer.analytics.emitter import emit
 from covidtracer.errors import Unavailable
-from covidtracer.export import messages, model
-from covidtracer.export.repository import Lease, ReceivedMessage
-from covidtracer.export.stream import StreamRecord
+from covidtracer.nctsexport import messages, model
+from covidtracer.nctsexport.repository import Lease, ReceivedMessage
+from covidtracer.nctsexport.stream import StreamRecord
+from covidtracer.personaldetails.model import UserChange
 
 log = logs.get_logger(__name__)
 
@@ -99,7 +100,19 @@ class ExportResult:
         }
 
 
-def publish_changes(records: Sequence[StreamRecord], queue: Queue) -> int:
+@dataclass(frozen=True)
+class ExportDeps:
+    """The updates queue, the details table, the export bucket, the export state (``None``:
+    every user is read back) and the run's size."""
+
+    queue: Queue
+    table: Table
+    bucket: Bucket
+    state: ExportState | None = None
+    limits: ExportLimits = ExportLimits()
+
+
+def publish_changes(deps: ExportDeps, records: Sequence[StreamRecord], now: datetime) -> int:
     """Queue the users changed in one stream batch; returns the number of messages.
 
     Raises ``Unavailable`` if SQS does not take them all (Lambda then retries the batch).
@@ -107,22 +120,15 @@ def publish_changes(records: Sequence[StreamRecord], queue: Queue) -> int:
     changes = model.latest_per_user(record.change() for record in records)
     bodies = messages.bodies(changes)
     if bodies:
-        queue.send(bodies)
+        deps.queue.send(bodies)
     log.info("queued changed users", extra={"users": len(changes), "messages": len(bodies)})
     return len(bodies)
 
 
-def export_personal_details(
-    queue: Queue,
-    table: Table,
-    bucket: Bucket,
-    now: datetime,
-    limits: ExportLimits = ExportLimits(),
-    state: ExportState | None = None,
-) -> ExportResult:
+def export_personal_details(deps: ExportDeps, now: datetime) -> ExportResult:
     """Export the users of whole queued messages (≤ ``limits.max_users``) to one new file.
 
-    With ``state``, users whose newest change is known to be current are written from
+    With ``deps.state``, users whose newest change is known to be current are written from
     their message and only the others are read; without it every user is read. A run that
     finds ``state`` held by another run does nothing (``skipped``). Messages are deleted
     only after the file is written (and the state's mark raised). A malformed message is
@@ -131,6 +137,7 @@ def export_personal_details(
     through. Raises ``Unavailable`` if DynamoDB, S3 or the state fails; nothing is deleted
     then.
     """
+    queue, state, limits = deps.queue, deps.state, deps.limits
     lease = None
     if state is not None:
         lease = state.acquire(uuid.uuid4().hex, now, now + timedelta(seconds=limits.hold_seconds))
@@ -145,11 +152,11 @@ def export_personal_details(
             return ExportResult(key=None, users=0, messages=0, malformed=malformed)
         pending = model.merge_pending(change for _, changes in taken for change in changes)
         to_read = sorted(u for u, entry in pending.items() if entry.must_read(mark))
-        items = table.current(to_read) if to_read else {}
+        items = deps.table.current(to_read) if to_read else {}
         lines = model.export_lines(pending, items, mark)
         window = model.window_start(now)
         keys = [model.export_key(window, n) for n in range(model.MAX_FILES_PER_WINDOW)]
-        key = bucket.put_new(keys, model.encode_jsonl(lines))
+        key = deps.bucket.put_new(keys, model.encode_jsonl(lines))
         if state is not None and lease is not None:
             # Before the deletes: a message that survives them (a failed delete) is then
             # older than the mark and is read back, never written from its stale copy.
@@ -196,14 +203,14 @@ def _release_quietly(state: ExportState, lease: Lease) -> None:
 
 def _take_messages(
     queue: Queue, limits: ExportLimits
-) -> tuple[list[tuple[ReceivedMessage, list[model.UserChange]]], int]:
+) -> tuple[list[tuple[ReceivedMessage, list[UserChange]]], int]:
     """Receive whole messages until the next one might not fit under ``max_users``.
 
     A receive asks only for as many messages as are sure to fit (each holds at most 500
     users), so every received, well-formed message is exported: receives are never spent
     on messages the run then leaves, which would push healthy messages towards the DLQ.
     """
-    taken: list[tuple[ReceivedMessage, list[model.UserChange]]] = []
+    taken: list[tuple[ReceivedMessage, list[UserChange]]] = []
     seen_messages: set[str] = set()
     users: set[str] = set()
     malformed = 0
@@ -215,7 +222,7 @@ def _take_messages(
         received = queue.receive(wanted, limits.visibility_timeout, limits.wait_seconds)
         if not received:
             break
-        decoded: list[tuple[ReceivedMessage, list[model.UserChange]]] = []
+        decoded: list[tuple[ReceivedMessage, list[UserChange]]] = []
         for message in received:
             if message.message_id in seen_messages:
                 continue  # redelivered within this run (a short visibility timeout)

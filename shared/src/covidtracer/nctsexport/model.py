@@ -1,31 +1,7 @@
 """Pure rules of the NCTS personal-details export (DESIGN §3); no I/O here.
 
-The ``PersonalDetails`` item contract
-=====================================
-The contact-details API (``PUT/PATCH/DELETE /user/details``) writes exactly these
-attributes to the ``PersonalDetails`` table (key ``userId``); the export reads them back and
-the NCTS Finders Service loads what the export writes, so a change here is a change to both.
-
-=============  ====  ========  ===========================================================
-attribute      type  required  value
-=============  ====  ========  ===========================================================
-userId         S     yes       the Cognito ``sub`` (UUID); the table's hash key
-email          S     yes       trimmed, lower-cased sign-in email
-firstName      S     yes       ≤ 50 chars (DESIGN §2.2 pattern)
-middleName     S     no        ≤ 100 chars; omit the attribute when the person has none
-lastName       S     yes       ≤ 50 chars
-phone          S     no        E.164 **without spaces** (``+64210123456``); absent only when
-                               the record was created by the app's first PATCH without one
-dateOfBirth    S     no        ``YYYY-MM-DD``
-gender         S     no        as the app sends it
-ethnicity      M     no        ``{selected: L of S, other: S}`` (``other`` may be omitted)
-updatedAt      S     yes       ISO-8601 UTC with milliseconds and ``Z``
-                               (``2021-10-04T21:05:12.345Z``), set on every write
-=============  ====  ========  ===========================================================
-
-Optional attributes are *omitted* when empty (never stored as ``""`` or NULL). Deleting a
-user deletes the item; the stream's REMOVE record is the deletion, and its
-``ApproximateCreationDateTime`` is the deletion time.
+It reads the ``PersonalDetails`` items and changes ``covidtracer.personaldetails.model``
+defines, and writes them as NCTS's Finders Service loads them.
 
 The export file (one JSON object per line, UTF-8, ``\\n`` after every line)
 ==========================================================================
@@ -53,45 +29,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from covidtracer.personaldetails.model import UserChange, iso_millis, record_line
+
 # A 5-minute schedule names each file after the window it ran in.
 WINDOW = timedelta(minutes=5)
 KEY_PREFIX = "personal-details"
 # Files per window before a run gives up: a window normally sees one run; 100 means
 # something is re-running in a loop and an operator should look.
 MAX_FILES_PER_WINDOW = 100
-
-OPTIONAL_FIELDS = ("middleName", "dateOfBirth", "gender", "ethnicity")
-RECORD_FIELDS = (
-    "userId", "email", "firstName", "middleName", "lastName", "phone", "dateOfBirth",
-    "gender", "ethnicity", "updatedAt",
-)  # fmt: skip
-
-
-@dataclass(frozen=True)
-class UserChange:
-    """One user's change as the stream reported it: when, whether the item was removed,
-    and (from queue message version 2) the stream's order and the export line it made.
-
-    ``sequence`` is the stream record's SequenceNumber (decimal, increasing in the order of
-    the item's writes); ``record`` is ``record_line`` of the new image, ``None`` for a
-    removal or where the message does not carry it (then the export reads the item).
-    """
-
-    user_id: str
-    at: datetime
-    removed: bool = False
-    sequence: str = ""
-    record: Mapping[str, Any] | None = field(default=None, compare=True, hash=False)
-
-    @property
-    def order(self) -> tuple[datetime, int]:
-        """Newer changes of one item sort later: time, then the stream's sequence number."""
-        return self.at, int(self.sequence) if self.sequence.isdigit() else -1
-
-    @property
-    def carries_state(self) -> bool:
-        """The change says what the export should write: a record, or a removal."""
-        return self.removed or self.record is not None
 
 
 @dataclass(frozen=True)
@@ -127,19 +72,6 @@ class Pending:
 
 READ_ALL = datetime.max.replace(tzinfo=UTC)
 """An ``exported_through`` that makes every user's item be read back."""
-
-
-def iso_millis(moment: datetime) -> str:
-    """``2021-10-04T21:05:12.345Z`` — the contract's time format."""
-    utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
-
-
-def parse_iso(text: str) -> datetime:
-    """Inverse of ``iso_millis``; raises ``ValueError`` on anything else."""
-    if not text.endswith("Z"):
-        raise ValueError("time must be UTC with a Z suffix")
-    return datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC)
 
 
 def latest_per_user(changes: Iterable[UserChange]) -> list[UserChange]:
@@ -196,19 +128,6 @@ def take_whole_messages(
             taken.append(index)
             ids |= message_ids
     return taken, ids
-
-
-def record_line(item: Mapping[str, Any]) -> dict[str, Any]:
-    """The export line of a present user, from the item as plain Python values."""
-    line: dict[str, Any] = {name: item.get(name) for name in RECORD_FIELDS}
-    ethnicity = item.get("ethnicity")
-    if ethnicity is not None:
-        line["ethnicity"] = {
-            "selected": list(ethnicity.get("selected") or []),
-            "other": ethnicity.get("other"),
-        }
-    line["deleted"] = False
-    return line
 
 
 def tombstone_line(user_id: str, deleted_at: datetime) -> dict[str, Any]:

@@ -11,9 +11,9 @@ import pytest
 from export_rig import FAST, Rig, item
 
 from covidtracer.errors import Unavailable
-from covidtracer.export import messages
-from covidtracer.export.model import UserChange, iso_millis
-from covidtracer.export.service import ExportLimits
+from covidtracer.nctsexport import messages
+from covidtracer.nctsexport.service import ExportLimits
+from covidtracer.personaldetails.model import UserChange, iso_millis
 
 NOW = datetime(2021, 10, 4, 21, 7, 30, tzinfo=UTC)
 WINDOW_KEY = "personal-details/2021/10/04/personal-details-20211004T2105Z"

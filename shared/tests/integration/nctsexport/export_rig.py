@@ -7,15 +7,15 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from covidtracer.export import service, stream
-from covidtracer.export.model import iso_millis
-from covidtracer.export.repository import (
+from covidtracer.nctsexport import service, stream
+from covidtracer.nctsexport.repository import (
     DetailsTable,
     ExportBucket,
     ExportStateObject,
     UpdatesQueue,
 )
-from covidtracer.export.service import ExportLimits, ExportResult
+from covidtracer.nctsexport.service import ExportDeps, ExportLimits, ExportResult
+from covidtracer.personaldetails.model import iso_millis
 from tracerstack.bootstrap import Bootstrap
 from tracerstack.streams import pump_once
 
@@ -72,7 +72,8 @@ class Rig:
         """Stream → handler (by default the service's publish use case) → queue."""
 
         def publish(event: dict[str, Any], _context: Any) -> None:
-            service.publish_changes(stream.records(event), self.queue)
+            deps = ExportDeps(self.queue, self.table, self.bucket)
+            service.publish_changes(deps, stream.records(event), datetime.now(UTC))
 
         return pump_once(
             self.streams, self.stream_arn, handler or publish, self.checkpoints, region=self.region
@@ -81,10 +82,8 @@ class Rig:
     def export(
         self, now: datetime, limits: ExportLimits = FAST, queue: Any = None, table: Any = None
     ) -> ExportResult:
-        return service.export_personal_details(
-            queue or self.queue, table or self.table, self.bucket, now=now, limits=limits,
-            state=self.state,
-        )  # fmt: skip
+        deps = ExportDeps(queue or self.queue, table or self.table, self.bucket, self.state, limits)
+        return service.export_personal_details(deps, now)
 
     def keys(self) -> list[str]:
         listed = self.s3.list_objects_v2(Bucket=self.bucket_name, Prefix="personal-details/")

@@ -1,7 +1,7 @@
 """I/O adapters of the export: the updates queue, the details table and the export bucket.
 
 Each translates boto errors into ``Unavailable`` (``raise … from exc``) so the service sees
-domain errors only. Clients are passed in (tests point them at moto; Lambda uses
+domain errors only. Clients are passed in (tests point them at moto; ``wiring`` uses
 ``covidtracer.aws``).
 """
 
@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from covidtracer import logs
 from covidtracer.errors import Unavailable
-from covidtracer.export import messages
-from covidtracer.export.model import iso_millis, parse_iso
+from covidtracer.nctsexport import messages
+from covidtracer.personaldetails.model import iso_millis, parse_iso
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -336,29 +336,3 @@ class MemoryExportState:
 def _chunks(values: Sequence[str], size: int) -> Iterator[Sequence[str]]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
-
-
-def updates_queue() -> UpdatesQueue:
-    """The queue named by ``ExportSettings`` (Lambda's wiring)."""
-    from covidtracer import aws, settings
-
-    return UpdatesQueue(aws.sqs(), settings.export_settings().personal_data_updates_queue_url)
-
-
-def details_table() -> DetailsTable:
-    from covidtracer import aws, settings
-
-    return DetailsTable(aws.dynamodb(), settings.export_settings().tables.personal_details)
-
-
-def export_state() -> ExportStateObject:
-    from covidtracer import aws, settings
-
-    return ExportStateObject(aws.s3(), settings.export_settings().user_details_bucket)
-
-
-def export_bucket() -> ExportBucket:
-    from covidtracer import aws, settings
-
-    config = settings.export_settings()
-    return ExportBucket(aws.s3(), config.user_details_bucket, config.user_details_kms_key_id)
