@@ -17,6 +17,7 @@ import urllib.request
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
+from covidtracer import settings
 from covidtracer.errors import Unauthorized, Unavailable
 
 JWKS_TIMEOUT_SECONDS = 5
@@ -129,14 +130,23 @@ def _checked_user_id(claims: Mapping[str, Any], client_ids: frozenset[str]) -> s
     return sub
 
 
+@settings.built_from_settings
+def verifier() -> TokenVerifier:
+    """The details API's verifier, one per execution environment (so is its JWKS)."""
+    details = settings.details_settings()
+    url = jwks_url(details.aws.region, details.user_pool_id, details.aws.endpoint_url)
+    return TokenVerifier(
+        issuer=cognito_issuer(details.aws.region, details.user_pool_id),
+        client_ids=details.app_client_ids.values(),
+        fetch_jwks=lambda: fetch_json(url),
+    )
+
+
 def authenticated_user_id(token: str | None, context: Mapping[str, Any]) -> str:
     """The caller's userId, from our own verification or from API Gateway's authorizer.
     Raises Unauthorized."""
-    from covidtracer import settings
-    from covidtracer.signin import wiring
-
     if settings.details_settings().sign_in.verify_tokens_in_app:
-        return wiring.token_verifier().user_id(token)
+        return verifier().user_id(token)
     claims = (context.get("authorizer") or {}).get("claims") or {}
     if claims.get("token_use", "access") != "access":
         raise Unauthorized  # an ID token is not a credential for this API

@@ -1,5 +1,8 @@
 """The production dependencies of sign-in, built from settings once per execution environment.
 
+The token verifier is ``tokens.verifier()``: ``covidtracer.http`` reaches it in every app,
+so it stays beside the verifier and pulls in nothing else of sign-in.
+
 ``COGNITO_GATEWAY=local`` (allowed in the local stage only) wires the dev-only driver
 ``tracerstack.local_cognito``, imported here and only then: it ships in no package.
 """
@@ -13,7 +16,6 @@ from covidtracer import settings
 if TYPE_CHECKING:
     from covidtracer.signin.cognito import CognitoGateway
     from covidtracer.signin.service import SignInDeps
-    from covidtracer.signin.tokens import TokenVerifier
     from covidtracer.signin.triggers import TriggerDeps
 
 
@@ -46,21 +48,6 @@ def trigger_deps() -> TriggerDeps:
         mailer=SesCodeMailer(auth.email_sender),
         queue=SqsPostAuthenticationQueue(auth.post_authentication_queue_url),
         users=DynamoUsers(auth.tables.users),
-    )
-
-
-@settings.built_from_settings
-def token_verifier() -> TokenVerifier:
-    """The details API's own token verifier (``VERIFY_TOKENS_IN_APP``), one per execution
-    environment (so is its JWKS)."""
-    from covidtracer.signin.tokens import TokenVerifier, cognito_issuer, fetch_json, jwks_url
-
-    details = settings.details_settings()
-    url = jwks_url(details.aws.region, details.user_pool_id, details.aws.endpoint_url)
-    return TokenVerifier(
-        issuer=cognito_issuer(details.aws.region, details.user_pool_id),
-        client_ids=details.app_client_ids.values(),
-        fetch_jwks=lambda: fetch_json(url),
     )
 
 

@@ -16,7 +16,7 @@ from covidtracer.errors import InvalidAuthSession, MfaEnabled
 from covidtracer.signin import triggers, wiring
 from covidtracer.signin.cognito import CognitoUser, Retry, Tokens
 from covidtracer.signin.repository import DynamoUsers
-from covidtracer.signin.wiring import token_verifier as verifier
+from covidtracer.signin.tokens import verifier
 from tracerstack.local_cognito import (
     DynamoLocalSessions,
     LocalCognito,

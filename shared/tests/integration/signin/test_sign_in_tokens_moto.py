@@ -17,8 +17,7 @@ from chalice.test import Client
 from covidtracer import settings
 from covidtracer.errors import Unauthorized
 from covidtracer.http import ApiApp, authenticated_user_id, json_response
-from covidtracer.signin.tokens import cognito_issuer
-from covidtracer.signin.wiring import token_verifier as verifier
+from covidtracer.signin.tokens import cognito_issuer, verifier
 
 
 def moto_signing_key() -> Any:
