@@ -29,12 +29,14 @@ from chalice import Chalice, Response  # type: ignore[attr-defined]
 from chalice.app import Request
 
 from covidtracer import logs
+from covidtracer.config import SettingsError
 from covidtracer.errors import (
     DomainError,
     InternalError,
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
+    Unavailable,
     ValidationError,
 )
 
@@ -192,6 +194,13 @@ def _map_errors(view: Callable[..., Any]) -> Callable[..., Any]:
             if error.status >= 500:
                 log.error("request failed", extra={"error": str(error)})
             return error_response(error)
+        except SettingsError as error:
+            # The stage is misconfigured: say what to fix in the log (settings hold no personal
+            # data) and answer 503, the shape of "not available now", instead of a bare 500.
+            log.error(
+                "settings are invalid", extra={"problems": [logs.scrub(p) for p in error.problems]}
+            )
+            return error_response(Unavailable("settings"))
         except Exception:
             log.exception("unhandled error")
             return error_response(InternalError())
