@@ -58,16 +58,11 @@ def usage_report(event: Any, context: Any) -> dict[str, object]:
     """Daily (EventBridge Scheduler, 13:20 New Zealand time; analytics.yaml): the day's
     analytics events become the usage CSV in the analytics bucket. An event
     ``{"date": "YYYY-MM-DD"}`` re-reports that day."""
-    from covidtracer.analytics import service
-    from covidtracer.settings import usage_report_settings
+    from covidtracer.usagereport import service, wiring
 
     logs.clear()
     logs.bind(request_id=getattr(context, "aws_request_id", None))
-    settings = usage_report_settings()
     day = event.get("date") if isinstance(event, dict) else None
     return service.publish_usage_report(
-        service.dependencies(settings),
-        settings,
-        datetime.now(UTC),
-        date.fromisoformat(day) if isinstance(day, str) else None,
+        wiring.report_deps(), date.fromisoformat(day) if isinstance(day, str) else None, _now()
     )

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from covidtracer import settings
+from covidtracer import config
 
 if TYPE_CHECKING:
     from covidtracer.nctsexport.service import ExportDeps
 
 
-@settings.built_from_settings
+@config.cached
 def export_deps() -> ExportDeps:
     """The updates queue, the ``PersonalDetails`` table, the ``UserDetails`` bucket and the
     export state beside its files."""
@@ -23,12 +23,13 @@ def export_deps() -> ExportDeps:
         UpdatesQueue,
     )
     from covidtracer.nctsexport.service import ExportDeps
+    from covidtracer.nctsexport.settings import export_settings
 
-    config = settings.export_settings()
+    export = export_settings()
     s3 = aws.s3()
     return ExportDeps(
-        queue=UpdatesQueue(aws.sqs(), config.personal_data_updates_queue_url),
-        table=DetailsTable(aws.dynamodb(), config.tables.personal_details),
-        bucket=ExportBucket(s3, config.user_details_bucket, config.user_details_kms_key_id),
-        state=ExportStateObject(s3, config.user_details_bucket),
+        queue=UpdatesQueue(aws.sqs(), export.personal_data_updates_queue_url),
+        table=DetailsTable(aws.dynamodb(), export.tables.personal_details),
+        bucket=ExportBucket(s3, export.user_details_bucket, export.user_details_kms_key_id),
+        state=ExportStateObject(s3, export.user_details_bucket),
     )

@@ -27,9 +27,9 @@ from covidtracer.signin.model import SignInRecord, StaleSession
 
 if TYPE_CHECKING:
     from covidtracer.ratelimit.repository import Counters
-    from covidtracer.settings import SignInSettings
     from covidtracer.signin.cognito import CognitoGateway
     from covidtracer.signin.repository import SignInRecords
+    from covidtracer.signin.settings import SignInSettings
 
 log = logs.get_logger(__name__)
 

@@ -17,7 +17,7 @@ import urllib.request
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-from covidtracer import settings
+from covidtracer import config, settings
 from covidtracer.errors import Unauthorized, Unavailable
 
 JWKS_TIMEOUT_SECONDS = 5
@@ -130,7 +130,7 @@ def _checked_user_id(claims: Mapping[str, Any], client_ids: frozenset[str]) -> s
     return sub
 
 
-@settings.built_from_settings
+@config.cached
 def verifier() -> TokenVerifier:
     """The details API's verifier, one per execution environment (so is its JWKS)."""
     details = settings.details_settings()

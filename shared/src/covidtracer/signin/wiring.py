@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from covidtracer import settings
+from covidtracer import config, settings
 
 if TYPE_CHECKING:
     from covidtracer.signin.cognito import CognitoGateway
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from covidtracer.signin.triggers import TriggerDeps
 
 
-@settings.built_from_settings
+@config.cached
 def sign_in_deps() -> SignInDeps:
     """Initiate/confirm wired to Cognito (or the local driver) and DynamoDB (details API)."""
     from covidtracer.ratelimit.repository import DynamoCounters
@@ -36,14 +36,15 @@ def sign_in_deps() -> SignInDeps:
     )
 
 
-@settings.built_from_settings
+@config.cached
 def trigger_deps() -> TriggerDeps:
     """The triggers wired to SES, SQS and DynamoDB from the auth settings."""
     from covidtracer.signin.messaging import SesCodeMailer, SqsPostAuthenticationQueue
     from covidtracer.signin.repository import DynamoUsers
+    from covidtracer.signin.settings import auth_settings
     from covidtracer.signin.triggers import TriggerDeps
 
-    auth = settings.auth_settings()
+    auth = auth_settings()
     return TriggerDeps(
         mailer=SesCodeMailer(auth.email_sender),
         queue=SqsPostAuthenticationQueue(auth.post_authentication_queue_url),

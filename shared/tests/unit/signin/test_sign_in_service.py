@@ -17,11 +17,11 @@ from covidtracer.errors import (
     ValidationError,
 )
 from covidtracer.ratelimit.repository import MemoryCounters
-from covidtracer.settings import SignInSettings
 from covidtracer.signin import service
 from covidtracer.signin.cognito import CognitoUser, Retry, Tokens
 from covidtracer.signin.repository import MemorySignInRecords
 from covidtracer.signin.service import Confirmed, Initiated, SignInDeps
+from covidtracer.signin.settings import SignInSettings
 
 CONFIG = SignInSettings(
     cognito_gateway="aws",

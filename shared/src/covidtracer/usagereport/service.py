@@ -10,9 +10,10 @@ from datetime import date, datetime
 from typing import Any
 
 from covidtracer import logs
-from covidtracer.analytics import model, usage
-from covidtracer.analytics.repository import EventArchive, ReportStore
-from covidtracer.settings import UsageReportSettings
+from covidtracer.analytics.model import iso_millis, json_values, parse_event
+from covidtracer.usagereport import model
+from covidtracer.usagereport.repository import EventArchive, ReportStore
+from covidtracer.usagereport.settings import UsageReportSettings
 
 log = logs.get_logger(__name__)
 
@@ -21,16 +22,12 @@ ALL_DAYS_FILE = "nz-covid-tracer-app-usage.csv"
 
 
 @dataclass(frozen=True)
-class ReportDependencies:
+class ReportDeps:
+    """Where the events are read from, where the report goes, and the report's knobs."""
+
     archive: EventArchive
     reports: ReportStore
-
-
-def dependencies(settings: UsageReportSettings) -> ReportDependencies:
-    from covidtracer.analytics.repository import S3Analytics
-
-    bucket = S3Analytics(settings.bucket)
-    return ReportDependencies(archive=bucket, reports=bucket)
+    config: UsageReportSettings
 
 
 def daily_key(settings: UsageReportSettings, day: date) -> str:
@@ -41,37 +38,33 @@ def all_days_key(settings: UsageReportSettings) -> str:
     return f"{settings.reports_prefix}{ALL_DAYS_FILE}"
 
 
-def publish_usage_report(
-    deps: ReportDependencies,
-    settings: UsageReportSettings,
-    now: datetime,
-    day: date | None = None,
-) -> dict[str, Any]:
-    """Writes the row for ``day`` (default: per ``report_day``) and returns it with what was
-    read. Raises ``Unavailable`` when the bucket cannot be read or written."""
+def publish_usage_report(deps: ReportDeps, day: date | None, now: datetime) -> dict[str, Any]:
+    """Writes the row for ``day`` (``None``: per ``model.report_day``) and returns it with what
+    was read. Raises ``Unavailable`` when the bucket cannot be read or written."""
+    settings = deps.config
     zone, hour = settings.timezone, settings.day_ends_at_hour
-    day = day or usage.report_day(now, zone, hour, include_open=settings.include_open_window)
-    window = usage.window_for(day, zone, hour)
-    figures = usage.Tally()
+    day = day or model.report_day(now, zone, hour, include_open=settings.include_open_window)
+    window = model.window_for(day, zone, hour)
+    figures = model.Tally()
     objects = records = foreign = 0
-    for blob in deps.archive.objects(usage.partitions(window, settings.events_prefix)):
+    for blob in deps.archive.objects(model.partitions(window, settings.events_prefix)):
         objects += 1
-        for value in model.json_values(blob):
+        for value in json_values(blob):
             records += 1
-            event = model.parse_event(value)
+            event = parse_event(value)
             if event is None:
                 foreign += 1  # the app's own events, or a record this job cannot trust
                 continue
             if event.stage == settings.stage:
                 figures.add(event, window)
-    values = usage.row(window, figures)
-    deps.reports.write(daily_key(settings, day), usage.render_csv([values]), CSV)
-    rows = usage.upsert(usage.parse_csv(deps.reports.read(all_days_key(settings))), values)
-    deps.reports.write(all_days_key(settings), usage.render_csv(rows), CSV)
+    values = model.row(window, figures)
+    deps.reports.write(daily_key(settings, day), model.render_csv([values]), CSV)
+    rows = model.upsert(model.parse_csv(deps.reports.read(all_days_key(settings))), values)
+    deps.reports.write(all_days_key(settings), model.render_csv(rows), CSV)
     summary: dict[str, Any] = {
         "day": day.isoformat(),
-        "windowStart": model.iso_millis(window.start),
-        "windowEnd": model.iso_millis(window.end),
+        "windowStart": iso_millis(window.start),
+        "windowEnd": iso_millis(window.end),
         "objects": objects,
         "records": records,
         "otherRecords": foreign,

@@ -7,9 +7,12 @@ from itertools import count
 
 import pytest
 
-from covidtracer.analytics import model, service, usage
-from covidtracer.analytics.repository import MemoryAnalytics
-from covidtracer.settings import AwsSettings, UsageReportSettings
+from covidtracer.analytics import model
+from covidtracer.settings import AwsSettings
+from covidtracer.usagereport import model as usage
+from covidtracer.usagereport import service
+from covidtracer.usagereport.repository import MemoryAnalytics
+from covidtracer.usagereport.settings import UsageReportSettings
 
 NZ = "Pacific/Auckland"
 _ids = count()
@@ -177,8 +180,8 @@ def test_the_job_reads_the_days_objects_and_writes_the_daily_and_all_days_files(
     bucket.store["events/2026/12/02/00/c"] = records[2].record()
     # Not a partition of the day: never read (it would not count anyway).
     bucket.store["events/2026/11/30/23/old"] = event("account_created", after).record()
-    deps = service.ReportDependencies(bucket, bucket)
-    summary = service.publish_usage_report(deps, settings(), now=after + timedelta(minutes=20))
+    deps = service.ReportDeps(bucket, bucket, settings())
+    summary = service.publish_usage_report(deps, None, now=after + timedelta(minutes=20))
     assert summary["day"] == "2026-12-02"
     assert summary["row"]["App Registrations"] == "2"  # the staging event is not prod's
     assert summary["otherRecords"] == 1
