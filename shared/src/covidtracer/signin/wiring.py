@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 @config.cached
 def sign_in_deps() -> SignInDeps:
     """Initiate/confirm wired to Cognito (or the local driver) and DynamoDB (details API)."""
-    from covidtracer.ratelimit.repository import DynamoCounters
+    from covidtracer.ratelimit.wiring import dynamo_counters
     from covidtracer.signin.repository import DynamoSignInRecords
     from covidtracer.signin.service import SignInDeps
 
@@ -30,7 +30,7 @@ def sign_in_deps() -> SignInDeps:
     return SignInDeps(
         gateway=_gateway(),
         records=DynamoSignInRecords(details.tables.sign_in_sessions),
-        counters=DynamoCounters(details.tables.rate_limits),
+        counters=dynamo_counters(details.tables.rate_limits),
         config=details.sign_in,
         client_ids=frozenset(details.app_client_ids.values()),
     )
