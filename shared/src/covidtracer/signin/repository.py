@@ -41,6 +41,16 @@ class Users(Protocol):
         """Upserts the row for a sign-in at ``at`` (ISO-8601 UTC), idempotently."""
 
 
+def _get[M: Model](model: type[M], key: str, table_role: str) -> M | None:
+    """The item under ``key`` (strongly consistent), or None; a failure is ``Unavailable``."""
+    try:
+        return model.get(key, consistent_read=True)
+    except model.DoesNotExist:
+        return None
+    except PynamoDBException as error:
+        raise dynamo.unavailable(table_role, error) from error
+
+
 # ---------------------------------------------------------------------------- sign-in records
 
 
@@ -91,21 +101,13 @@ class DynamoSignInRecords:
             raise dynamo.unavailable("sign_in_sessions", error) from error
 
     def current(self, email_key: str) -> str | None:
-        try:
-            latest = self._latest.get(LATEST_PREFIX + email_key, consistent_read=True)
-        except self._latest.DoesNotExist:
-            return None
-        except PynamoDBException as error:
-            raise dynamo.unavailable("sign_in_sessions", error) from error
-        return str(latest.current)
+        latest = _get(self._latest, LATEST_PREFIX + email_key, "sign_in_sessions")
+        return None if latest is None else str(latest.current)
 
     def get(self, verification_id: str) -> SignInRecord | None:
-        try:
-            item = self._model.get(verification_id, consistent_read=True)
-        except self._model.DoesNotExist:
+        item = _get(self._model, verification_id, "sign_in_sessions")
+        if item is None:
             return None
-        except PynamoDBException as error:
-            raise dynamo.unavailable("sign_in_sessions", error) from error
         return SignInRecord(
             verification_id=item.verificationId,
             user_id=item.userId,
@@ -210,12 +212,9 @@ class DynamoUsers:
             raise dynamo.unavailable("users", error) from error
 
     def get(self, user_id: str) -> UserRow | None:
-        try:
-            item = self._model.get(user_id, consistent_read=True)
-        except self._model.DoesNotExist:
+        item = _get(self._model, user_id, "users")
+        if item is None:
             return None
-        except PynamoDBException as error:
-            raise dynamo.unavailable("users", error) from error
         return UserRow(
             item.userId,
             item.email or "",

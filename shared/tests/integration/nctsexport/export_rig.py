@@ -23,7 +23,7 @@ FAST = ExportLimits(wait_seconds=0)
 
 
 def item(user_id: str, **fields: Any) -> dict[str, Any]:
-    """A PersonalDetails item as the contract in ``export.model`` defines it."""
+    """A PersonalDetails item as the contract in ``personaldetails.model`` defines it."""
     base: dict[str, Any] = {
         "userId": user_id,
         "email": f"{user_id}@example.nz",
