@@ -59,13 +59,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
+    from tracerstack import awsapis
 
     for name, value in LOCAL_CREDENTIALS.items():
         os.environ.setdefault(name, value)
     port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    server = awsapis.start("127.0.0.1", port)
     yield f"http://127.0.0.1:{port}"
     server.stop()
 

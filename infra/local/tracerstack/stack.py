@@ -252,7 +252,11 @@ def up() -> None:
     python = sys.executable
     try:
         aws = f"http://{HOST}:{ports.aws}"
-        moto = _start("moto", [python, "-m", "moto.server", "-H", HOST, "-p", str(ports.aws)], {})
+        moto = _start(
+            "moto",
+            [python, "-m", "tracerstack.awsapis", "--host", HOST, "--port", str(ports.aws)],
+            {},
+        )
         run["processes"].append(moto)
         _save_run(run)
         _wait_http(f"{aws}/moto-api/data.json", "moto", 30, moto)

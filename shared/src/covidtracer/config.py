@@ -207,6 +207,17 @@ class Env:
         return value
 
 
+def log_level(env: Env, name: str, default: str) -> str:
+    """A ``setting(parse=…)`` for ``LOG_LEVEL``: one of `logs.LEVELS` in any case (default
+    INFO); `logs.configure` applies it."""
+    from covidtracer.logs import LEVELS
+
+    value = env.text(name, default).upper()
+    if value not in LEVELS:
+        env.problems.append(f"{name} must be one of {', '.join(LEVELS)}, got {value!r}")
+    return value
+
+
 def is_http_url(value: str) -> bool:
     parsed = urlparse(value)
     return parsed.scheme in ("http", "https") and bool(parsed.netloc)

@@ -171,15 +171,6 @@ def bearer_token(request: Request) -> str | None:
     return token.strip()
 
 
-def authenticated_user_id(request: Request) -> str:
-    """The caller's userId from their bearer access token (DESIGN §2.2): verified here when
-    ``VERIFY_TOKENS_IN_APP`` is on, else taken from API Gateway's Cognito authorizer.
-    Raises Unauthorized (401) for a missing, forged, expired or foreign token."""
-    from covidtracer.signin import tokens
-
-    return tokens.authenticated_user_id(bearer_token(request), request.context or {})
-
-
 def source_ip(request: Request) -> str:
     identity = (request.context or {}).get("identity") or {}
     return str(identity.get("sourceIp") or "unknown")
@@ -218,14 +209,10 @@ class ApiApp(Chalice):
         self.register_middleware(self._http_middleware, "http")
         send_analytics_after_each_invocation(self)
 
-    def route(self, path: str, **kwargs: Any) -> Callable[..., Any]:
-        register = super().route(path, **kwargs)
-
-        def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
-            register(_map_errors(view))
-            return view
-
-        return decorator
+    def _register_route(self, name: str, user_handler: Any, kwargs: Any, **unused: Any) -> None:
+        # Every route passes here, the app's own and each blueprint's (registered later,
+        # through the app), so each view gets the error mapping exactly once.
+        super()._register_route(name, _map_errors(user_handler), kwargs, **unused)
 
     def _http_middleware(self, event: Request, get_response: Callable[..., Response]) -> Response:
         started = time.perf_counter()

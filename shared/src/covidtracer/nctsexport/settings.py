@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from covidtracer import config
 from covidtracer.config import Env, setting
-from covidtracer.settings import AwsSettings, Tables, _log_level
+from covidtracer.settings import AwsSettings, Tables
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -24,7 +24,7 @@ class ExportSettings:
     # mapping is made at deploy time); validated here so a stage without it fails loudly at
     # cold start too.
     personal_details_stream_arn: str = setting("PERSONAL_DETAILS_STREAM_ARN")
-    log_level: str = setting("LOG_LEVEL", "INFO", parse=_log_level)
+    log_level: str = setting("LOG_LEVEL", "INFO", parse=config.log_level)
 
     def check(self, env: Env) -> None:
         arn = self.personal_details_stream_arn

@@ -51,7 +51,7 @@ class SignInSettings:
 
 # After SignInSettings: covidtracer.settings imports it (DetailsSettings.sign_in), whichever
 # of the two modules is imported first.
-from covidtracer.settings import AwsSettings, Tables, _log_level  # noqa: E402
+from covidtracer.settings import AwsSettings, Tables  # noqa: E402
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,7 +63,7 @@ class AuthSettings:
     tables: Tables
     email_sender: str = setting("EMAIL_SENDER")
     post_authentication_queue_url: str = setting("POST_AUTHENTICATION_QUEUE_URL", url=True)
-    log_level: str = setting("LOG_LEVEL", "INFO", parse=_log_level)
+    log_level: str = setting("LOG_LEVEL", "INFO", parse=config.log_level)
 
     def check(self, env: Env) -> None:
         if self.email_sender and "@" not in self.email_sender:

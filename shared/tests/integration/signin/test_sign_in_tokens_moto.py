@@ -16,8 +16,8 @@ from chalice.test import Client
 
 from covidtracer import settings
 from covidtracer.errors import Unauthorized
-from covidtracer.http import ApiApp, authenticated_user_id, json_response
-from covidtracer.signin.tokens import cognito_issuer, verifier
+from covidtracer.http import ApiApp, bearer_token, json_response
+from covidtracer.signin.tokens import authenticated_user_id, cognito_issuer, verifier
 
 
 def moto_signing_key() -> Any:
@@ -66,7 +66,9 @@ def who_am_i(service_env: dict[str, str]) -> Iterator[Client]:
 
     @app.route("/me")
     def me() -> Any:
-        return json_response({"userId": authenticated_user_id(app.current_request)})
+        request = app.current_request
+        user_id = authenticated_user_id(bearer_token(request), request.context or {})
+        return json_response({"userId": user_id})
 
     with Client(app) as client:
         yield client
