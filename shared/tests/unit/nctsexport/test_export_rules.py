@@ -67,17 +67,6 @@ def test_pending_keeps_the_newest_removal_time_for_the_tombstone() -> None:
     assert pending["b"].tombstone_time == AT  # REMOVE still queued: newest change seen
 
 
-def test_a_record_line_has_every_field_in_order_with_nulls_for_absent_ones() -> None:
-    line = contract.record_line(
-        {"userId": "u", "email": "e@x.nz", "firstName": "F", "lastName": "L",
-         "phone": "+6421", "updatedAt": "t", "ethnicity": {"selected": ["Māori"]}}
-    )  # fmt: skip
-    assert list(line) == [*contract.RECORD_FIELDS, "deleted"]
-    assert line["middleName"] is None and line["dateOfBirth"] is None and line["gender"] is None
-    assert line["ethnicity"] == {"selected": ["Māori"], "other": None}
-    assert line["deleted"] is False
-
-
 def test_lines_are_sorted_and_missing_items_become_tombstones() -> None:
     pending = {"b": Pending("b", AT, None), "a": Pending("a", AT, AT)}
     lines = model.export_lines(pending, {"b": {"userId": "b"}})
