@@ -2,8 +2,9 @@
 
 - ``AwsCognito`` (``COGNITO_GATEWAY=aws``): the real user pool runs CUSTOM_AUTH and calls
   the trigger Lambdas of ``services/auth``.
-- ``LocalCognito`` (``COGNITO_GATEWAY=local``, in ``local_cognito``): moto runs no
-  triggers, so a driver runs ours in Cognito's order and then has moto mint the tokens.
+- ``LocalCognito`` (``COGNITO_GATEWAY=local``, the dev-only ``tracerstack.local_cognito``):
+  moto runs no triggers, so a driver runs ours in Cognito's order and then has moto mint the
+  tokens.
 
 Both translate Cognito's answers into domain results and errors: an expired, exhausted or
 unknown session is ``InvalidAuthSession``; an account that needs its authenticator app is
