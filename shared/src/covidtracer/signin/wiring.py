@@ -1,7 +1,7 @@
 """The production dependencies of sign-in, built from settings once per execution environment.
 
-The token verifier is ``tokens.verifier()``: ``covidtracer.http`` reaches it in every app,
-so it stays beside the verifier and pulls in nothing else of sign-in.
+The token verifier is ``tokens.verifier()``, beside the check that uses it, so the caller
+check reaches no other part of sign-in.
 
 ``COGNITO_GATEWAY=local`` (allowed in the local stage only) wires the dev-only driver
 ``tracerstack.local_cognito``, imported here and only then: it ships in no package.
