@@ -12,8 +12,11 @@ import time
 from tracerstack import jobs
 
 TICK_SECONDS = 1.0
-# How long after a period's end an aligned job runs: the window it exports has closed.
-ALIGNED_DELAY_SECONDS = 2.0
+# How long the local ENF export waits after a window ends before building it
+# (ENF_EXPORT_SETTLE_SECONDS; 60 in AWS): an upload commits in milliseconds here.
+LOCAL_SETTLE_SECONDS = 5
+# How long after a period's end an aligned job runs: the window it exports has settled.
+ALIGNED_DELAY_SECONDS = LOCAL_SETTLE_SECONDS + 1.0
 
 
 def next_due(job: jobs.Job, now: float, wall: float) -> float:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tracerstack import REPO_ROOT, SERVICES, jobs
+from tracerstack import REPO_ROOT, SERVICES, jobs, scheduler
 from tracerstack.bootstrap import bootstrap
 from tracerstack.environment import client_ids, service_environment
 
@@ -39,8 +39,8 @@ HOST = "127.0.0.1"
 # bring up a stack of their own name a private one so no run inherits another's schema.
 LOCAL_DATABASE = os.environ.get("COVIDTRACER_DATABASE", "covidtracer_local")
 FEED_OBJECT = "current-exposure-events.json"
-# The local stage's export window (minutes): a developer's upload is listed within about
-# two minutes (the window, the export's settle time, one run of the per-minute job).
+# The local stage's export window (minutes): a developer's upload is listed within about a
+# minute (the window, the export's short local settle time, then the run just after it).
 LOCAL_EXPORT_WINDOW_MINUTES = "1"
 
 
@@ -271,6 +271,7 @@ def up() -> None:
         partners_url = f"http://{HOST}:{ports.partners}"
         env = service_environment(boot, partners_url=partners_url, database_url=database_url)
         env["ENF_EXPORT_WINDOW_MINUTES"] = LOCAL_EXPORT_WINDOW_MINUTES
+        env["ENF_EXPORT_SETTLE_SECONDS"] = str(scheduler.LOCAL_SETTLE_SECONDS)
         (LOCAL_DIR / "env.json").write_text(json.dumps(env, indent=2))
 
         partners = _start(

@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, ClassVar, Self, get_type_hints
 from urllib.parse import urlparse
 
 STAGES = ("local", "dev", "staging", "prod")
@@ -255,6 +255,17 @@ def load[T](cls: type[T], service: str, environ: Mapping[str, str] | None = None
     if env.problems:
         raise SettingsError(service, env.problems)
     return settings
+
+
+class ServiceSettings:
+    """Base of a service's settings dataclass: ``from_env()`` reads it whole, reporting every
+    problem under the service's name (``SERVICE``)."""
+
+    SERVICE: ClassVar[str]
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
+        return load(cls, cls.SERVICE, environ)
 
 
 def _value(env: Env, spec: Spec, hint: Any) -> Any:

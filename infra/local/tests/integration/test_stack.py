@@ -15,7 +15,7 @@ from typing import Any
 import psutil
 import pytest
 
-from tracerstack.pytest_plugin import free_port, running_stack, tracerstack
+from tracerstack.pytest_plugin import free_port, http, running_stack, tracerstack
 from tracerstack.release import release_version
 
 STACK_KEYS = {
@@ -81,17 +81,8 @@ def test_an_unknown_job_is_refused_with_the_list_of_jobs(
 
 
 def _post(url: str, body: dict[str, Any], token: str | None = None) -> tuple[int, Any]:
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), headers=headers, method="POST"
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.load(exc)
+    answer = http("POST", url, body, {"Authorization": f"Bearer {token}"} if token else None)
+    return answer.status, answer.json()
 
 
 def test_a_person_signs_in_by_hand_over_http(stack: tuple[dict[str, str], Path]) -> None:
@@ -132,16 +123,8 @@ def test_a_person_signs_in_by_hand_over_http(stack: tuple[dict[str, str], Path])
 def _call(
     method: str, url: str, body: Any = None, headers: dict[str, str] | None = None
 ) -> tuple[int, dict[str, str], bytes]:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(
-        url, data=data, headers={"Content-Type": "application/json", **(headers or {})},
-        method=method,
-    )  # fmt: skip
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), error.read()
+    answer = http(method, url, body, {"Content-Type": "application/json", **(headers or {})})
+    return answer.status, answer.headers, answer.body
 
 
 def _settings(stack: tuple[dict[str, str], Path]) -> dict[str, Any]:
