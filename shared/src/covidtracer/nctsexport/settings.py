@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from covidtracer import config
@@ -11,8 +10,10 @@ from covidtracer.settings import AwsSettings, Tables
 
 
 @dataclass(frozen=True, kw_only=True)
-class ExportSettings:
+class ExportSettings(config.ServiceSettings):
     """The NCTS personal-details export (``services/export``)."""
+
+    SERVICE = "export"
 
     stage: str
     aws: AwsSettings
@@ -32,10 +33,6 @@ class ExportSettings:
             env.problems.append(
                 f"PERSONAL_DETAILS_STREAM_ARN must be a DynamoDB stream ARN, got {arn!r}"
             )
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> ExportSettings:
-        return config.load(cls, "export", environ)
 
 
 export_settings = config.cached(ExportSettings.from_env)

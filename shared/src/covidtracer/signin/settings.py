@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from covidtracer import config
@@ -55,8 +54,10 @@ from covidtracer.settings import AwsSettings, Tables  # noqa: E402
 
 
 @dataclass(frozen=True, kw_only=True)
-class AuthSettings:
+class AuthSettings(config.ServiceSettings):
     """The Cognito trigger Lambdas (``services/auth``)."""
+
+    SERVICE = "auth"
 
     stage: str
     aws: AwsSettings
@@ -68,10 +69,6 @@ class AuthSettings:
     def check(self, env: Env) -> None:
         if self.email_sender and "@" not in self.email_sender:
             env.problems.append("EMAIL_SENDER must be an email address")
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> AuthSettings:
-        return config.load(cls, "auth", environ)
 
 
 auth_settings = config.cached(AuthSettings.from_env)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from covidtracer import config
@@ -11,8 +10,10 @@ from covidtracer.settings import AwsSettings
 
 
 @dataclass(frozen=True, kw_only=True)
-class UsageReportSettings:
+class UsageReportSettings(config.ServiceSettings):
     """The daily usage report (``usage-report`` job): where events are and the report goes."""
+
+    SERVICE = "usage-report"
 
     stage: str
     aws: AwsSettings
@@ -34,10 +35,6 @@ class UsageReportSettings:
             ZoneInfo(self.timezone)
         except (ValueError, LookupError):
             env.problems.append(f"USAGE_REPORT_TIMEZONE {self.timezone!r} is not a known zone")
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> UsageReportSettings:
-        return config.load(cls, "usage-report", environ)
 
 
 usage_report_settings = config.cached(UsageReportSettings.from_env)
