@@ -36,6 +36,25 @@ def item(user_id: str, **fields: Any) -> dict[str, Any]:
     return base
 
 
+def export_line(user_id: str, updated_at: str, **fields: Any) -> dict[str, Any]:
+    """The export file's line for ``item(user_id, updatedAt=updated_at, **fields)``."""
+    line = {
+        "userId": user_id,
+        "email": f"{user_id}@example.nz",
+        "firstName": "Aroha",
+        "middleName": None,
+        "lastName": "Smith",
+        "phone": "+64210123456",
+        "dateOfBirth": None,
+        "gender": None,
+        "ethnicity": None,
+        "updatedAt": updated_at,
+        "deleted": False,
+    }
+    line.update(fields)
+    return line
+
+
 class Rig:
     def __init__(self, boot: Bootstrap) -> None:
         out = boot.outputs

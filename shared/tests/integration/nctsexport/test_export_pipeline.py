@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from export_rig import FAST, Rig, item
+from export_rig import FAST, Rig, export_line, item
 
 from covidtracer.errors import Unavailable
 from covidtracer.nctsexport import messages
@@ -22,24 +22,6 @@ WINDOW_KEY = "personal-details/2021/10/04/personal-details-20211004T2105Z"
 @pytest.fixture
 def rig(fresh_aws_stack: Any) -> Rig:
     return Rig(fresh_aws_stack)
-
-
-def _record(user_id: str, updated_at: str, **fields: Any) -> dict[str, Any]:
-    line = {
-        "userId": user_id,
-        "email": f"{user_id}@example.nz",
-        "firstName": "Aroha",
-        "middleName": None,
-        "lastName": "Smith",
-        "phone": "+64210123456",
-        "dateOfBirth": None,
-        "gender": None,
-        "ethnicity": None,
-        "updatedAt": updated_at,
-        "deleted": False,
-    }
-    line.update(fields)
-    return line
 
 
 def test_changes_flow_from_the_table_through_the_stream_and_queue_into_one_file(rig: Rig) -> None:
@@ -62,7 +44,7 @@ def test_changes_flow_from_the_table_through_the_stream_and_queue_into_one_file(
 
     assert result.key == f"{WINDOW_KEY}.jsonl"
     assert rig.lines(result.key) == [
-        _record(
+        export_line(
             "user-a",
             alice["updatedAt"],
             middleName="Mere",
@@ -70,7 +52,7 @@ def test_changes_flow_from_the_table_through_the_stream_and_queue_into_one_file(
             gender="female",
             ethnicity={"selected": ["Māori", "NZ European"], "other": "Tongan"},
         ),
-        _record("user-b", "2021-10-04T21:06:00.123Z", phone="+64219999999"),
+        export_line("user-b", "2021-10-04T21:06:00.123Z", phone="+64219999999"),
     ]
     head = rig.s3.head_object(Bucket=rig.bucket_name, Key=result.key)
     assert head["ServerSideEncryption"] == "aws:kms"
@@ -247,11 +229,11 @@ def test_a_deletion_is_a_tombstone_and_a_returning_user_appears_again(rig: Rig) 
     rig.pump()
     third = rig.export(NOW + timedelta(minutes=10))
     assert rig.lines(third.key or "") == [
-        _record("user-a", again["updatedAt"], firstName="Returned")
+        export_line("user-a", again["updatedAt"], firstName="Returned")
     ]
 
 
-def test_deleted_then_recreated_within_one_batch_exports_the_current_record(rig: Rig) -> None:
+def test_deleted_then_recreated_within_one_batch_exports_the_currentexport_line(rig: Rig) -> None:
     rig.put(item("user-a", firstName="First"))
     rig.delete("user-a")
     rig.put(item("user-a", firstName="Second"))
