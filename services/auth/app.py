@@ -1,10 +1,9 @@
 """Cognito custom-auth triggers for passwordless email sign-in (DESIGN §2.1).
 
-Each Lambda hands Cognito's event to the matching use case in
-``covidtracer.signin.triggers``
-and returns it with its ``response`` filled in. The deployment attaches the first five to
-the user pool and maps the post-authentication queue to the last (with
-``ReportBatchItemFailures``, since it answers SQS's partial-batch shape).
+Each Lambda hands Cognito's event to the matching use case in ``covidtracer.signin.triggers``
+(with the production deps and the time) and returns it with its ``response`` filled in. The
+deployment attaches the first five to the user pool and maps the post-authentication queue
+to the last (with ``ReportBatchItemFailures``, since it answers SQS's partial-batch shape).
 """
 
 from __future__ import annotations
