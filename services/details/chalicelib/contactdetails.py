@@ -42,7 +42,7 @@ def _caller() -> str:
     """The caller's userId from their bearer access token (DESIGN §2.2): verified here when
     ``VERIFY_TOKENS_IN_APP`` is on, else taken from API Gateway's Cognito authorizer.
     Raises ``Unauthorized`` (401) for a missing, forged, expired or foreign token."""
-    from covidtracer.auth import tokens
+    from covidtracer.signin import tokens
 
     request = bp.current_request
     return tokens.authenticated_user_id(bearer_token(request), request.context or {})

@@ -4,13 +4,9 @@ import json
 
 import pytest
 
-from covidtracer.settings import (
-    AuthSettings,
-    DetailsSettings,
-    EnfSettings,
-    ExportSettings,
-    SettingsError,
-)
+from covidtracer.nctsexport.settings import ExportSettings
+from covidtracer.settings import DetailsSettings, EnfSettings, SettingsError
+from covidtracer.signin.settings import AuthSettings
 
 TABLES = {
     "USERS_TABLE": "users",

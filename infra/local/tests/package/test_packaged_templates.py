@@ -18,7 +18,9 @@ from typing import Any
 
 import pytest
 
-from covidtracer.settings import AuthSettings, DetailsSettings, EnfSettings, ExportSettings
+from covidtracer.nctsexport.settings import ExportSettings
+from covidtracer.settings import DetailsSettings, EnfSettings
+from covidtracer.signin.settings import AuthSettings
 from tracerstack import SERVICES, TEMPLATES, cfn, deploy, vendor
 from tracerstack.package import BUILD, SERVICE_NAMES
 from tracerstack.release import release_version

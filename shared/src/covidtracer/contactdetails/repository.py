@@ -1,33 +1,28 @@
-"""I/O adapters of contact details: the ``PersonalDetails`` table and the account-email
-lookup (its in-memory twins are ``tracerstack.details_fakes``; one contract test runs
-against both).
-
-The ``PersonalDetails`` item is a contract with the export app (``covidtracer.export.model``);
-its pynamodb model is declared here until ``covidtracer.personaldetails`` holds it.
+"""I/O adapters of contact details: the ``PersonalDetails`` table (its item, the contract
+with the export app, is ``covidtracer.personaldetails``'s) and the account-email lookup.
+Their in-memory twins are ``tracerstack.details_fakes``; one contract test runs against both.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Protocol
 
-from pynamodb.attributes import ListAttribute, MapAttribute, UnicodeAttribute
 from pynamodb.exceptions import PynamoDBException
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
-from pynamodb.models import Model
 
 from covidtracer import aws, dynamo
 from covidtracer.contactdetails.model import ContactDetails, Ethnicity
 from covidtracer.errors import NotFound
-from covidtracer.settings import AwsSettings
+from covidtracer.personaldetails.repository import EthnicityAttribute, PersonalDetailsItem
 
 DetailsChanges = Mapping[str, str | Ethnicity | None]
 
 
 class ContactDetailsStore(Protocol):
-    """One ``PersonalDetails`` item per user, written as ``covidtracer.export.model``'s item
-    contract says (the NCTS export reads it back)."""
+    """One ``PersonalDetails`` item per user, written as the item contract of
+    ``covidtracer.personaldetails.model`` says (the NCTS export reads it back)."""
 
     def get(self, user_id: str) -> ContactDetails | None: ...
 
@@ -50,27 +45,6 @@ class ContactDetailsStore(Protocol):
 class AccountEmails(Protocol):
     def email_of(self, user_id: str) -> str | None:
         """The account's sign-in email, or ``None`` if the account does not exist."""
-
-
-class EthnicityAttribute(MapAttribute[str, Any]):
-    selected = ListAttribute(of=UnicodeAttribute, default=list)
-    other = UnicodeAttribute(null=True)
-
-
-class PersonalDetailsItem(Model):
-    """The item contract of ``covidtracer.export.model``: optional attributes are omitted
-    (``null=True`` attributes holding ``None`` are not written)."""
-
-    userId = UnicodeAttribute(hash_key=True)  # noqa: N815 - table attribute names
-    email = UnicodeAttribute()
-    firstName = UnicodeAttribute()  # noqa: N815
-    middleName = UnicodeAttribute(null=True)  # noqa: N815
-    lastName = UnicodeAttribute()  # noqa: N815
-    phone = UnicodeAttribute(null=True)  # absent only when a PATCH created the record
-    dateOfBirth = UnicodeAttribute(null=True)  # noqa: N815
-    gender = UnicodeAttribute(null=True)
-    ethnicity = EthnicityAttribute(null=True)  # type: ignore[no-untyped-call]
-    updatedAt = UnicodeAttribute()  # noqa: N815
 
 
 def _ethnicity_attribute(value: Ethnicity | None) -> EthnicityAttribute | None:
@@ -189,10 +163,10 @@ class AccountEmailsFromUsers:
     is only the fallback. The access token itself carries no email.
     """
 
-    def __init__(self, users_table: str, user_pool_id: str, aws_config: AwsSettings) -> None:
-        from covidtracer.auth.repository import DynamoUsers
+    def __init__(self, users_table: str, user_pool_id: str) -> None:
+        from covidtracer.signin.repository import DynamoUsers
 
-        self._users = DynamoUsers(users_table, aws_config)
+        self._users = DynamoUsers(users_table)
         self._user_pool_id = user_pool_id
 
     def email_of(self, user_id: str) -> str | None:
@@ -202,7 +176,7 @@ class AccountEmailsFromUsers:
         return self._from_cognito(user_id)
 
     def _from_cognito(self, user_id: str) -> str | None:
-        from covidtracer.auth.cognito import cognito_errors
+        from covidtracer.signin.cognito import cognito_errors
 
         if '"' in user_id or "\\" in user_id:
             return None  # never a Cognito sub; it must not reach the filter expression

@@ -15,7 +15,7 @@ from covidtracer import logs
 from covidtracer.analytics.emitter import emit
 from covidtracer.contactdetails import model
 from covidtracer.errors import NotFound, Unauthorized, ValidationError
-from covidtracer.export.model import iso_millis
+from covidtracer.personaldetails.model import iso_millis
 
 if TYPE_CHECKING:
     from covidtracer.contactdetails.repository import AccountEmails, ContactDetailsStore

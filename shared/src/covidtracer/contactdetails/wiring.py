@@ -13,5 +13,5 @@ def dependencies() -> Dependencies:
     from covidtracer.contactdetails.repository import AccountEmailsFromUsers, DynamoContactDetails
 
     settings = details_settings()
-    emails = AccountEmailsFromUsers(settings.tables.users, settings.user_pool_id, settings.aws)
+    emails = AccountEmailsFromUsers(settings.tables.users, settings.user_pool_id)
     return Dependencies(DynamoContactDetails(settings.tables.personal_details), emails)

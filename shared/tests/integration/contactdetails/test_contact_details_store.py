@@ -1,5 +1,6 @@
 """``PersonalDetails``: one contract for the in-memory twin and DynamoDB over moto, the item
-written exactly as ``covidtracer.export.model`` defines it, and the account-email lookup."""
+written exactly as ``covidtracer.personaldetails.model`` defines it, and the account-email
+lookup."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ from typing import Any
 import pytest
 
 from covidtracer import settings
-from covidtracer.auth.repository import DynamoUsers
 from covidtracer.contactdetails import model
 from covidtracer.contactdetails.repository import AccountEmailsFromUsers, DynamoContactDetails
 from covidtracer.errors import NotFound, Unavailable
+from covidtracer.signin.repository import DynamoUsers
 from tracerstack.bootstrap import Bootstrap
 from tracerstack.details_fakes import MemoryContactDetails
 
@@ -141,7 +142,7 @@ def test_the_email_comes_from_the_users_row_else_from_cognito(
     service_env: dict[str, str], aws_stack: Bootstrap
 ) -> None:
     details = settings.details_settings()
-    emails = AccountEmailsFromUsers(details.tables.users, details.user_pool_id, details.aws)
+    emails = AccountEmailsFromUsers(details.tables.users, details.user_pool_id)
     cognito = aws_stack.client("cognito-idp")
     created = cognito.admin_create_user(
         UserPoolId=details.user_pool_id,
@@ -152,7 +153,7 @@ def test_the_email_comes_from_the_users_row_else_from_cognito(
     sub = next(a["Value"] for a in created["Attributes"] if a["Name"] == "sub")
 
     assert emails.email_of(sub) == "kiri@example.nz"  # no Users row yet: Cognito
-    DynamoUsers(details.tables.users, details.aws).record_sign_in(
+    DynamoUsers(details.tables.users).record_sign_in(
         sub, "kiri.new@example.nz", "2021-10-04T21:05:12Z"
     )
     assert emails.email_of(sub) == "kiri.new@example.nz"  # the row wins
