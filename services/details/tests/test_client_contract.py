@@ -4,6 +4,7 @@ here."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import pytest
@@ -43,11 +44,15 @@ def test_the_onboarding_patch_of_apps_before_7_is_answered_with_the_record(
 
 
 def test_a_3000_entry_diary_is_accepted_whole(api: Api, outbox: Partners) -> None:
+    """Apps 3.0.0-6.0.0 send the whole 60-day diary in one request (CLIENTS.md): 15-30 scans
+    a day is thousands of entries; a refusal means the diary cannot be shared at all. It
+    reaches NCTS without loss (the 10,000-entry diary: the unit tier's test_diary_service)."""
     code = issue_code(outbox)
     diary = heavy_diary(3_000)
-    status, _, _ = api.send(
+    status, _, problem = api.send(
         "POST", "/v2/user/location-history", {"consentCode": code, "locations": diary}
     )
-    assert status == 204
+    assert status == 204, problem
     [sent] = outbox.outbox()
     assert sent["to"] == "location-history"
+    assert json.loads(sent["body"]) == {"consentCode": code, "locations": diary}

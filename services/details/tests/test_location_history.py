@@ -102,20 +102,6 @@ def heavy_diary(count: int) -> list[dict[str, Any]]:
     ]
 
 
-def test_a_heavy_users_whole_60_day_diary_reaches_ncts_without_loss(
-    api: Api, outbox: Partners
-) -> None:
-    """Apps 3.0.0-6.0.0 send the whole 60-day diary in one request (CLIENTS.md): 15-30 scans
-    a day is thousands of entries; a refusal means the diary cannot be shared at all. (The
-    10,000-entry diary is the unit tier's: test_diary_service.)"""
-    code = issue_code(outbox)
-    diary = heavy_diary(3_000)
-    status, _, problem = api.send("POST", PATH, {"consentCode": code, "locations": diary})
-    assert status == 204, problem
-    (sent,) = outbox.outbox()
-    assert json.loads(sent["body"]) == {"consentCode": code, "locations": diary}
-
-
 def test_a_diary_is_bounded_by_size_as_lambda_bounds_a_request(api: Api, outbox: Partners) -> None:
     # ~6.3 MB of entries: over Lambda's 6 MB, refused whole; nothing reaches NCTS.
     code = issue_code(outbox)
