@@ -115,6 +115,16 @@ class FcmSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class AwsServiceSettings(config.ServiceSettings):
+    """What every service read: its stage, where the AWS APIs are, and its log level; each
+    service's settings add their own fields (``SERVICE`` names it in problems)."""
+
+    stage: str
+    aws: AwsSettings
+    log_level: str = setting("LOG_LEVEL", "INFO", parse=config.log_level)
+
+
+@dataclass(frozen=True, kw_only=True)
 class DiarySettings:
     """Diary uploads (DESIGN §2.3)."""
 
