@@ -120,12 +120,13 @@ def _bench(count: int, runs: int, port: int, bootstrap: Any, service_environment
     )
     os.environ["LOG_LEVEL"] = "WARNING"
     from covidtracer import aws, dynamo, settings
+    from covidtracer.contactdetails.settings import details_settings
     from covidtracer.exposures import model, service, wiring
 
     settings.reset()
     aws.reset()
     dynamo.reset()
-    config = settings.details_settings()
+    config = details_settings()
     deps = wiring.dependencies()
     now = datetime.now(UTC)
     active = [_event(model, n, now) for n in range(count)]

@@ -48,7 +48,7 @@ from covidtracer.signin.cognito import (
 from covidtracer.signin.model import CUSTOM_CHALLENGE
 
 if TYPE_CHECKING:
-    from covidtracer.settings import DetailsSettings
+    from covidtracer.contactdetails.settings import DetailsSettings
 
 LIMITATIONS = (
     "Lambda timeouts and Cognito's 5-second trigger limit are not enforced",

@@ -5,8 +5,8 @@ from __future__ import annotations
 from chalice.app import Blueprint, Response
 
 from covidtracer import health
+from covidtracer.contactdetails.settings import details_settings
 from covidtracer.http import json_response
-from covidtracer.settings import details_settings
 
 bp = Blueprint(__name__)
 

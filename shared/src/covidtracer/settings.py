@@ -8,43 +8,19 @@ Each service has one frozen dataclass built by ``from_env``; reading collects ev
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from covidtracer import config
 from covidtracer.config import Env, SettingsError, setting
-from covidtracer.diary.settings import DiarySettings
-from covidtracer.exposures.settings import ExposureEventSettings
 
 __all__ = ["SettingsError"]
 
 STAGES = config.STAGES
-APP_CLIENT_PLATFORMS = ("ios", "android", "web")
 
 
 _log_level = config.log_level
-
-
-def _client_ids(env: Env, name: str, default: Any) -> dict[str, str]:
-    """A JSON object of strings, e.g. ``APP_CLIENT_IDS={"ios": "…", "android": "…"}``."""
-    raw = env.text(name)
-    if not raw:
-        return {}
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        env.problems.append(f"{name} must be a JSON object")
-        return {}
-    if not isinstance(value, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) and v for k, v in value.items()
-    ):
-        env.problems.append(f"{name} must be a JSON object of non-empty strings")
-        return {}
-    if missing := [k for k in APP_CLIENT_PLATFORMS if k not in value]:
-        env.problems.append(f"{name} lacks {', '.join(missing)}")
-    return dict(value)
 
 
 def _region(env: Env, name: str, default: str) -> str:
@@ -124,22 +100,6 @@ class AwsServiceSettings(config.ServiceSettings):
     stage: str
     aws: AwsSettings
     log_level: str = setting("LOG_LEVEL", "INFO", parse=config.log_level)
-
-
-@dataclass(frozen=True, kw_only=True)
-class DetailsSettings(AwsServiceSettings):
-    """The app API (``services/details``): the core's settings, sign-in's, and those its
-    domains declare (``covidtracer.diary.settings``, ``covidtracer.exposures.settings``)."""
-
-    SERVICE = "details"
-    tables: Tables
-    user_pool_id: str = setting("USER_POOL_ID")
-    app_client_ids: Mapping[str, str] = setting("APP_CLIENT_IDS", parse=_client_ids)
-    sign_in: SignInSettings
-    partners: PartnerSettings
-    fcm: FcmSettings
-    diary: DiarySettings
-    events: ExposureEventSettings
 
 
 ATTESTATION_VERIFIERS = ("ios", "android", "test")
@@ -447,8 +407,4 @@ def _aws_from_env() -> AwsSettings:
 
 
 aws_settings = config.cached(_aws_from_env)
-details_settings = config.cached(DetailsSettings.from_env)
 enf_settings = config.cached(EnfSettings.from_env)
-
-# DetailsSettings.sign_in; imported last because signin.settings reads the core classes above.
-from covidtracer.signin.settings import SignInSettings  # noqa: E402

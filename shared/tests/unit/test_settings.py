@@ -4,8 +4,9 @@ import json
 
 import pytest
 
+from covidtracer.contactdetails.settings import DetailsSettings
 from covidtracer.nctsexport.settings import ExportSettings
-from covidtracer.settings import DetailsSettings, EnfSettings, SettingsError
+from covidtracer.settings import EnfSettings, SettingsError
 from covidtracer.signin.settings import AuthSettings
 
 TABLES = {

@@ -18,8 +18,9 @@ from typing import Any
 
 import pytest
 
+from covidtracer.contactdetails.settings import DetailsSettings
 from covidtracer.nctsexport.settings import ExportSettings
-from covidtracer.settings import DetailsSettings, EnfSettings
+from covidtracer.settings import EnfSettings
 from covidtracer.signin.settings import AuthSettings
 from tracerstack import SERVICES, TEMPLATES, cfn, deploy, vendor
 from tracerstack.package import BUILD, SERVICE_NAMES

@@ -85,13 +85,8 @@ class DynamoContactDetails:
         self._model = dynamo.bind(PersonalDetailsItem, table_name)
 
     def get(self, user_id: str) -> ContactDetails | None:
-        try:
-            item = self._model.get(user_id, consistent_read=True)
-        except self._model.DoesNotExist:
-            return None
-        except PynamoDBException as error:
-            raise dynamo.unavailable("personal_details", error) from error
-        return _to_details(item)
+        item = dynamo.get_or_none(self._model, user_id, "personal_details")
+        return _to_details(item) if item is not None else None
 
     def put(self, details: ContactDetails) -> None:
         self._save(details, condition=None)

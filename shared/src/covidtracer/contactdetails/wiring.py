@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from covidtracer import config
 from covidtracer.contactdetails.service import Dependencies
-from covidtracer.settings import details_settings
+from covidtracer.contactdetails.settings import details_settings
 
 
 @config.cached

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from covidtracer import config
+from covidtracer.contactdetails.settings import details_settings
 from covidtracer.diary.service import Dependencies
-from covidtracer.settings import details_settings
 
 
 @config.cached

@@ -136,13 +136,8 @@ class DynamoExposureEvents:
         self._model = dynamo.bind(ExposureEventItem, table_name)
 
     def get(self, notification_id: str) -> StoredEvent | None:
-        try:
-            item = self._model.get(notification_id, consistent_read=True)
-        except self._model.DoesNotExist:
-            return None
-        except PynamoDBException as error:
-            raise dynamo.unavailable("exposure_events", error) from error
-        return _to_stored(item)
+        item = dynamo.get_or_none(self._model, notification_id, "exposure_events")
+        return _to_stored(item) if item is not None else None
 
     def put(self, event: ExposureEvent, *, version: str, expires_at: int) -> None:
         attributes: dict[str, Any] = {name: event.texts.get(name, "") for name in EVENT_TEXTS}

@@ -6,8 +6,8 @@ from __future__ import annotations
 from functools import partial
 
 from covidtracer import config
+from covidtracer.contactdetails.settings import details_settings
 from covidtracer.exposures.service import Dependencies
-from covidtracer.settings import details_settings
 
 
 @config.cached

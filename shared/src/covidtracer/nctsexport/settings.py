@@ -6,17 +6,15 @@ from dataclasses import dataclass
 
 from covidtracer import config
 from covidtracer.config import Env, setting
-from covidtracer.settings import AwsSettings, Tables
+from covidtracer.settings import AwsServiceSettings, Tables
 
 
 @dataclass(frozen=True, kw_only=True)
-class ExportSettings(config.ServiceSettings):
+class ExportSettings(AwsServiceSettings):
     """The NCTS personal-details export (``services/export``)."""
 
     SERVICE = "export"
 
-    stage: str
-    aws: AwsSettings
     tables: Tables
     personal_data_updates_queue_url: str = setting("PERSONAL_DATA_UPDATES_QUEUE_URL", url=True)
     user_details_bucket: str = setting("USER_DETAILS_BUCKET")
@@ -25,7 +23,6 @@ class ExportSettings(config.ServiceSettings):
     # mapping is made at deploy time); validated here so a stage without it fails loudly at
     # cold start too.
     personal_details_stream_arn: str = setting("PERSONAL_DETAILS_STREAM_ARN")
-    log_level: str = setting("LOG_LEVEL", "INFO", parse=config.log_level)
 
     def check(self, env: Env) -> None:
         arn = self.personal_details_stream_arn

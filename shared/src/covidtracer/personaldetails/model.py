@@ -44,6 +44,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from covidtracer.validation import format_utc_millis
+
 RECORD_FIELDS = (
     "userId", "email", "firstName", "middleName", "lastName", "phone", "dateOfBirth",
     "gender", "ethnicity", "updatedAt",
@@ -79,10 +81,8 @@ class UserChange:
         return self.removed or self.record is not None
 
 
-def iso_millis(moment: datetime) -> str:
-    """``2021-10-04T21:05:12.345Z`` — the contract's time format."""
-    utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+# ``2021-10-04T21:05:12.345Z`` — the contract's time format.
+iso_millis = format_utc_millis
 
 
 def parse_iso(text: str) -> datetime:

@@ -41,16 +41,6 @@ class Users(Protocol):
         """Upserts the row for a sign-in at ``at`` (ISO-8601 UTC), idempotently."""
 
 
-def _get[M: Model](model: type[M], key: str, table_role: str) -> M | None:
-    """The item under ``key`` (strongly consistent), or None; a failure is ``Unavailable``."""
-    try:
-        return model.get(key, consistent_read=True)
-    except model.DoesNotExist:
-        return None
-    except PynamoDBException as error:
-        raise dynamo.unavailable(table_role, error) from error
-
-
 # ---------------------------------------------------------------------------- sign-in records
 
 
@@ -101,11 +91,11 @@ class DynamoSignInRecords:
             raise dynamo.unavailable("sign_in_sessions", error) from error
 
     def current(self, email_key: str) -> str | None:
-        latest = _get(self._latest, LATEST_PREFIX + email_key, "sign_in_sessions")
+        latest = dynamo.get_or_none(self._latest, LATEST_PREFIX + email_key, "sign_in_sessions")
         return None if latest is None else str(latest.current)
 
     def get(self, verification_id: str) -> SignInRecord | None:
-        item = _get(self._model, verification_id, "sign_in_sessions")
+        item = dynamo.get_or_none(self._model, verification_id, "sign_in_sessions")
         if item is None:
             return None
         return SignInRecord(
@@ -212,7 +202,7 @@ class DynamoUsers:
             raise dynamo.unavailable("users", error) from error
 
     def get(self, user_id: str) -> UserRow | None:
-        item = _get(self._model, user_id, "users")
+        item = dynamo.get_or_none(self._model, user_id, "users")
         if item is None:
             return None
         return UserRow(

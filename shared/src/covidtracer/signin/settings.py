@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from covidtracer import config
 from covidtracer.config import Env, setting
+from covidtracer.settings import AwsServiceSettings, Tables
 
 COGNITO_GATEWAYS = ("aws", "local")
 
@@ -48,23 +49,15 @@ class SignInSettings:
             env.problems.append("COGNITO_GATEWAY=local is only for the local stage")
 
 
-# After SignInSettings: covidtracer.settings imports it (DetailsSettings.sign_in), whichever
-# of the two modules is imported first.
-from covidtracer.settings import AwsSettings, Tables  # noqa: E402
-
-
 @dataclass(frozen=True, kw_only=True)
-class AuthSettings(config.ServiceSettings):
+class AuthSettings(AwsServiceSettings):
     """The Cognito trigger Lambdas (``services/auth``)."""
 
     SERVICE = "auth"
 
-    stage: str
-    aws: AwsSettings
     tables: Tables
     email_sender: str = setting("EMAIL_SENDER")
     post_authentication_queue_url: str = setting("POST_AUTHENTICATION_QUEUE_URL", url=True)
-    log_level: str = setting("LOG_LEVEL", "INFO", parse=config.log_level)
 
     def check(self, env: Env) -> None:
         if self.email_sender and "@" not in self.email_sender:

@@ -17,7 +17,8 @@ import urllib.request
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-from covidtracer import config, settings
+from covidtracer import config
+from covidtracer.contactdetails.settings import details_settings
 from covidtracer.errors import Unauthorized, Unavailable
 
 JWKS_TIMEOUT_SECONDS = 5
@@ -133,7 +134,7 @@ def _checked_user_id(claims: Mapping[str, Any], client_ids: frozenset[str]) -> s
 @config.cached
 def verifier() -> TokenVerifier:
     """The details API's verifier, one per execution environment (so is its JWKS)."""
-    details = settings.details_settings()
+    details = details_settings()
     url = jwks_url(details.aws.region, details.user_pool_id, details.aws.endpoint_url)
     return TokenVerifier(
         issuer=cognito_issuer(details.aws.region, details.user_pool_id),
@@ -145,7 +146,7 @@ def verifier() -> TokenVerifier:
 def authenticated_user_id(token: str | None, context: Mapping[str, Any]) -> str:
     """The caller's userId, from our own verification or from API Gateway's authorizer.
     Raises Unauthorized."""
-    if settings.details_settings().sign_in.verify_tokens_in_app:
+    if details_settings().sign_in.verify_tokens_in_app:
         return verifier().user_id(token)
     claims = (context.get("authorizer") or {}).get("claims") or {}
     if claims.get("token_use", "access") != "access":

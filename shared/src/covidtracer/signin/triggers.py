@@ -29,6 +29,7 @@ from covidtracer.signin.events import (
     VerifyAuthChallengeResponseEvent,
     sqs_records,
 )
+from covidtracer.validation import format_utc_millis
 
 if TYPE_CHECKING:
     from covidtracer.signin.messaging import CodeMailer, PostAuthenticationQueue
@@ -111,7 +112,7 @@ def verify_auth_challenge_response(deps: TriggerDeps, raw: Event, now: datetime)
 def post_authentication(deps: TriggerDeps, raw: Event, now: datetime) -> Event:
     """Queues the ``Users`` upsert; the sign-in never waits on that work."""
     event = PostAuthenticationEvent(raw)
-    at = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    at = format_utc_millis(now)
     deps.queue.publish(PostAuthenticationMessage(event.sub, event.email, at))
     emit("sign_in_succeeded")
     return raw

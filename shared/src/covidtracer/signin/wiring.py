@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from covidtracer import config, settings
+from covidtracer import config
+from covidtracer.contactdetails.settings import details_settings
 
 if TYPE_CHECKING:
     from covidtracer.signin.cognito import CognitoGateway
@@ -26,7 +27,7 @@ def sign_in_deps() -> SignInDeps:
     from covidtracer.signin.repository import DynamoSignInRecords
     from covidtracer.signin.service import SignInDeps
 
-    details = settings.details_settings()
+    details = details_settings()
     return SignInDeps(
         gateway=_gateway(),
         records=DynamoSignInRecords(details.tables.sign_in_sessions),
@@ -53,7 +54,7 @@ def trigger_deps() -> TriggerDeps:
 
 
 def _gateway() -> CognitoGateway:
-    details = settings.details_settings()
+    details = details_settings()
     if details.sign_in.cognito_gateway == "aws":
         from covidtracer.signin.cognito import AwsCognito
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from covidtracer import settings
 from covidtracer.contactdetails import model
 from covidtracer.contactdetails.repository import AccountEmailsFromUsers, DynamoContactDetails
+from covidtracer.contactdetails.settings import details_settings
 from covidtracer.errors import NotFound, Unavailable
 from covidtracer.signin.repository import DynamoUsers
 from tracerstack.bootstrap import Bootstrap
@@ -141,7 +141,7 @@ def test_a_missing_table_is_unavailable(service_env: dict[str, str]) -> None:
 def test_the_email_comes_from_the_users_row_else_from_cognito(
     service_env: dict[str, str], aws_stack: Bootstrap
 ) -> None:
-    details = settings.details_settings()
+    details = details_settings()
     emails = AccountEmailsFromUsers(details.tables.users, details.user_pool_id)
     cognito = aws_stack.client("cognito-idp")
     created = cognito.admin_create_user(

@@ -8,7 +8,8 @@ from dataclasses import replace
 
 import pytest
 
-from covidtracer import aws, fcm, ncts, settings
+from covidtracer import aws, fcm, ncts
+from covidtracer.contactdetails.settings import details_settings
 from covidtracer.errors import Unavailable
 from tracerstack.pytest_plugin import Partners
 
@@ -20,7 +21,7 @@ def _code(partners: Partners) -> str:
 
 
 def _ncts(sleeps: list[float]) -> ncts.NctsClient:
-    return ncts.NctsClient(settings.details_settings().partners, sleep=sleeps.append)
+    return ncts.NctsClient(details_settings().partners, sleep=sleeps.append)
 
 
 def test_a_5xx_is_retried_with_backoff_then_unavailable(
@@ -47,7 +48,7 @@ def test_an_unreachable_ncts_is_unavailable_after_the_retries(
     from tracerstack.pytest_plugin import free_port
 
     partner = replace(
-        settings.details_settings().partners, ncts_base_url=f"http://127.0.0.1:{free_port()}"
+        details_settings().partners, ncts_base_url=f"http://127.0.0.1:{free_port()}"
     )
     sleeps: list[float] = []
     with pytest.raises(Unavailable):
@@ -71,7 +72,7 @@ def test_fcm_grants_a_token_once_and_reuses_it(
     service_env: dict[str, str], outbox: Partners
 ) -> None:
     client = fcm.FcmClient(
-        settings.details_settings().fcm,
+        details_settings().fcm,
         lambda: json.loads(aws.secret_string(service_env["FCM_SERVICE_ACCOUNT_SECRET_ID"])),
     )
     message = {"message": {"topic": "all", "data": {"type": "t", "payload": "[]"}}}
@@ -90,7 +91,7 @@ def test_fcm_grants_a_token_once_and_reuses_it(
 def test_fcm_down_is_unavailable(service_env: dict[str, str], outbox: Partners) -> None:
     outbox.outage("fcm", 500)
     with pytest.raises(Unavailable):
-        fcm.client(settings.details_settings().fcm).send({"message": {"topic": "all"}})
+        fcm.client(details_settings().fcm).send({"message": {"topic": "all"}})
 
 
 @pytest.mark.parametrize("status", [400, 422])

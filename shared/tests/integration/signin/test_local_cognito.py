@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from covidtracer import aws, settings
+from covidtracer import aws
+from covidtracer.contactdetails.settings import details_settings
 from covidtracer.errors import InvalidAuthSession, MfaEnabled
 from covidtracer.signin import triggers, wiring
 from covidtracer.signin.cognito import CognitoUser, Retry, Tokens
@@ -55,7 +56,7 @@ def spy(service_env: dict[str, str]) -> Spy:
 
 @pytest.fixture
 def driver(service_env: dict[str, str], spy: Spy, clock: list[float]) -> LocalCognito:
-    details = settings.details_settings()
+    details = details_settings()
     return LocalCognito(
         user_pool_id=details.user_pool_id,
         region=details.aws.region,
