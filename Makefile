@@ -49,7 +49,7 @@ job: install
 # ENF schema migrations against DATABASE_URL (TARGET=N to go to version N).
 migrate: install
 	@test -n "$(DATABASE_URL)" || { echo "set DATABASE_URL"; exit 1; }
-	$(BIN)/python -m covidtracer.enf.schema $(TARGET)
+	$(BIN)/python -m covidtracer.enfkeys.schema $(TARGET)
 
 test: lint typecheck cfn-lint test-shared test-services test-packages
 

@@ -154,8 +154,9 @@ def _one_run(env: dict[str, str], profile: str | None, out: Any) -> None:
     """A fresh process: set the service environment, run the export once, report."""
     os.environ.update(env)
     from covidtracer import settings
-    from covidtracer.enf import export_service
-    from covidtracer.enf.kms_signer import KmsSigner, S3FileStore
+    from covidtracer.enffiles import service as export_service
+    from covidtracer.enffiles.kms import KmsSigner
+    from covidtracer.enffiles.store import S3FileStore
 
     config = settings.enf_settings()
     signer = KmsSigner(config.export_signing_key_id, config.export.kms_message_type)
@@ -226,7 +227,8 @@ def _print_run(n: int, r: dict[str, Any]) -> None:
 def db_read_alone(dsn: str) -> float:
     """The run's PostgreSQL reads on their own, one after another (no encoding, no S3): the
     part of the machine's limit that the pipeline overlaps everything else with."""
-    from covidtracer.enf import export_db, export_model
+    from covidtracer.enffiles import db as export_db
+    from covidtracer.enffiles import model as export_model
 
     windows = export_model.plan_windows(int(NOW.timestamp()), 14)
     conn = psycopg2.connect(dsn)
@@ -280,7 +282,7 @@ def main() -> None:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     try:
         from covidtracer import migrations
-        from covidtracer.enf.schema import MIGRATIONS
+        from covidtracer.enfkeys.schema import MIGRATIONS
 
         conn = psycopg2.connect(dsn)
         try:

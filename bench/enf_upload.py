@@ -68,7 +68,7 @@ def _prepare(database_url: str, uploads: int, workers: int) -> list[list[dict[st
     from psycopg2.extras import execute_values
 
     from covidtracer import aws
-    from covidtracer.enf import tokens
+    from covidtracer.enfkeys import tokens
     from covidtracer.settings import enf_settings
 
     settings = enf_settings()
@@ -156,7 +156,7 @@ def main() -> None:
     from moto.server import ThreadedMotoServer
 
     from covidtracer import migrations, settings
-    from covidtracer.enf.schema import MIGRATIONS
+    from covidtracer.enfkeys.schema import MIGRATIONS
     from tracerstack.bootstrap import bootstrap
     from tracerstack.environment import LOCAL_CREDENTIALS, service_environment
     from tracerstack.pytest_plugin import free_port

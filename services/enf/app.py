@@ -26,7 +26,7 @@ app = ApiApp("covidtracer-enf")
 
 def _service() -> Any:
     """The service module, imported on first use (it pulls in the I/O adapters)."""
-    from covidtracer.enf import service
+    from covidtracer.enfkeys import service
 
     return service
 
@@ -116,13 +116,13 @@ def post_exposures() -> Response:
 
 def _exports() -> Any:
     """The export use cases, imported on first use."""
-    from covidtracer.enf import export_service
+    from covidtracer.enffiles import service as export_service
 
     return export_service
 
 
 def _export_store(settings: EnfSettings) -> Any:
-    from covidtracer.enf.kms_signer import S3FileStore
+    from covidtracer.enffiles.store import S3FileStore
 
     return S3FileStore(settings.exports_bucket)
 
@@ -185,7 +185,7 @@ def post_callback() -> Response:
 @app.schedule(Rate(5, unit=Rate.MINUTES), name="export_keys")
 def export_keys(event: Any) -> dict[str, int | bool]:
     """Every 5 minutes: build the export files whose windows have closed (one run at a time)."""
-    from covidtracer.enf.kms_signer import KmsSigner
+    from covidtracer.enffiles.kms import KmsSigner
 
     settings = enf_settings()
     result = _exports().export_keys(
@@ -211,7 +211,7 @@ def cleanup(event: Any) -> dict[str, int]:
 @app.lambda_function(name="migrate")
 def migrate(event: Any, context: Any) -> dict[str, list[str]]:
     """Run the ENF migrations (deploys invoke this once per release)."""
-    from covidtracer.enf import schema
+    from covidtracer.enfkeys import schema
 
     target = event.get("target") if isinstance(event, dict) else None
     return {"ran": schema.migrate(enf_settings().database, target)}

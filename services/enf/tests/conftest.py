@@ -29,7 +29,7 @@ def enf_env(
     import psycopg2
 
     from covidtracer import db, migrations, settings
-    from covidtracer.enf.schema import MIGRATIONS
+    from covidtracer.enfkeys.schema import MIGRATIONS
 
     conn = psycopg2.connect(pg_schema)
     migrations.migrate(conn, MIGRATIONS)

@@ -14,10 +14,11 @@ from chalice.test import Client
 from conftest import Phone, daily_keys, request_code
 
 from covidtracer import settings
-from covidtracer.enf import export_service
-from covidtracer.enf.exportreader import read_export_zip
-from covidtracer.enf.kms_signer import KmsSigner, S3FileStore
+from covidtracer.enffiles import service as export_service
+from covidtracer.enffiles.kms import KmsSigner
+from covidtracer.enffiles.store import S3FileStore
 from tracerstack import clients
+from tracerstack.exportreader import read_export_zip
 
 pytestmark = pytest.mark.contract
 

@@ -12,9 +12,11 @@ import pytest
 from chalice.test import Client
 
 from covidtracer import aws, db, settings
-from covidtracer.enf import export_service, schema, tokens
-from covidtracer.enf.exportreader import read_export_zip
-from covidtracer.enf.kms_signer import KmsSigner, S3FileStore
+from covidtracer.enffiles import service as export_service
+from covidtracer.enffiles.kms import KmsSigner
+from covidtracer.enffiles.store import S3FileStore
+from covidtracer.enfkeys import schema, tokens
+from tracerstack.exportreader import read_export_zip
 
 NOW = datetime(2021, 10, 15, 13, 30, tzinfo=UTC)
 

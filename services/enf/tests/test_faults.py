@@ -133,9 +133,10 @@ def _insert_keys(env: dict[str, str], count: int, created: datetime) -> set[byte
 def test_postgresql_gone_mid_export_fails_the_run_and_the_next_run_exports_every_key_once(
     pg_proxy: TcpProxy, enf_env: dict[str, str]
 ) -> None:
-    from covidtracer.enf import export_service
-    from covidtracer.enf.exportreader import read_export_zip
-    from covidtracer.enf.kms_signer import KmsSigner, S3FileStore
+    from covidtracer.enffiles import service as export_service
+    from covidtracer.enffiles.kms import KmsSigner
+    from covidtracer.enffiles.store import S3FileStore
+    from tracerstack.exportreader import read_export_zip
 
     now = datetime(2021, 10, 15, 13, 30, tzinfo=UTC)
     keys = _insert_keys(enf_env, 40, now - timedelta(days=2))

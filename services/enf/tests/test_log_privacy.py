@@ -113,8 +113,9 @@ def test_no_personal_data_in_any_log_after_a_full_journey(
         assert requests.delete(f"{enf}/register", headers=bearer, timeout=20).status_code == 204
 
     # --- the export job, in this process
-    from covidtracer.enf import export_service
-    from covidtracer.enf.kms_signer import KmsSigner, S3FileStore
+    from covidtracer.enffiles import service as export_service
+    from covidtracer.enffiles.kms import KmsSigner
+    from covidtracer.enffiles.store import S3FileStore
 
     config = settings.enf_settings()
     export_service.export_keys(

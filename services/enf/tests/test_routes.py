@@ -253,7 +253,7 @@ def test_a_rejected_or_failed_upload_does_not_burn_the_token(
     assert rejected.status_code == 400
     assert "Exposures[1].RollingPeriod" in json.loads(rejected.body)["errors"]
 
-    from covidtracer.enf import db as sql
+    from covidtracer.enfkeys import db as sql
 
     real = sql.claim_and_insert_keys
 
@@ -302,7 +302,7 @@ def test_exposure_settings_are_a_json_string_for_registered_phones(client: Any) 
 def _notification_default() -> dict[str, Any]:
     from importlib import resources
 
-    raw = resources.files("covidtracer.enf").joinpath("notification_settings.json").read_text()
+    raw = resources.files("covidtracer.enfkeys").joinpath("notification_settings.json").read_text()
     return json.loads(raw)  # type: ignore[no-any-return]
 
 

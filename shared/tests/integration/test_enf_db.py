@@ -13,10 +13,10 @@ import psycopg2
 import pytest
 
 from covidtracer import db, migrations
-from covidtracer.enf import db as sql
-from covidtracer.enf import model, service
-from covidtracer.enf.model import ExposureKey, StoredKey
-from covidtracer.enf.schema import MIGRATIONS
+from covidtracer.enfkeys import db as sql
+from covidtracer.enfkeys import model, service
+from covidtracer.enfkeys.model import ExposureKey, StoredKey
+from covidtracer.enfkeys.schema import MIGRATIONS
 from covidtracer.settings import EnfSettings
 
 NOW = datetime.now(UTC).replace(microsecond=0)

@@ -15,9 +15,9 @@ import psycopg2
 import pytest
 
 from covidtracer import aws, db, settings
-from covidtracer.enf import export_model as model
-from covidtracer.enf import export_service, schema, tokens
-from covidtracer.enf.exportfile import (
+from covidtracer.enffiles import model
+from covidtracer.enffiles import service as export_service
+from covidtracer.enffiles.exportfile import (
     PACKED_KEY,
     ExportBatch,
     ExportKey,
@@ -25,10 +25,12 @@ from covidtracer.enf.exportfile import (
     encode_export_bin,
     encode_packed_export_bin,
 )
-from covidtracer.enf.exportreader import read_export_zip, unzip_export
-from covidtracer.enf.kms_signer import KmsSigner, S3FileStore
-from covidtracer.enf.signing import verify_signature
+from covidtracer.enffiles.kms import KmsSigner
+from covidtracer.enffiles.signing import verify_signature
+from covidtracer.enffiles.store import S3FileStore
+from covidtracer.enfkeys import schema, tokens
 from covidtracer.settings import EnfSettings
+from tracerstack.exportreader import read_export_zip, unzip_export
 
 NOW = datetime(2021, 10, 15, 13, 30, tzinfo=UTC)
 DAY = 86_400

@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 
-from covidtracer.enf import tokens
-from covidtracer.enf.attestation import (
+from covidtracer.enfkeys import tokens
+from covidtracer.enfkeys.attestation import (
     AndroidVerifier,
     AttestationFailed,
     TestVerifier,

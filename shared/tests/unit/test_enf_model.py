@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from covidtracer.enf import model
-from covidtracer.enf.model import ExposureKey, KeyRules
+from covidtracer.enfkeys import model
+from covidtracer.enfkeys.model import ExposureKey, KeyRules
 from covidtracer.errors import ValidationError
 
 NOW = datetime(2021, 10, 20, 9, 30, tzinfo=UTC)

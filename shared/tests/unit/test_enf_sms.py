@@ -8,7 +8,7 @@ import pytest
 from botocore.stub import Stubber
 
 from covidtracer import aws, settings
-from covidtracer.enf.sms import AwsSms, TwilioSms, sender_for
+from covidtracer.enfkeys.sms import AwsSms, TwilioSms, sender_for
 from covidtracer.errors import Unavailable
 from covidtracer.settings import SmsSettings
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from covidtracer.enf.batching import pad_keys, split_batch
-from covidtracer.enf.exportfile import ExportBatch, ExportKey, SignatureInfo, encode_export_bin
+from covidtracer.enffiles.batching import pad_keys, split_batch
+from covidtracer.enffiles.exportfile import ExportBatch, ExportKey, SignatureInfo, encode_export_bin
 
 START, END = 1_600_000_000, 1_600_086_400
 

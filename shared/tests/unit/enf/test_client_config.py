@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from covidtracer.enf import client_config, client_config_store
-from covidtracer.enf.client_config_store import EXPOSURE, NOTIFICATION, ClientDocuments
+from covidtracer.enfkeys import client_config, client_config_store
+from covidtracer.enfkeys.client_config_store import EXPOSURE, NOTIFICATION, ClientDocuments
 
 EXPOSURE_DEFAULT = json.loads(client_config_store.packaged(EXPOSURE))
 NOTIFICATION_DEFAULT = json.loads(client_config_store.packaged(NOTIFICATION))

@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from covidtracer.enf import export_pb2 as pb
-from covidtracer.enf.exportfile import (
+from covidtracer.enffiles import export_pb2 as pb
+from covidtracer.enffiles.exportfile import (
     DEFAULT_ROLLING_PERIOD,
     EXPORT_HEADER,
     ExportBatch,
@@ -17,7 +17,7 @@ from covidtracer.enf.exportfile import (
     encode_export_bin,
     encode_signature_list,
 )
-from covidtracer.enf.exportreader import decode_export_bin, decode_signature_list
+from tracerstack.exportreader import decode_export_bin, decode_signature_list
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 SIGNATURE_INFO = SignatureInfo("v1", "530")

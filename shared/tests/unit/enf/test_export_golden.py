@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from covidtracer.enf.exportfile import (
+from covidtracer.enffiles.exportfile import (
     EXPORT_HEADER,
     ExportBatch,
     ExportKey,
@@ -14,8 +14,8 @@ from covidtracer.enf.exportfile import (
     encode_export_bin,
     encode_signature_list,
 )
-from covidtracer.enf.exportreader import read_export_zip, unzip_export
-from covidtracer.enf.signing import verify_signature
+from covidtracer.enffiles.signing import verify_signature
+from tracerstack.exportreader import read_export_zip, unzip_export
 
 GOOGLE_SIGNATURE_INFO = SignatureInfo(
     verification_key_version="1",

@@ -13,7 +13,7 @@ from dataclasses import replace
 import pytest
 from test_export_encoding import batch_of, runtime_export_bin
 
-from covidtracer.enf.exportfile import (
+from covidtracer.enffiles.exportfile import (
     NO_ONSET,
     PACKED_KEY,
     ExportKey,

@@ -7,7 +7,7 @@ import zipfile
 
 import pytest
 
-from covidtracer.enf.exportfile import (
+from covidtracer.enffiles.exportfile import (
     EXPORT_HEADER,
     ExportBatch,
     ExportKey,
@@ -16,7 +16,7 @@ from covidtracer.enf.exportfile import (
     encode_export_bin,
     encode_signature_list,
 )
-from covidtracer.enf.exportreader import (
+from tracerstack.exportreader import (
     ExportFormatError,
     decode_export_bin,
     decode_signature_list,
@@ -101,7 +101,7 @@ def test_the_reader_rejects_malformed_input_with_a_clear_error(data: bytes, mess
 def test_the_reader_refuses_an_entry_that_would_inflate_too_far(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("covidtracer.enf.exportreader.MAX_ENTRY_BYTES", len(EXPORT_BIN) - 1)
+    monkeypatch.setattr("tracerstack.exportreader.MAX_ENTRY_BYTES", len(EXPORT_BIN) - 1)
 
     with pytest.raises(ExportFormatError, match="would inflate"):
         unzip_export(build_zip(EXPORT_BIN, EXPORT_SIG))

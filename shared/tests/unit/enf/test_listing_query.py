@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from covidtracer.enf import export_service
+from covidtracer.enffiles import service as export_service
 from covidtracer.errors import ValidationError
 
 

@@ -6,7 +6,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from covidtracer.enf.exportfile import (
+from covidtracer.enffiles.exportfile import (
     ExportBatch,
     ExportKey,
     SignatureInfo,
@@ -14,8 +14,8 @@ from covidtracer.enf.exportfile import (
     encode_export_bin,
     encode_signature_list,
 )
-from covidtracer.enf.exportreader import read_export_zip, unzip_export
-from covidtracer.enf.signing import PemSigner, Signer, verify_signature
+from covidtracer.enffiles.signing import PemSigner, Signer, verify_signature
+from tracerstack.exportreader import read_export_zip, unzip_export
 
 SIGNATURE_INFO = SignatureInfo("v1", "530")
 EXPORT_BIN = encode_export_bin(

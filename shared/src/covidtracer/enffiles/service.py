@@ -23,16 +23,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from covidtracer import db
 from covidtracer.analytics.emitter import emit
-from covidtracer.enf import export_db as sql
-from covidtracer.enf import export_model as model
-from covidtracer.enf import tokens
-from covidtracer.enf.batching import (
+from covidtracer.enffiles import db as sql
+from covidtracer.enffiles import model
+from covidtracer.enffiles.batching import (
     MAX_KEYS_PER_FILE,
     PADDING_JITTER,
     PADDING_MINIMUM,
     pad_keys,
 )
-from covidtracer.enf.exportfile import (
+from covidtracer.enffiles.exportfile import (
     PACKED_KEY,
     ExportBatch,
     PackedExportBin,
@@ -42,7 +41,8 @@ from covidtracer.enf.exportfile import (
     encode_signature_list,
     unpack_keys,
 )
-from covidtracer.enf.signing import Signer
+from covidtracer.enffiles.signing import Signer
+from covidtracer.enfkeys import tokens
 from covidtracer.errors import NotFound, ValidationError
 from covidtracer.logs import get_logger
 from covidtracer.settings import EnfSettings
@@ -156,7 +156,7 @@ def export_keys(
         finally:
             with conn, conn.cursor() as cur:
                 sql.release_lease(cur, holder)
-    from covidtracer.enf.kms_signer import put_completed_metric
+    from covidtracer.enffiles.metrics import put_completed_metric
 
     put_completed_metric(settings.stage, files, keys)
     emit("export_files_written", counts={"files": files, "keys": keys}, now=now)

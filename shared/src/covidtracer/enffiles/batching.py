@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import replace
 
-from covidtracer.enf.exportfile import KEY_LENGTH, ExportBatch, ExportKey
+from covidtracer.enffiles.exportfile import KEY_LENGTH, ExportBatch, ExportKey
 
 MAX_KEYS_PER_FILE = 500_000
 """Google's per-file cap: phones must load a whole file at once, and 500,000 keys keep a

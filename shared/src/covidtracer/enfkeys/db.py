@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from covidtracer.enf.model import INTERVAL_SECONDS, ExposureKey, StoredKey
+from covidtracer.enfkeys.model import INTERVAL_SECONDS, ExposureKey, StoredKey
 
 if TYPE_CHECKING:
     from psycopg2.extensions import cursor

@@ -18,11 +18,12 @@ from typing import Any
 
 from covidtracer import aws, db, ncts
 from covidtracer.analytics.emitter import emit
-from covidtracer.enf import client_config_store, export_service, model, tokens
-from covidtracer.enf import db as sql
-from covidtracer.enf.attestation import Verifier, verifier_for
-from covidtracer.enf.ncts import HttpNcts, Ncts
-from covidtracer.enf.sms import SmsSender, sender_for
+from covidtracer.enffiles import service as export_service
+from covidtracer.enfkeys import client_config_store, model, tokens
+from covidtracer.enfkeys import db as sql
+from covidtracer.enfkeys.attestation import Verifier, verifier_for
+from covidtracer.enfkeys.ncts import HttpNcts, Ncts
+from covidtracer.enfkeys.sms import SmsSender, sender_for
 from covidtracer.errors import (
     Disabled,
     DomainError,

@@ -24,7 +24,7 @@ from importlib import resources
 from typing import Any
 
 from covidtracer import aws
-from covidtracer.enf import client_config
+from covidtracer.enfkeys import client_config
 from covidtracer.logs import get_logger
 from covidtracer.settings import EnfSettings, SettingsError
 
@@ -68,7 +68,7 @@ def checked(kind: str, raw: str, source: str) -> ClientDocument:
 
 @cache
 def packaged(kind: str) -> str:
-    return resources.files("covidtracer.enf").joinpath(_PACKAGED[kind]).read_text("utf-8")
+    return resources.files("covidtracer.enfkeys").joinpath(_PACKAGED[kind]).read_text("utf-8")
 
 
 def read_parameter(name: str) -> str | None:

@@ -11,8 +11,8 @@ import zlib
 
 from google.protobuf.message import DecodeError
 
-from covidtracer.enf import export_pb2 as pb
-from covidtracer.enf.exportfile import (
+from covidtracer.enffiles import export_pb2 as pb
+from covidtracer.enffiles.exportfile import (
     EXPORT_BIN_NAME,
     EXPORT_HEADER,
     EXPORT_SIG_NAME,

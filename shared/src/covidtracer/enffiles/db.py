@@ -11,8 +11,8 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, NamedTuple
 
-from covidtracer.enf.export_model import DAY_SECONDS, FileRecord, Window
-from covidtracer.enf.exportfile import KEY_LENGTH, NO_ONSET, PACKED_KEY
+from covidtracer.enffiles.exportfile import KEY_LENGTH, NO_ONSET, PACKED_KEY
+from covidtracer.enffiles.model import DAY_SECONDS, FileRecord, Window
 
 if TYPE_CHECKING:
     from psycopg2.extensions import cursor

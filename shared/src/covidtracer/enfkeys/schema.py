@@ -22,7 +22,7 @@ def migrate(database: DatabaseSettings, target: int | None = None) -> list[str]:
 
 
 def main() -> None:
-    """``make migrate``: ``python -m covidtracer.enf.schema [TARGET]`` against DATABASE_URL."""
+    """``make migrate``: ``python -m covidtracer.enfkeys.schema [TARGET]`` against DATABASE_URL."""
     import os
     import sys
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from covidtracer import ncts
-from covidtracer.enf.model import CallbackRequest
+from covidtracer.enfkeys.model import CallbackRequest
 from covidtracer.settings import PartnerSettings
 
 

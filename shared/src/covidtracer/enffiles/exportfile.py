@@ -24,7 +24,7 @@ from functools import lru_cache
 from operator import itemgetter
 from typing import Any, NamedTuple
 
-from covidtracer.enf import wire
+from covidtracer.enffiles import wire
 
 EXPORT_HEADER = b"EK Export v1    "
 """The 16 bytes every export.bin starts with; phones reject a file without them."""
