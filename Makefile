@@ -82,15 +82,10 @@ test-services: $(addprefix test-,$(SERVICES))
 $(addprefix test-,$(SERVICES)): test-%: install
 	$(BIN)/python -m pytest services/$*/tests
 
+# Each app's vendor/: the covidtracer modules its app.py imports (core and its own domains,
+# found by reading the imports) and its pinned third-party packages (tracerstack.vendor).
 vendor: install
-	@for service in $(SERVICES); do \
-	  rm -rf services/$$service/vendor; \
-	  $(BIN)/pip install --quiet --no-deps --target services/$$service/vendor ./shared || exit 1; \
-	  if [ -f services/$$service/vendor-requirements.txt ]; then \
-	    $(BIN)/pip install --quiet --no-deps --target services/$$service/vendor \
-	      -r services/$$service/vendor-requirements.txt || exit 1; \
-	  fi; \
-	done
+	$(BIN)/python -m tracerstack.vendor
 
 # Deployment packages (zipped, as Lambda receives them) under build/<service>/: `chalice
 # package` plus the finishing that makes its template stage-independent (tracerstack.package).

@@ -55,8 +55,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ROOT / "services"
 BUILD = ROOT / "build"
 TARGET_MS = 150.0
-# What the python3.13 Lambda runtime has on its path besides the function's code.
-RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six", "urllib3")
 
 _API_EVENT = {
     "resource": "/health",
@@ -131,22 +129,6 @@ def _unpack(service: str, into: Path) -> Path:
             stamp = time.mktime((*info.date_time, 0, 0, -1))
             os.utime(path, (stamp, stamp))
     return task
-
-
-def _runtime_path(into: Path) -> Path:
-    """A folder holding only what the Lambda runtime provides, linked from this venv."""
-    runtime = into / "runtime"
-    runtime.mkdir()
-    import importlib.util
-
-    for name in RUNTIME_PACKAGES:
-        spec = importlib.util.find_spec(name)
-        if spec is None or spec.origin is None:
-            continue
-        origin = Path(spec.origin)
-        source = origin.parent if origin.name == "__init__.py" else origin
-        (runtime / source.name).symlink_to(source)
-    return runtime
 
 
 def _shipped_bytecode(task: Path) -> tuple[int, int, int]:
@@ -258,6 +240,7 @@ def main() -> None:
     from tracerstack.bootstrap import bootstrap
     from tracerstack.environment import service_environment
     from tracerstack.pytest_plugin import free_port
+    from tracerstack.vendor import runtime_path
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     port = free_port()
@@ -279,7 +262,7 @@ def main() -> None:
         )
         with tempfile.TemporaryDirectory() as scratch:
             root = Path(scratch)
-            runtime = _runtime_path(root)
+            runtime = runtime_path(root)
             for service in sorted(p.name for p in SERVICES.iterdir() if (p / "app.py").exists()):
                 if not (BUILD / service / "deployment.zip").exists():
                     print(f"  {service:<8} no build/{service}/deployment.zip: run make package")

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
+import subprocess
+import sys
 import zipfile
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from covidtracer.settings import AuthSettings, DetailsSettings, EnfSettings, ExportSettings
-from tracerstack import TEMPLATES, cfn, deploy
+from tracerstack import SERVICES, TEMPLATES, cfn, deploy, vendor
 from tracerstack.package import BUILD, SERVICE_NAMES
 from tracerstack.release import release_version
 
@@ -321,3 +325,39 @@ def test_the_shipped_bytecode_is_valid_whatever_the_zips_file_times(service: str
             folder, _, file = name.rpartition("__pycache__/")
             source = archive.read(folder + file.split(".")[0] + ".py")
             assert data[8:16] == importlib.util.source_hash(source), name
+
+
+@pytest.mark.parametrize("service", SERVICE_NAMES)
+def test_a_package_ships_only_what_its_app_imports_and_every_shipped_module_imports_there(
+    service: str, tmp_path: Path
+) -> None:
+    with zipfile.ZipFile(BUILD / service / "deployment.zip") as archive:
+        names = set(archive.namelist())
+        archive.extractall(tmp_path / "task")
+    shipped = {n for n in names if n.startswith("covidtracer/") and "__pycache__" not in n}
+    wanted = vendor.files_for(vendor.closure(SERVICES / service / "app.py"))
+    assert shipped == {f"{path.as_posix()}" for path in wanted}
+    # No dev-only driver, test oracle or fake; schema migrations only where the schema is.
+    assert not any(re.search(r"local_cognito|exportreader|fake|/tests?/", n) for n in names)
+    assert any(n.endswith(".sql") for n in shipped) == (service == "enf")
+    modules = sorted(
+        n.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
+        for n in shipped
+        if n.endswith(".py")
+    )
+    path = [str(tmp_path / "task"), str(vendor.runtime_path(tmp_path))]
+    probe = (
+        f"import importlib, sys; sys.path[:0] = {path!r}\n"
+        f"for name in {modules!r}: importlib.import_module(name)\n"
+        "import app"
+    )
+    env = {"PATH": os.environ["PATH"], "AWS_DEFAULT_REGION": "ap-southeast-2"}
+    ran = subprocess.run(
+        [sys.executable, "-S", "-I", "-c", probe],
+        cwd=tmp_path / "task",
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr[-3000:]

@@ -150,7 +150,7 @@ def test_a_day_reported_again_replaces_its_row_and_days_stay_in_date_order() -> 
 def settings(**overrides: object) -> UsageReportSettings:
     values: dict[str, object] = {
         "stage": "prod",
-        "aws": AwsSettings("ap-southeast-2", "us-west-2", None),
+        "aws": AwsSettings(region="ap-southeast-2", ses_region="us-west-2", endpoint_url=None),
         "bucket": "analytics",
         "events_prefix": "events/",
         "reports_prefix": "reports/usage/",
