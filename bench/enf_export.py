@@ -153,14 +153,12 @@ def _hwm_mib() -> float:
 def _one_run(env: dict[str, str], profile: str | None, out: Any) -> None:
     """A fresh process: set the service environment, run the export once, report."""
     os.environ.update(env)
-    from covidtracer import settings
     from covidtracer.enffiles import service as export_service
-    from covidtracer.enffiles.kms import KmsSigner
-    from covidtracer.enffiles.store import S3FileStore
+    from covidtracer.enffiles import wiring as files_wiring
+    from covidtracer.enfkeys.settings import enf_settings
 
-    config = settings.enf_settings()
-    signer = KmsSigner(config.export_signing_key_id, config.export.kms_message_type)
-    store = S3FileStore(config.exports_bucket)
+    deps = files_wiring.deps_for(enf_settings())
+    signer, store = deps.signer, deps.store
     store.put("warm/up", b"", "text/plain", "no-cache")  # client creation is not the export
 
     phases = _Phases()
@@ -182,10 +180,10 @@ def _one_run(env: dict[str, str], profile: str | None, out: Any) -> None:
         import cProfile
 
         profiler = cProfile.Profile()
-        result = profiler.runcall(export_service.export_keys, config, signer, store, NOW)
+        result = profiler.runcall(export_service.export_keys, deps, export_service.ExportRun(), NOW)
         profiler.dump_stats(profile)
     else:
-        result = export_service.export_keys(config, signer, store, NOW)
+        result = export_service.export_keys(deps, export_service.ExportRun(), NOW)
     wall = time.perf_counter() - started
     peak = _hwm_mib()
     cpu_after = resource.getrusage(resource.RUSAGE_SELF)

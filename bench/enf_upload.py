@@ -69,7 +69,7 @@ def _prepare(database_url: str, uploads: int, workers: int) -> list[list[dict[st
 
     from covidtracer import aws
     from covidtracer.enfkeys import tokens
-    from covidtracer.settings import enf_settings
+    from covidtracer.enfkeys.settings import enf_settings
 
     settings = enf_settings()
     key = aws.secret_string(settings.tokens.signing_secret_id)
@@ -112,7 +112,7 @@ def _worker(events: list[dict[str, Any]], start_at: float, profile: bool, out: A
     import app as enf
 
     from covidtracer import aws
-    from covidtracer.settings import enf_settings
+    from covidtracer.enfkeys.settings import enf_settings
 
     logging.getLogger().setLevel(logging.WARNING)  # the access log would measure stdout
     aws.secret_string(enf_settings().tokens.signing_secret_id)  # warm, as a warm Lambda is

@@ -13,10 +13,9 @@ import pytest
 from chalice.test import Client
 from conftest import Phone, daily_keys, request_code
 
-from covidtracer import settings
-from covidtracer.enffiles import service as export_service
-from covidtracer.enffiles.kms import KmsSigner
-from covidtracer.enffiles.store import S3FileStore
+from covidtracer.enffiles import service as files
+from covidtracer.enffiles import wiring as files_wiring
+from covidtracer.enfkeys.settings import enf_settings
 from tracerstack import clients
 from tracerstack.exportreader import read_export_zip
 
@@ -37,9 +36,8 @@ def _json(response: Any) -> Any:
 
 
 def _export(now: datetime) -> None:
-    config = settings.enf_settings()
-    signer = KmsSigner(config.export_signing_key_id, config.export.kms_message_type)
-    export_service.export_keys(config, signer, S3FileStore(config.exports_bucket), now)
+    config = enf_settings()
+    files.export_keys(files_wiring.deps_for(config), files.ExportRun(), now)
 
 
 def test_both_platforms_decode_the_settings_and_list_files_with_their_own_limit(

@@ -12,10 +12,10 @@ import pytest
 from chalice.test import Client
 
 from covidtracer import aws, db, settings
-from covidtracer.enffiles import service as export_service
-from covidtracer.enffiles.kms import KmsSigner
-from covidtracer.enffiles.store import S3FileStore
+from covidtracer.enffiles import service as files
+from covidtracer.enffiles import wiring as files_wiring
 from covidtracer.enfkeys import schema, tokens
+from covidtracer.enfkeys.settings import enf_settings
 from tracerstack.exportreader import read_export_zip
 
 NOW = datetime(2021, 10, 15, 13, 30, tzinfo=UTC)
@@ -28,7 +28,7 @@ def client(
     monkeypatch.setenv("DATABASE_URL", pg_schema)
     settings.reset()
     db.close()
-    schema.migrate(settings.enf_settings().database)
+    schema.migrate(enf_settings().database)
     import app
 
     with Client(app.app) as test_client:
@@ -38,7 +38,7 @@ def client(
 
 def _token(kind: str = tokens.ACCESS, key: str | None = None) -> str:
     """A token of a registration that exists (tokens of unknown ones are refused)."""
-    config = settings.enf_settings()
+    config = enf_settings()
     registration_id = uuid.uuid4()
     with psycopg2.connect(config.database.url) as conn, conn.cursor() as cur:
         cur.execute(
@@ -55,7 +55,7 @@ def _token(kind: str = tokens.ACCESS, key: str | None = None) -> str:
 
 
 def _export_one_day() -> None:
-    config = settings.enf_settings()
+    config = enf_settings()
     created = NOW - timedelta(days=2)
     rsn = int(created.timestamp()) // 86_400 * 144 - 144
     with psycopg2.connect(config.database.url) as conn, conn.cursor() as cur:
@@ -65,8 +65,7 @@ def _export_one_day() -> None:
                 " transmission_risk_level, created_at) VALUES (%s, %s, 144, 2, %s)",
                 (i.to_bytes(16, "big"), rsn, created),
             )
-    signer = KmsSigner(config.export_signing_key_id, config.export.kms_message_type)
-    export_service.export_keys(config, signer, S3FileStore(config.exports_bucket), NOW)
+    files.export_keys(files_wiring.deps_for(config), files.ExportRun(), NOW)
 
 
 def _get(client: Client, path: str, token: str | None, accept: str = "*/*") -> object:

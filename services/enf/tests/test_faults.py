@@ -18,6 +18,7 @@ from chalice.test import Client
 from conftest import Phone, daily_keys, request_code
 
 from covidtracer import aws, db, settings
+from covidtracer.enfkeys.settings import enf_settings
 from tracerstack.faults import TcpProxy, with_port
 
 
@@ -133,16 +134,15 @@ def _insert_keys(env: dict[str, str], count: int, created: datetime) -> set[byte
 def test_postgresql_gone_mid_export_fails_the_run_and_the_next_run_exports_every_key_once(
     pg_proxy: TcpProxy, enf_env: dict[str, str]
 ) -> None:
-    from covidtracer.enffiles import service as export_service
-    from covidtracer.enffiles.kms import KmsSigner
-    from covidtracer.enffiles.store import S3FileStore
+    from covidtracer.enffiles import service as files
+    from covidtracer.enffiles import wiring as files_wiring
     from tracerstack.exportreader import read_export_zip
 
     now = datetime(2021, 10, 15, 13, 30, tzinfo=UTC)
     keys = _insert_keys(enf_env, 40, now - timedelta(days=2))
-    config = settings.enf_settings()
-    signer = KmsSigner(config.export_signing_key_id, config.export.kms_message_type)
-    store = S3FileStore(config.exports_bucket)
+    config = enf_settings()
+    deps = files_wiring.deps_for(config)
+    store = deps.store
     locker = psycopg2.connect(enf_env["DATABASE_URL"])
     with locker.cursor() as cur:  # the export waits on its read of the keys
         cur.execute("LOCK TABLE exposures IN ACCESS EXCLUSIVE MODE")
@@ -150,7 +150,7 @@ def test_postgresql_gone_mid_export_fails_the_run_and_the_next_run_exports_every
 
     def run() -> None:
         try:
-            export_service.export_keys(config, signer, store, now)
+            files.export_keys(deps, files.ExportRun(), now)
         except Exception as error:
             failure.append(error)
 
@@ -166,7 +166,7 @@ def test_postgresql_gone_mid_export_fails_the_run_and_the_next_run_exports_every
 
     pg_proxy.restore()
     later = now + timedelta(seconds=config.export.lease_seconds + 1)  # the dead run's lease
-    result = export_service.export_keys(config, signer, store, later)
+    result = files.export_keys(deps, files.ExportRun(), later)
     assert not result.skipped and result.files >= 1
     paths = [row[0] for row in _sql(enf_env, "SELECT path FROM export_files")]
     exported: list[bytes] = []
@@ -174,7 +174,7 @@ def test_postgresql_gone_mid_export_fails_the_run_and_the_next_run_exports_every
         batch, _ = read_export_zip(store.get(path))
         exported += [key.key_data for key in batch.keys]
     assert set(exported) == keys
-    assert export_service.export_keys(config, signer, store, later).files == 0  # re-run: same
+    assert files.export_keys(deps, files.ExportRun(), later).files == 0  # re-run: same
 
 
 @pytest.fixture

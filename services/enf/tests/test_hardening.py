@@ -279,9 +279,6 @@ def test_the_ncts_key_unreadable_is_a_503_as_on_the_app_api(
 ) -> None:
     monkeypatch.setenv("NCTS_API_KEY_SECRET_ID", "covidtracer/nowhere/ncts-api-key")
     settings.reset()
-    from app import _ports
-
-    _ports.cache_clear()  # type: ignore[attr-defined]
     body = {"phone": "+64210123456", "symptomOnset": TODAY}
     status, problem = _send(client, "POST", "/ncts/verification-codes", body, {"x-api-key": "k"})
     assert status == 503, problem

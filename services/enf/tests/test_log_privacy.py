@@ -17,7 +17,7 @@ import pytest
 import requests
 from conftest import app_hash, daily_keys, secret
 
-from covidtracer import settings
+from covidtracer.enfkeys.settings import enf_settings
 from tracerstack.pytest_plugin import serve_api
 
 EMAIL = "aroha.log-scan@example.nz"
@@ -113,17 +113,11 @@ def test_no_personal_data_in_any_log_after_a_full_journey(
         assert requests.delete(f"{enf}/register", headers=bearer, timeout=20).status_code == 204
 
     # --- the export job, in this process
-    from covidtracer.enffiles import service as export_service
-    from covidtracer.enffiles.kms import KmsSigner
-    from covidtracer.enffiles.store import S3FileStore
+    from covidtracer.enffiles import service as files
+    from covidtracer.enffiles import wiring as files_wiring
 
-    config = settings.enf_settings()
-    export_service.export_keys(
-        config,
-        KmsSigner(config.export_signing_key_id, config.export.kms_message_type),
-        S3FileStore(config.exports_bucket),
-        datetime.now(UTC) + timedelta(days=2),
-    )
+    deps = files_wiring.deps_for(enf_settings())
+    files.export_keys(deps, files.ExportRun(), datetime.now(UTC) + timedelta(days=2))
     captured = capfd.readouterr()
     logged = logs.read_text() + captured.out + captured.err
     lines = [line for line in logged.splitlines() if line.startswith("{")]

@@ -21,8 +21,8 @@ from covidtracer.enfkeys.attestation import (
     TestVerifier,
     verifier_for,
 )
+from covidtracer.enfkeys.settings import AttestationSettings
 from covidtracer.errors import Unauthorized
-from covidtracer.settings import AttestationSettings
 
 NOW = datetime(2021, 10, 20, 9, 30, tzinfo=UTC)
 NONCE = "ab" * 32

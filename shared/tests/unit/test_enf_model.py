@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -122,7 +123,7 @@ def test_an_upload_carries_between_one_and_the_configured_number_of_keys(
     keys = [
         _raw_key(keyData=_b64(fill=i), rollingStartNumber=TODAY - 144 * i) for i in range(count)
     ]
-    rules = KeyRules(max_keys=max_keys)
+    rules = replace(RULES, max_keys=max_keys)
     if ok:
         assert len(model.parse_upload(_body(keys), model.PLATFORMS, rules).keys) == count
     else:
@@ -183,9 +184,9 @@ def test_google_key_server_rules(keys: list[ExposureKey], ok: bool) -> None:
 
 def test_the_per_interval_limit_and_the_age_come_from_the_rules() -> None:
     four = [_key(TODAY, 10, f) for f in range(4)]
-    model.validate_keys(four, KeyRules(max_keys_per_start_interval=4), NOW)
+    model.validate_keys(four, replace(RULES, max_keys_per_start_interval=4), NOW)
     old = [_key(TODAY - 144 * 16)]
-    model.validate_keys(old, KeyRules(max_age_days=17), NOW)
+    model.validate_keys(old, replace(RULES, max_age_days=17), NOW)
 
 
 # ---------------------------------------------------------------------------- onset

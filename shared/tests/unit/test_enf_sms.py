@@ -8,9 +8,9 @@ import pytest
 from botocore.stub import Stubber
 
 from covidtracer import aws, settings
+from covidtracer.enfkeys.settings import SmsSettings
 from covidtracer.enfkeys.sms import AwsSms, TwilioSms, sender_for
 from covidtracer.errors import Unavailable
-from covidtracer.settings import SmsSettings
 
 SMS = SmsSettings(
     provider="aws",

@@ -4,10 +4,10 @@ import json
 
 import pytest
 
+from covidtracer.enfkeys.settings import EnfSettings
 from covidtracer.settings import (
     AuthSettings,
     DetailsSettings,
-    EnfSettings,
     ExportSettings,
     SettingsError,
 )

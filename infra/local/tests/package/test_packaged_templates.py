@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from covidtracer.settings import AuthSettings, DetailsSettings, EnfSettings, ExportSettings
+from covidtracer.enfkeys.settings import EnfSettings
+from covidtracer.settings import AuthSettings, DetailsSettings, ExportSettings
 from tracerstack import SERVICES, TEMPLATES, cfn, deploy, vendor
 from tracerstack.package import BUILD, SERVICE_NAMES
 from tracerstack.release import release_version

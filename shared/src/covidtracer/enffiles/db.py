@@ -12,7 +12,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, NamedTuple
 
 from covidtracer.enffiles.exportfile import KEY_LENGTH, NO_ONSET, PACKED_KEY
-from covidtracer.enffiles.model import DAY_SECONDS, FileRecord, Window
+from covidtracer.enffiles.model import (
+    DAY_SECONDS,
+    EMBARGO_SECONDS,
+    INTERVAL_SECONDS,
+    FileRecord,
+    Window,
+)
 
 if TYPE_CHECKING:
     from psycopg2.extensions import cursor
@@ -66,9 +72,12 @@ def built_windows(cur: cursor, since: datetime) -> set[tuple[int, int]]:
     return {(int(row[0]), int(row[1])) for row in cur.fetchall()}
 
 
+_EMBARGO_INTERVALS = EMBARGO_SECONDS // INTERVAL_SECONDS
+_DAY_INTERVALS = DAY_SECONDS // INTERVAL_SECONDS
 EXPORT_DAY = (
     "GREATEST((created_at AT TIME ZONE 'UTC')::date - DATE '1970-01-01',"
-    " floor((rolling_start_number::numeric + rolling_period + 12) / 144)::integer)"
+    f" floor((rolling_start_number::numeric + rolling_period + {_EMBARGO_INTERVALS})"
+    f" / {_DAY_INTERVALS})::integer)"
 )
 """The UTC day (days since the epoch) a key became available, ``max(created_at, embargo
 end)``: the first column of ``exposures_export_day_idx`` (migration 0003), spelled exactly as

@@ -1,10 +1,12 @@
 """Export use cases: build signed export files, list them, serve them, expire them.
 
-The windows and discovery rules are in ``export_model``; the run is one at a time through
-the ``export_lease`` row and safe to repeat: a window is built only if no file records it,
-its object keys and export.bin bytes depend only on the keys (a re-run overwrites the same
-objects; ECDSA signatures are randomised, so export.sig may differ but always verifies),
-and file rows are inserted ``ON CONFLICT DO NOTHING``.
+Each use case is ``f(deps, request, now)``: ``deps`` (`Deps`) holds the settings and the
+adapters, ``request`` what the caller asks for. The windows and discovery rules are in
+``model``; the run is one at a time through the ``export_lease`` row and safe to repeat: a
+window is built only if no file records it, its object keys and export.bin bytes depend only
+on the keys (a re-run overwrites the same objects; ECDSA signatures are randomised, so
+export.sig may differ but always verifies), and file rows are inserted ``ON CONFLICT DO
+NOTHING``.
 """
 
 from __future__ import annotations
@@ -41,14 +43,15 @@ from covidtracer.enffiles.exportfile import (
     encode_signature_list,
     unpack_keys,
 )
-from covidtracer.enffiles.signing import Signer
-from covidtracer.enfkeys import tokens
-from covidtracer.errors import NotFound, ValidationError
+from covidtracer.enffiles.settings import EnfExportSettings
+from covidtracer.errors import NotFound, Unavailable, ValidationError
 from covidtracer.logs import get_logger
-from covidtracer.settings import EnfSettings
+from covidtracer.settings import DatabaseSettings
 
 if TYPE_CHECKING:
     from psycopg2.extensions import connection
+
+    from covidtracer.enffiles.signing import Signer
 
 log = get_logger(__name__)
 
@@ -67,6 +70,31 @@ class FileStore(Protocol):
 
 
 @dataclass(frozen=True)
+class Deps:
+    """What the export use cases need: their settings and adapters (``wiring.deps``)."""
+
+    database: DatabaseSettings
+    export: EnfExportSettings
+    stage: str
+    signer: Signer
+    store: FileStore
+    # The server secret fake keys are derived from (``padding_seed``); needed when
+    # ``export.pad_files`` is on.
+    padding_key: Callable[[], bytes] | None
+    # ``metrics.put_completed_metric``: the datapoint the export-lag alarm watches.
+    completed: Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class ExportRun:
+    """One run of the export job: who holds the lease, and how files and pages are cut."""
+
+    holder: str | None = None
+    max_per_file: int = MAX_KEYS_PER_FILE
+    page_keys: int = sql.PAGE_KEYS
+
+
+@dataclass(frozen=True)
 class ExportResult:
     skipped: bool
     files: int = 0
@@ -81,18 +109,15 @@ def _epoch(now: datetime) -> int:
 
 
 @contextmanager
-def _own_connection(settings: EnfSettings) -> Iterator[connection]:
+def _own_connection(database: DatabaseSettings) -> Iterator[connection]:
     """A connection for this run only: concurrent runs (threads, Lambdas) never share one."""
     import psycopg2
 
-    database = settings.database
     try:
         conn = psycopg2.connect(
             db.dsn_for(database), connect_timeout=database.connect_timeout_seconds
         )
     except psycopg2.OperationalError as exc:
-        from covidtracer.errors import Unavailable
-
         raise Unavailable("database") from exc
     try:
         yield conn
@@ -100,34 +125,24 @@ def _own_connection(settings: EnfSettings) -> Iterator[connection]:
         conn.close()
 
 
-def export_keys(
-    settings: EnfSettings,
-    signer: Signer,
-    store: FileStore,
-    now: datetime,
-    *,
-    padding_key: Callable[[], bytes] | None = None,
-    max_per_file: int = MAX_KEYS_PER_FILE,
-    page_keys: int = sql.PAGE_KEYS,
-    holder: str | None = None,
-) -> ExportResult:
+def export_keys(deps: Deps, run: ExportRun, now: datetime) -> ExportResult:
     """Build every planned window not yet built; returns what was written.
 
-    With ``settings.export.pad_files``, files under Google's padding target get fake keys
-    derived from ``padding_key()`` (a server secret; see `padding_seed`), so a re-run
-    writes the same export.bin. Returns ``skipped=True`` without doing anything if another
-    run holds the lease. Raises ``Unavailable`` if the database, KMS or S3 fails; nothing
-    is recorded for a window whose objects were not all written, so the next run builds it
-    again. Raises ``ValueError`` if padding is on and no ``padding_key`` is given.
+    With ``export.pad_files``, files under Google's padding target get fake keys derived
+    from ``deps.padding_key()`` (a server secret; see `padding_seed`), so a re-run writes
+    the same export.bin. Returns ``skipped=True`` without doing anything if another run
+    holds the lease. Raises ``Unavailable`` if the database, KMS or S3 fails; nothing is
+    recorded for a window whose objects were not all written, so the next run builds it
+    again. Raises ``ValueError`` if padding is on and there is no ``padding_key``.
     """
-    config = settings.export
-    if config.pad_files and padding_key is None:
+    config = deps.export
+    if config.pad_files and deps.padding_key is None:
         raise ValueError("ENF_EXPORT_PAD_FILES is on: export_keys needs a padding_key")
-    holder = holder or uuid.uuid4().hex
+    holder = run.holder or uuid.uuid4().hex
     windows = model.plan_windows(
         _epoch(now), config.file_retention_days, config.window_minutes * 60
     )
-    with _own_connection(settings) as conn:
+    with _own_connection(deps.database) as conn:
         with conn, conn.cursor() as cur:
             taken = sql.take_lease(cur, holder, now, now + timedelta(seconds=config.lease_seconds))
         if not taken:
@@ -138,27 +153,26 @@ def export_keys(
                 oldest = datetime.fromtimestamp(windows[0].start, UTC) if windows else now
                 built = sql.built_windows(cur, oldest)
             todo = [w for w in windows if (w.start, w.end) not in built]
-            run = _Run(
+            padding = deps.padding_key if config.pad_files else None
+            files_run = _Run(
                 info=SignatureInfo(config.verification_key_version, config.verification_key_id),
                 region=config.region,
-                signer=signer,
-                store=store,
+                signer=deps.signer,
+                store=deps.store,
                 now=now,
                 compression_level=config.compression_level,
-                max_per_file=max_per_file,
-                padding_secret=padding_key() if config.pad_files and padding_key else None,
+                max_per_file=run.max_per_file,
+                padding_secret=padding() if padding is not None else None,
             )
             files = keys = 0
             if todo:
-                files, keys = _export_windows(settings, conn, todo, run, page_keys)
+                files, keys = _export_windows(deps.database, conn, todo, files_run, run.page_keys)
             if files:
-                _write_index(conn, store)
+                _write_index(conn, deps.store)
         finally:
             with conn, conn.cursor() as cur:
                 sql.release_lease(cur, holder)
-    from covidtracer.enffiles.metrics import put_completed_metric
-
-    put_completed_metric(settings.stage, files, keys)
+    deps.completed(deps.stage, files, keys)
     emit("export_files_written", counts={"files": files, "keys": keys}, now=now)
     return ExportResult(skipped=False, files=files, keys=keys)
 
@@ -196,7 +210,7 @@ class _Run:
 
 
 def _export_windows(
-    settings: EnfSettings,
+    database: DatabaseSettings,
     conn: connection,
     windows: list[model.Window],
     run: _Run,
@@ -218,7 +232,7 @@ def _export_windows(
         handoff = _Handoff(finisher)
         files = keys = 0
         try:
-            with _own_connection(settings) as reader:
+            with _own_connection(database) as reader:
                 reader.set_session(isolation_level="REPEATABLE READ", readonly=True)
                 window: _WindowWriter | None = None
                 pages = _prefetched(_pages(reader, windows, page_keys))
@@ -457,24 +471,22 @@ def _write_index(conn: connection, store: FileStore) -> None:
     )
 
 
-def cleanup_files(
-    settings: EnfSettings, store: FileStore, now: datetime, retention_days: int = 14
-) -> int:
+def cleanup_files(deps: Deps, retention_days: int, now: datetime) -> int:
     """Delete files (objects, then rows) whose window ended over ``retention_days`` ago.
 
     Objects go first: a crash in between leaves rows that the next run deletes again,
     never objects nobody tracks. Rewrites index.txt. Returns how many files went.
     """
     cutoff = now - timedelta(days=retention_days)
-    with _own_connection(settings) as conn:
+    with _own_connection(deps.database) as conn:
         with conn, conn.cursor() as cur:
             paths = sql.files_ending_before(cur, cutoff)
         if not paths:
             return 0
-        store.delete(paths)
+        deps.store.delete(paths)
         with conn, conn.cursor() as cur:
             deleted = sql.delete_files_ending_before(cur, cutoff)
-        _write_index(conn, store)
+        _write_index(conn, deps.store)
     log.info("enf export files deleted", extra={"files": len(deleted)})
     return len(deleted)
 
@@ -492,43 +504,30 @@ def _parse_int(query: Mapping[str, Any], name: str, field: str, default: int) ->
     return int(raw)
 
 
-def list_files(
-    settings: EnfSettings,
-    signing_key: str,
-    bearer: str | None,
-    query: Mapping[str, Any],
-    now: datetime,
-) -> list[dict[str, Any]]:
-    """``GET /exposures``: current files with id > ``since``, oldest first, at most ``limit``.
+def list_files(deps: Deps, query: Mapping[str, Any], now: datetime) -> list[dict[str, Any]]:
+    """``GET /exposures``: current files with id > ``since``, oldest first, at most ``limit``
+    (the caller has checked the phone's registration).
 
-    Raises ``Unauthorized`` without a valid access token, ``ValidationError`` for a
-    ``since`` or ``limit`` that is not a whole number (``limit`` 1..the configured max).
+    Raises ``ValidationError`` for a ``since`` or ``limit`` that is not a whole number
+    (``limit`` 1..the configured max).
     """
-    tokens.verify(signing_key, bearer, kind=tokens.ACCESS, now=now)
-    config = settings.export
+    config = deps.export
     since = _parse_int(query, "since", "Since", 0)
     limit = _parse_int(query, "limit", "Limit", config.list_default_limit)
     if not 1 <= limit <= config.list_max_limit:
         raise ValidationError.of("Limit", f"Limit must be between 1 and {config.list_max_limit}.")
-    with db.transaction(settings.database) as cur:
+    with db.transaction(deps.database) as cur:
         rows = sql.current_files_after(cur, since, limit)
     return [{"id": file_id, "path": path} for file_id, path in rows]
 
 
-def read_file(
-    settings: EnfSettings,
-    signing_key: str,
-    store: FileStore,
-    bearer: str | None,
-    path: str,
-    now: datetime,
-) -> bytes:
-    """``GET /data/{path}``: an export zip's bytes.
+def read_file(deps: Deps, path: str, now: datetime) -> bytes:
+    """``GET /data/{path}``: an export zip's bytes (the caller has checked the phone's
+    registration).
 
-    Raises ``Unauthorized`` without a valid access token and ``NotFound`` for anything that
-    is not an existing export zip (no other object of the bucket is ever served).
+    Raises ``NotFound`` for anything that is not an existing export zip (no other object of
+    the bucket is ever served).
     """
-    tokens.verify(signing_key, bearer, kind=tokens.ACCESS, now=now)
     if not model.is_export_object(path):
         raise NotFound()
-    return store.get(path)
+    return deps.store.get(path)

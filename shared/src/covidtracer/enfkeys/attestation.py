@@ -24,9 +24,9 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from covidtracer import aws, outbound
+from covidtracer.enfkeys.settings import AttestationSettings
 from covidtracer.errors import Forbidden, Unavailable
 from covidtracer.logs import get_logger
-from covidtracer.settings import AttestationSettings
 
 log = get_logger(__name__)
 

@@ -24,9 +24,10 @@ from importlib import resources
 from typing import Any
 
 from covidtracer import aws
+from covidtracer.config import SettingsError
 from covidtracer.enfkeys import client_config
+from covidtracer.enfkeys.settings import EnfSettings
 from covidtracer.logs import get_logger
-from covidtracer.settings import EnfSettings, SettingsError
 
 log = get_logger(__name__)
 

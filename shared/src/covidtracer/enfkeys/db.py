@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from covidtracer.enfkeys.model import INTERVAL_SECONDS, ExposureKey, StoredKey
+from covidtracer.enfkeys.model import MAX_ROLLING_PERIOD, ExposureKey
 
 if TYPE_CHECKING:
     from psycopg2.extensions import cursor
@@ -179,25 +179,7 @@ def insert_upload_token(
     )
 
 
-def claim_upload_token(
-    cur: cursor, token: uuid.UUID, registration_id: uuid.UUID, now: datetime
-) -> Claimed | None:
-    """Claim the registration's unused upload token (the caller checks ``expires_at``).
-
-    Concurrent claims queue on the row lock; after the winner commits the others see
-    ``claimed_at`` set and get nothing. If the winner rolls back, the token is unclaimed.
-    """
-    cur.execute(
-        "UPDATE upload_tokens SET claimed_at = %s"
-        " WHERE id = %s AND registration_id = %s AND claimed_at IS NULL"
-        " RETURNING symptom_onset, report_type, expires_at",
-        (now, str(token), str(registration_id)),
-    )
-    row = cur.fetchone()
-    return Claimed(row[0], int(row[1]), row[2]) if row else None
-
-
-INTERVALS_PER_DAY = 86_400 // INTERVAL_SECONDS
+INTERVALS_PER_DAY = MAX_ROLLING_PERIOD  # a day's intervals: the statement's ``per_day``
 
 # The upload's hot path as ONE statement (one round trip in autocommit, atomic by itself):
 # claim the token, then insert the keys that ``model.keys_to_store`` keeps, with its days
@@ -283,30 +265,6 @@ def claimed_by_upload(
         (str(token), str(registration_id), digest),
     )
     return cur.fetchone() is not None
-
-
-def insert_keys(cur: cursor, keys: Sequence[StoredKey], now: datetime) -> int:
-    """Insert keys in one statement; a key already stored is ignored. Returns rows added."""
-    if not keys:
-        return 0
-    cur.execute(
-        "INSERT INTO exposures (key_data, rolling_start_number, rolling_period,"
-        " transmission_risk_level, report_type, days_since_onset, created_at)"
-        " SELECT k, s, p, t, r, d, %s FROM unnest("
-        "%s::bytea[], %s::integer[], %s::integer[], %s::smallint[], %s::smallint[],"
-        " %s::smallint[]) AS u(k, s, p, t, r, d)"
-        " ON CONFLICT (key_data) DO NOTHING",
-        (
-            now,
-            [k.key_data for k in keys],
-            [k.rolling_start_number for k in keys],
-            [k.rolling_period for k in keys],
-            [k.transmission_risk_level for k in keys],
-            [k.report_type for k in keys],
-            [k.days_since_onset for k in keys],
-        ),
-    )
-    return int(cur.rowcount)
 
 
 # ---------------------------------------------------------------------------- rate limits, metrics

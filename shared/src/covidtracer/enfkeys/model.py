@@ -14,19 +14,20 @@ import hashlib
 import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from covidtracer.enffiles.exportfile import KEY_LENGTH
+from covidtracer.enffiles.model import DAY_SECONDS, INTERVAL_SECONDS
 from covidtracer.errors import ValidationError
 from covidtracer.validation import TEXT_MESSAGE, is_text
 
-# Exposure Notification protocol constants (not policy): a key's intervals are 10 minutes,
-# a key covers at most one day (144 intervals), keys are 16 bytes, and the framework's
-# transmission risk levels are 0..8 (0 means "let the server or the phone decide").
-KEY_LENGTH = 16
-INTERVAL_SECONDS = 600
-MAX_ROLLING_PERIOD = 144
+# Exposure Notification protocol constants (not policy): a key's intervals are 10 minutes
+# and keys are 16 bytes (both as the export file format states them), a key covers at most
+# one day (144 intervals), and the framework's transmission risk levels are 0..8 (0 means
+# "let the server or the phone decide").
+MAX_ROLLING_PERIOD = DAY_SECONDS // INTERVAL_SECONDS
 MAX_TRANSMISSION_RISK = 8
 
 # Google's report types (the export's TemporaryExposureKey.report_type).
@@ -44,12 +45,25 @@ _MAX_TEXT = 2048
 
 
 @dataclass(frozen=True)
-class KeyRules:
-    """The policy numbers of key validation (from settings)."""
+class ApiRequest:
+    """What a handler decodes from an HTTP request and hands a use case; a route sets the
+    fields it has (the body, the bearer token, the query, …) and the rest stay empty."""
 
-    max_keys: int = 30
-    max_keys_per_start_interval: int = 3
-    max_age_days: int = 15
+    body: Mapping[str, Any] = field(default_factory=dict)
+    bearer: str | None = None
+    query: Mapping[str, Any] = field(default_factory=dict)
+    source_ip: str = "unknown"
+    api_key: str | None = None
+    path: str = ""
+
+
+@dataclass(frozen=True)
+class KeyRules:
+    """The policy numbers of key validation (``settings.EnfKeySettings`` declares them)."""
+
+    max_keys: int
+    max_keys_per_start_interval: int
+    max_age_days: int
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,6 @@
-"""Use cases of the ENF API (DESIGN §4): each takes settings, its ports and ``now``.
+"""Use cases of the ENF API (DESIGN §4), each ``f(deps, request, now)``: ``deps`` (`Deps`)
+holds the settings and every adapter, ``request`` what the handler decoded (`ApiRequest`;
+``None`` for a scheduled job).
 
 Each use case runs its statements in one transaction and raises domain errors; where a
 refusal must still be recorded (a wrong code counts against the daily cap) the error is
@@ -11,19 +13,22 @@ import hashlib
 import hmac
 import secrets
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from covidtracer import aws, db, ncts
+from covidtracer import db, ncts
 from covidtracer.analytics.emitter import emit
-from covidtracer.enffiles import service as export_service
+from covidtracer.enffiles import service as files
 from covidtracer.enfkeys import client_config_store, model, tokens
 from covidtracer.enfkeys import db as sql
-from covidtracer.enfkeys.attestation import Verifier, verifier_for
-from covidtracer.enfkeys.ncts import HttpNcts, Ncts
-from covidtracer.enfkeys.sms import SmsSender, sender_for
+from covidtracer.enfkeys.attestation import Verifier
+from covidtracer.enfkeys.model import ApiRequest
+from covidtracer.enfkeys.ncts import Ncts
+from covidtracer.enfkeys.settings import MIN_KEY_RETENTION_DAYS, EnfSettings
+from covidtracer.enfkeys.sms import SmsSender
 from covidtracer.errors import (
     Disabled,
     DomainError,
@@ -38,7 +43,6 @@ from covidtracer.errors import (
 from covidtracer.logs import get_logger
 from covidtracer.ratelimit.model import Limit
 from covidtracer.ratelimit.service import Tally, counted
-from covidtracer.settings import MIN_KEY_RETENTION_DAYS, EnfSettings
 
 log = get_logger(__name__)
 
@@ -50,9 +54,10 @@ TEST_TYPE_NAMES = {number: name for name, number in model.TEST_TYPES.items()}
 
 
 @dataclass(frozen=True)
-class Ports:
-    """Everything a use case needs from outside: secrets, partners, randomness."""
+class Deps:
+    """Everything a use case needs: settings, secrets, partners, randomness (``wiring``)."""
 
+    settings: EnfSettings
     signing_key: Callable[[], str]
     code_hash_key: Callable[[], bytes]
     ncts_api_key: Callable[[], str]
@@ -61,26 +66,15 @@ class Ports:
     ncts: Ncts
     # The exposure configuration and notification settings the stage serves (operator content).
     documents: client_config_store.ClientDocuments
+    # The export files: listed and served to live registrations, expired with the keys.
+    files: files.Deps
     randbelow: Callable[[int], int] = secrets.randbelow
     token_hex: Callable[[int], str] = secrets.token_hex
     new_id: Callable[[], uuid.UUID] = uuid.uuid4
 
 
-def ports_for(settings: EnfSettings) -> Ports:
-    """The production wiring: secrets from Secrets Manager, real HTTP partners."""
-    timeout = settings.partners.ncts_timeout_seconds
-    return Ports(
-        signing_key=lambda: aws.secret_string(settings.tokens.signing_secret_id),
-        code_hash_key=lambda: aws.secret_string(settings.tokens.code_hash_secret_id).encode(),
-        ncts_api_key=lambda: aws.secret_string(settings.ncts_api_key_secret_id),
-        verifier=lambda platform: verifier_for(platform, settings.attestation, timeout),
-        sms=sender_for(settings.sms),
-        ncts=HttpNcts(settings.partners),
-        documents=client_config_store.for_settings(settings),
-    )
-
-
 def key_rules(settings: EnfSettings) -> model.KeyRules:
+    """The key-upload rules of ``settings`` (``EnfKeySettings``: declared once, there)."""
     keys = settings.keys
     return model.KeyRules(
         max_keys=keys.max_keys_per_upload,
@@ -94,8 +88,8 @@ def code_hmac(key: bytes, app_hash: str) -> bytes:
     return hmac.new(key, app_hash.encode(), hashlib.sha256).digest()
 
 
-def _access(ports: Ports, bearer: str | None, now: datetime) -> uuid.UUID:
-    return tokens.verify(ports.signing_key(), bearer, kind=tokens.ACCESS, now=now).registration_id
+def _access(deps: Deps, bearer: str | None, now: datetime) -> uuid.UUID:
+    return tokens.verify(deps.signing_key(), bearer, kind=tokens.ACCESS, now=now).registration_id
 
 
 def _require_registration(cur: Any, registration_id: uuid.UUID) -> None:
@@ -105,9 +99,8 @@ def _require_registration(cur: Any, registration_id: uuid.UUID) -> None:
 
 
 def _issue_pair(
-    settings: EnfSettings, ports: Ports, registration_id: uuid.UUID, secret: str, now: datetime
+    settings: EnfSettings, key: str, registration_id: uuid.UUID, secret: str, now: datetime
 ) -> dict[str, str]:
-    key = ports.signing_key()
     return {
         "token": _access_token(settings, key, registration_id, now),
         "refreshToken": tokens.issue(
@@ -157,34 +150,27 @@ class _OwnStatementCounters:
             sql.SqlCounters(cur).release(bucket)
 
 
-def start_registration(
-    settings: EnfSettings, ports: Ports, now: datetime, source_ip: str = "unknown"
-) -> str:
+def start_registration(deps: Deps, request: ApiRequest, now: datetime) -> str:
     """``POST /register``: a fresh nonce (32 random bytes, hex) for the device to attest.
 
     Counted per source address and in all, in the same transaction as the new row, so a
     refused registration (``TooManyRequests``) or a failed one counts nothing.
     """
-    nonce = ports.token_hex(32)
+    settings = deps.settings
+    nonce = deps.token_hex(32)
     t = settings.tokens
     with db.transaction(settings.database) as cur:
         Tally(sql.SqlCounters(cur), now).count(
             [
-                (_register_limit(settings), source_ip),
+                (_register_limit(settings), request.source_ip),
                 (Limit("register", t.register_global, t.register_global_window_seconds), "all"),
             ]
         )
-        sql.insert_registration(cur, ports.new_id(), nonce, now)
+        sql.insert_registration(cur, deps.new_id(), nonce, now)
     return nonce
 
 
-def complete_registration(
-    settings: EnfSettings,
-    ports: Ports,
-    body: Mapping[str, Any],
-    now: datetime,
-    source_ip: str = "unknown",
-) -> dict[str, str]:
+def complete_registration(deps: Deps, request: ApiRequest, now: datetime) -> dict[str, str]:
     """``PUT /register``: attest the device for the nonce, then issue its tokens.
 
     Each attempt that reaches attestation counts against the source address (an
@@ -192,35 +178,37 @@ def complete_registration(
     expired nonce, ``Forbidden`` when the attestation fails (the nonce stays usable until
     it expires), ``TooManyRequests``.
     """
-    request = model.parse_registration(body, settings.attestation.platforms)
+    settings = deps.settings
+    registration = model.parse_registration(request.body, settings.attestation.platforms)
     issued_after = now - timedelta(seconds=settings.tokens.nonce_ttl_seconds)
     with db.transaction(settings.database) as cur:
-        registration_id = sql.pending_registration(cur, request.nonce, issued_after)
+        registration_id = sql.pending_registration(cur, registration.nonce, issued_after)
     if registration_id is None:
         raise NotFound("Invalid or expired nonce")
     with counted(_OwnStatementCounters(settings), now) as tally:
-        tally.count([(_register_limit(settings), source_ip)])
-        ports.verifier(request.platform).verify(
-            request.device_verification_payload, request.nonce, now
+        tally.count([(_register_limit(settings), request.source_ip)])
+        deps.verifier(registration.platform).verify(
+            registration.device_verification_payload, registration.nonce, now
         )
-    secret = ports.token_hex(32)
+    secret = deps.token_hex(32)
     # The signing key is read before the registration commits: if Secrets Manager is down
     # the answer is a 503 and the nonce stays usable for the retry (nothing half-done).
-    ports.signing_key()
+    key = deps.signing_key()
     with db.transaction(settings.database) as cur:
         completed = sql.complete_registration(
-            cur, registration_id, request.nonce, tokens.refresh_hash(secret), now
+            cur, registration_id, registration.nonce, tokens.refresh_hash(secret), now
         )
     if not completed:
         raise NotFound("Invalid or expired nonce")
-    emit("enf_device_registered", categories={"platform": request.platform}, now=now)
-    return _issue_pair(settings, ports, registration_id, secret, now)
+    emit("enf_device_registered", categories={"platform": registration.platform}, now=now)
+    return _issue_pair(settings, key, registration_id, secret, now)
 
 
-def refresh(settings: EnfSettings, ports: Ports, bearer: str | None, now: datetime) -> str:
+def refresh(deps: Deps, request: ApiRequest, now: datetime) -> str:
     """``POST /refresh``: a new access token for a live registration's refresh token."""
-    key = ports.signing_key()
-    claims = tokens.verify(key, bearer, kind=tokens.REFRESH, now=now)
+    settings = deps.settings
+    key = deps.signing_key()
+    claims = tokens.verify(key, request.bearer, kind=tokens.REFRESH, now=now)
     with db.transaction(settings.database) as cur:
         alive = sql.touch_refresh(
             cur, claims.registration_id, tokens.refresh_hash(claims.refresh_secret or ""), now
@@ -230,10 +218,10 @@ def refresh(settings: EnfSettings, ports: Ports, bearer: str | None, now: dateti
     return _access_token(settings, key, claims.registration_id, now)
 
 
-def forget(settings: EnfSettings, ports: Ports, bearer: str | None, now: datetime) -> None:
+def forget(deps: Deps, request: ApiRequest, now: datetime) -> None:
     """``DELETE /register``: the registration and its upload tokens are deleted."""
-    registration_id = _access(ports, bearer, now)
-    with db.transaction(settings.database) as cur:
+    registration_id = _access(deps, request.bearer, now)
+    with db.transaction(deps.settings.database) as cur:
         deleted = sql.delete_registration(cur, registration_id)
     if not deleted:
         raise Unauthorized()
@@ -243,58 +231,52 @@ def forget(settings: EnfSettings, ports: Ports, bearer: str | None, now: datetim
 # ---------------------------------------------------------------------------- codes
 
 
-def require_ncts(ports: Ports, api_key: str | None) -> None:
+def require_ncts(deps: Deps, api_key: str | None) -> None:
     """The NCTS credential (the check both APIs share): ``Unauthorized`` for a missing or
     wrong key, ``Unavailable`` when the key cannot be read."""
-    ncts.require_api_key(api_key, ports.ncts_api_key)
+    ncts.require_api_key(api_key, deps.ncts_api_key)
 
 
-def request_code(
-    settings: EnfSettings, ports: Ports, api_key: str | None, body: Mapping[str, Any], now: datetime
-) -> datetime:
+def request_code(deps: Deps, request: ApiRequest, now: datetime) -> datetime:
     """``POST /ncts/verification-codes``: text a new upload code; returns when it expires.
 
     The code is stored only as a keyed hash and the text is sent inside the transaction: an
     SMS outage (``Unavailable``) rolls the code back, so no unsent code stays valid.
     """
-    require_ncts(ports, api_key)
-    request = model.parse_code_request(
-        body,
+    settings = deps.settings
+    require_ncts(deps, request.api_key)
+    code_request = model.parse_code_request(
+        request.body,
         today=(now + LATEST_TIMEZONE).date(),
         max_onset_age_days=settings.keys.max_symptom_onset_age_days,
     )
     hours = settings.tokens.code_ttl_hours
     expires_at = now + timedelta(hours=hours)
-    key = ports.code_hash_key()
+    key = deps.code_hash_key()
     with db.transaction(settings.database) as cur:
         for _ in range(CODE_DRAWS):
-            code = model.new_code(ports.randbelow)
+            code = model.new_code(deps.randbelow)
             digest = code_hmac(key, model.app_code_hash(code))
             if sql.insert_code(
-                cur, digest, request.symptom_onset, request.report_type, now, expires_at
+                cur, digest, code_request.symptom_onset, code_request.report_type, now, expires_at
             ):
                 break
         else:
             log.error("no free upload code after several draws")
             raise Unavailable("codes")
-        ports.sms.send(request.phone, settings.sms.message_template.format(code=code, hours=hours))
-    log.info("upload code sent", extra={"report_type": request.report_type})
+        deps.sms.send(
+            code_request.phone, settings.sms.message_template.format(code=code, hours=hours)
+        )
+    log.info("upload code sent", extra={"report_type": code_request.report_type})
     emit(
         "upload_code_issued",
-        categories={"report_type": TEST_TYPE_NAMES.get(request.report_type, "")},
+        categories={"report_type": TEST_TYPE_NAMES.get(code_request.report_type, "")},
         now=now,
     )
     return expires_at
 
 
-def verify_code(
-    settings: EnfSettings,
-    ports: Ports,
-    bearer: str | None,
-    body: Mapping[str, Any],
-    now: datetime,
-    source_ip: str = "unknown",
-) -> uuid.UUID:
+def verify_code(deps: Deps, request: ApiRequest, now: datetime) -> uuid.UUID:
     """``POST /exposures/verify``: exchange a code (by the app's hash) for an upload token.
 
     Wrong codes are limited per registration (one attempt a second, a daily cap), per
@@ -305,9 +287,10 @@ def verify_code(
     Raises ``TooManyRequests`` (too soon, or a failure allowance used up), ``Forbidden`` for
     an unknown or used code (counted as a failure), ``Gone`` for an expired one.
     """
-    app_hash = model.parse_app_hash(body)
-    registration_id = _access(ports, bearer, now)
-    digest = code_hmac(ports.code_hash_key(), app_hash)
+    settings = deps.settings
+    app_hash = model.parse_app_hash(request.body)
+    registration_id = _access(deps, request.bearer, now)
+    digest = code_hmac(deps.code_hash_key(), app_hash)
     limits = settings.tokens
     outcome: uuid.UUID | DomainError
     with db.transaction(settings.database) as cur:
@@ -329,14 +312,17 @@ def verify_code(
         window = limits.verify_failure_window_seconds
         guesses.count(
             [
-                (Limit("verify-failures-ip", limits.verify_failures_per_ip, window), source_ip),
+                (
+                    Limit("verify-failures-ip", limits.verify_failures_per_ip, window),
+                    request.source_ip,
+                ),
                 (Limit("verify-failures", limits.verify_failures_global, window), "all"),
             ]
         )
         claimed = sql.claim_code(cur, digest, now)
         if claimed is not None:
             guesses.refund()
-            outcome = ports.new_id()
+            outcome = deps.new_id()
             sql.insert_upload_token(
                 cur,
                 outcome,
@@ -363,9 +349,7 @@ def verify_code(
 # ---------------------------------------------------------------------------- key upload
 
 
-def upload_keys(
-    settings: EnfSettings, ports: Ports, bearer: str | None, body: Mapping[str, Any], now: datetime
-) -> int:
+def upload_keys(deps: Deps, request: ApiRequest, now: datetime) -> int:
     """``POST /exposures``: validate, claim the upload token and store the keys, atomically.
 
     Every rule is checked before the token is touched, and the claim and the insert share
@@ -375,11 +359,12 @@ def upload_keys(
     Raises ``ValidationError``, ``Forbidden`` (unknown or used token), ``Gone`` (expired
     token). Returns the number of new keys stored.
     """
-    registration_id = _access(ports, bearer, now)
+    settings = deps.settings
+    registration_id = _access(deps, request.bearer, now)
     rules = key_rules(settings)
-    upload = model.parse_upload(body, settings.attestation.platforms, rules)
+    upload = model.parse_upload(request.body, settings.attestation.platforms, rules)
     model.validate_keys(upload.keys, rules, now)
-    ports.verifier(upload.platform).verify(
+    deps.verifier(upload.platform).verify(
         upload.device_verification_payload, str(upload.token), now
     )
     digest = model.upload_digest(upload.keys)
@@ -396,7 +381,7 @@ def upload_keys(
             now,
             # The same days the served configuration scores as infectious (item: upload
             # and scoring never disagree); cached, so the hot path reads no parameter.
-            infectious_days=ports.documents.exposure().infectious_days,
+            infectious_days=deps.documents.exposure().infectious_days,
             digest=digest,
         )
         if stored is not None:
@@ -422,84 +407,69 @@ def upload_keys(
 # ---------------------------------------------------------------------------- export files
 
 
-def _live_registration(
-    settings: EnfSettings, ports: Ports, bearer: str | None, now: datetime
-) -> None:
+def _live_registration(deps: Deps, bearer: str | None, now: datetime) -> None:
     """A valid access token whose registration still exists, else ``Unauthorized``."""
-    registration_id = _access(ports, bearer, now)
-    with db.transaction(settings.database) as cur:
+    registration_id = _access(deps, bearer, now)
+    with db.transaction(deps.settings.database) as cur:
         _require_registration(cur, registration_id)
 
 
-def list_files(
-    settings: EnfSettings,
-    ports: Ports,
-    bearer: str | None,
-    query: Mapping[str, Any],
-    now: datetime,
-) -> list[dict[str, Any]]:
-    """``GET /exposures`` for a live registration (``export_service.list_files``)."""
-    _live_registration(settings, ports, bearer, now)
-    files: list[dict[str, Any]] = export_service.list_files(
-        settings, ports.signing_key(), bearer, query, now
-    )
-    return files
+def list_files(deps: Deps, request: ApiRequest, now: datetime) -> list[dict[str, Any]]:
+    """``GET /exposures`` for a live registration (``enffiles.service.list_files``)."""
+    _live_registration(deps, request.bearer, now)
+    return files.list_files(deps.files, request.query, now)
 
 
-def read_file(
-    settings: EnfSettings,
-    ports: Ports,
-    store: export_service.FileStore,
-    bearer: str | None,
-    path: str,
-    now: datetime,
-) -> bytes:
-    """``GET /data/{path}`` for a live registration (``export_service.read_file``)."""
-    _live_registration(settings, ports, bearer, now)
-    return export_service.read_file(settings, ports.signing_key(), store, bearer, path, now)
+def read_file(deps: Deps, request: ApiRequest, now: datetime) -> bytes:
+    """``GET /data/{path}`` for a live registration (``enffiles.service.read_file``)."""
+    _live_registration(deps, request.bearer, now)
+    return files.read_file(deps.files, request.path, now)
 
 
 # ---------------------------------------------------------------------------- settings, metrics
 
 
-def notification_config(settings: EnfSettings, ports: Ports) -> dict[str, Any]:
+def notification_config(deps: Deps, request: ApiRequest, now: datetime) -> dict[str, Any]:
     """``GET /settings/notification``: the stage's notification settings (CLIENTS.md shape)."""
-    return ports.documents.notification().value()
+    return deps.documents.notification().value()
 
 
-def exposure_config(
-    settings: EnfSettings,
-    ports: Ports,
-    bearer: str | None,
-    query: Mapping[str, str],
-    now: datetime,
-) -> dict[str, str]:
+def exposure_config(deps: Deps, request: ApiRequest, now: datetime) -> dict[str, str]:
     """``GET /settings/exposures``: the stage's exposure configuration as a JSON string.
 
     One document serves both platforms (each plugin ignores the other's fields); ``os`` is
     checked so a typo shows up as a 400 rather than as a phone that never matches.
     """
-    registration_id = _access(ports, bearer, now)
-    if query.get("os") not in (None, *model.METRIC_OS):
+    registration_id = _access(deps, request.bearer, now)
+    if request.query.get("os") not in (None, *model.METRIC_OS):
         raise ValidationError.of("Os", "The os must be ios or android.")
-    with db.transaction(settings.database) as cur:
+    with db.transaction(deps.settings.database) as cur:
         _require_registration(cur, registration_id)
-    return {"exposureConfig": ports.documents.exposure().text}
+    return {"exposureConfig": deps.documents.exposure().text}
 
 
-def record_metric(
-    settings: EnfSettings, ports: Ports, bearer: str | None, body: Mapping[str, Any], now: datetime
-) -> None:
-    """``POST /metrics``: count an allowed event at most once per its interval per device."""
-    registration_id = _access(ports, bearer, now)
-    event = model.parse_metric(body, settings.metrics_intervals)
-    interval = settings.metrics_intervals[event.event]
-    with db.transaction(settings.database) as cur:
+@contextmanager
+def _once_per_interval(
+    deps: Deps, registration_id: uuid.UUID, action: str, interval: int, now: datetime
+) -> Iterator[Any]:
+    """The use case's transaction, entered only if the live registration did not do
+    ``action`` in the last ``interval`` seconds (``TooManyRequests`` then)."""
+    with db.transaction(deps.settings.database) as cur:
         _require_registration(cur, registration_id)
         if not sql.take_action(
-            cur, registration_id, f"metric:{event.event}", now, now - timedelta(seconds=interval)
+            cur, registration_id, action, now, now - timedelta(seconds=interval)
         ):
             raise TooManyRequests(interval)
+        yield cur
+
+
+def record_metric(deps: Deps, request: ApiRequest, now: datetime) -> None:
+    """``POST /metrics``: count an allowed event at most once per its interval per device."""
+    settings = deps.settings
+    registration_id = _access(deps, request.bearer, now)
+    event = model.parse_metric(request.body, settings.metrics_intervals)
+    interval = settings.metrics_intervals[event.event]
+    with _once_per_interval(deps, registration_id, f"metric:{event.event}", interval, now) as cur:
         sql.count_metric(cur, now.date(), event.event, event.os, event.version)
     emit(
         "enf_metric_received",
@@ -508,26 +478,19 @@ def record_metric(
     )
 
 
-def request_callback(
-    settings: EnfSettings, ports: Ports, bearer: str | None, body: Mapping[str, Any], now: datetime
-) -> None:
+def request_callback(deps: Deps, request: ApiRequest, now: datetime) -> None:
     """``POST /callback``: forward a call-back request to NCTS.
 
     Raises ``Disabled`` when the notification settings switch call-backs off, and
     ``Unavailable`` when NCTS is down (the rate-limit record is rolled back with it).
     """
-    if not ports.documents.notification().value().get("callbackEnabled"):
+    if not deps.documents.notification().value().get("callbackEnabled"):
         raise Disabled()
-    registration_id = _access(ports, bearer, now)
-    callback = model.parse_callback(body)
-    interval = settings.callback_interval_seconds
-    with db.transaction(settings.database) as cur:
-        _require_registration(cur, registration_id)
-        if not sql.take_action(
-            cur, registration_id, "callback", now, now - timedelta(seconds=interval)
-        ):
-            raise TooManyRequests(interval)
-        ports.ncts.request_callback(callback)
+    registration_id = _access(deps, request.bearer, now)
+    callback = model.parse_callback(request.body)
+    interval = deps.settings.callback_interval_seconds
+    with _once_per_interval(deps, registration_id, "callback", interval, now):
+        deps.ncts.request_callback(callback)
     emit("enf_callback_requested", now=now)
 
 
@@ -538,24 +501,23 @@ class RetentionTooShort(RuntimeError):
     """Refusing to delete keys younger than the minimum retention."""
 
 
-def apply_retention(
-    settings: EnfSettings, files: export_service.FileStore, now: datetime
-) -> dict[str, int]:
+def apply_retention(deps: Deps, request: None, now: datetime) -> dict[str, int]:
     """The hourly job: ``cleanup`` of the database, then export files past their retention."""
-    deleted = cleanup(settings, now)
-    deleted["files"] = export_service.cleanup_files(
-        settings, files, now, settings.export.file_retention_days
+    deleted = cleanup(deps, request, now)
+    deleted["files"] = files.cleanup_files(
+        deps.files, deps.settings.export.file_retention_days, now
     )
     return deleted
 
 
-def cleanup(settings: EnfSettings, now: datetime) -> dict[str, int]:
+def cleanup(deps: Deps, request: None, now: datetime) -> dict[str, int]:
     """Delete what is past retention; returns how many rows of each kind went.
 
     Keys older than ``ENF_KEY_RETENTION_DAYS`` (never under 10 days: settings refuse it and
     so does this guard), codes and upload tokens past their lifetime, nonces never attested
     within the hour, and registrations idle longer than a refresh token lives.
     """
+    settings = deps.settings
     retention_days = settings.keys.retention_days
     if retention_days < MIN_KEY_RETENTION_DAYS:
         raise RetentionTooShort(

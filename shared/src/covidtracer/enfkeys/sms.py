@@ -12,9 +12,9 @@ from __future__ import annotations
 from typing import Protocol
 
 from covidtracer import aws, outbound
+from covidtracer.enfkeys.settings import SmsSettings
 from covidtracer.errors import Unavailable, ValidationError
 from covidtracer.logs import get_logger
-from covidtracer.settings import SmsSettings
 
 log = get_logger(__name__)
 
