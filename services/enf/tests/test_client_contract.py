@@ -5,12 +5,10 @@ fails here."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from chalice.test import Client
 from conftest import Phone, daily_keys, request_code
 
 from covidtracer.enffiles import service as files
@@ -20,14 +18,6 @@ from tracerstack import clients
 from tracerstack.exportreader import read_export_zip
 
 pytestmark = pytest.mark.contract
-
-
-@pytest.fixture
-def client(enf_env: dict[str, str]) -> Iterator[Any]:
-    from app import app
-
-    with Client(app) as test_client:
-        yield test_client
 
 
 def _json(response: Any) -> Any:

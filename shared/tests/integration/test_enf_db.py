@@ -20,16 +20,6 @@ from covidtracer.enfkeys.schema import MIGRATIONS
 from covidtracer.enfkeys.settings import EnfSettings
 
 NOW = datetime.now(UTC).replace(microsecond=0)
-ENV = {
-    "ENF_EXPORTS_BUCKET": "exports",
-    "EXPORT_SIGNING_KEY_ID": "key",
-    "NCTS_API_KEY_SECRET_ID": "arn:ncts",
-    "NCTS_BASE_URL": "http://127.0.0.1:9",
-    "ENF_TOKEN_SIGNING_SECRET_ID": "arn:token",
-    "ENF_CODE_HASH_SECRET_ID": "arn:code",
-    "SMS_ACCOUNT_SID": "AC1",
-    "SMS_AUTH_TOKEN_SECRET_ID": "arn:sms",
-}
 
 
 @pytest.fixture
@@ -42,8 +32,8 @@ def dsn(pg_schema: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def settings(dsn: str) -> EnfSettings:
-    return EnfSettings.from_env({**ENV, "DATABASE_URL": dsn})
+def settings(dsn: str, enf_environ: dict[str, str]) -> EnfSettings:
+    return EnfSettings.from_env({**enf_environ, "DATABASE_URL": dsn})
 
 
 def _tables(dsn: str) -> set[str]:
