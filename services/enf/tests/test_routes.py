@@ -351,7 +351,11 @@ def test_a_callback_reaches_ncts(client: Any, outbox: Any) -> None:
     assert phone.request("POST", "/callback", body).status_code == 429
 
 
-def test_an_ncts_outage_is_503_and_the_callback_can_be_retried(client: Any, outbox: Any) -> None:
+def test_an_ncts_outage_is_503_and_the_callback_can_be_retried(
+    client: Any, outbox: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NCTS_BACKOFF_MS", "0")  # the outage is tested, not the backoff
+    settings.reset()
     phone = Phone(client)
     outbox.outage("ncts", 503)
     body = {"phone": "+64210123456"}
