@@ -121,7 +121,7 @@ def packed_pages(cur: cursor, window: Window, page_keys: int = PAGE_KEYS) -> Ite
 
     Available = created before the window end and embargo over before it, and either
     created or released in it: ``available_at`` in ``[start, end)``. Windows lie within one
-    UTC day (``export_model.plan_windows``); run the pages in one REPEATABLE READ
+    UTC day (``model.plan_windows``); run the pages in one REPEATABLE READ
     transaction to read them from one snapshot. Raises ``ValueError`` for a window that
     spans days or a ``page_keys`` below 1.
     """
