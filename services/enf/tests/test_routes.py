@@ -351,18 +351,7 @@ def test_a_callback_reaches_ncts(client: Any, outbox: Any) -> None:
     assert phone.request("POST", "/callback", body).status_code == 429
 
 
-def test_an_ncts_outage_is_503_and_the_callback_can_be_retried(
-    client: Any, outbox: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("NCTS_BACKOFF_MS", "0")  # the outage is tested, not the backoff
-    settings.reset()
-    phone = Phone(client)
-    outbox.outage("ncts", 503)
-    body = {"phone": "+64210123456"}
-    failed = phone.request("POST", "/callback", body)
-    assert failed.status_code == 503
-    outbox.clear()
-    assert phone.request("POST", "/callback", body).status_code == 204
+# NCTS down for a callback (503, then 204 once it is back, the 503s refunded): test_faults.py.
 
 
 def test_a_disabled_callback_is_400_disabled(
