@@ -51,14 +51,28 @@ migrate: install
 	@test -n "$(DATABASE_URL)" || { echo "set DATABASE_URL"; exit 1; }
 	$(BIN)/python -m covidtracer.enfkeys.schema $(TARGET)
 
-test: lint typecheck cfn-lint test-shared test-services test-packages
+# Every check CI runs. The tiers are independent, so they run side by side (each spends much
+# of its time waiting on the servers it talks to); each tier's output is printed whole as it
+# ends. `make test TEST_JOBS=1` runs them one after another.
+TEST_JOBS ?= 4
+# Test modules that wait on servers, sleeps and subprocesses spread over workers (pytest-xdist);
+# a module stays on one worker, so its module-scoped servers are started once.
+PYTEST_PARALLEL ?= -n 3 --dist loadfile
+test: install
+	@$(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=target \
+	  lint typecheck cfn-lint test-shared test-services test-packages
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check shared/src
 
+# mypy strict over shared/ (pyproject.toml), then over each app: every app module is called
+# `app`, so each is checked on its own.
 typecheck: install
 	$(BIN)/mypy
+	@for service in $(SERVICES); do \
+	  $(BIN)/mypy --strict --config-file pyproject.toml services/$$service/app.py || exit 1; \
+	done
 
 cfn-lint: install
 	$(BIN)/cfn-lint infra/templates/*.yaml
@@ -67,7 +81,7 @@ cfn-lint: install
 # (moto server over HTTP, real PostgreSQL).
 test-shared: install
 	$(BIN)/python -m pytest shared/tests/unit infra/local/tests/unit
-	$(BIN)/python -m pytest shared/tests/integration infra/local/tests/integration
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL) shared/tests/integration infra/local/tests/integration
 
 # The contract tier alone (it also runs inside the tiers above, so `make test` includes it):
 # every answer decoded as the app and its exposure-notification plugin decode it (CLIENTS.md).

@@ -11,7 +11,7 @@ from covidtracer import aws, health, logs
 from covidtracer.details import service
 from covidtracer.http import (
     ApiApp,
-    authenticated_user_id,
+    bearer_token,
     json_body,
     json_response,
     no_content,
@@ -150,5 +150,15 @@ def _require_ncts_key(secret_id: str) -> None:
 
 def _caller() -> tuple[str, service.ContactDependencies]:
     """The signed-in caller (from the verified token only) and the contact-details stores."""
-    user_id = authenticated_user_id(app.current_request)
+    user_id = _authenticated_user_id()
     return user_id, service.contact_dependencies(details_settings())
+
+
+def _authenticated_user_id() -> str:
+    """The caller's userId from their bearer access token (DESIGN §2.2): verified here when
+    ``VERIFY_TOKENS_IN_APP`` is on, else taken from API Gateway's Cognito authorizer.
+    Raises Unauthorized (401) for a missing, forged, expired or foreign token."""
+    from covidtracer.auth import tokens
+
+    request = app.current_request
+    return tokens.authenticated_user_id(bearer_token(request), request.context or {})

@@ -8,6 +8,8 @@ instead of creating something different from the cloud.
 
 from __future__ import annotations
 
+import copy
+import functools
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -26,7 +28,8 @@ class TemplateError(ValueError):
 NO_VALUE = object()
 
 
-class _Loader(yaml.SafeLoader):
+# libyaml's parser where PyYAML was built with it (about ten times faster), else Python's.
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
     pass
 
 
@@ -68,6 +71,14 @@ for _fn in (
 
 
 def load(path: Path) -> dict[str, Any]:
+    """The template at ``path`` (a fresh copy: callers may change it)."""
+    stat = path.stat()
+    return copy.deepcopy(_parsed(path.resolve(), stat.st_mtime_ns, stat.st_size))
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed(path: Path, mtime_ns: int, size: int) -> dict[str, Any]:
+    # A deployment plan reads each template for every stack's parameters: parse it once.
     with path.open() as handle:
         document = yaml.load(handle, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
     if not isinstance(document, dict) or "Resources" not in document:

@@ -247,33 +247,28 @@ DEEP_LINKS = {
     "nzcovidtracer://diary",
     "nzcovidtracer://manualEntry",
 }
+
+
+def _required(check: Any, *names: str) -> dict[str, tuple[Any, bool]]:
+    """Fields the app's decoder declares non-optional, all of one type."""
+    return {name: (check, True) for name in names}
+
+
 _BUCKET = {
-    "minRiskScore": (_int, True),
-    "maxRiskScore": (_int, True),
-    "alertTitle": (_string, True),
-    "alertMessage": (_string, True),
-    "alertExpiresInDays": (_int, True),
-    "systemNotification": (_string, True),
-    "linkUrl": (_string, True),
-    "callbackEnabled": (_boolean, True),
+    **_required(_int, "minRiskScore", "maxRiskScore", "alertExpiresInDays"),
+    **_required(_string, "alertTitle", "alertMessage", "systemNotification", "linkUrl"),
+    **_required(_boolean, "callbackEnabled"),
 }
 _ANNOUNCEMENT = {
-    "title": (_string, True),
-    "message": (_string, True),
-    "linkText": (_string, True),
-    "link": (_string, True),
-    "date": (_string, True),
-    "createdAt": (_string, True),
-    "enabled": (_boolean, True),
+    **_required(_string, "title", "message", "linkText", "link", "date", "createdAt"),
+    **_required(_boolean, "enabled"),
     "deepLink": (_string, False),
 }
 _REMINDER = {
-    "timingInMinutes": (_number, True),
-    "notificationMessage": (_string, True),
-    "dashboardTitle": (_string, True),
-    "dashboardBody": (_string, True),
-    "diaryTitle": (_string, True),
-    "diaryBody": (_string, True),
+    **_required(_number, "timingInMinutes"),
+    **_required(
+        _string, "notificationMessage", "dashboardTitle", "dashboardBody", "diaryTitle", "diaryBody"
+    ),
 }
 
 

@@ -26,13 +26,17 @@ class Job:
     service: str
     function: str
     period_seconds: int
+    # Run just after each multiple of the period (wall clock) instead of a period after the
+    # last run: the ENF export's windows end on the minute, so a run a moment later lists an
+    # upload as soon as its window has closed.
+    aligned: bool = False
 
 
 JOBS = {
     job.name: job
     for job in (
-        # Every 5 minutes in AWS; every minute here, to match the local 1-minute window.
-        Job("enf-export", "enf", "export_keys", 60),
+        # Every 5 minutes in AWS; every minute here, just after the local 1-minute window ends.
+        Job("enf-export", "enf", "export_keys", 60, aligned=True),
         Job("enf-cleanup", "enf", "cleanup", 3600),
         Job("events-feed", "details", "publish_exposure_events_feed", 7200),
         Job("details-export", "export", "export_personal_details", 300),

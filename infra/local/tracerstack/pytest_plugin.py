@@ -10,6 +10,7 @@
   reads their record.
 - ``running_stack``: the whole ``make local`` stack (real processes, free ports, a private
   database) for the tests of the stack itself; ``tracerstack`` runs one of its commands.
+- ``http``: one request, its answer whatever the status.
 - ``unresponsive_server``: a loopback port that accepts connections and never answers.
 - ``service_env``: the environment a service reads, pointed at all of the above, with the
   shared package's caches reset so every test starts cold.
@@ -28,9 +29,11 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,13 +62,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
+    from tracerstack import awsapis
 
     for name, value in LOCAL_CREDENTIALS.items():
         os.environ.setdefault(name, value)
     port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    server = awsapis.start("127.0.0.1", port)
     yield f"http://127.0.0.1:{port}"
     server.stop()
 
@@ -78,6 +80,39 @@ def aws_stack(moto_endpoint: str) -> Bootstrap:
 @pytest.fixture
 def fresh_aws_stack(moto_endpoint: str) -> Bootstrap:
     return bootstrap(moto_endpoint, f"t{uuid.uuid4().hex[:10]}")
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What an HTTP server answered (an error status is an answer, not an exception)."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
+
+
+def http(
+    method: str,
+    url: str,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+    *,
+    data: bytes | None = None,
+    timeout: float = 30,
+) -> Answer:
+    """One request as a client sends it: ``body`` as JSON (or ``data`` as is)."""
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers = {"Content-Type": "application/json", **(headers or {})}
+    request = urllib.request.Request(url, data=data, headers=headers or {}, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return Answer(response.status, dict(response.headers), response.read())
+    except urllib.error.HTTPError as error:
+        return Answer(error.code, dict(error.headers), error.read())
 
 
 def tracerstack(
@@ -138,40 +173,37 @@ def postgres_server_url() -> Iterator[str]:
         server.cleanup()
 
 
-@pytest.fixture(scope="session")
-def database_url(postgres_server_url: str) -> Iterator[str]:
+@contextlib.contextmanager
+def _created(url: str, thing: str, drop_options: str) -> Iterator[None]:
+    """``CREATE <thing>`` on ``url`` for the block, then ``DROP <thing>`` whatever happened."""
     import psycopg2
 
-    name = f"covidtracer_test_{uuid.uuid4().hex[:12]}"
-    admin = psycopg2.connect(postgres_server_url)
+    admin = psycopg2.connect(url)
     admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f"CREATE DATABASE {name}")
     try:
-        yield with_database(postgres_server_url, name)
+        with admin.cursor() as cur:
+            cur.execute(f"CREATE {thing}")
+        yield
     finally:
         with admin.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            cur.execute(f"DROP {thing} {drop_options}")
         admin.close()
+
+
+@pytest.fixture(scope="session")
+def database_url(postgres_server_url: str) -> Iterator[str]:
+    name = f"covidtracer_test_{uuid.uuid4().hex[:12]}"
+    with _created(postgres_server_url, f"DATABASE {name}", "WITH (FORCE)"):
+        yield with_database(postgres_server_url, name)
 
 
 @pytest.fixture
 def pg_schema(database_url: str) -> Iterator[str]:
     """A DSN whose connections see only a fresh schema of their own."""
-    import psycopg2
-
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    conn = psycopg2.connect(database_url)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f"CREATE SCHEMA {schema}")
     separator = "&" if "?" in database_url else "?"
-    try:
+    with _created(database_url, f"SCHEMA {schema}", "CASCADE"):
         yield f"{database_url}{separator}options=-csearch_path%3D{schema}"
-    finally:
-        with conn.cursor() as cur:
-            cur.execute(f"DROP SCHEMA {schema} CASCADE")
-        conn.close()
 
 
 class Partners:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tracerstack import REPO_ROOT, SERVICES, jobs
+from tracerstack import REPO_ROOT, SERVICES, jobs, scheduler
 from tracerstack.bootstrap import bootstrap
 from tracerstack.environment import client_ids, service_environment
 
@@ -39,8 +39,8 @@ HOST = "127.0.0.1"
 # bring up a stack of their own name a private one so no run inherits another's schema.
 LOCAL_DATABASE = os.environ.get("COVIDTRACER_DATABASE", "covidtracer_local")
 FEED_OBJECT = "current-exposure-events.json"
-# The local stage's export window (minutes): a developer's upload is listed within about
-# two minutes (the window, the export's settle time, one run of the per-minute job).
+# The local stage's export window (minutes): a developer's upload is listed within about a
+# minute (the window, the export's short local settle time, then the run just after it).
 LOCAL_EXPORT_WINDOW_MINUTES = "1"
 
 
@@ -74,17 +74,25 @@ def _say(message: str) -> None:
 # ---------------------------------------------------------------------------- processes
 
 
-def _cmdline(pid: int) -> list[str] | None:
+def _started_at(pid: int) -> float | None:
+    """When process ``pid`` started (psutil: the same on Linux, macOS and the BSDs), or None
+    if there is no such live process. With the pid it identifies a process: pids get reused,
+    start times do not."""
+    import psutil
+
     try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return float(process.create_time())
+    except psutil.Error:
         return None
-    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
 
 
 def _is_ours(record: dict[str, Any]) -> bool:
     """The recorded process is still running and is the one we started (pids get reused)."""
-    return _cmdline(record["pid"]) == record["cmdline"]
+    started = _started_at(record["pid"])
+    return started is not None and started == record.get("started")
 
 
 def _start(
@@ -102,17 +110,10 @@ def _start(
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-    # Until the child has exec'd, /proc shows this process's command line; record the new one.
-    own = _cmdline(os.getpid())
-    cmdline: list[str] | None = None
-    for _ in range(400):
-        cmdline = _cmdline(process.pid)
-        if cmdline and cmdline != own:  # empty while the exec is under way
-            break
-        time.sleep(0.005)
-    if not cmdline or cmdline == own:
+    started = _started_at(process.pid)
+    if started is None:
         raise StackError(f"{name} did not start; see .local/logs/{name}.log")
-    return {"name": name, "pid": process.pid, "cmdline": cmdline}
+    return {"name": name, "pid": process.pid, "started": started, "argv": argv}
 
 
 def _port_free(port: int) -> bool:
@@ -167,7 +168,7 @@ def _database(run: dict[str, Any]) -> str:
         run["postgres"] = {
             "pgdata": str(pgdata),
             "pid": pid,
-            "cmdline": _cmdline(pid) if pid else [],
+            "started": _started_at(pid) if pid else None,
         }
         server_url = server.get_uri("postgres")
         _say(f"PostgreSQL: embedded server, data in {pgdata.relative_to(REPO_ROOT)}")
@@ -251,7 +252,11 @@ def up() -> None:
     python = sys.executable
     try:
         aws = f"http://{HOST}:{ports.aws}"
-        moto = _start("moto", [python, "-m", "moto.server", "-H", HOST, "-p", str(ports.aws)], {})
+        moto = _start(
+            "moto",
+            [python, "-m", "tracerstack.awsapis", "--host", HOST, "--port", str(ports.aws)],
+            {},
+        )
         run["processes"].append(moto)
         _save_run(run)
         _wait_http(f"{aws}/moto-api/data.json", "moto", 30, moto)
@@ -266,6 +271,7 @@ def up() -> None:
         partners_url = f"http://{HOST}:{ports.partners}"
         env = service_environment(boot, partners_url=partners_url, database_url=database_url)
         env["ENF_EXPORT_WINDOW_MINUTES"] = LOCAL_EXPORT_WINDOW_MINUTES
+        env["ENF_EXPORT_SETTLE_SECONDS"] = str(scheduler.LOCAL_SETTLE_SECONDS)
         (LOCAL_DIR / "env.json").write_text(json.dumps(env, indent=2))
 
         partners = _start(
@@ -427,6 +433,9 @@ def down(quiet: bool = False) -> None:
             time.sleep(0.1)
     (LOCAL_DIR / "run.json").unlink(missing_ok=True)
     (LOCAL_DIR / "stack.json").unlink(missing_ok=True)
+    # Its settings name ports nothing serves now; `chalice local` in a service folder reads
+    # them, and must say the stack is down rather than time out against them.
+    (LOCAL_DIR / "env.json").unlink(missing_ok=True)
     if not quiet:
         _say(f"stopped {len(records) + (1 if postgres else 0)} processes of the local stack")
 

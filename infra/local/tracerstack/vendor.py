@@ -66,9 +66,14 @@ def _imported_names(tree: ast.AST, module: str, is_package: bool) -> Iterable[st
 
 
 def closure(entry: Path, source: Path = SOURCE) -> set[str]:
-    """The ``covidtracer`` modules (dotted names, packages included) ``entry`` reaches."""
+    """The ``covidtracer`` modules (dotted names, packages included) ``entry`` reaches, with
+    the app's own ``chalicelib/`` (which Chalice ships beside ``app.py``)."""
     seen: set[str] = set()
     todo: list[tuple[Path, str, bool]] = [(entry, "app", False)]
+    for own in sorted((entry.parent / "chalicelib").rglob("*.py")):
+        dotted = ".".join(own.relative_to(entry.parent).with_suffix("").parts)
+        is_package = own.name == "__init__.py"
+        todo.append((own, dotted.removesuffix(".__init__"), is_package))
     while todo:
         path, module, is_package = todo.pop()
         tree = ast.parse(path.read_text(), filename=str(path))

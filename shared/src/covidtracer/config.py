@@ -27,10 +27,51 @@ import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, get_type_hints
+from pathlib import Path
+from typing import Any, ClassVar, Self, get_type_hints
 from urllib.parse import urlparse
 
 STAGES = ("local", "dev", "staging", "prod")
+# `cd services/<name> && chalice local` serves the app against a running `make local`: the
+# Chalice CLI (which marks itself with AWS_CHALICE_CLI_MODE) with no STAGE of its own takes
+# every setting, and the moto credentials, from the file the local stack writes. Lambda never
+# runs the CLI; the stack's own launcher hands over every setting and says so.
+_STACK_FILE = "env.json"
+_SETTINGS_GIVEN = "COVIDTRACER_SETTINGS_GIVEN"
+
+
+def _stack_env_file() -> Path | None:
+    if os.environ.get(_SETTINGS_GIVEN) or os.environ.get("STAGE"):
+        return None
+    if os.environ.get("AWS_CHALICE_CLI_MODE") != "true":
+        return None
+    if local_dir := os.environ.get("COVIDTRACER_LOCAL_DIR"):
+        return Path(local_dir) / _STACK_FILE
+    for folder in (Path.cwd(), *Path.cwd().parents):
+        if (folder / "services").is_dir() and (folder / "shared").is_dir():
+            return folder / ".local" / _STACK_FILE
+    return Path(".local") / _STACK_FILE
+
+
+@cache
+def _apply_stack_env_file() -> str | None:
+    """Fill the process environment from the local stack's file when ``chalice local`` runs
+    in a service folder (what is already set wins); returns the problem if there is one."""
+    path = _stack_env_file()
+    if path is None:
+        return None
+    try:
+        values = json.loads(path.read_text())
+    except FileNotFoundError:
+        return (
+            f"chalice local reads its settings from the local stack, but {path} does not "
+            "exist: start the stack with `make local` (in the repository root) first"
+        )
+    except (OSError, ValueError) as exc:
+        return f"chalice local cannot read the local stack's settings in {path}: {exc}"
+    for name, value in values.items():
+        os.environ.setdefault(name, str(value))
+    return None
 
 
 class SettingsError(ValueError):
@@ -97,6 +138,10 @@ class Env:
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         self._environ = os.environ if environ is None else environ
         self.problems: list[str] = []
+        # At the first read, not at import: chalice local sets its stage's variables after
+        # importing the app.
+        if environ is None and (problem := _apply_stack_env_file()):
+            self.problems.append(problem)
         self.stage = self.text("STAGE", "local")
         if self.stage not in STAGES:
             self.problems.append(f"STAGE must be one of {', '.join(STAGES)}, got {self.stage!r}")
@@ -162,6 +207,17 @@ class Env:
         return value
 
 
+def log_level(env: Env, name: str, default: str) -> str:
+    """A ``setting(parse=…)`` for ``LOG_LEVEL``: one of `logs.LEVELS` in any case (default
+    INFO); `logs.configure` applies it."""
+    from covidtracer.logs import LEVELS
+
+    value = env.text(name, default).upper()
+    if value not in LEVELS:
+        env.problems.append(f"{name} must be one of {', '.join(LEVELS)}, got {value!r}")
+    return value
+
+
 def is_http_url(value: str) -> bool:
     parsed = urlparse(value)
     return parsed.scheme in ("http", "https") and bool(parsed.netloc)
@@ -199,6 +255,17 @@ def load[T](cls: type[T], service: str, environ: Mapping[str, str] | None = None
     if env.problems:
         raise SettingsError(service, env.problems)
     return settings
+
+
+class ServiceSettings:
+    """Base of a service's settings dataclass: ``from_env()`` reads it whole, reporting every
+    problem under the service's name (``SERVICE``)."""
+
+    SERVICE: ClassVar[str]
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
+        return load(cls, cls.SERVICE, environ)
 
 
 def _value(env: Env, spec: Spec, hint: Any) -> Any:

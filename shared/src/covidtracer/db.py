@@ -141,18 +141,15 @@ def _alive(conn: connection) -> bool:
 
 
 @contextmanager
-def transaction(database: DatabaseSettings) -> Iterator[cursor]:
-    """Run a block in one transaction on a connection of its own.
-
-    Raises ``Unavailable`` when the server cannot be reached or drops the connection; the
-    transaction is rolled back, so nothing is half-done. Other database errors (constraint
-    violations …) propagate for the caller's adapter to translate.
-    """
+def _borrowed(database: DatabaseSettings) -> Iterator[connection]:
+    """A pooled connection for one block, returned to the pool after it — or discarded when
+    the block failed in a way that may have left it unusable. Raises ``Unavailable`` as
+    ``transaction()`` does."""
     pooled = _checkout(database)
     broken = True
     try:
-        with _unavailable_when_gone(), pooled.conn as conn, conn.cursor() as cur:
-            yield cur
+        with _unavailable_when_gone():
+            yield pooled.conn
         broken = False
     except BaseException as error:
         broken = _is_driver_failure(error)
@@ -162,30 +159,32 @@ def transaction(database: DatabaseSettings) -> Iterator[cursor]:
 
 
 @contextmanager
+def transaction(database: DatabaseSettings) -> Iterator[cursor]:
+    """Run a block in one transaction on a connection of its own.
+
+    Raises ``Unavailable`` when the server cannot be reached or drops the connection; the
+    transaction is rolled back, so nothing is half-done. Other database errors (constraint
+    violations …) propagate for the caller's adapter to translate.
+    """
+    with _borrowed(database) as pooled, pooled as conn, conn.cursor() as cur:
+        yield cur
+
+
+@contextmanager
 def autocommit(database: DatabaseSettings) -> Iterator[cursor]:
     """Run statements each in its own implicit transaction: one round trip per statement
     instead of ``BEGIN``, statement, ``COMMIT`` (three). For a hot path whose work fits in
     ONE statement, which PostgreSQL makes atomic by itself (a data-modifying CTE, say); use
     ``transaction()`` when two statements must commit together. Errors as ``transaction()``.
     """
-    pooled = _checkout(database)
-    conn = pooled.conn
-    broken = True
-    try:
-        with _unavailable_when_gone():
-            conn.autocommit = True
-            try:
-                with conn.cursor() as cur:
-                    yield cur
-            finally:
-                if not conn.closed:
-                    conn.autocommit = False
-        broken = False
-    except BaseException as error:
-        broken = _is_driver_failure(error)
-        raise
-    finally:
-        _checkin(pooled, broken)
+    with _borrowed(database) as conn:
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                yield cur
+        finally:
+            if not conn.closed:
+                conn.autocommit = False
 
 
 def _is_driver_failure(error: BaseException) -> bool:

@@ -29,12 +29,14 @@ from chalice import Chalice, Response  # type: ignore[attr-defined]
 from chalice.app import Request
 
 from covidtracer import logs
+from covidtracer.config import SettingsError
 from covidtracer.errors import (
     DomainError,
     InternalError,
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
+    Unavailable,
     ValidationError,
 )
 
@@ -169,15 +171,6 @@ def bearer_token(request: Request) -> str | None:
     return token.strip()
 
 
-def authenticated_user_id(request: Request) -> str:
-    """The caller's userId from their bearer access token (DESIGN §2.2): verified here when
-    ``VERIFY_TOKENS_IN_APP`` is on, else taken from API Gateway's Cognito authorizer.
-    Raises Unauthorized (401) for a missing, forged, expired or foreign token."""
-    from covidtracer.auth import tokens
-
-    return tokens.authenticated_user_id(bearer_token(request), request.context or {})
-
-
 def source_ip(request: Request) -> str:
     identity = (request.context or {}).get("identity") or {}
     return str(identity.get("sourceIp") or "unknown")
@@ -192,6 +185,13 @@ def _map_errors(view: Callable[..., Any]) -> Callable[..., Any]:
             if error.status >= 500:
                 log.error("request failed", extra={"error": str(error)})
             return error_response(error)
+        except SettingsError as error:
+            # The stage is misconfigured: say what to fix in the log (settings hold no personal
+            # data) and answer 503, the shape of "not available now", instead of a bare 500.
+            log.error(
+                "settings are invalid", extra={"problems": [logs.scrub(p) for p in error.problems]}
+            )
+            return error_response(Unavailable("settings"))
         except Exception:
             log.exception("unhandled error")
             return error_response(InternalError())
@@ -209,14 +209,10 @@ class ApiApp(Chalice):
         self.register_middleware(self._http_middleware, "http")
         send_analytics_after_each_invocation(self)
 
-    def route(self, path: str, **kwargs: Any) -> Callable[..., Any]:
-        register = super().route(path, **kwargs)
-
-        def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
-            register(_map_errors(view))
-            return view
-
-        return decorator
+    def _register_route(self, name: str, user_handler: Any, kwargs: Any, **unused: Any) -> None:
+        # Every route passes here, the app's own and each blueprint's (registered later,
+        # through the app), so each view gets the error mapping exactly once.
+        super()._register_route(name, _map_errors(user_handler), kwargs, **unused)
 
     def _http_middleware(self, event: Request, get_response: Callable[..., Response]) -> Response:
         started = time.perf_counter()

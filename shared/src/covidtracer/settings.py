@@ -15,7 +15,6 @@ from typing import Any
 
 from covidtracer import config
 from covidtracer.config import Env, SettingsError, setting
-from covidtracer.logs import LEVELS as LOG_LEVELS
 
 __all__ = ["SettingsError"]
 
@@ -24,13 +23,7 @@ APP_CLIENT_PLATFORMS = ("ios", "android", "web")
 COGNITO_GATEWAYS = ("aws", "local")
 
 
-def _log_level(env: Env, name: str, default: str) -> str:
-    """``LOG_LEVEL``, one of `logs.LEVELS` in any case (default INFO); `logs.configure`
-    applies it."""
-    value = env.text(name, default).upper()
-    if value not in LOG_LEVELS:
-        env.problems.append(f"{name} must be one of {', '.join(LOG_LEVELS)}, got {value!r}")
-    return value
+_log_level = config.log_level
 
 
 def _client_ids(env: Env, name: str, default: Any) -> dict[str, str]:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+from collections.abc import Callable, Iterator
 
 import psycopg2
 import pytest
@@ -89,62 +90,63 @@ def test_an_unreachable_server_is_unavailable_not_a_crash() -> None:
     assert caught.value.status == 503
 
 
+def _all_at_once(workers: int, work: Callable[[int], None]) -> None:
+    """``work(0)`` … ``work(workers - 1)`` on threads of their own, released together."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    barrier = threading.Barrier(workers)
+
+    def released(index: int) -> None:
+        barrier.wait(timeout=30)
+        work(index)
+
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(released, range(workers)))
+
+
+def _bodies(database: DatabaseSettings) -> set[str]:
+    with db.transaction(database) as cur:
+        cur.execute("SELECT body FROM notes")
+        return {row[0] for row in cur.fetchall()}
+
+
+def _insert_then_roll_back(database: DatabaseSettings, body: str) -> None:
+    with contextlib.suppress(ValueError), db.transaction(database) as cur:
+        cur.execute("INSERT INTO notes (body) VALUES (%s)", (body,))
+        cur.execute("SELECT pg_sleep(0.002)")
+        raise ValueError("refused after writing: must roll back")
+
+
 def test_concurrent_transactions_each_get_a_connection_of_their_own(
     database: DatabaseSettings,
 ) -> None:
     """Threads committing and rolling back at the same time: every commit is kept, every
     rollback leaves nothing: no two blocks in flight share a connection (issue 11, 1)."""
-    import threading
-    from concurrent.futures import ThreadPoolExecutor
-
-    barrier = threading.Barrier(16)
 
     def work(index: int) -> None:
-        barrier.wait(timeout=30)
         for round_ in range(10):
-            try:
+            if index % 2:
+                _insert_then_roll_back(database, f"{index}-{round_}")
+            else:
                 with db.transaction(database) as cur:
                     cur.execute("INSERT INTO notes (body) VALUES (%s)", (f"{index}-{round_}",))
                     cur.execute("SELECT pg_sleep(0.002)")
-                    if index % 2:
-                        raise ValueError("refused after writing: must roll back")
-            except ValueError:
-                pass
 
-    with ThreadPoolExecutor(16) as pool:
-        list(pool.map(work, range(16)))
-    with db.transaction(database) as cur:
-        cur.execute("SELECT body FROM notes")
-        bodies = {row[0] for row in cur.fetchall()}
-    assert bodies == {f"{i}-{r}" for i in range(0, 16, 2) for r in range(10)}
+    _all_at_once(16, work)
+    assert _bodies(database) == {f"{i}-{r}" for i in range(0, 16, 2) for r in range(10)}
 
 
 def test_autocommit_and_transactions_in_flight_do_not_switch_each_other(
     database: DatabaseSettings,
 ) -> None:
-    import threading
-    from concurrent.futures import ThreadPoolExecutor
-
-    barrier = threading.Barrier(12)
-
     def work(index: int) -> None:
-        barrier.wait(timeout=30)
         for round_ in range(10):
             if index % 2:
                 with db.autocommit(database) as cur:
                     cur.execute("INSERT INTO notes (body) VALUES (%s)", (f"a{index}-{round_}",))
             else:
-                try:
-                    with db.transaction(database) as cur:
-                        cur.execute("INSERT INTO notes (body) VALUES (%s)", (f"t{index}-{round_}",))
-                        cur.execute("SELECT pg_sleep(0.002)")
-                        raise ValueError("roll back")
-                except ValueError:
-                    pass
+                _insert_then_roll_back(database, f"t{index}-{round_}")
 
-    with ThreadPoolExecutor(12) as pool:
-        list(pool.map(work, range(12)))
-    with db.transaction(database) as cur:
-        cur.execute("SELECT body FROM notes")
-        bodies = {row[0] for row in cur.fetchall()}
-    assert bodies == {f"a{i}-{r}" for i in range(1, 12, 2) for r in range(10)}
+    _all_at_once(12, work)
+    assert _bodies(database) == {f"a{i}-{r}" for i in range(1, 12, 2) for r in range(10)}

@@ -84,3 +84,15 @@ def test_cached_values_are_forgotten_by_reset() -> None:
     assert (value(), value()) == (1, 1)
     config.reset()
     assert value() == 2
+
+
+@dataclass(frozen=True, kw_only=True)
+class Service(config.ServiceSettings):
+    SERVICE = "demo-service"
+    name: str = setting("NAME")
+
+
+def test_a_service_reads_its_settings_and_names_itself_in_their_problems() -> None:
+    assert Service.from_env({"NAME": "n"}) == Service(name="n")
+    with pytest.raises(SettingsError, match=r"^demo-service settings are invalid"):
+        Service.from_env({})

@@ -165,3 +165,39 @@ def test_the_json_boundary_keeps_real_text_and_escapes() -> None:
 
     raw = '{"a": "Māori \\u00e9 😀 \\ud83d\\ude00", "b": [[1]]}'.encode()
     assert json_body(SimpleNamespace(raw_body=raw))["a"] == "Māori é 😀 😀"  # type: ignore[arg-type]
+
+
+def test_a_blueprints_routes_get_the_same_error_mapping_as_the_apps() -> None:
+    from chalice import Blueprint  # type: ignore[attr-defined]
+
+    routes = Blueprint(__name__)
+
+    @routes.route("/limited", methods=["GET"])
+    def limited() -> object:
+        raise errors.TooManyRequests(60)
+
+    app = ApiApp("test")
+    app.register_blueprint(routes, url_prefix="/bp")
+    with Client(app) as client:
+        response = client.http.get("/bp/limited")
+    assert (response.status_code, response.headers["Retry-After"]) == (429, "60")
+    assert json.loads(response.body)["type"] == "urn:errors:too-many-requests"
+
+
+def test_invalid_settings_are_a_503_whose_problems_reach_the_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from covidtracer.config import SettingsError
+
+    app = ApiApp("test")
+
+    @app.route("/configured", methods=["GET"])
+    def configured() -> object:
+        raise SettingsError("demo", ["USERS_TABLE is required"])
+
+    with Client(app) as client, caplog.at_level(logging.ERROR):
+        response = client.http.get("/configured")
+    assert json.loads(response.body)["type"] == "urn:errors:unavailable"
+    assert response.status_code == 503
+    logged = [r for r in caplog.records if r.getMessage() == "settings are invalid"]
+    assert logged and logged[0].problems == ["USERS_TABLE is required"]  # type: ignore[attr-defined]

@@ -13,7 +13,7 @@ import pytest
 from tracerstack import clients
 from tracerstack.bootstrap import Bootstrap
 from tracerstack.edge import EdgeServer, serve_in_thread
-from tracerstack.pytest_plugin import free_port
+from tracerstack.pytest_plugin import free_port, http
 
 pytestmark = pytest.mark.contract
 
@@ -35,12 +35,8 @@ def edge(aws_stack: Bootstrap) -> Iterator[str]:
 
 def _get(url: str, method: str = "GET", **headers: str) -> tuple[int, dict[str, str], bytes]:
     """An anonymous request: no credential of any kind, as the app reads the feed."""
-    request = urllib.request.Request(url, headers=headers, method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), error.read()
+    answer = http(method, url, headers=headers)
+    return answer.status, answer.headers, answer.body
 
 
 def _feed(aws_stack: Bootstrap) -> list[dict[str, str]]:

@@ -11,24 +11,16 @@ from typing import Any
 import pytest
 
 from tracerstack.bootstrap import Bootstrap
-from tracerstack.pytest_plugin import Partners
+from tracerstack.pytest_plugin import Partners, http
 
 
 def _post(
     url: str, body: Any, form: bool = False, headers: dict[str, str] | None = None
 ) -> tuple[int, Any]:
-    data = urllib.parse.urlencode(body).encode() if form else json.dumps(body).encode()
     content_type = "application/x-www-form-urlencoded" if form else "application/json"
-    request = urllib.request.Request(
-        url, data=data, method="POST", headers={"Content-Type": content_type, **(headers or {})}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            raw = response.read()
-            return response.status, json.loads(raw) if raw else None
-    except urllib.error.HTTPError as exc:
-        raw = exc.read()
-        return exc.code, json.loads(raw) if raw else None
+    data = urllib.parse.urlencode(body).encode() if form else json.dumps(body).encode()
+    answer = http("POST", url, data=data, headers={"Content-Type": content_type, **(headers or {})})
+    return answer.status, answer.json()
 
 
 def test_ncts_accepts_a_diary_only_with_a_consent_code_it_issued(outbox: Partners) -> None:

@@ -12,8 +12,6 @@ import json
 import os
 import re
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -24,7 +22,7 @@ import psycopg2
 import pytest
 
 from covidtracer.analytics import model
-from tracerstack.pytest_plugin import running_stack, tracerstack
+from tracerstack.pytest_plugin import http, running_stack, tracerstack
 
 ADMIN_CSV = "reports/usage/nz-covid-tracer-app-usage.csv"
 
@@ -47,20 +45,8 @@ class Stack:
     def call(
         self, method: str, url: str, body: Any = None, headers: dict[str, str] | None = None
     ) -> tuple[int, Any]:
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(
-            url,
-            data=data,
-            method=method,
-            headers={"Content-Type": "application/json", **(headers or {})},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                raw = response.read()
-                return response.status, json.loads(raw) if raw else None
-        except urllib.error.HTTPError as error:
-            raw = error.read()
-            return error.code, json.loads(raw) if raw else None
+        answer = http(method, url, body, {"Content-Type": "application/json", **(headers or {})})
+        return answer.status, answer.json()
 
     def job(self, name: str) -> str:
         ran = tracerstack(self.env, "job", name)

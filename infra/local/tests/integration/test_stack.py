@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
-from tracerstack.pytest_plugin import running_stack, tracerstack
+from tracerstack.pytest_plugin import free_port, http, running_stack, tracerstack
 from tracerstack.release import release_version
 
 STACK_KEYS = {
@@ -79,17 +81,8 @@ def test_an_unknown_job_is_refused_with_the_list_of_jobs(
 
 
 def _post(url: str, body: dict[str, Any], token: str | None = None) -> tuple[int, Any]:
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), headers=headers, method="POST"
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.load(exc)
+    answer = http("POST", url, body, {"Authorization": f"Bearer {token}"} if token else None)
+    return answer.status, answer.json()
 
 
 def test_a_person_signs_in_by_hand_over_http(stack: tuple[dict[str, str], Path]) -> None:
@@ -130,16 +123,8 @@ def test_a_person_signs_in_by_hand_over_http(stack: tuple[dict[str, str], Path])
 def _call(
     method: str, url: str, body: Any = None, headers: dict[str, str] | None = None
 ) -> tuple[int, dict[str, str], bytes]:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(
-        url, data=data, headers={"Content-Type": "application/json", **(headers or {})},
-        method=method,
-    )  # fmt: skip
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), error.read()
+    answer = http(method, url, body, {"Content-Type": "application/json", **(headers or {})})
+    return answer.status, answer.headers, answer.body
 
 
 def _settings(stack: tuple[dict[str, str], Path]) -> dict[str, Any]:
@@ -434,6 +419,55 @@ def test_the_notification_settings_give_an_alert_over_http(
         assert phone.call("POST", "/metrics", body)[0] == 204
 
 
+def _chalice_local(service: str, env: dict[str, str]) -> tuple[int, Any, str]:
+    """`cd services/<service> && chalice local`, the Chalice habit: its default stage, no
+    STAGE of its own; answers GET /health once, then stops."""
+    import time
+
+    port = free_port()
+    argv = [sys.executable, "-c", "from chalice.cli import main; main()", "local"]
+    process = subprocess.Popen(
+        [*argv, "--no-autoreload", "--port", str(port)],
+        cwd=Path(__file__).resolve().parents[4] / "services" / service,
+        env={k: v for k, v in env.items() if k != "STAGE"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                status, body = _get(f"http://127.0.0.1:{port}/health")
+                break
+            except urllib.error.HTTPError as error:
+                status, body = error.code, json.load(error)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "chalice local did not answer"
+                time.sleep(0.2)
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=10)[0]
+    return status, body, output
+
+
+def test_chalice_local_in_a_service_folder_serves_it_with_the_stacks_settings(
+    stack: tuple[dict[str, str], Path],
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DATABASE_"))}
+    status, body, _ = _chalice_local("details", {**env, "COVIDTRACER_LOCAL_DIR": str(stack[1])})
+    assert status == 200 and body["checks"]["dynamodb:personal_details"]["status"] == "ok"
+
+
+def test_chalice_local_without_the_stack_says_what_is_missing_in_its_log(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DATABASE_"))}
+    status, body, output = _chalice_local("enf", {**env, "COVIDTRACER_LOCAL_DIR": str(tmp_path)})
+    assert (status, body["type"]) == (503, "urn:errors:unavailable")
+    assert "settings are invalid" in output and "start the stack with `make local`" in output
+    assert "Traceback" not in output
+
+
 def test_down_ends_every_process_it_started_and_only_those(
     stack: tuple[dict[str, str], Path],
 ) -> None:
@@ -444,6 +478,6 @@ def test_down_ends_every_process_it_started_and_only_those(
     stopped = tracerstack(env, "down")
     assert stopped.returncode == 0, stopped.stdout
     for pid in pids:
-        cmdline = Path(f"/proc/{pid}/cmdline")
-        assert not cmdline.exists() or cmdline.read_bytes() == b""  # gone, or a reaped-later zombie
+        # Gone, or a zombie its new parent has yet to reap.
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     assert not (local_dir / "run.json").exists()

@@ -153,13 +153,13 @@ def test_cognito_invokes_the_auth_functions_identity_yaml_names_through_their_al
     assert all(p["SourceArn"] == "userpoolarn-value" for p in permissions)
 
 
+def _event_source_mappings(service: str) -> list[dict[str, Any]]:
+    resources = _transformed(service)["Resources"].values()
+    return [r["Properties"] for r in resources if r["Type"] == "AWS::Lambda::EventSourceMapping"]
+
+
 def test_the_post_authentication_queue_feeds_its_consumer_with_partial_batch_failures() -> None:
-    resources = _transformed("auth")["Resources"]
-    mappings = [
-        r["Properties"]
-        for r in resources.values()
-        if r["Type"] == "AWS::Lambda::EventSourceMapping"
-    ]
+    mappings = _event_source_mappings("auth")
     assert len(mappings) == 1
     assert mappings[0]["EventSourceArn"] == "postauthenticationqueuearn-value"
     assert mappings[0]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
@@ -167,12 +167,7 @@ def test_the_post_authentication_queue_feeds_its_consumer_with_partial_batch_fai
 
 
 def test_the_personal_details_stream_feeds_the_export_service() -> None:
-    resources = _transformed("export")["Resources"]
-    mappings = [
-        r["Properties"]
-        for r in resources.values()
-        if r["Type"] == "AWS::Lambda::EventSourceMapping"
-    ]
+    mappings = _event_source_mappings("export")
     assert [m["EventSourceArn"] for m in mappings] == [_fake_outputs()["PersonalDetailsStreamArn"]]
 
 

@@ -77,8 +77,7 @@ def test_packed_rows_encode_exactly_as_the_key_writer_and_the_runtime(seed: int)
     rng = random.Random(seed)
     pool = [random_db_key(rng) for _ in range(rng.randrange(1, 40))]
     keys = [
-        rng.choice(pool)._replace(key_data=rng.randbytes(16))
-        for _ in range(rng.randrange(0, 1500))
+        rng.choice(pool)._replace(key_data=rng.randbytes(16)) for _ in range(rng.randrange(0, 1500))
     ]
     batch = batch_of(tuple(keys))
 

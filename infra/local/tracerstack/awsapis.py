@@ -1,0 +1,68 @@
+"""moto in server mode, as the local stack and the tests run it, with DynamoDB's atomicity.
+
+DynamoDB applies each write to an item atomically — ``UpdateItem ADD`` is how the rate
+limiter counts — but moto's server runs requests on threads with no lock, so two concurrent
+``ADD``s can read the same count. Writes are therefore applied one at a time here, as
+DynamoDB would order them; reads stay concurrent.
+
+    python -m tracerstack.awsapis --host 127.0.0.1 --port 5000
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from moto.server import ThreadedMotoServer
+
+_WRITES = {
+    "DynamoDB_20120810." + name
+    for name in (
+        "PutItem",
+        "UpdateItem",
+        "DeleteItem",
+        "BatchWriteItem",
+        "TransactWriteItems",
+    )
+}
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def with_atomic_dynamodb_writes(app: WsgiApp) -> WsgiApp:
+    lock = threading.Lock()
+
+    def serve(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("HTTP_X_AMZ_TARGET") in _WRITES:
+            with lock:
+                return list(app(environ, start_response))
+        return app(environ, start_response)
+
+    return serve
+
+
+def start(host: str, port: int) -> ThreadedMotoServer:
+    """A moto server on ``host:port`` in a thread of this process, started."""
+    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+    server.start()
+    # werkzeug reads ``server.app`` for each request.
+    wsgi = server._server  # moto exposes no hook for middleware
+    assert wsgi is not None
+    wsgi.app = with_atomic_dynamodb_writes(wsgi.app)
+    return server
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=5000)
+    args = parser.parse_args()
+    server = start(args.host, args.port)
+    assert server._thread is not None
+    server._thread.join()
+
+
+if __name__ == "__main__":
+    main()
