@@ -227,8 +227,10 @@ def db_read_alone(dsn: str) -> float:
     part of the machine's limit that the pipeline overlaps everything else with."""
     from covidtracer.enffiles import db as export_db
     from covidtracer.enffiles import model as export_model
+    from covidtracer.enffiles.settings import EnfExportSettings
 
-    windows = export_model.plan_windows(int(NOW.timestamp()), 14)
+    settle = EnfExportSettings().settle_seconds
+    windows = export_model.plan_windows(int(NOW.timestamp()), 14, settle_seconds=settle)
     conn = psycopg2.connect(dsn)
     conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
     try:

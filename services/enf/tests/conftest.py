@@ -20,8 +20,6 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-# What the chalice local servers of these tests load first (local_server/sitecustomize.py).
-LOCAL_SERVER = Path(__file__).resolve().parent / "local_server"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -59,8 +57,7 @@ def enf_env(
     monkeypatch.setenv("DATABASE_URL", pg_schema)
     settings.reset()
     db.close()
-    server_path = os.pathsep.join(filter(None, [str(LOCAL_SERVER), os.environ.get("PYTHONPATH")]))
-    yield {**service_env, "DATABASE_URL": pg_schema, "PYTHONPATH": server_path}
+    yield {**service_env, "DATABASE_URL": pg_schema}
     db.close()
 
 

@@ -391,7 +391,7 @@ def test_an_upload_is_listed_within_the_window_plus_one_run(
     while _key(7) not in _current_keys(enf):
         at += timedelta(minutes=run_minutes)
         _export(enf, at)
-    bound = timedelta(minutes=window_minutes + run_minutes, seconds=model.SETTLE_SECONDS)
+    bound = timedelta(minutes=window_minutes + run_minutes, seconds=enf.export.settle_seconds)
     assert at - uploaded <= bound
 
 

@@ -11,8 +11,9 @@ Design (DESIGN §4 "Export", discovery targets):
   day, the newest completed boundary gives a **delta** file covering the day *so far*
   (cumulative, not just the last window); the boundary at midnight gives the **daily** file
   of the finished day.
-  A window is built once its end is ``SETTLE_SECONDS`` in the past (an upload that stamped
-  ``created_at`` just before the boundary has committed by then), and never rebuilt.
+  A window is built once its end is ``settle_seconds`` in the past (a stage setting,
+  ``ENF_EXPORT_SETTLE_SECONDS``: an upload that stamped ``created_at`` just before the
+  boundary has committed by then), and never rebuilt.
 - A file is *superseded* by a file of the same day with a later window end. Discovery
   (``GET /exposures?since=`` and Google's ``index.txt``) lists only current files:
   * a new device gets the daily of each finished day in the 14-day retention (≤ 14) plus the
@@ -46,9 +47,6 @@ DELTA_SECONDS = 3600
 """Default delta window (``EnfExportSettings.window_minutes``): an upload is listed within a
 window plus one run, and its upload time is hidden within the window, as Google's server
 hides it within the hour."""
-
-SETTLE_SECONDS = 60
-"""How long after a window ends it is built: uploads in flight at the boundary commit first."""
 
 OBJECT_PREFIX = "exposures/"
 INDEX_PATH = OBJECT_PREFIX + "index.txt"
@@ -99,14 +97,17 @@ def available_at(rolling_start_number: int, rolling_period: int, created_at: int
     return max(created_at, embargo_ends_at(rolling_start_number, rolling_period))
 
 
-def plan_windows(now: int, retention_days: int, delta_seconds: int = DELTA_SECONDS) -> list[Window]:
+def plan_windows(
+    now: int, retention_days: int, delta_seconds: int = DELTA_SECONDS, *, settle_seconds: int
+) -> list[Window]:
     """The windows a run at ``now`` should have built, oldest first.
 
     The daily of every finished UTC day that ends within the retention, and the current
     day's latest completed delta (none in its first window; ``delta_seconds`` divides a
-    day). A run builds those not yet built.
+    day); a window counts once its end is ``settle_seconds`` past. A run builds those not
+    yet built.
     """
-    cutoff = now - SETTLE_SECONDS
+    cutoff = now - settle_seconds
     today = cutoff // DAY_SECONDS * DAY_SECONDS
     oldest_end = now - retention_days * DAY_SECONDS
     windows = [

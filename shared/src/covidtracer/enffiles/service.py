@@ -140,7 +140,10 @@ def export_keys(deps: Deps, run: ExportRun, now: datetime) -> ExportResult:
         raise ValueError("ENF_EXPORT_PAD_FILES is on: export_keys needs a padding_key")
     holder = run.holder or uuid.uuid4().hex
     windows = model.plan_windows(
-        _epoch(now), config.file_retention_days, config.window_minutes * 60
+        _epoch(now),
+        config.file_retention_days,
+        config.window_minutes * 60,
+        settle_seconds=config.settle_seconds,
     )
     with _own_connection(deps.database) as conn:
         with conn, conn.cursor() as cur:

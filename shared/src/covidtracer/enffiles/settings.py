@@ -46,6 +46,10 @@ class EnfExportSettings:
     # bounds (15 files for a new phone, 2 per 3-hourly check) hold for any length. The local
     # stack uses 1 minute, so a developer's upload is listed within minutes.
     window_minutes: int = setting("ENF_EXPORT_WINDOW_MINUTES", 60, minimum=1, maximum=1440)
+    # How long after a window ends it is built: uploads in flight at the boundary (their
+    # created_at stamped just before it) have committed by then. A minute in AWS; the local
+    # stack, whose uploads commit in milliseconds, says 5 s and runs just after it.
+    settle_seconds: int = setting("ENF_EXPORT_SETTLE_SECONDS", 60, minimum=1, maximum=600)
 
     def check(self, env: Env) -> None:
         if self.window_minutes > 0 and MINUTES_PER_DAY % self.window_minutes:

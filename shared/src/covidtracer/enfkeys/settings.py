@@ -10,7 +10,7 @@ from typing import Any
 from covidtracer import config
 from covidtracer.config import Env, setting
 from covidtracer.enffiles.settings import MIN_KEY_RETENTION_DAYS, EnfExportSettings
-from covidtracer.settings import AwsSettings, DatabaseSettings, PartnerSettings, _log_level
+from covidtracer.settings import AwsSettings, DatabaseSettings, PartnerSettings
 
 __all__ = ["MIN_KEY_RETENTION_DAYS", "EnfSettings", "enf_settings"]
 
@@ -214,8 +214,10 @@ def _json_document(env: Env, name: str, default: Any) -> str | None:
 
 
 @dataclass(frozen=True, kw_only=True)
-class EnfSettings:
+class EnfSettings(config.ServiceSettings):
     """The Exposure Notification key server (``services/enf``)."""
+
+    SERVICE = "enf"
 
     stage: str
     aws: AwsSettings
@@ -224,7 +226,7 @@ class EnfSettings:
     export_signing_key_id: str = setting("EXPORT_SIGNING_KEY_ID")
     ncts_api_key_secret_id: str = setting("NCTS_API_KEY_SECRET_ID")
     partners: PartnerSettings
-    log_level: str = setting("LOG_LEVEL", "INFO", parse=_log_level)
+    log_level: str = setting("LOG_LEVEL", "INFO", parse=config.log_level)
     tokens: EnfTokenSettings
     keys: EnfKeySettings
     attestation: AttestationSettings
@@ -247,10 +249,6 @@ class EnfSettings:
     @property
     def attestation_platforms(self) -> tuple[str, ...]:
         return self.attestation.platforms
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> EnfSettings:
-        return config.load(cls, "enf", environ)
 
 
 enf_settings = config.cached(EnfSettings.from_env)
