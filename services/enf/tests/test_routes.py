@@ -315,7 +315,10 @@ def test_a_stage_default_a_phone_would_misread_stops_the_service(
     from app import app
 
     with Client(app) as client:
-        assert client.http.get("/settings/notification").status_code == 500
+        response = client.http.get("/settings/notification")
+    # A misconfigured stage answers "not available now" (covidtracer.http maps SettingsError).
+    assert response.status_code == 503
+    assert json.loads(response.body)["type"] == "urn:errors:unavailable"
 
 
 def test_metrics_are_counted_once_per_interval(client: Any, enf_env: dict[str, str]) -> None:
