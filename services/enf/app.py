@@ -57,13 +57,7 @@ def _request(*, body: bool = False) -> ApiRequest:
 
 @app.route("/health", methods=["GET"])
 def get_health() -> Response:
-    settings = enf_settings()
-    healthy, report = health.run(
-        {
-            **health.database_check(settings.database),
-            **health.bucket_check("enf_exports", settings.exports_bucket),
-        }
-    )
+    healthy, report = health.run(wiring.health_checks(enf_settings()))
     return json_response(report, 200 if healthy else 503)
 
 

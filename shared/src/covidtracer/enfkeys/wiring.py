@@ -4,7 +4,7 @@ operator's documents from Parameter Store, and the export files (``enffiles.wiri
 
 from __future__ import annotations
 
-from covidtracer import aws, config
+from covidtracer import aws, config, health
 from covidtracer.enffiles import wiring as files_wiring
 from covidtracer.enfkeys import client_config_store
 from covidtracer.enfkeys.attestation import verifier_for
@@ -36,3 +36,12 @@ def deps_for(settings: EnfSettings) -> Deps:
 def deps() -> Deps:
     """The stage's adapters (``config.reset`` forgets them with the settings)."""
     return deps_for(enf_settings())
+
+
+def health_checks(settings: EnfSettings) -> dict[str, health.Check]:
+    """What ``GET /health`` checks: the database and the exports bucket (read from settings
+    alone, so a stage whose documents are refused still reports its dependencies)."""
+    return {
+        **health.database_check(settings.database),
+        **health.bucket_check("enf_exports", settings.exports_bucket),
+    }
