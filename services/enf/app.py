@@ -20,14 +20,7 @@ from covidtracer.enffiles import wiring as files_wiring
 from covidtracer.enfkeys import schema, service, wiring
 from covidtracer.enfkeys.model import ApiRequest
 from covidtracer.enfkeys.settings import enf_settings
-from covidtracer.http import (
-    ApiApp,
-    bearer_token,
-    json_body,
-    json_response,
-    no_content,
-    source_ip,
-)
+from covidtracer.http import ApiApp, bearer_token, json_body, json_response, no_content, source_ip
 
 logs.configure()
 app = ApiApp("covidtracer-enf")
