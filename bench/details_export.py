@@ -42,14 +42,14 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from covidtracer.export import messages, service
-from covidtracer.export.model import UserChange, iso_millis, record_line
-from covidtracer.export.repository import (
+from covidtracer.nctsexport import messages, service
+from covidtracer.nctsexport.repository import (
     DetailsTable,
     ExportBucket,
     ExportStateObject,
     UpdatesQueue,
 )
+from covidtracer.personaldetails.model import UserChange, iso_millis, record_line
 from tracerstack.bootstrap import bootstrap
 from tracerstack.environment import LOCAL_CREDENTIALS
 from tracerstack.pytest_plugin import free_port
@@ -174,7 +174,8 @@ def main() -> None:
                 calls.take()
                 started = time.perf_counter()
                 window = datetime.now(UTC) + timedelta(minutes=5 * next(windows))
-                result = service.export_personal_details(queue, table, bucket, window, state=state)
+                deps = service.ExportDeps(queue, table, bucket, state)
+                result = service.export_personal_details(deps, window)
                 elapsed = time.perf_counter() - started
                 counts = calls.take()
                 timings.append(elapsed)

@@ -42,18 +42,19 @@ def get_health() -> Response:
 
 @app.route("/user/auth/initiate", methods=["POST"])
 def initiate_sign_in() -> Response:
-    from covidtracer.auth import service
+    from covidtracer.signin import service, wiring
 
     request = app.current_request
-    initiated = service.default().initiate(json_body(request), source_ip(request))
+    body = json_body(request)
+    initiated = service.initiate(wiring.sign_in_deps(), body, _now(), source_ip=source_ip(request))
     return json_response(initiated.body())
 
 
 @app.route("/user/auth/confirm", methods=["POST"])
 def confirm_sign_in() -> Response:
-    from covidtracer.auth import service
+    from covidtracer.signin import service, wiring
 
-    confirmed = service.default().confirm(json_body(app.current_request))
+    confirmed = service.confirm(wiring.sign_in_deps(), json_body(app.current_request), _now())
     return json_response(confirmed.body())
 
 
@@ -158,7 +159,7 @@ def _authenticated_user_id() -> str:
     """The caller's userId from their bearer access token (DESIGN §2.2): verified here when
     ``VERIFY_TOKENS_IN_APP`` is on, else taken from API Gateway's Cognito authorizer.
     Raises Unauthorized (401) for a missing, forged, expired or foreign token."""
-    from covidtracer.auth import tokens
+    from covidtracer.signin import tokens
 
     request = app.current_request
     return tokens.authenticated_user_id(bearer_token(request), request.context or {})

@@ -22,6 +22,10 @@ send_analytics_after_each_invocation(app)
 PERSONAL_DETAILS_STREAM_ARN = os.environ.get("PERSONAL_DETAILS_STREAM_ARN", "")
 
 
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
 def _bind(event: Any) -> None:
     logs.clear()
     context = getattr(event, "context", None)
@@ -35,25 +39,18 @@ def _bind(event: Any) -> None:
     maximum_batching_window_in_seconds=5,
 )
 def queue_changed_personal_details(event: Any) -> None:
-    from covidtracer.export import repository, service, stream
+    from covidtracer.nctsexport import service, stream, wiring
 
     _bind(event)
-    service.publish_changes(stream.records(event.to_dict()), repository.updates_queue())
+    service.publish_changes(wiring.export_deps(), stream.records(event.to_dict()), _now())
 
 
 @app.schedule(Rate(5, unit=Rate.MINUTES))
 def export_personal_details(event: Any) -> dict[str, object]:
-    from covidtracer.export import repository, service
+    from covidtracer.nctsexport import service, wiring
 
     _bind(event)
-    result = service.export_personal_details(
-        repository.updates_queue(),
-        repository.details_table(),
-        repository.export_bucket(),
-        now=datetime.now(UTC),
-        state=repository.export_state(),
-    )
-    return result.summary()
+    return service.export_personal_details(wiring.export_deps(), _now()).summary()
 
 
 @app.lambda_function(name="usage_report")
@@ -61,16 +58,11 @@ def usage_report(event: Any, context: Any) -> dict[str, object]:
     """Daily (EventBridge Scheduler, 13:20 New Zealand time; analytics.yaml): the day's
     analytics events become the usage CSV in the analytics bucket. An event
     ``{"date": "YYYY-MM-DD"}`` re-reports that day."""
-    from covidtracer.analytics import service
-    from covidtracer.settings import usage_report_settings
+    from covidtracer.usagereport import service, wiring
 
     logs.clear()
     logs.bind(request_id=getattr(context, "aws_request_id", None))
-    settings = usage_report_settings()
     day = event.get("date") if isinstance(event, dict) else None
     return service.publish_usage_report(
-        service.dependencies(settings),
-        settings,
-        datetime.now(UTC),
-        date.fromisoformat(day) if isinstance(day, str) else None,
+        wiring.report_deps(), date.fromisoformat(day) if isinstance(day, str) else None, _now()
     )

@@ -4,7 +4,7 @@
 
 The export side runs through the shared package's use cases (the export service's own
 ``app`` module cannot be imported beside this one); its test rig is reused from
-``shared/tests/integration/export``.
+``shared/tests/integration/nctsexport``.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from pathlib import Path
 from conftest import Api
 from sign_in_flow import SignedIn
 
-from covidtracer.export.model import parse_iso
+from covidtracer.personaldetails.model import parse_iso
 from tracerstack.bootstrap import Bootstrap
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "shared/tests/integration/export"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "shared/tests/integration/nctsexport"))
 from export_rig import Rig
 
 PATH = "/user/details"

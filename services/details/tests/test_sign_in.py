@@ -15,7 +15,7 @@ from chalice.test import Client
 from sign_in_flow import codes_sent_to, confirm, initiate, new_email, post
 
 from covidtracer import aws, settings
-from covidtracer.auth.tokens import cognito_issuer
+from covidtracer.signin.tokens import cognito_issuer
 from tracerstack.bootstrap import Bootstrap
 from tracerstack.environment import service_environment
 from tracerstack.pytest_plugin import Partners

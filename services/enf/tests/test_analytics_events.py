@@ -12,6 +12,7 @@ from conftest import Phone, daily_keys, request_code
 from covidtracer import settings
 from covidtracer.analytics import emitter
 from covidtracer.analytics.repository import FirehoseTransport
+from covidtracer.analytics.settings import analytics_settings
 from tracerstack.jobs import JOBS, scheduled_event
 from tracerstack.pytest_plugin import UnresponsiveServer
 
@@ -37,7 +38,7 @@ def hanging_firehose(
 
     def install() -> emitter.Emitter:
         settings.reset()
-        built = emitter.Emitter(settings.analytics_settings(), lambda: FirehoseTransport(client))
+        built = emitter.Emitter(analytics_settings(), lambda: FirehoseTransport(client))
         emitter.use(built)
         return built
 

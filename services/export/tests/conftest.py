@@ -1,8 +1,11 @@
-"""Tests of this service import its ``app`` module from the service folder."""
+"""Tests of this service import its ``app`` module from the service folder, and the export
+rig's helpers (``shared/tests/integration/nctsexport``)."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(ROOT / "shared" / "tests" / "integration" / "nctsexport"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

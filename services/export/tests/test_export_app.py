@@ -6,6 +6,8 @@ import json
 from types import SimpleNamespace
 from typing import Any
 
+from export_rig import Rig, export_line, item
+
 from tracerstack.bootstrap import Bootstrap
 from tracerstack.jobs import JOBS, scheduled_event
 from tracerstack.streams import HANDLER, pump_once
@@ -18,19 +20,7 @@ def test_a_written_item_reaches_the_export_file_through_the_apps_handlers(
 ) -> None:
     import app
 
-    ddb = aws_stack.client("dynamodb")
-    table = service_env["PERSONAL_DETAILS_TABLE"]
-    ddb.put_item(
-        TableName=table,
-        Item={
-            "userId": {"S": "app-user"},
-            "email": {"S": "app-user@example.nz"},
-            "firstName": {"S": "Aroha"},
-            "lastName": {"S": "Smith"},
-            "phone": {"S": "+64210123456"},
-            "updatedAt": {"S": "2021-10-04T21:05:12.345Z"},
-        },
-    )
+    Rig(aws_stack).put(item("app-user", updatedAt="2021-10-04T21:05:12.345Z"))
     checkpoints: dict[str, str] = {}
     delivered = pump_once(
         aws_stack.client("dynamodbstreams"),
@@ -48,19 +38,7 @@ def test_a_written_item_reaches_the_export_file_through_the_apps_handlers(
     body = aws_stack.client("s3").get_object(
         Bucket=service_env["USER_DETAILS_BUCKET"], Key=summary["key"]
     )["Body"].read()
-    assert json.loads(body) == {
-        "userId": "app-user",
-        "email": "app-user@example.nz",
-        "firstName": "Aroha",
-        "middleName": None,
-        "lastName": "Smith",
-        "phone": "+64210123456",
-        "dateOfBirth": None,
-        "gender": None,
-        "ethnicity": None,
-        "updatedAt": "2021-10-04T21:05:12.345Z",
-        "deleted": False,
-    }
+    assert json.loads(body) == export_line("app-user", "2021-10-04T21:05:12.345Z")
     assert summary["key"].startswith("personal-details/")
 
 

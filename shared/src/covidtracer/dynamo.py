@@ -53,6 +53,19 @@ def _bound(model: type[Model], table_name: str, region: str, host: str | None) -
     return type(model.__name__, (model,), {"Meta": bound_meta, "__module__": model.__module__})
 
 
+def get_or_none[M: Model](model: type[M], key: object, table_role: str) -> M | None:
+    """The item under ``key`` read strongly consistent, or None if there is none.
+
+    Raises ``Unavailable`` (naming ``table_role``) when DynamoDB does not answer.
+    """
+    try:
+        return model.get(key, consistent_read=True)
+    except model.DoesNotExist:
+        return None
+    except PynamoDBException as error:
+        raise unavailable(table_role, error) from error
+
+
 def is_conditional_check_failure(error: PynamoDBException) -> bool:
     return getattr(error, "cause_response_code", None) == CONDITIONAL_CHECK_FAILED
 

@@ -20,7 +20,6 @@ __all__ = ["SettingsError"]
 
 STAGES = config.STAGES
 APP_CLIENT_PLATFORMS = ("ios", "android", "web")
-COGNITO_GATEWAYS = ("aws", "local")
 
 
 _log_level = config.log_level
@@ -116,6 +115,16 @@ class FcmSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class AwsServiceSettings(config.ServiceSettings):
+    """What every service read: its stage, where the AWS APIs are, and its log level; each
+    service's settings add their own fields (``SERVICE`` names it in problems)."""
+
+    stage: str
+    aws: AwsSettings
+    log_level: str = setting("LOG_LEVEL", "INFO", parse=config.log_level)
+
+
+@dataclass(frozen=True, kw_only=True)
 class DiarySettings:
     """Diary uploads (DESIGN §2.3)."""
 
@@ -158,63 +167,6 @@ class ExposureEventSettings:
     )
 
 
-def _minutes_as_seconds(env: Env, name: str, default: int) -> int:
-    """Cognito's AuthSessionValidity is set in minutes (3 to 15); the code counts seconds."""
-    return 60 * env.integer(name, default // 60, minimum=3, maximum=15)
-
-
-@dataclass(frozen=True, kw_only=True)
-class SignInSettings:
-    """Passwordless sign-in (DESIGN §2.1): which Cognito, how long a code lives, throttles."""
-
-    # ``aws``: Cognito runs CUSTOM_AUTH and calls the trigger Lambdas. ``local``: the local
-    # custom-auth driver runs the same triggers itself (moto runs no triggers).
-    cognito_gateway: str = setting("COGNITO_GATEWAY", "aws", choices=COGNITO_GATEWAYS)
-    # Under ``chalice local`` no API Gateway authorizer checks bearer tokens, so the app
-    # verifies them itself; behind API Gateway the authorizer's claims are used.
-    verify_tokens_in_app: bool = setting("VERIFY_TOKENS_IN_APP", False)
-    # Cognito's AuthSessionValidity: how long one emailed code stays usable.
-    session_validity_seconds: int = setting(
-        "AUTH_SESSION_VALIDITY_MINUTES", 300, parse=_minutes_as_seconds
-    )
-    # Throttles on initiate: each sends an email, so they bound mail-bombing and guessing.
-    limit_per_email: int = setting("SIGN_IN_LIMIT_PER_EMAIL", 5, minimum=1)
-    limit_per_ip: int = setting("SIGN_IN_LIMIT_PER_IP", 30, minimum=1)
-    limit_window_seconds: int = setting(
-        "SIGN_IN_LIMIT_WINDOW_SECONDS", 900, minimum=1, maximum=86_400
-    )
-    # Initiate answers no faster than this whether or not the account existed, so its
-    # timing does not tell a caller who has an account.
-    initiate_min_duration_ms: int = setting(
-        "SIGN_IN_MIN_DURATION_MS", 600, minimum=0, maximum=10_000
-    )
-
-    def check(self, env: Env) -> None:
-        if env.stage != "local" and self.cognito_gateway == "local":
-            # The local driver issues tokens through a password flow; only moto may see it.
-            env.problems.append("COGNITO_GATEWAY=local is only for the local stage")
-
-
-@dataclass(frozen=True, kw_only=True)
-class AuthSettings:
-    """The Cognito trigger Lambdas (``services/auth``)."""
-
-    stage: str
-    aws: AwsSettings
-    tables: Tables
-    email_sender: str = setting("EMAIL_SENDER")
-    post_authentication_queue_url: str = setting("POST_AUTHENTICATION_QUEUE_URL", url=True)
-    log_level: str = setting("LOG_LEVEL", "INFO", parse=_log_level)
-
-    def check(self, env: Env) -> None:
-        if self.email_sender and "@" not in self.email_sender:
-            env.problems.append("EMAIL_SENDER must be an email address")
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> AuthSettings:
-        return config.load(cls, "auth", environ)
-
-
 @dataclass(frozen=True, kw_only=True)
 class DetailsSettings:
     """The app API (``services/details``)."""
@@ -238,92 +190,6 @@ class DetailsSettings:
         return config.load(cls, "details", environ)
 
 
-@dataclass(frozen=True, kw_only=True)
-class ExportSettings:
-    """The NCTS personal-details export (``services/export``)."""
-
-    stage: str
-    aws: AwsSettings
-    tables: Tables
-    personal_data_updates_queue_url: str = setting("PERSONAL_DATA_UPDATES_QUEUE_URL", url=True)
-    user_details_bucket: str = setting("USER_DETAILS_BUCKET")
-    user_details_kms_key_id: str = setting("USER_DETAILS_KMS_KEY_ID")
-    # Chalice reads the ARN from the environment when ``app.py`` is imported (the event source
-    # mapping is made at deploy time); validated here so a stage without it fails loudly at
-    # cold start too.
-    personal_details_stream_arn: str = setting("PERSONAL_DETAILS_STREAM_ARN")
-    log_level: str = setting("LOG_LEVEL", "INFO", parse=_log_level)
-
-    def check(self, env: Env) -> None:
-        arn = self.personal_details_stream_arn
-        if arn and not (arn.startswith("arn:") and "/stream/" in arn):
-            env.problems.append(
-                f"PERSONAL_DETAILS_STREAM_ARN must be a DynamoDB stream ARN, got {arn!r}"
-            )
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> ExportSettings:
-        return config.load(cls, "export", environ)
-
-
-@dataclass(frozen=True, kw_only=True)
-class AnalyticsSettings:
-    """The services' own events (``covidtracer.analytics``), read by every service.
-
-    Without ``ANALYTICS_STREAM_NAME`` the emitter is off (events are counted as dropped):
-    analytics never stop a service from starting, so a problem here is not fatal either.
-    """
-
-    stage: str
-    stream_name: str | None = setting("ANALYTICS_STREAM_NAME", None)
-    # The release (from git) the deployment tags every function with (DESIGN §6).
-    release_version: str = setting("RELEASE_VERSION", "unreleased")
-    # Events held while Firehose is slow or down; beyond this they are dropped and counted.
-    buffer_capacity: int = setting(
-        "ANALYTICS_BUFFER_CAPACITY", 10_000, minimum=10, maximum=1_000_000
-    )
-    # PutRecordBatch attempts per batch (the first and its retries of failed records).
-    max_attempts: int = setting("ANALYTICS_MAX_ATTEMPTS", 3, minimum=1, maximum=10)
-    # How long a job or trigger waits at its end for its events to be sent; a request never
-    # waits (its events go on the sender thread).
-    flush_timeout_ms: int = setting("ANALYTICS_FLUSH_TIMEOUT_MS", 2_000, minimum=0, maximum=60_000)
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> AnalyticsSettings:
-        # Never fatal: what could be read is used, the rest keeps its default.
-        return config.read(cls, Env(environ))
-
-
-@dataclass(frozen=True, kw_only=True)
-class UsageReportSettings:
-    """The daily usage report (``usage-report`` job): where events are and the report goes."""
-
-    stage: str
-    aws: AwsSettings
-    bucket: str = setting("ANALYTICS_BUCKET")
-    events_prefix: str = setting("ANALYTICS_EVENTS_PREFIX", "events/")
-    reports_prefix: str = setting("USAGE_REPORT_PREFIX", "reports/usage/")
-    # The Ministry measured each day from 1 pm to 1 pm New Zealand time.
-    timezone: str = setting("USAGE_REPORT_TIMEZONE", "Pacific/Auckland")
-    day_ends_at_hour: int = setting("USAGE_REPORT_DAY_ENDS_AT_HOUR", 13, minimum=0, maximum=23)
-    # Report the window still open (the local stack, so a by-hand day shows at once);
-    # otherwise the job reports the last closed window.
-    include_open_window: bool = setting("USAGE_REPORT_INCLUDE_OPEN_WINDOW", False)
-    log_level: str = setting("LOG_LEVEL", "INFO")
-
-    def check(self, env: Env) -> None:
-        from zoneinfo import ZoneInfo
-
-        try:
-            ZoneInfo(self.timezone)
-        except (ValueError, LookupError):
-            env.problems.append(f"USAGE_REPORT_TIMEZONE {self.timezone!r} is not a known zone")
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> UsageReportSettings:
-        return config.load(cls, "usage-report", environ)
-
-
 built_from_settings = config.cached
 reset = config.reset
 
@@ -333,8 +199,7 @@ def _aws_from_env() -> AwsSettings:
 
 
 aws_settings = config.cached(_aws_from_env)
-auth_settings = config.cached(AuthSettings.from_env)
 details_settings = config.cached(DetailsSettings.from_env)
-export_settings = config.cached(ExportSettings.from_env)
-analytics_settings = config.cached(AnalyticsSettings.from_env)
-usage_report_settings = config.cached(UsageReportSettings.from_env)
+
+# DetailsSettings.sign_in; imported last because signin.settings reads the core classes above.
+from covidtracer.signin.settings import SignInSettings  # noqa: E402

@@ -126,6 +126,11 @@ def parse_utc(text: str) -> datetime | None:
     return parsed.astimezone(UTC)
 
 
+def format_utc_millis(moment: datetime) -> str:
+    """``2021-10-04T21:05:12.345Z``: always milliseconds (the export contract, events)."""
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+
+
 def format_utc(moment: datetime) -> str:
     """``2021-10-04T21:05:12Z``, or with milliseconds when the time has them."""
     moment = moment.astimezone(UTC)

@@ -11,8 +11,12 @@ from datetime import UTC, datetime
 import pytest
 
 from covidtracer import aws, settings
-from covidtracer.analytics import emitter, model, service, usage
-from covidtracer.analytics.repository import FirehoseTransport, MemoryTransport, S3Analytics
+from covidtracer.analytics import emitter, model
+from covidtracer.analytics.repository import FirehoseTransport, MemoryTransport
+from covidtracer.analytics.settings import analytics_settings
+from covidtracer.usagereport import model as usage
+from covidtracer.usagereport import service, wiring
+from covidtracer.usagereport.repository import S3Analytics
 from tracerstack.bootstrap import Bootstrap
 from tracerstack.pytest_plugin import UnresponsiveServer, free_port
 
@@ -104,7 +108,7 @@ def hanging_firehose(
         endpoint_url=unresponsive_server.url,
         config=Config(connect_timeout=1, read_timeout=1, retries={"total_max_attempts": 1}),
     )
-    emitter.use(emitter.Emitter(settings.analytics_settings(), lambda: FirehoseTransport(client)))
+    emitter.use(emitter.Emitter(analytics_settings(), lambda: FirehoseTransport(client)))
     return unresponsive_server
 
 
@@ -126,16 +130,16 @@ def test_a_hanging_firehose_holds_the_sender_never_the_emitting_code(
 def test_the_report_reads_the_bucket_firehose_wrote(
     analytics_env: dict[str, str], aws_stack: Bootstrap
 ) -> None:
-    config = settings.usage_report_settings()
+    deps = wiring.report_deps()
+    config = deps.config
     now = datetime.now(UTC)
     day = usage.report_day(now, config.timezone, config.day_ends_at_hour, include_open=True)
-    deps = service.dependencies(config)
-    before = service.publish_usage_report(deps, config, now, day)["row"]
+    before = service.publish_usage_report(deps, day, now)["row"]
     for _ in range(3):
         emitter.emit("enf_metric_received", categories={"metric": "DAILY_ACTIVE_TRACE"})
     emitter.emit("upload_code_issued", categories={"report_type": "confirmed"})
     assert emitter.flush(10)
-    after = service.publish_usage_report(deps, config, now, day)["row"]
+    after = service.publish_usage_report(deps, day, now)["row"]
     assert int(after["Bluetooth Active (24h)"]) - int(before["Bluetooth Active (24h)"]) == 3
     assert int(after["Upload Codes Issued"]) - int(before["Upload Codes Issued"]) == 1
     stored = S3Analytics(config.bucket).read(service.all_days_key(config))

@@ -5,12 +5,9 @@ import json
 import pytest
 
 from covidtracer.enfkeys.settings import EnfSettings
-from covidtracer.settings import (
-    AuthSettings,
-    DetailsSettings,
-    ExportSettings,
-    SettingsError,
-)
+from covidtracer.nctsexport.settings import ExportSettings
+from covidtracer.settings import DetailsSettings, SettingsError
+from covidtracer.signin.settings import AuthSettings
 
 TABLES = {
     "USERS_TABLE": "users",

@@ -19,7 +19,9 @@ from typing import Any
 import pytest
 
 from covidtracer.enfkeys.settings import EnfSettings
-from covidtracer.settings import AuthSettings, DetailsSettings, ExportSettings
+from covidtracer.nctsexport.settings import ExportSettings
+from covidtracer.settings import DetailsSettings
+from covidtracer.signin.settings import AuthSettings
 from tracerstack import SERVICES, TEMPLATES, cfn, deploy, vendor
 from tracerstack.package import BUILD, SERVICE_NAMES
 from tracerstack.release import release_version

@@ -1,1 +1,1 @@
-"""The services' own events to the analytics stream, and the daily usage report built from them."""
+"""The services' own events: their schema, and the emitter that sends them to Firehose."""

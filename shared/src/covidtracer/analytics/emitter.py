@@ -29,9 +29,9 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
-from covidtracer import logs, settings
+from covidtracer import logs
 from covidtracer.analytics.model import EventName, EventRejected, make_event
-from covidtracer.settings import AnalyticsSettings
+from covidtracer.analytics.settings import AnalyticsSettings, analytics_settings
 
 log = logs.get_logger(__name__)
 
@@ -282,12 +282,12 @@ def _firehose_transport() -> Transport:
 
 def current() -> Emitter:
     """This process's emitter, built from the analytics settings (rebuilt after
-    ``settings.reset()``). Settings that cannot be read turn the emitter off."""
+    ``config.reset()``). Settings that cannot be read turn the emitter off."""
     global _current
     if _pinned and _current is not None:
         return _current
     try:
-        config: AnalyticsSettings | None = settings.analytics_settings()
+        config: AnalyticsSettings | None = analytics_settings()
     except Exception:
         config = None
     with _lock:

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
+from covidtracer.validation import format_utc_millis
+
 SCHEMA_VERSION: Final = 1
 # Counts are small whole numbers (keys in an upload, entries in a diary, users in a file);
 # the ceiling keeps a bug from writing something that is not a count.
@@ -184,8 +186,7 @@ class Event:
         return (json.dumps(body, separators=(",", ":"), sort_keys=True) + "\n").encode()
 
 
-def iso_millis(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+iso_millis = format_utc_millis
 
 
 def make_event(

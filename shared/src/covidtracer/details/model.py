@@ -498,7 +498,7 @@ class Ethnicity:
 @dataclass(frozen=True)
 class ContactDetails:
     """A person's stored contact details (the ``PersonalDetails`` item contract in
-    ``covidtracer.export.model``); ``None`` optional fields are absent, never empty."""
+    ``covidtracer.personaldetails.model``); ``None`` optional fields are absent, never empty."""
 
     user_id: str
     email: str

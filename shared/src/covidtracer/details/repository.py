@@ -8,13 +8,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from typing import Any, Protocol
 
-from pynamodb.attributes import (
-    BooleanAttribute,
-    ListAttribute,
-    MapAttribute,
-    NumberAttribute,
-    UnicodeAttribute,
-)
+from pynamodb.attributes import BooleanAttribute, NumberAttribute, UnicodeAttribute
 from pynamodb.exceptions import PynamoDBException
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
@@ -30,6 +24,7 @@ from covidtracer.details.model import (
     apply_details,
 )
 from covidtracer.errors import NotFound, Unavailable
+from covidtracer.personaldetails.repository import EthnicityAttribute, PersonalDetailsItem
 from covidtracer.settings import AwsSettings
 from covidtracer.validation import format_utc, parse_utc
 
@@ -79,8 +74,8 @@ DetailsChanges = Mapping[str, str | Ethnicity | None]
 
 
 class ContactDetailsStore(Protocol):
-    """One ``PersonalDetails`` item per user, written as ``covidtracer.export.model``'s item
-    contract says (the NCTS export reads it back)."""
+    """One ``PersonalDetails`` item per user, written as the item contract of
+    ``covidtracer.personaldetails.model`` says (the NCTS export reads it back)."""
 
     def get(self, user_id: str) -> ContactDetails | None: ...
 
@@ -143,27 +138,6 @@ class ExposureEventItem(Model):
     # TTL (epoch seconds): the item goes a day after it leaves the feed.
     expiresAt = NumberAttribute()  # noqa: N815
     pending_index = _PendingIndex()
-
-
-class EthnicityAttribute(MapAttribute[str, Any]):
-    selected = ListAttribute(of=UnicodeAttribute, default=list)
-    other = UnicodeAttribute(null=True)
-
-
-class PersonalDetailsItem(Model):
-    """The item contract of ``covidtracer.export.model``: optional attributes are omitted
-    (``null=True`` attributes holding ``None`` are not written)."""
-
-    userId = UnicodeAttribute(hash_key=True)  # noqa: N815 - table attribute names
-    email = UnicodeAttribute()
-    firstName = UnicodeAttribute()  # noqa: N815
-    middleName = UnicodeAttribute(null=True)  # noqa: N815
-    lastName = UnicodeAttribute()  # noqa: N815
-    phone = UnicodeAttribute(null=True)  # absent only when a PATCH created the record
-    dateOfBirth = UnicodeAttribute(null=True)  # noqa: N815
-    gender = UnicodeAttribute(null=True)
-    ethnicity = EthnicityAttribute(null=True)  # type: ignore[no-untyped-call]
-    updatedAt = UnicodeAttribute()  # noqa: N815
 
 
 def _to_stored(item: Any) -> StoredEvent:
@@ -381,9 +355,9 @@ class AccountEmailsFromUsers:
     """
 
     def __init__(self, users_table: str, user_pool_id: str, aws_config: AwsSettings) -> None:
-        from covidtracer.auth.repository import DynamoUsers
+        from covidtracer.signin.repository import DynamoUsers
 
-        self._users = DynamoUsers(users_table, aws_config)
+        self._users = DynamoUsers(users_table)
         self._user_pool_id = user_pool_id
 
     def email_of(self, user_id: str) -> str | None:
@@ -393,7 +367,7 @@ class AccountEmailsFromUsers:
         return self._from_cognito(user_id)
 
     def _from_cognito(self, user_id: str) -> str | None:
-        from covidtracer.auth.cognito import cognito_errors
+        from covidtracer.signin.cognito import cognito_errors
 
         if '"' in user_id or "\\" in user_id:
             return None  # never a Cognito sub; it must not reach the filter expression

@@ -37,8 +37,8 @@ from covidtracer import logs
 from covidtracer.analytics.emitter import emit
 from covidtracer.details import model
 from covidtracer.errors import NotFound, Unauthorized, Unavailable, ValidationError
-from covidtracer.export.model import iso_millis
 from covidtracer.ncts import require_api_key
+from covidtracer.personaldetails.model import iso_millis
 from covidtracer.ratelimit import service as ratelimit
 from covidtracer.ratelimit.model import Limit
 from covidtracer.settings import AwsSettings, DetailsSettings, FcmSettings, PartnerSettings, Tables

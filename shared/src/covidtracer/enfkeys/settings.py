@@ -10,7 +10,7 @@ from typing import Any
 from covidtracer import config
 from covidtracer.config import Env, setting
 from covidtracer.enffiles.settings import MIN_KEY_RETENTION_DAYS, EnfExportSettings
-from covidtracer.settings import AwsSettings, DatabaseSettings, PartnerSettings
+from covidtracer.settings import AwsServiceSettings, DatabaseSettings, PartnerSettings
 
 __all__ = ["MIN_KEY_RETENTION_DAYS", "EnfSettings", "enf_settings"]
 
@@ -214,19 +214,16 @@ def _json_document(env: Env, name: str, default: Any) -> str | None:
 
 
 @dataclass(frozen=True, kw_only=True)
-class EnfSettings(config.ServiceSettings):
+class EnfSettings(AwsServiceSettings):
     """The Exposure Notification key server (``services/enf``)."""
 
     SERVICE = "enf"
 
-    stage: str
-    aws: AwsSettings
     database: DatabaseSettings
     exports_bucket: str = setting("ENF_EXPORTS_BUCKET")
     export_signing_key_id: str = setting("EXPORT_SIGNING_KEY_ID")
     ncts_api_key_secret_id: str = setting("NCTS_API_KEY_SECRET_ID")
     partners: PartnerSettings
-    log_level: str = setting("LOG_LEVEL", "INFO", parse=config.log_level)
     tokens: EnfTokenSettings
     keys: EnfKeySettings
     attestation: AttestationSettings

@@ -1,5 +1,6 @@
 """``PersonalDetails``: one contract for the in-memory twin and DynamoDB over moto, the item
-written exactly as ``covidtracer.export.model`` defines it, and the account-email lookup."""
+written exactly as ``covidtracer.personaldetails.model`` defines it, and the account-email
+lookup."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from typing import Any
 import pytest
 
 from covidtracer import settings
-from covidtracer.auth.repository import DynamoUsers
 from covidtracer.details import model
 from covidtracer.details.repository import (
     AccountEmailsFromUsers,
@@ -18,6 +18,7 @@ from covidtracer.details.repository import (
     MemoryContactDetails,
 )
 from covidtracer.errors import NotFound, Unavailable
+from covidtracer.signin.repository import DynamoUsers
 from tracerstack.bootstrap import Bootstrap
 
 RECORD = model.ContactDetails(
@@ -155,7 +156,7 @@ def test_the_email_comes_from_the_users_row_else_from_cognito(
     sub = next(a["Value"] for a in created["Attributes"] if a["Name"] == "sub")
 
     assert emails.email_of(sub) == "kiri@example.nz"  # no Users row yet: Cognito
-    DynamoUsers(details.tables.users, details.aws).record_sign_in(
+    DynamoUsers(details.tables.users).record_sign_in(
         sub, "kiri.new@example.nz", "2021-10-04T21:05:12Z"
     )
     assert emails.email_of(sub) == "kiri.new@example.nz"  # the row wins

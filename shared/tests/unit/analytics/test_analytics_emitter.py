@@ -11,7 +11,7 @@ import pytest
 
 from covidtracer.analytics.emitter import Emitter
 from covidtracer.analytics.repository import MemoryTransport
-from covidtracer.settings import AnalyticsSettings
+from covidtracer.analytics.settings import AnalyticsSettings
 
 
 def config(**overrides: object) -> AnalyticsSettings:
