@@ -22,26 +22,6 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _one_botocore_loader() -> Iterator[None]:
-    """Every boto3 session of this test process shares one botocore data loader.
-
-    ``service_env`` forgets the AWS clients between tests (their endpoint may change), and a
-    new session re-reads each service's model (~0.1 s a client, 0.4 s a test here). The
-    models are read-only data, so sharing their loader changes nothing a test observes.
-    """
-    import functools
-
-    import botocore.loaders
-    import botocore.session
-
-    real = botocore.session.create_loader
-    shared = functools.cache(botocore.loaders.create_loader)
-    botocore.session.create_loader = shared  # type: ignore[assignment]
-    yield
-    botocore.session.create_loader = real
-
-
 @pytest.fixture
 def enf_env(
     service_env: dict[str, str], pg_schema: str, monkeypatch: pytest.MonkeyPatch
