@@ -49,7 +49,7 @@ job: install
 # ENF schema migrations against DATABASE_URL (TARGET=N to go to version N).
 migrate: install
 	@test -n "$(DATABASE_URL)" || { echo "set DATABASE_URL"; exit 1; }
-	$(BIN)/python -m covidtracer.enf.schema $(TARGET)
+	$(BIN)/python -m covidtracer.enfkeys.schema $(TARGET)
 
 # Every check CI runs. The tiers are independent, so they run side by side (each spends much
 # of its time waiting on the servers it talks to); each tier's output is printed whole as it

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from covidtracer.enf.exportfile import (
+from covidtracer.enffiles.exportfile import (
     ExportBatch,
     ExportKey,
     ReportType,
@@ -27,7 +27,7 @@ from covidtracer.enf.exportfile import (
     encode_export_bin,
     encode_signature_list,
 )
-from covidtracer.enf.signing import PemSigner
+from covidtracer.enffiles.signing import PemSigner
 
 TARGET_KEYS = 1_400_000
 TARGET_SECONDS = 8.0

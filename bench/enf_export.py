@@ -153,13 +153,12 @@ def _hwm_mib() -> float:
 def _one_run(env: dict[str, str], profile: str | None, out: Any) -> None:
     """A fresh process: set the service environment, run the export once, report."""
     os.environ.update(env)
-    from covidtracer import settings
-    from covidtracer.enf import export_service
-    from covidtracer.enf.kms_signer import KmsSigner, S3FileStore
+    from covidtracer.enffiles import service as export_service
+    from covidtracer.enffiles import wiring as files_wiring
+    from covidtracer.enfkeys.settings import enf_settings
 
-    config = settings.enf_settings()
-    signer = KmsSigner(config.export_signing_key_id, config.export.kms_message_type)
-    store = S3FileStore(config.exports_bucket)
+    deps = files_wiring.deps_for(enf_settings())
+    signer, store = deps.signer, deps.store
     store.put("warm/up", b"", "text/plain", "no-cache")  # client creation is not the export
 
     phases = _Phases()
@@ -181,10 +180,10 @@ def _one_run(env: dict[str, str], profile: str | None, out: Any) -> None:
         import cProfile
 
         profiler = cProfile.Profile()
-        result = profiler.runcall(export_service.export_keys, config, signer, store, NOW)
+        result = profiler.runcall(export_service.export_keys, deps, export_service.ExportRun(), NOW)
         profiler.dump_stats(profile)
     else:
-        result = export_service.export_keys(config, signer, store, NOW)
+        result = export_service.export_keys(deps, export_service.ExportRun(), NOW)
     wall = time.perf_counter() - started
     peak = _hwm_mib()
     cpu_after = resource.getrusage(resource.RUSAGE_SELF)
@@ -226,9 +225,12 @@ def _print_run(n: int, r: dict[str, Any]) -> None:
 def db_read_alone(dsn: str) -> float:
     """The run's PostgreSQL reads on their own, one after another (no encoding, no S3): the
     part of the machine's limit that the pipeline overlaps everything else with."""
-    from covidtracer.enf import export_db, export_model
+    from covidtracer.enffiles import db as export_db
+    from covidtracer.enffiles import model as export_model
+    from covidtracer.enffiles.settings import EnfExportSettings
 
-    windows = export_model.plan_windows(int(NOW.timestamp()), 14)
+    settle = EnfExportSettings().settle_seconds
+    windows = export_model.plan_windows(int(NOW.timestamp()), 14, settle_seconds=settle)
     conn = psycopg2.connect(dsn)
     conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
     try:
@@ -280,7 +282,7 @@ def main() -> None:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     try:
         from covidtracer import migrations
-        from covidtracer.enf.schema import MIGRATIONS
+        from covidtracer.enfkeys.schema import MIGRATIONS
 
         conn = psycopg2.connect(dsn)
         try:

@@ -68,8 +68,8 @@ def _prepare(database_url: str, uploads: int, workers: int) -> list[list[dict[st
     from psycopg2.extras import execute_values
 
     from covidtracer import aws
-    from covidtracer.enf import tokens
-    from covidtracer.settings import enf_settings
+    from covidtracer.enfkeys import tokens
+    from covidtracer.enfkeys.settings import enf_settings
 
     settings = enf_settings()
     key = aws.secret_string(settings.tokens.signing_secret_id)
@@ -112,7 +112,7 @@ def _worker(events: list[dict[str, Any]], start_at: float, profile: bool, out: A
     import app as enf
 
     from covidtracer import aws
-    from covidtracer.settings import enf_settings
+    from covidtracer.enfkeys.settings import enf_settings
 
     logging.getLogger().setLevel(logging.WARNING)  # the access log would measure stdout
     aws.secret_string(enf_settings().tokens.signing_secret_id)  # warm, as a warm Lambda is
@@ -156,7 +156,7 @@ def main() -> None:
     from moto.server import ThreadedMotoServer
 
     from covidtracer import migrations, settings
-    from covidtracer.enf.schema import MIGRATIONS
+    from covidtracer.enfkeys.schema import MIGRATIONS
     from tracerstack.bootstrap import bootstrap
     from tracerstack.environment import LOCAL_CREDENTIALS, service_environment
     from tracerstack.pytest_plugin import free_port

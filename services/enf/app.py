@@ -1,4 +1,9 @@
-"""The Exposure Notification key server API (DESIGN §4): a routing table."""
+"""The Exposure Notification key server API (DESIGN §4): a routing table.
+
+Each handler decodes its request into an ``ApiRequest``, calls one use case of
+``covidtracer.enfkeys.service`` (or, for the export job, ``covidtracer.enffiles.service``)
+with the stage's adapters (``wiring.deps()``, built on first use) and encodes the answer.
+"""
 
 # No `from __future__ import annotations` here: Chalice's IAM policy analyzer reads this
 # module's symbol tables and fails on postponed annotations (`make package` exercises it).
@@ -7,92 +12,74 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chalice import Rate, Response  # type: ignore[attr-defined]
+from chalice.app import Request
 
 from covidtracer import health, logs
-from covidtracer import settings as config
-from covidtracer.http import (
-    ApiApp,
-    bearer_token,
-    json_body,
-    json_response,
-    no_content,
-    source_ip,
-)
-from covidtracer.settings import EnfSettings, enf_settings
+from covidtracer.enffiles import service as files
+from covidtracer.enffiles import wiring as files_wiring
+from covidtracer.enfkeys import schema, service, wiring
+from covidtracer.enfkeys.model import ApiRequest
+from covidtracer.enfkeys.settings import enf_settings
+from covidtracer.http import ApiApp, bearer_token, json_body, json_response, no_content, source_ip
 
 logs.configure()
 app = ApiApp("covidtracer-enf")
-
-
-def _service() -> Any:
-    """The service module, imported on first use (it pulls in the I/O adapters)."""
-    from covidtracer.enf import service
-
-    return service
-
-
-@config.built_from_settings
-def _ports() -> Any:
-    """Adapters for the current settings, built once per execution environment."""
-    return _service().ports_for(enf_settings())
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _bearer() -> str | None:
-    return bearer_token(app.current_request)
+def _current() -> Request:
+    request = app.current_request
+    assert request is not None, "a route runs only with a current request"
+    return request
+
+
+def _request(*, body: bool = False) -> ApiRequest:
+    """The current HTTP request as the use cases read it (its JSON body when ``body``)."""
+    request = _current()
+    return ApiRequest(
+        body=json_body(request) if body else {},
+        bearer=bearer_token(request),
+        query=request.query_params or {},
+        source_ip=source_ip(request),
+        api_key=request.headers.get("x-api-key"),
+    )
 
 
 @app.route("/health", methods=["GET"])
 def get_health() -> Response:
-    settings = enf_settings()
-    healthy, report = health.run(
-        {
-            **health.database_check(settings.database),
-            **health.bucket_check("enf_exports", settings.exports_bucket),
-        }
-    )
+    healthy, report = health.run(wiring.health_checks(enf_settings()))
     return json_response(report, 200 if healthy else 503)
 
 
 @app.route("/register", methods=["POST"])
 def post_register() -> Response:
-    nonce = _service().start_registration(
-        enf_settings(), _ports(), _now(), source_ip(app.current_request)
-    )
+    nonce = service.start_registration(wiring.deps(), _request(), _now())
     return json_response({"nonce": nonce})
 
 
 @app.route("/register", methods=["PUT"])
 def put_register() -> Response:
-    request = app.current_request
-    return json_response(
-        _service().complete_registration(
-            enf_settings(), _ports(), json_body(request), _now(), source_ip(request)
-        )
-    )
+    return json_response(service.complete_registration(wiring.deps(), _request(body=True), _now()))
 
 
 @app.route("/register", methods=["DELETE"])
 def delete_register() -> Response:
-    _service().forget(enf_settings(), _ports(), _bearer(), _now())
+    service.forget(wiring.deps(), _request(), _now())
     return no_content()
 
 
 @app.route("/refresh", methods=["POST"])
 def post_refresh() -> Response:
-    token = _service().refresh(enf_settings(), _ports(), _bearer(), _now())
+    token = service.refresh(wiring.deps(), _request(), _now())
     return json_response({"token": token})
 
 
 @app.route("/ncts/verification-codes", methods=["POST"])
 def post_verification_code() -> Response:
-    request = app.current_request
-    expires_at = _service().request_code(
-        enf_settings(), _ports(), request.headers.get("x-api-key"), json_body(request), _now()
-    )
+    expires_at = service.request_code(wiring.deps(), _request(body=True), _now())
     return json_response(
         {"expiresAt": expires_at.isoformat(timespec="seconds").replace("+00:00", "Z")}, 201
     )
@@ -100,54 +87,27 @@ def post_verification_code() -> Response:
 
 @app.route("/exposures/verify", methods=["POST"])
 def post_exposures_verify() -> Response:
-    request = app.current_request
-    token = _service().verify_code(
-        enf_settings(), _ports(), _bearer(), json_body(request), _now(), source_ip(request)
-    )
+    token = service.verify_code(wiring.deps(), _request(body=True), _now())
     return json_response({"token": str(token)})
 
 
 @app.route("/exposures", methods=["POST"])
 def post_exposures() -> Response:
-    body = json_body(app.current_request)
-    _service().upload_keys(enf_settings(), _ports(), _bearer(), body, _now())
+    service.upload_keys(wiring.deps(), _request(body=True), _now())
     return no_content()
-
-
-def _exports() -> Any:
-    """The export use cases, imported on first use."""
-    from covidtracer.enf import export_service
-
-    return export_service
-
-
-def _export_store(settings: EnfSettings) -> Any:
-    from covidtracer.enf.kms_signer import S3FileStore
-
-    return S3FileStore(settings.exports_bucket)
 
 
 @app.route("/exposures", methods=["GET"])
 def get_exposures() -> Response:
-    settings = enf_settings()
-    query = app.current_request.query_params or {}
-    files = _service().list_files(settings, _ports(), _bearer(), query, _now())
-    return json_response(files)
+    return json_response(service.list_files(wiring.deps(), _request(), _now()))
 
 
 @app.route("/data/{folder}/{name}", methods=["GET"])
 def get_export_file(folder: str, name: str) -> Response:
     # Export paths are always exposures/<file>.zip: two segments (chalice local has no
     # greedy {path+} parameters, and nothing else in the bucket may be served).
-    settings = enf_settings()
-    body = _service().read_file(
-        settings,
-        _ports(),
-        _export_store(settings),
-        _bearer(),
-        f"{folder}/{name}",
-        _now(),
-    )
+    request = ApiRequest(bearer=bearer_token(_current()), path=f"{folder}/{name}")
+    body = service.read_file(wiring.deps(), request, _now())
     return Response(
         body=body,
         status_code=200,
@@ -157,61 +117,41 @@ def get_export_file(folder: str, name: str) -> Response:
 
 @app.route("/settings/exposures", methods=["GET"])
 def get_exposure_settings() -> Response:
-    query = app.current_request.query_params or {}
-    return json_response(
-        _service().exposure_config(enf_settings(), _ports(), _bearer(), query, _now())
-    )
+    return json_response(service.exposure_config(wiring.deps(), _request(), _now()))
 
 
 @app.route("/settings/notification", methods=["GET"])
 def get_notification_settings() -> Response:
-    return json_response(_service().notification_config(enf_settings(), _ports()))
+    return json_response(service.notification_config(wiring.deps(), _request(), _now()))
 
 
 @app.route("/metrics", methods=["POST"])
 def post_metrics() -> Response:
-    body = json_body(app.current_request)
-    _service().record_metric(enf_settings(), _ports(), _bearer(), body, _now())
+    service.record_metric(wiring.deps(), _request(body=True), _now())
     return no_content()
 
 
 @app.route("/callback", methods=["POST"])
 def post_callback() -> Response:
-    body = json_body(app.current_request)
-    _service().request_callback(enf_settings(), _ports(), _bearer(), body, _now())
+    service.request_callback(wiring.deps(), _request(body=True), _now())
     return no_content()
 
 
 @app.schedule(Rate(5, unit=Rate.MINUTES), name="export_keys")
 def export_keys(event: Any) -> dict[str, int | bool]:
     """Every 5 minutes: build the export files whose windows have closed (one run at a time)."""
-    from covidtracer.enf.kms_signer import KmsSigner
-
-    settings = enf_settings()
-    result = _exports().export_keys(
-        settings,
-        KmsSigner(settings.export_signing_key_id, settings.export.kms_message_type),
-        _export_store(settings),
-        _now(),
-        padding_key=_ports().code_hash_key,
-    )
-    summary: dict[str, int | bool] = result.as_dict()
-    return summary
+    return files.export_keys(files_wiring.deps(), files.ExportRun(), _now()).as_dict()
 
 
 @app.schedule(Rate(1, unit=Rate.HOURS), name="cleanup")
 def cleanup(event: Any) -> dict[str, int]:
     """Hourly: delete keys, codes, tokens, nonces, registrations and export files past
     retention."""
-    settings = enf_settings()
-    result: dict[str, int] = _service().apply_retention(settings, _export_store(settings), _now())
-    return result
+    return service.apply_retention(wiring.deps(), None, _now())
 
 
 @app.lambda_function(name="migrate")
 def migrate(event: Any, context: Any) -> dict[str, list[str]]:
     """Run the ENF migrations (deploys invoke this once per release)."""
-    from covidtracer.enf import schema
-
     target = event.get("target") if isinstance(event, dict) else None
     return {"ran": schema.migrate(enf_settings().database, target)}

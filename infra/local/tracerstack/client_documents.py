@@ -2,7 +2,7 @@
 
     .venv/bin/python -m tracerstack.client_documents exposure|notification FILE
 
-Applies the service's own rules (``covidtracer.enf.client_config``, what a Lambda applies
+Applies the service's own rules (``covidtracer.enfkeys.client_config``, what a Lambda applies
 before serving it) and the phones' decoders (``tracerstack.clients``); prints every problem
 and exits 1, or prints ``ok``.
 """
@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from covidtracer.enf import client_config
+from covidtracer.enfkeys import client_config
 from tracerstack import clients
 
 

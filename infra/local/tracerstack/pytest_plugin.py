@@ -60,6 +60,26 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_botocore_loader() -> Iterator[None]:
+    """Every boto3 session of this test process shares one botocore data loader.
+
+    ``service_env`` forgets the AWS clients between tests (their endpoint may change), and a
+    new session re-reads each service's model (~0.1 s of CPU a client). The
+    models are read-only data, so sharing their loader changes nothing a test observes.
+    """
+    import functools
+
+    import botocore.loaders
+    import botocore.session
+
+    real = botocore.session.create_loader
+    shared = functools.cache(botocore.loaders.create_loader)
+    botocore.session.create_loader = shared  # type: ignore[assignment]
+    yield
+    botocore.session.create_loader = real
+
+
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
     from tracerstack import awsapis

@@ -194,7 +194,7 @@ def _migrate(database_url: str) -> None:
 
     from covidtracer import migrations
 
-    directory = REPO_ROOT / "shared" / "src" / "covidtracer" / "enf" / "migrations"
+    directory = REPO_ROOT / "shared" / "src" / "covidtracer" / "enfkeys" / "migrations"
     if not directory.is_dir():
         _say("ENF migrations: none yet")
         return

@@ -29,7 +29,7 @@ def enf_env(
     import psycopg2
 
     from covidtracer import db, migrations, settings
-    from covidtracer.enf.schema import MIGRATIONS
+    from covidtracer.enfkeys.schema import MIGRATIONS
 
     conn = psycopg2.connect(pg_schema)
     migrations.migrate(conn, MIGRATIONS)
@@ -39,6 +39,34 @@ def enf_env(
     db.close()
     yield {**service_env, "DATABASE_URL": pg_schema}
     db.close()
+
+
+@pytest.fixture
+def client(enf_env: dict[str, str]) -> Iterator[Any]:
+    """Chalice's test client on the app, with ``enf_env`` in force."""
+    from app import app
+    from chalice.test import Client
+
+    with Client(app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def enf_url(enf_env: dict[str, str]) -> Iterator[str]:
+    """The app under ``chalice local`` (threaded, as the local stack runs it): its URL."""
+    from tracerstack.pytest_plugin import serve_api
+
+    with serve_api("enf", enf_env) as url:
+        yield url
+
+
+def sql(env: dict[str, str], statement: str, params: tuple[Any, ...] = ()) -> Any:
+    """Run ``statement`` on the test's schema, on a connection of the test's own; its rows."""
+    import psycopg2
+
+    with psycopg2.connect(env["DATABASE_URL"]) as conn, conn.cursor() as cur:
+        cur.execute(statement, params)
+        return cur.fetchall() if cur.description else None
 
 
 def secret(env: dict[str, str], name: str) -> str:

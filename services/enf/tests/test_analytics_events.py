@@ -24,7 +24,8 @@ def hanging_firehose(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Callable[[], emitter.Emitter]]:
     """Builds the process's emitter (from the settings as they are then) against a Firehose
-    endpoint that accepts connections and never answers: one attempt of 3 s per batch."""
+    endpoint that accepts connections and never answers: one attempt of 1.5 s per batch
+    (long enough to outlast every check made while a batch hangs, short enough to wait out)."""
     import boto3
     from botocore.config import Config
 
@@ -32,7 +33,7 @@ def hanging_firehose(
         "firehose",
         region_name="ap-southeast-2",
         endpoint_url=unresponsive_server.url,
-        config=Config(connect_timeout=1, read_timeout=3, retries={"total_max_attempts": 1}),
+        config=Config(connect_timeout=1, read_timeout=1.5, retries={"total_max_attempts": 1}),
     )
     monkeypatch.setenv("ANALYTICS_MAX_ATTEMPTS", "1")
 

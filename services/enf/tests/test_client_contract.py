@@ -5,29 +5,19 @@ fails here."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from chalice.test import Client
 from conftest import Phone, daily_keys, request_code
 
-from covidtracer import settings
-from covidtracer.enf import export_service
-from covidtracer.enf.exportreader import read_export_zip
-from covidtracer.enf.kms_signer import KmsSigner, S3FileStore
+from covidtracer.enffiles import service as files
+from covidtracer.enffiles import wiring as files_wiring
+from covidtracer.enfkeys.settings import enf_settings
 from tracerstack import clients
+from tracerstack.exportreader import read_export_zip
 
 pytestmark = pytest.mark.contract
-
-
-@pytest.fixture
-def client(enf_env: dict[str, str]) -> Iterator[Any]:
-    from app import app
-
-    with Client(app) as test_client:
-        yield test_client
 
 
 def _json(response: Any) -> Any:
@@ -36,9 +26,8 @@ def _json(response: Any) -> Any:
 
 
 def _export(now: datetime) -> None:
-    config = settings.enf_settings()
-    signer = KmsSigner(config.export_signing_key_id, config.export.kms_message_type)
-    export_service.export_keys(config, signer, S3FileStore(config.exports_bucket), now)
+    config = enf_settings()
+    files.export_keys(files_wiring.deps_for(config), files.ExportRun(), now)
 
 
 def test_both_platforms_decode_the_settings_and_list_files_with_their_own_limit(

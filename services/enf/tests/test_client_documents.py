@@ -22,7 +22,7 @@ from covidtracer import settings
 
 
 def _packaged(name: str) -> dict[str, Any]:
-    raw = resources.files("covidtracer.enf").joinpath(name).read_text()
+    raw = resources.files("covidtracer.enfkeys").joinpath(name).read_text()
     return json.loads(raw)  # type: ignore[no-any-return]
 
 

@@ -4,34 +4,20 @@ requests in flight, so every 204 is stored (DESIGN §8; issue 11, failure 1)."""
 
 from __future__ import annotations
 
-import hashlib
 import re
 import socket
 import subprocess
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg2
-import pytest
 import requests
-from conftest import daily_keys, secret
-
-from tracerstack.pytest_plugin import serve_api
+from conftest import app_hash, daily_keys, secret
 
 UPLOADS = 20
-
-
-@pytest.fixture
-def enf_url(enf_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    with serve_api("enf", enf_env) as url:
-        yield url
-
-
-def _app_hash(code: str) -> str:
-    return hashlib.sha512(code[:3].encode()).hexdigest() + hashlib.sha512(code.encode()).hexdigest()
 
 
 def _ready_upload(url: str, env: dict[str, str], outbox: Any, phone_number: str) -> dict[str, Any]:
@@ -56,7 +42,7 @@ def _ready_upload(url: str, env: dict[str, str], outbox: Any, phone_number: str)
     assert match
     bearer = {"Authorization": f"Bearer {token}"}
     verified = session.post(
-        f"{url}/exposures/verify", json={"hash": _app_hash(match.group(1))}, headers=bearer,
+        f"{url}/exposures/verify", json={"hash": app_hash(match.group(1))}, headers=bearer,
         timeout=10,
     )  # fmt: skip
     assert verified.status_code == 200, verified.text

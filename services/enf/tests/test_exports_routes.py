@@ -4,39 +4,25 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import psycopg2
 import pytest
 from chalice.test import Client
 
-from covidtracer import aws, db, settings
-from covidtracer.enf import export_service, schema, tokens
-from covidtracer.enf.exportreader import read_export_zip
-from covidtracer.enf.kms_signer import KmsSigner, S3FileStore
+from covidtracer import aws
+from covidtracer.enffiles import service as files
+from covidtracer.enffiles import wiring as files_wiring
+from covidtracer.enfkeys import tokens
+from covidtracer.enfkeys.settings import enf_settings
+from tracerstack.exportreader import read_export_zip
 
 NOW = datetime(2021, 10, 15, 13, 30, tzinfo=UTC)
 
 
-@pytest.fixture
-def client(
-    service_env: dict[str, str], pg_schema: str, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Client]:
-    monkeypatch.setenv("DATABASE_URL", pg_schema)
-    settings.reset()
-    db.close()
-    schema.migrate(settings.enf_settings().database)
-    import app
-
-    with Client(app.app) as test_client:
-        yield test_client
-    db.close()
-
-
 def _token(kind: str = tokens.ACCESS, key: str | None = None) -> str:
     """A token of a registration that exists (tokens of unknown ones are refused)."""
-    config = settings.enf_settings()
+    config = enf_settings()
     registration_id = uuid.uuid4()
     with psycopg2.connect(config.database.url) as conn, conn.cursor() as cur:
         cur.execute(
@@ -53,7 +39,7 @@ def _token(kind: str = tokens.ACCESS, key: str | None = None) -> str:
 
 
 def _export_one_day() -> None:
-    config = settings.enf_settings()
+    config = enf_settings()
     created = NOW - timedelta(days=2)
     rsn = int(created.timestamp()) // 86_400 * 144 - 144
     with psycopg2.connect(config.database.url) as conn, conn.cursor() as cur:
@@ -63,8 +49,7 @@ def _export_one_day() -> None:
                 " transmission_risk_level, created_at) VALUES (%s, %s, 144, 2, %s)",
                 (i.to_bytes(16, "big"), rsn, created),
             )
-    signer = KmsSigner(config.export_signing_key_id, config.export.kms_message_type)
-    export_service.export_keys(config, signer, S3FileStore(config.exports_bucket), NOW)
+    files.export_keys(files_wiring.deps_for(config), files.ExportRun(), NOW)
 
 
 def _get(client: Client, path: str, token: str | None, accept: str = "*/*") -> object:
@@ -92,21 +77,19 @@ def test_exposures_lists_files_and_data_serves_their_zip(client: Client) -> None
     assert len(batch.keys) == 3
 
 
-@pytest.mark.parametrize(
-    "path",
-    [
+def test_data_is_404_for_unknown_or_foreign_paths(client: Client) -> None:
+    token = _token()
+    for path in (
         "/data/exposures/0000000000-0000000000-00001.zip",
         "/data/exposures/index.txt",
         "/data/other/1634083200-1634169600-00001.zip",
-    ],
-)
-def test_data_is_404_for_unknown_or_foreign_paths(client: Client, path: str) -> None:
-    assert _get(client, path, _token()).status_code == 404  # type: ignore[attr-defined]
+    ):
+        assert _get(client, path, token).status_code == 404, path  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("query", ["since=abc", "limit=0", "limit=100000", "since=-1"])
-def test_exposures_rejects_bad_parameters(client: Client, query: str) -> None:
-    response = _get(client, f"/exposures?{query}", _token())
+def test_exposures_rejects_bad_parameters(client: Client) -> None:
+    # Every bad since/limit is a unit rule (test_listing_query); one reaches the route here.
+    response = _get(client, "/exposures?limit=0", _token())
     assert response.status_code == 400  # type: ignore[attr-defined]
     assert json.loads(response.body)["type"] == "urn:errors:validation"  # type: ignore[attr-defined]
 
@@ -119,11 +102,11 @@ def test_routes_refuse_missing_forged_or_refresh_tokens(client: Client, route: s
     assert _get(client, route, _token(kind=tokens.REFRESH)).status_code == 401  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("accept", ["*/*", "application/zip", "application/json, text/plain, */*"])
-def test_data_serves_the_zip_whatever_accept_the_phone_sends(client: Client, accept: str) -> None:
+def test_data_serves_the_zip_whatever_accept_the_phone_sends(client: Client) -> None:
     _export_one_day()
     token = _token()
     files = json.loads(_get(client, "/exposures?since=0", token).body)  # type: ignore[attr-defined]
-    response = _get(client, f"/data/{files[0]['path']}", token, accept=accept)
-    assert response.status_code == 200  # type: ignore[attr-defined]
-    assert response.body[:2] == b"PK"  # type: ignore[attr-defined]
+    for accept in ("*/*", "application/zip", "application/json, text/plain, */*"):
+        response = _get(client, f"/data/{files[0]['path']}", token, accept=accept)
+        assert response.status_code == 200, accept  # type: ignore[attr-defined]
+        assert response.body[:2] == b"PK"  # type: ignore[attr-defined]

@@ -15,47 +15,45 @@ from typing import Any
 import psycopg2
 import pytest
 from chalice.test import Client
-from conftest import Phone, daily_keys, request_code
+from conftest import Phone, daily_keys, request_code, sql
 
 from covidtracer import aws, db, settings
+from covidtracer.enfkeys.settings import enf_settings
 from tracerstack.faults import TcpProxy, with_port
 
 
-def _sql(env: dict[str, str], statement: str, params: tuple[Any, ...] = ()) -> Any:
-    with psycopg2.connect(env["DATABASE_URL"]) as conn, conn.cursor() as cur:
-        cur.execute(statement, params)
-        return cur.fetchall() if cur.description else None
-
-
-def _wait_for_lock_wait(env: dict[str, str], deadline_seconds: float = 20) -> None:
-    """Until some other session of this database waits on a lock: the request is in flight."""
-    deadline = time.monotonic() + deadline_seconds
+def _wait_until(env: dict[str, str], count_query: str, done: bool, what: str) -> None:
+    """Poll ``count_query`` (sessions of this database, other than the poller's) until its
+    count is non-zero (``done``) or zero (not ``done``), for at most 20 seconds."""
+    deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        waiting = _sql(
-            env,
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-            " AND wait_event_type = 'Lock'",
-        )[0][0]
-        if waiting:
+        if bool(sql(env, count_query)[0][0]) == done:
             return
         time.sleep(0.02)
-    raise AssertionError("the request never reached the database")
+    raise AssertionError(what)
 
 
-def _wait_until_quiet(env: dict[str, str], deadline_seconds: float = 20) -> None:
+def _wait_for_lock_wait(env: dict[str, str]) -> None:
+    """Until some other session of this database waits on a lock: the request is in flight."""
+    _wait_until(
+        env,
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+        " AND wait_event_type = 'Lock'",
+        True,
+        "the request never reached the database",
+    )
+
+
+def _wait_until_quiet(env: dict[str, str]) -> None:
     """Until no other session of this database runs a statement: an orphaned one (its client
     gone) has finished, committed or rolled back."""
-    deadline = time.monotonic() + deadline_seconds
-    while time.monotonic() < deadline:
-        busy = _sql(
-            env,
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-            " AND state <> 'idle' AND pid <> pg_backend_pid()",
-        )[0][0]
-        if not busy:
-            return
-        time.sleep(0.02)
-    raise AssertionError("a statement is still running")
+    _wait_until(
+        env,
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+        " AND state <> 'idle' AND pid <> pg_backend_pid()",
+        False,
+        "a statement is still running",
+    )
 
 
 @pytest.fixture
@@ -71,14 +69,6 @@ def pg_proxy(enf_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterat
         monkeypatch.setenv("DATABASE_URL", url)
         settings.reset()
         db.close()
-
-
-@pytest.fixture
-def client(enf_env: dict[str, str]) -> Iterator[Any]:
-    from app import app
-
-    with Client(app) as test_client:
-        yield test_client
 
 
 def test_postgresql_gone_mid_upload_is_a_503_and_the_retry_stores_every_key_once(
@@ -104,8 +94,8 @@ def test_postgresql_gone_mid_upload_is_a_503_and_the_retry_stores_every_key_once
     # The statement reached the server before the connection went: PostgreSQL finishes it
     # once the lock is free, so the upload committed (all of it) or not at all.
     _wait_until_quiet(enf_env)
-    claimed = _sql(enf_env, "SELECT claimed_at IS NOT NULL FROM upload_tokens")[0][0]
-    stored_now = _sql(enf_env, "SELECT count(*) FROM exposures")[0][0]
+    claimed = sql(enf_env, "SELECT claimed_at IS NOT NULL FROM upload_tokens")[0][0]
+    stored_now = sql(enf_env, "SELECT count(*) FROM exposures")[0][0]
     assert (stored_now > 0) == claimed
 
     pg_proxy.restore()
@@ -113,7 +103,7 @@ def test_postgresql_gone_mid_upload_is_a_503_and_the_retry_stores_every_key_once
     assert phone.upload(token, keys).status_code == 204
     assert phone.upload(token, list(reversed(keys))).status_code == 204  # same keys again
     assert phone.upload(token, daily_keys(2)).status_code == 403  # other keys: token used
-    stored = _sql(enf_env, "SELECT count(*), count(DISTINCT key_data) FROM exposures")[0]
+    stored = sql(enf_env, "SELECT count(*), count(DISTINCT key_data) FROM exposures")[0]
     assert stored[0] == stored[1] >= 1  # every kept key, once
 
 
@@ -133,15 +123,15 @@ def _insert_keys(env: dict[str, str], count: int, created: datetime) -> set[byte
 def test_postgresql_gone_mid_export_fails_the_run_and_the_next_run_exports_every_key_once(
     pg_proxy: TcpProxy, enf_env: dict[str, str]
 ) -> None:
-    from covidtracer.enf import export_service
-    from covidtracer.enf.exportreader import read_export_zip
-    from covidtracer.enf.kms_signer import KmsSigner, S3FileStore
+    from covidtracer.enffiles import service as files
+    from covidtracer.enffiles import wiring as files_wiring
+    from tracerstack.exportreader import read_export_zip
 
     now = datetime(2021, 10, 15, 13, 30, tzinfo=UTC)
     keys = _insert_keys(enf_env, 40, now - timedelta(days=2))
-    config = settings.enf_settings()
-    signer = KmsSigner(config.export_signing_key_id, config.export.kms_message_type)
-    store = S3FileStore(config.exports_bucket)
+    config = enf_settings()
+    deps = files_wiring.deps_for(config)
+    store = deps.store
     locker = psycopg2.connect(enf_env["DATABASE_URL"])
     with locker.cursor() as cur:  # the export waits on its read of the keys
         cur.execute("LOCK TABLE exposures IN ACCESS EXCLUSIVE MODE")
@@ -149,7 +139,7 @@ def test_postgresql_gone_mid_export_fails_the_run_and_the_next_run_exports_every
 
     def run() -> None:
         try:
-            export_service.export_keys(config, signer, store, now)
+            files.export_keys(deps, files.ExportRun(), now)
         except Exception as error:
             failure.append(error)
 
@@ -161,24 +151,27 @@ def test_postgresql_gone_mid_export_fails_the_run_and_the_next_run_exports_every
     locker.rollback()
     locker.close()
     assert failure, "the run must fail when its database goes"
-    assert _sql(enf_env, "SELECT count(*) FROM export_files") == [(0,)]  # nothing recorded
+    assert sql(enf_env, "SELECT count(*) FROM export_files") == [(0,)]  # nothing recorded
 
     pg_proxy.restore()
     later = now + timedelta(seconds=config.export.lease_seconds + 1)  # the dead run's lease
-    result = export_service.export_keys(config, signer, store, later)
+    result = files.export_keys(deps, files.ExportRun(), later)
     assert not result.skipped and result.files >= 1
-    paths = [row[0] for row in _sql(enf_env, "SELECT path FROM export_files")]
+    paths = [row[0] for row in sql(enf_env, "SELECT path FROM export_files")]
     exported: list[bytes] = []
     for path in paths:
         batch, _ = read_export_zip(store.get(path))
         exported += [key.key_data for key in batch.keys]
     assert set(exported) == keys
-    assert export_service.export_keys(config, signer, store, later).files == 0  # re-run: same
+    assert files.export_keys(deps, files.ExportRun(), later).files == 0  # re-run: same
 
 
 @pytest.fixture
 def aws_proxy(enf_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[TcpProxy]:
     url = enf_env["AWS_ENDPOINT_URL"]
+    # One attempt per AWS call: the outage is what is tested, not botocore's backoff (each
+    # refused call would otherwise wait through its retries).
+    monkeypatch.setattr(aws, "MAX_ATTEMPTS", 1)
     with TcpProxy.for_url(url, 80) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", with_port(url, proxy.port))
         settings.reset()
@@ -223,15 +216,17 @@ def test_the_sms_provider_down_then_back(
     outbox.outage("sms", status)
     with pytest.raises(AssertionError):
         request_code(client, enf_env, outbox)  # 503: NCTS retries
-    assert _sql(enf_env, "SELECT count(*) FROM verification_codes") == [(0,)]
+    assert sql(enf_env, "SELECT count(*) FROM verification_codes") == [(0,)]
     outbox.clear()
     phone = Phone(client)
     assert phone.verify(request_code(client, enf_env, outbox)).status_code == 200
 
 
 def test_ncts_down_then_back_for_a_callback_and_the_503s_are_refunded(
-    client: Any, outbox: Any
+    client: Any, outbox: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("NCTS_BACKOFF_MS", "0")  # the outage is tested, not the backoff
+    settings.reset()
     phone = Phone(client)
     outbox.outage("ncts", 503)
     for _ in range(3):

@@ -6,14 +6,12 @@ longer than its registration. One test (or table) per numbered failure of the is
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import psycopg2
 import pytest
 import requests
-from chalice.test import Client
 from conftest import Phone, request_code, secret
 
 from covidtracer import settings
@@ -29,14 +27,6 @@ UPLOAD = {
          "rollingPeriod": 144, "transmissionRiskLevel": 0}
     ],
 }  # fmt: skip
-
-
-@pytest.fixture
-def client(enf_env: dict[str, str]) -> Iterator[Any]:
-    from app import app
-
-    with Client(app) as test_client:
-        yield test_client
 
 
 def _send(client: Any, method: str, path: str, body: Any, headers: dict[str, str]) -> Any:
@@ -72,28 +62,23 @@ def _routes(phone: Phone, env: dict[str, str]) -> list[tuple[str, str, dict[str,
 # ---------------------------------------------------------------------- 2: 5xx from bad input
 
 
-@pytest.mark.parametrize("since", ["²", "٣", "1\n", "１"])
-def test_a_since_of_lookalike_digits_is_a_400(client: Any, phone: Phone, since: str) -> None:
-    response = phone.request("GET", f"/exposures?since={requests.utils.quote(since)}")
+# The tables of hostile values are rules (shared/tests/unit/enfkeys/test_hostile_requests.py);
+# here one of each reaches its route and comes back in the validation error shape.
+
+
+def test_a_since_of_lookalike_digits_is_a_400(client: Any, phone: Phone) -> None:
+    response = phone.request("GET", f"/exposures?since={requests.utils.quote('²')}")
     assert response.status_code == 400, response.body
     assert json.loads(response.body)["type"] == "urn:errors:validation"
 
 
-@pytest.mark.parametrize(
-    "body",
-    [{"os": "ios", "event": [], "version": "1"}, {"os": {}, "event": "CONTACT_NOTIFICATION"},
-     {"os": "ios", "event": {"a": 1}}, {"os": ["ios"], "event": ["x"], "version": []}],
-)  # fmt: skip
-def test_metrics_with_unhashable_names_are_a_400(phone: Phone, body: dict[str, Any]) -> None:
-    response = phone.request("POST", "/metrics", body)
+def test_metrics_with_unhashable_names_are_a_400(phone: Phone) -> None:
+    response = phone.request("POST", "/metrics", {"os": ["ios"], "event": ["x"], "version": []})
     assert response.status_code == 400, response.body
 
 
-@pytest.mark.parametrize("test_type", [{}, [], ["confirmed"]])
-def test_a_test_type_that_is_not_text_is_a_400(
-    client: Any, enf_env: dict[str, str], test_type: Any
-) -> None:
-    body = {"phone": "+64210123456", "symptomOnset": TODAY, "testType": test_type}
+def test_a_test_type_that_is_not_text_is_a_400(client: Any, enf_env: dict[str, str]) -> None:
+    body = {"phone": "+64210123456", "symptomOnset": TODAY, "testType": ["confirmed"]}
     status, problem = _send(client, "POST", "/ncts/verification-codes", body, _ncts_key(enf_env))
     assert status == 400, problem
     assert "TestType" in problem["errors"]
@@ -117,19 +102,19 @@ def test_a_lone_surrogate_in_any_body_is_a_400(
         assert status == 400, (path, problem)
 
 
-@pytest.mark.parametrize(
-    ("method", "path"),
-    [("GET", "/register"), ("PATCH", "/register"), ("DELETE", "/exposures"), ("PUT", "/metrics"),
-     ("GET", "/callback"), ("POST", "/settings/notification"), ("GET", "/exposures/verify"),
-     ("DELETE", "/data/exposures/x.zip"), ("GET", "/ncts/verification-codes")],
-)  # fmt: skip
-def test_a_wrong_method_on_a_known_route_is_a_405_in_the_error_shape(
-    phone: Phone, method: str, path: str
-) -> None:
-    response = phone.request(method, path, {})
-    assert response.status_code == 405, response.body
-    assert json.loads(response.body)["type"] == "urn:errors:method-not-allowed"
-    assert response.headers["Allow"]
+WRONG_METHODS = [
+    ("GET", "/register"), ("PATCH", "/register"), ("DELETE", "/exposures"), ("PUT", "/metrics"),
+    ("GET", "/callback"), ("POST", "/settings/notification"), ("GET", "/exposures/verify"),
+    ("DELETE", "/data/exposures/x.zip"), ("GET", "/ncts/verification-codes"),
+]  # fmt: skip
+
+
+def test_a_wrong_method_on_a_known_route_is_a_405_in_the_error_shape(phone: Phone) -> None:
+    for method, path in WRONG_METHODS:
+        response = phone.request(method, path, {})
+        assert response.status_code == 405, (method, path, response.body)
+        assert json.loads(response.body)["type"] == "urn:errors:method-not-allowed"
+        assert response.headers["Allow"]
 
 
 # ---------------------------------------------------------------------- 3: input is not a 503
@@ -236,32 +221,17 @@ def test_every_route_refuses_a_deleted_registrations_token(
 # ---------------------------------------------------------------------- 7: control characters
 
 
-@pytest.mark.parametrize(
-    ("body", "key"),
-    [({"phone": "+64210123456\n", "symptomOnset": TODAY}, "Phone"),
-     ({"phone": "+٦٤٢١٠١٢٣٤٥٦", "symptomOnset": TODAY}, "Phone"),
-     ({"phone": "+64210123456", "symptomOnset": "٢٠٢١-١٠-٠٤"}, "SymptomOnset")],
-)  # fmt: skip
-def test_phones_and_dates_are_anchored_and_ascii(
-    client: Any, enf_env: dict[str, str], body: dict[str, Any], key: str
-) -> None:
+def test_a_phone_with_non_ascii_digits_is_a_400(client: Any, enf_env: dict[str, str]) -> None:
+    body = {"phone": "+٦٤٢١٠١٢٣٤٥٦", "symptomOnset": TODAY}
     status, problem = _send(client, "POST", "/ncts/verification-codes", body, _ncts_key(enf_env))
     assert status == 400, problem
-    assert key in problem["errors"]
+    assert "Phone" in problem["errors"]
 
 
-@pytest.mark.parametrize(
-    ("body", "key"),
-    [({"phone": "+64210123456", "firstName": "Aroha\u0000"}, "FirstName"),
-     ({"phone": "+64210123456", "contactNotes": "after 5\u0007"}, "ContactNotes"),
-     ({"phone": "+64210123456\n"}, "Phone")],
-)  # fmt: skip
-def test_control_characters_in_a_callback_are_a_400(
-    phone: Phone, body: dict[str, Any], key: str
-) -> None:
-    response = phone.request("POST", "/callback", body)
+def test_control_characters_in_a_callback_are_a_400(phone: Phone) -> None:
+    response = phone.request("POST", "/callback", {"phone": "+64210123456", "firstName": "A\u0000"})
     assert response.status_code == 400, response.body
-    assert key in json.loads(response.body)["errors"]
+    assert "FirstName" in json.loads(response.body)["errors"]
 
 
 def test_a_nonce_with_a_trailing_newline_is_a_400(client: Any) -> None:
@@ -279,9 +249,6 @@ def test_the_ncts_key_unreadable_is_a_503_as_on_the_app_api(
 ) -> None:
     monkeypatch.setenv("NCTS_API_KEY_SECRET_ID", "covidtracer/nowhere/ncts-api-key")
     settings.reset()
-    from app import _ports
-
-    _ports.cache_clear()  # type: ignore[attr-defined]
     body = {"phone": "+64210123456", "symptomOnset": TODAY}
     status, problem = _send(client, "POST", "/ncts/verification-codes", body, {"x-api-key": "k"})
     assert status == 503, problem

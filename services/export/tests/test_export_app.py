@@ -35,9 +35,11 @@ def test_a_written_item_reaches_the_export_file_through_the_apps_handlers(
     summary: dict[str, Any] = getattr(app, job.function)(scheduled_event(job), CONTEXT)
 
     assert summary["users"] == 1 and summary["messages"] == 1
-    body = aws_stack.client("s3").get_object(
-        Bucket=service_env["USER_DETAILS_BUCKET"], Key=summary["key"]
-    )["Body"].read()
+    body = (
+        aws_stack.client("s3")
+        .get_object(Bucket=service_env["USER_DETAILS_BUCKET"], Key=summary["key"])["Body"]
+        .read()
+    )
     assert json.loads(body) == export_line("app-user", "2021-10-04T21:05:12.345Z")
     assert summary["key"].startswith("personal-details/")
 

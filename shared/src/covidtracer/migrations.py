@@ -1,6 +1,6 @@
 """Numbered up/down SQL migrations for PostgreSQL.
 
-Files live beside the code that uses the schema (``covidtracer/enf/migrations``) so the ENF
+Files live beside the code that uses the schema (``covidtracer/enfkeys/migrations``) so the ENF
 Lambda ships them and a deploy can run ``migrate`` through it. Names are
 ``NNNN_what.up.sql`` and ``NNNN_what.down.sql``. Applied versions are recorded in
 ``schema_migrations``; a PostgreSQL advisory lock makes concurrent runs (two deploys, a

@@ -1,4 +1,4 @@
-"""The ENF schema and SQL on a real PostgreSQL: migrations, concurrent claims, retention."""
+"""The ENF schema and SQL on a real PostgreSQL: migrations, concurrent uploads, retention."""
 
 from __future__ import annotations
 
@@ -13,23 +13,13 @@ import psycopg2
 import pytest
 
 from covidtracer import db, migrations
-from covidtracer.enf import db as sql
-from covidtracer.enf import model, service
-from covidtracer.enf.model import ExposureKey, StoredKey
-from covidtracer.enf.schema import MIGRATIONS
-from covidtracer.settings import EnfSettings
+from covidtracer.enfkeys import db as sql
+from covidtracer.enfkeys import model, service, wiring
+from covidtracer.enfkeys.model import ExposureKey, StoredKey
+from covidtracer.enfkeys.schema import MIGRATIONS
+from covidtracer.enfkeys.settings import EnfSettings
 
 NOW = datetime.now(UTC).replace(microsecond=0)
-ENV = {
-    "ENF_EXPORTS_BUCKET": "exports",
-    "EXPORT_SIGNING_KEY_ID": "key",
-    "NCTS_API_KEY_SECRET_ID": "arn:ncts",
-    "NCTS_BASE_URL": "http://127.0.0.1:9",
-    "ENF_TOKEN_SIGNING_SECRET_ID": "arn:token",
-    "ENF_CODE_HASH_SECRET_ID": "arn:code",
-    "SMS_ACCOUNT_SID": "AC1",
-    "SMS_AUTH_TOKEN_SECRET_ID": "arn:sms",
-}
 
 
 @pytest.fixture
@@ -42,8 +32,8 @@ def dsn(pg_schema: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def settings(dsn: str) -> EnfSettings:
-    return EnfSettings.from_env({**ENV, "DATABASE_URL": dsn})
+def settings(dsn: str, enf_environ: dict[str, str]) -> EnfSettings:
+    return EnfSettings.from_env({**enf_environ, "DATABASE_URL": dsn})
 
 
 def _tables(dsn: str) -> set[str]:
@@ -99,6 +89,15 @@ def _key(fill: int) -> StoredKey:
     return StoredKey(bytes([fill]) * 16, 2_700_000, 144, 0, 1, 0)
 
 
+def _insert_key(cur: Any, key: StoredKey, created_at: datetime) -> None:
+    cur.execute(
+        "INSERT INTO exposures (key_data, rolling_start_number, rolling_period,"
+        " transmission_risk_level, report_type, days_since_onset, created_at)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        (*dataclasses.astuple(key), created_at),
+    )
+
+
 def _fifty_at_once(attempt: Any) -> list[int]:
     """Runs ``attempt(index)`` in 50 threads released together; the indexes that won."""
     start = threading.Barrier(50)
@@ -126,28 +125,6 @@ def _stored_keys(dsn: str) -> list[bytes]:
     with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
         cur.execute("SELECT key_data FROM exposures")
         return [bytes(row[0]) for row in cur.fetchall()]
-
-
-def test_fifty_concurrent_claims_of_one_upload_token_give_exactly_one_success(dsn: str) -> None:
-    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
-        registration_id = _registration(cur)
-        token = uuid.uuid4()
-        sql.insert_upload_token(cur, token, registration_id, _claimed(), NOW, NOW + timedelta(1))
-
-    def claim(index: int) -> bool:
-        conn = psycopg2.connect(dsn)
-        try:
-            with conn, conn.cursor() as cur:
-                if sql.claim_upload_token(cur, token, registration_id, NOW) is None:
-                    return False
-                sql.insert_keys(cur, [_key(index)], NOW)
-                return True
-        finally:
-            conn.close()
-
-    wins = _fifty_at_once(claim)
-    assert len(wins) == 1
-    assert _stored_keys(dsn) == [_key(wins[0]).key_data]
 
 
 def _token(
@@ -247,25 +224,6 @@ def test_a_one_statement_upload_claims_nothing_with_a_used_expired_or_other_toke
         assert cur.fetchone() == (1,)
 
 
-def test_a_claim_rolled_back_leaves_the_token_claimable(dsn: str) -> None:
-    conn = psycopg2.connect(dsn)
-    with conn, conn.cursor() as cur:
-        registration_id = _registration(cur)
-        token = uuid.uuid4()
-        sql.insert_upload_token(cur, token, registration_id, _claimed(), NOW, NOW + timedelta(1))
-
-    def claim_then_fail_to_insert() -> None:
-        with conn, conn.cursor() as cur:
-            assert sql.claim_upload_token(cur, token, registration_id, NOW) is not None
-            sql.insert_keys(cur, [StoredKey(b"short", 1, 1, 0, 1, 0)], NOW)
-
-    with pytest.raises(psycopg2.errors.CheckViolation):
-        claim_then_fail_to_insert()
-    with conn, conn.cursor() as cur:
-        assert sql.claim_upload_token(cur, token, registration_id, NOW) is not None
-    conn.close()
-
-
 def test_cleanup_deletes_exactly_what_is_past_retention(dsn: str, settings: EnfSettings) -> None:
     edge = timedelta(minutes=1)
     with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
@@ -274,13 +232,13 @@ def test_cleanup_deletes_exactly_what_is_past_retention(dsn: str, settings: EnfS
         sql.insert_registration(cur, uuid.uuid4(), "a" * 64, NOW - timedelta(hours=1) - edge)
         sql.insert_registration(cur, uuid.uuid4(), "b" * 64, NOW - timedelta(hours=1) + edge)
         for age, fill in ((timedelta(days=14) + edge, 1), (timedelta(days=14) - edge, 2)):
-            sql.insert_keys(cur, [_key(fill)], NOW - age)
+            _insert_key(cur, _key(fill), NOW - age)
         for age, fill in ((timedelta(hours=24) + edge, 1), (timedelta(hours=24) - edge, 2)):
             sql.insert_code(cur, bytes([fill]) * 32, NOW.date(), 1, NOW - age, NOW - age)
             sql.insert_upload_token(
                 cur, uuid.uuid4(), live, _claimed(), NOW - age, NOW - age + timedelta(hours=24)
             )
-    deleted = service.cleanup(settings, NOW)
+    deleted = service.cleanup(wiring.deps_for(settings), None, NOW)
     assert deleted == {
         "keys": 1,
         "codes": 1,
@@ -303,4 +261,4 @@ def test_cleanup_deletes_exactly_what_is_past_retention(dsn: str, settings: EnfS
 def test_cleanup_refuses_a_key_retention_under_ten_days(settings: EnfSettings) -> None:
     short = dataclasses.replace(settings, keys=dataclasses.replace(settings.keys, retention_days=9))
     with pytest.raises(service.RetentionTooShort):
-        service.cleanup(short, NOW)
+        service.cleanup(wiring.deps_for(short), None, NOW)

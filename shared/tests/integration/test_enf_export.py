@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 import random
 import threading
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,9 +14,10 @@ import psycopg2
 import pytest
 
 from covidtracer import aws, db, settings
-from covidtracer.enf import export_model as model
-from covidtracer.enf import export_service, schema, tokens
-from covidtracer.enf.exportfile import (
+from covidtracer.enffiles import model
+from covidtracer.enffiles import service as export_service
+from covidtracer.enffiles import wiring as files_wiring
+from covidtracer.enffiles.exportfile import (
     PACKED_KEY,
     ExportBatch,
     ExportKey,
@@ -25,10 +25,12 @@ from covidtracer.enf.exportfile import (
     encode_export_bin,
     encode_packed_export_bin,
 )
-from covidtracer.enf.exportreader import read_export_zip, unzip_export
-from covidtracer.enf.kms_signer import KmsSigner, S3FileStore
-from covidtracer.enf.signing import verify_signature
-from covidtracer.settings import EnfSettings
+from covidtracer.enffiles.kms import KmsSigner
+from covidtracer.enffiles.signing import verify_signature
+from covidtracer.enffiles.store import S3FileStore
+from covidtracer.enfkeys import schema
+from covidtracer.enfkeys.settings import EnfSettings, enf_settings
+from tracerstack.exportreader import read_export_zip, unzip_export
 
 NOW = datetime(2021, 10, 15, 13, 30, tzinfo=UTC)
 DAY = 86_400
@@ -41,7 +43,7 @@ def enf(
     monkeypatch.setenv("DATABASE_URL", pg_schema)
     settings.reset()
     db.close()
-    config = settings.enf_settings()
+    config = enf_settings()
     schema.migrate(config.database)
     yield config
     db.close()
@@ -53,6 +55,18 @@ def _signer(config: EnfSettings) -> KmsSigner:
 
 def _store(config: EnfSettings) -> S3FileStore:
     return S3FileStore(config.exports_bucket)
+
+
+def _export(
+    config: EnfSettings,
+    now: datetime,
+    *,
+    padding_key: Callable[[], bytes] | None = None,
+    **run: Any,
+) -> export_service.ExportResult:
+    """One export run with the stage's adapters (KMS and S3 in moto) and ``padding_key``."""
+    deps = replace(files_wiring.deps_for(config), padding_key=padding_key)
+    return export_service.export_keys(deps, export_service.ExportRun(**run), now)
 
 
 def _insert(dsn: str, rows: list[tuple[bytes, int, int, datetime]]) -> None:
@@ -105,7 +119,7 @@ def test_files_parse_and_their_signature_verifies_with_the_kms_public_key(enf: E
     _insert(
         enf.database.url or "", [(_key(i), _day_rsn(created, 1), 144, created) for i in range(5)]
     )
-    result = export_service.export_keys(enf, _signer(enf), _store(enf), NOW)
+    result = _export(enf, NOW)
     assert result.files == 1 and result.keys == 5
     public_pem = _signer(enf).public_key_pem()
     ((body, (export, signatures)),) = _exported(enf).values()
@@ -135,10 +149,10 @@ def test_keys_under_embargo_wait_for_a_later_run(enf: EnfSettings) -> None:
             (_key(2), today_rsn - 144, 144, NOW - timedelta(hours=4)),  # ended at midnight
         ],
     )
-    export_service.export_keys(enf, _signer(enf), _store(enf), NOW)
+    _export(enf, NOW)
     assert _current_keys(enf) == [_key(2)]
     later = NOW + timedelta(hours=3)  # 16:30: the 15:00 delta holds both
-    export_service.export_keys(enf, _signer(enf), _store(enf), later)
+    _export(enf, later)
     assert sorted(_current_keys(enf)) == [_key(1), _key(2)]
 
 
@@ -151,7 +165,7 @@ def test_concurrent_runs_export_each_key_once_and_a_rerun_adds_nothing(enf: EnfS
     results: list[Any] = []
 
     def run() -> None:
-        results.append(export_service.export_keys(enf, _signer(enf), _store(enf), NOW))
+        results.append(_export(enf, NOW))
 
     threads = [threading.Thread(target=run) for _ in range(2)]
     for t in threads:
@@ -162,7 +176,7 @@ def test_concurrent_runs_export_each_key_once_and_a_rerun_adds_nothing(enf: EnfS
     keys = _current_keys(enf)
     assert sorted(keys) == sorted(r[0] for r in rows)
     before = _exported(enf)
-    again = export_service.export_keys(enf, _signer(enf), _store(enf), NOW)
+    again = _export(enf, NOW)
     assert (again.skipped, again.files) == (False, 0)
     assert list(_exported(enf)) == list(before)
 
@@ -173,9 +187,9 @@ def test_a_held_lease_skips_the_run_and_an_expired_one_does_not(enf: EnfSettings
             "INSERT INTO export_lease VALUES ('enf-export', 'crashed', %s)",
             (NOW + timedelta(minutes=1),),
         )
-    assert export_service.export_keys(enf, _signer(enf), _store(enf), NOW).skipped
+    assert _export(enf, NOW).skipped
     later = NOW + timedelta(minutes=2)
-    assert not export_service.export_keys(enf, _signer(enf), _store(enf), later).skipped
+    assert not _export(enf, later).skipped
 
 
 def test_a_window_over_the_file_cap_splits_with_bumped_end_timestamps(enf: EnfSettings) -> None:
@@ -183,7 +197,7 @@ def test_a_window_over_the_file_cap_splits_with_bumped_end_timestamps(enf: EnfSe
     _insert(
         enf.database.url or "", [(_key(i), _day_rsn(created, 1), 144, created) for i in range(25)]
     )
-    result = export_service.export_keys(enf, _signer(enf), _store(enf), NOW, max_per_file=10)
+    result = _export(enf, NOW, max_per_file=10)
     assert (result.files, result.keys) == (3, 25)
     files = [parsed[0] for _, parsed in _exported(enf).values()]
     day_end = int(created.timestamp()) // DAY * DAY + DAY
@@ -209,9 +223,7 @@ def test_pages_of_any_size_cut_files_exactly_as_the_split_rule(
     rng = random.Random(count)
     keys = [rng.randbytes(16) for _ in range(count)]
     _insert(enf.database.url or "", [(k, _day_rsn(created, 1), 144, created) for k in keys])
-    result = export_service.export_keys(
-        enf, _signer(enf), _store(enf), NOW, max_per_file=10, page_keys=page_keys
-    )
+    result = _export(enf, NOW, max_per_file=10, page_keys=page_keys)
     assert (result.files, result.keys) == (len(sizes), count)
     files = [parsed[0] for _, parsed in _exported(enf).values()]
     day_end = int(created.timestamp()) // DAY * DAY + DAY
@@ -223,7 +235,7 @@ def test_pages_of_any_size_cut_files_exactly_as_the_split_rule(
 def _padded(enf: EnfSettings, monkeypatch: pytest.MonkeyPatch) -> EnfSettings:
     monkeypatch.setenv("ENF_EXPORT_PAD_FILES", "true")
     settings.reset()
-    return settings.enf_settings()
+    return enf_settings()
 
 
 def _secret() -> bytes:
@@ -237,9 +249,7 @@ def test_a_small_file_is_padded_with_fakes_that_a_rerun_repeats(
     created = NOW - timedelta(days=1)
     real = [_key(i) for i in range(5)]
     _insert(enf.database.url or "", [(k, _day_rsn(created, 1), 144, created) for k in real])
-    result = export_service.export_keys(
-        config, _signer(config), _store(config), NOW, padding_key=_secret
-    )
+    result = _export(config, NOW, padding_key=_secret)
     assert (result.files, result.keys) == (1, 5)  # the real keys are what the run reports
     ((body, (export, signatures)),) = _exported(config).values()
     data = [k.key_data for k in export.keys]
@@ -253,7 +263,7 @@ def test_a_small_file_is_padded_with_fakes_that_a_rerun_repeats(
 
     with psycopg2.connect(config.database.url) as conn, conn.cursor() as cur:
         cur.execute("TRUNCATE export_files")
-    export_service.export_keys(config, _signer(config), _store(config), NOW, padding_key=_secret)
+    _export(config, NOW, padding_key=_secret)
     ((again, _),) = _exported(config).values()
     assert unzip_export(again)[0] == export_bin
 
@@ -263,11 +273,11 @@ def test_padding_needs_a_secret_and_leaves_files_over_its_target_alone(
 ) -> None:
     config = _padded(enf, monkeypatch)
     with pytest.raises(ValueError, match="padding_key"):
-        export_service.export_keys(config, _signer(config), _store(config), NOW)
+        _export(config, NOW)
     created = NOW - timedelta(days=1)
     keys = [_key(i) for i in range(1101)]
     _insert(enf.database.url or "", [(k, _day_rsn(created, 1), 144, created) for k in keys])
-    export_service.export_keys(config, _signer(config), _store(config), NOW, padding_key=_secret)
+    _export(config, NOW, padding_key=_secret)
     ((_, (export, _)),) = _exported(config).values()
     assert [k.key_data for k in export.keys] == keys
 
@@ -304,7 +314,7 @@ def test_a_new_device_needs_at_most_15_files_for_14_days(enf: EnfSettings) -> No
         rows += [(_key(day * 100 + i), _day_rsn(created, 1), 144, created) for i in range(3)]
     _insert(enf.database.url or "", rows)
     for hours in range(0, 24, 3):
-        export_service.export_keys(enf, _signer(enf), _store(enf), NOW + timedelta(hours=hours))
+        _export(enf, NOW + timedelta(hours=hours))
     with psycopg2.connect(enf.database.url) as conn, conn.cursor() as cur:
         listed = export_service.sql.current_files_after(cur, 0, 1000)
     assert len(listed) <= 15
@@ -313,10 +323,14 @@ def test_a_new_device_needs_at_most_15_files_for_14_days(enf: EnfSettings) -> No
 def test_cleanup_deletes_files_past_retention_with_their_objects(enf: EnfSettings) -> None:
     created = NOW - timedelta(days=2)
     _insert(enf.database.url or "", [(_key(1), _day_rsn(created, 1), 144, created)])
-    export_service.export_keys(enf, _signer(enf), _store(enf), NOW)
+    _export(enf, NOW)
     (path,) = _exported(enf)
-    assert export_service.cleanup_files(enf, _store(enf), NOW + timedelta(days=12)) == 0
-    assert export_service.cleanup_files(enf, _store(enf), NOW + timedelta(days=15)) == 1
+    assert (
+        export_service.cleanup_files(files_wiring.deps_for(enf), 14, NOW + timedelta(days=12)) == 0
+    )
+    assert (
+        export_service.cleanup_files(files_wiring.deps_for(enf), 14, NOW + timedelta(days=15)) == 1
+    )
     assert _exported(enf) == {}
     listed = aws.s3().list_objects_v2(Bucket=enf.exports_bucket, Prefix="exposures/")
     assert path not in [o["Key"] for o in listed["Contents"]]
@@ -376,14 +390,14 @@ def test_an_upload_is_listed_within_the_window_plus_one_run(
     at = NOW
     while _key(7) not in _current_keys(enf):
         at += timedelta(minutes=run_minutes)
-        export_service.export_keys(enf, _signer(enf), _store(enf), at)
-    bound = timedelta(minutes=window_minutes + run_minutes, seconds=model.SETTLE_SECONDS)
+        _export(enf, at)
+    bound = timedelta(minutes=window_minutes + run_minutes, seconds=enf.export.settle_seconds)
     assert at - uploaded <= bound
 
 
 @pytest.mark.parametrize("window_minutes", [180, 60])
 def test_a_device_checking_every_3_hours_gets_at_most_2_new_files_per_check(
-    enf: EnfSettings, window_minutes: int
+    enf: EnfSettings, window_minutes: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Export runs every 5 min over 30 h of steady uploads; devices poll ``GET /exposures``.
 
@@ -393,6 +407,10 @@ def test_a_device_checking_every_3_hours_gets_at_most_2_new_files_per_check(
     3-hour windows and for the 1-hour default (the export window is a stage setting).
     """
     enf = replace(enf, export=replace(enf.export, window_minutes=window_minutes))
+    # 360 runs: what they publish is the point, not their analytics events or the
+    # completion metric (both are tested on their own), which would cost moto calls each.
+    monkeypatch.delenv("ANALYTICS_STREAM_NAME", raising=False)
+    settings.reset()
     start = datetime(2021, 10, 13, 22, 0, tzinfo=UTC)
     end = start + timedelta(hours=30)
     rows = [(_key(n), _day_rsn(start, 2), 144, start - timedelta(days=1)) for n in range(3)]
@@ -401,13 +419,11 @@ def test_a_device_checking_every_3_hours_gets_at_most_2_new_files_per_check(
         rows.append((_key(10_000 + n), _day_rsn(created, 1), 144, created))  # yesterday's key
         rows.append((_key(20_000 + n), _day_rsn(created, 0), 72, created))  # embargo to 14:00
     _insert(enf.database.url or "", rows)
-    signing_key = "test-signing-key-of-thirty-two-bytes"
+    deps = files_wiring.deps_for(enf)
+    unmeasured = replace(deps, padding_key=None, completed=lambda stage, files, keys: None)
 
     def listed_after(since: int, at: datetime) -> list[int]:
-        bearer = tokens.issue(
-            signing_key, uuid.uuid4(), kind=tokens.ACCESS, now=at, lifetime=timedelta(minutes=5)
-        )
-        files = export_service.list_files(enf, signing_key, bearer, {"since": str(since)}, at)
+        files = export_service.list_files(deps, {"since": str(since)}, at)
         return [f["id"] for f in files]
 
     three_hours = (timedelta(hours=3),)
@@ -418,7 +434,7 @@ def test_a_device_checking_every_3_hours_gets_at_most_2_new_files_per_check(
     new_per_check: list[list[int]] = [[] for _ in devices]
     at = start
     while at <= end:
-        export_service.export_keys(enf, _signer(enf), _store(enf), at)
+        export_service.export_keys(unmeasured, export_service.ExportRun(), at)
         for d, (_, steps) in enumerate(devices):
             while next_check[d] < at + timedelta(minutes=5):
                 last = since[d]

@@ -5,8 +5,9 @@ import json
 import pytest
 
 from covidtracer.contactdetails.settings import DetailsSettings
+from covidtracer.enfkeys.settings import EnfSettings
 from covidtracer.nctsexport.settings import ExportSettings
-from covidtracer.settings import EnfSettings, SettingsError
+from covidtracer.settings import SettingsError
 from covidtracer.signin.settings import AuthSettings
 
 TABLES = {

@@ -307,8 +307,8 @@ class _Phone:
         """Android's listing (``/exposures/?since=&limit=``) and the keys in those files."""
         import base64
 
-        from covidtracer.enf.exportreader import read_export_zip
         from tracerstack import clients
+        from tracerstack.exportreader import read_export_zip
 
         status, body = self.call("GET", f"/exposures/?since={since}&limit={limit}&os=android")
         assert status == 200, body

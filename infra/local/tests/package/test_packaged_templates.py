@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from covidtracer.contactdetails.settings import DetailsSettings
+from covidtracer.enfkeys.settings import EnfSettings
 from covidtracer.nctsexport.settings import ExportSettings
-from covidtracer.settings import EnfSettings
 from covidtracer.signin.settings import AuthSettings
 from tracerstack import SERVICES, TEMPLATES, cfn, deploy, vendor
 from tracerstack.package import BUILD, SERVICE_NAMES

@@ -1,5 +1,5 @@
 """The phones' decoders (``tracerstack.clients``) refuse what CLIENTS.md says phones refuse,
-and the server's own rules for operator documents (``covidtracer.enf.client_config``) never
+and the server's own rules for operator documents (``covidtracer.enfkeys.client_config``) never
 let through a document a decoder refuses; the shipped defaults pass both."""
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ from typing import Any
 
 import pytest
 
-from covidtracer.enf import client_config
+from covidtracer.enfkeys import client_config
 from tracerstack import clients
 
 pytestmark = pytest.mark.contract
 
 
 def _packaged(name: str) -> dict[str, Any]:
-    return json.loads(resources.files("covidtracer.enf").joinpath(name).read_text())  # type: ignore[no-any-return]
+    return json.loads(resources.files("covidtracer.enfkeys").joinpath(name).read_text())  # type: ignore[no-any-return]
 
 
 def _settings(config: Any) -> dict[str, str]:
