@@ -79,13 +79,9 @@ class ExposureKey:
 
 
 @dataclass(frozen=True)
-class StoredKey:
-    """A key as it is written to ``exposures``."""
+class StoredKey(ExposureKey):
+    """A key as it is written to ``exposures``: the uploaded key and what the upload adds."""
 
-    key_data: bytes
-    rolling_start_number: int
-    rolling_period: int
-    transmission_risk_level: int
     report_type: int
     days_since_onset: int
 
