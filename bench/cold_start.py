@@ -51,6 +51,8 @@ import time
 import zipfile
 from pathlib import Path
 
+from tracerstack.samples import COGNITO_USER_SUB, cognito_trigger_event
+
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ROOT / "services"
 BUILD = ROOT / "build"
@@ -77,21 +79,16 @@ _API_EVENT = {
     "body": None,
     "isBase64Encoded": False,
 }
-_CREATE_AUTH_CHALLENGE = {
-    "version": "1",
-    "region": "ap-southeast-2",
-    "userPoolId": "ap-southeast-2_EXAMPLE",
-    "userName": "2f1d7b2e-3c4a-4a59-9d0a-6f1f6a0c8b11",
-    "callerContext": {"awsSdkVersion": "aws-sdk-unknown-unknown", "clientId": "1example"},
-    "triggerSource": "CreateAuthChallenge_Authentication",
-    "request": {
-        "userAttributes": {"sub": "2f1d7b2e-3c4a-4a59-9d0a-6f1f6a0c8b11", "email": "a@example.nz"},
+_CREATE_AUTH_CHALLENGE = cognito_trigger_event(
+    "CreateAuthChallenge_Authentication",
+    {
+        "userAttributes": {"sub": COGNITO_USER_SUB, "email": "a@example.nz"},
         "challengeName": "CUSTOM_CHALLENGE",
         "session": [],
         "userNotFound": False,
     },
-    "response": {"publicChallengeParameters": {}, "privateChallengeParameters": {}},
-}
+    {"publicChallengeParameters": {}, "privateChallengeParameters": {}},
+)
 FIRST_REQUEST = {
     "auth": f"app.create_auth_challenge({_CREATE_AUTH_CHALLENGE!r}, context)",
     "details": f"app.app({_API_EVENT!r}, context)",

@@ -23,7 +23,6 @@ PostgreSQL group-commits), at the price of queueing for the 2 cores.
 from __future__ import annotations
 
 import argparse
-import base64
 import cProfile
 import multiprocessing
 import os
@@ -38,6 +37,8 @@ from typing import Any
 
 from apigw import proxy_event
 
+from tracerstack.samples import daily_keys
+
 REPO = Path(__file__).resolve().parents[1]
 TARGET_RATE = 1800
 TARGET_P99_MS = 2.0
@@ -47,19 +48,6 @@ KEYS_PER_UPLOAD = 14
 
 def _event(token: str, body: dict[str, Any]) -> dict[str, Any]:
     return proxy_event("POST", "/exposures", token, body)
-
-
-def _keys(now: datetime) -> list[dict[str, Any]]:
-    today = int(now.timestamp()) // 600 // 144 * 144
-    return [
-        {
-            "keyData": base64.b64encode(os.urandom(16)).decode(),
-            "rollingStartNumber": today - 144 * day,
-            "rollingPeriod": 144,
-            "transmissionRiskLevel": 0,
-        }
-        for day in range(KEYS_PER_UPLOAD)
-    ]
 
 
 def _prepare(database_url: str, uploads: int, workers: int) -> list[list[dict[str, Any]]]:
@@ -97,7 +85,7 @@ def _prepare(database_url: str, uploads: int, workers: int) -> list[list[dict[st
     for index, (token, registration) in enumerate(upload_tokens):
         body = {
             "token": str(token),
-            "exposures": _keys(now),
+            "exposures": daily_keys(KEYS_PER_UPLOAD, now),
             "platform": "test",
             "deviceVerificationPayload": "bench",
         }

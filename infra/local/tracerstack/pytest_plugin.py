@@ -114,6 +114,15 @@ class Answer:
         return json.loads(self.body) if self.body else None
 
 
+def get_health(app: Any) -> Answer:
+    """``GET /health`` on a Chalice ``app`` through Chalice's test client."""
+    from chalice.test import Client
+
+    with Client(app) as client:
+        response = client.http.get("/health")
+    return Answer(response.status_code, dict(response.headers), response.body)
+
+
 def http(
     method: str,
     url: str,

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
-from chalice.test import Client
 from conftest import stack_of_its_own
 
 from tracerstack.bootstrap import Bootstrap
+from tracerstack.pytest_plugin import get_health
 
 # A stack of its own: a test deletes a table.
 aws_stack = stack_of_its_own()
@@ -18,10 +16,9 @@ def test_health_is_200_when_every_table_and_the_feed_bucket_answer(
 ) -> None:
     from app import app
 
-    with Client(app) as client:
-        response = client.http.get("/health")
-    body = json.loads(response.body)
-    assert response.status_code == 200, body
+    response = get_health(app)
+    body = response.json()
+    assert response.status == 200, body
     assert body["status"] == "ok"
     assert set(body["checks"]) == {
         "dynamodb:users",
@@ -40,10 +37,9 @@ def test_health_is_503_and_names_the_missing_dependency(
     from app import app
 
     aws_stack.client("dynamodb").delete_table(TableName=service_env["RATE_LIMITS_TABLE"])
-    with Client(app) as client:
-        response = client.http.get("/health")
-    body = json.loads(response.body)
-    assert response.status_code == 503
+    response = get_health(app)
+    body = response.json()
+    assert response.status == 503
     assert body["checks"]["dynamodb:rate_limits"] == {"status": "unavailable"}
     assert body["checks"]["dynamodb:users"]["status"] == "ok"
     assert service_env["RATE_LIMITS_TABLE"] not in response.body.decode()

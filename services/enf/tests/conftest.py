@@ -6,10 +6,8 @@ test's own; ``Phone`` drives the API the way the app does.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
-import os
 import re
 import sys
 from collections.abc import Iterator
@@ -80,25 +78,6 @@ def secret(env: dict[str, str], name: str) -> str:
 
 def app_hash(code: str) -> str:
     return hashlib.sha512(code[:3].encode()).hexdigest() + hashlib.sha512(code.encode()).hexdigest()
-
-
-def interval(moment: datetime) -> int:
-    return int(moment.timestamp()) // 600
-
-
-def daily_keys(count: int, now: datetime | None = None) -> list[dict[str, Any]]:
-    """``count`` consecutive daily keys ending with today's (the app's upload shape)."""
-    now = now or datetime.now(UTC)
-    today = interval(now) // 144 * 144
-    return [
-        {
-            "keyData": base64.b64encode(os.urandom(16)).decode(),
-            "rollingStartNumber": today - 144 * day,
-            "rollingPeriod": 144,
-            "transmissionRiskLevel": 0,
-        }
-        for day in range(count)
-    ]
 
 
 class Phone:

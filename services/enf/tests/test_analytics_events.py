@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 from chalice.test import Client
-from conftest import Phone, daily_keys, request_code
+from conftest import Phone, request_code
 
 from covidtracer import settings
 from covidtracer.analytics import emitter
@@ -15,6 +15,7 @@ from covidtracer.analytics.repository import FirehoseTransport
 from covidtracer.analytics.settings import analytics_settings
 from tracerstack.jobs import JOBS, scheduled_event
 from tracerstack.pytest_plugin import UnresponsiveServer
+from tracerstack.samples import daily_keys
 
 
 @pytest.fixture

@@ -9,13 +9,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from conftest import Phone, daily_keys, request_code
+from conftest import Phone, request_code
 
 from covidtracer.enffiles import service as files
 from covidtracer.enffiles import wiring as files_wiring
 from covidtracer.enfkeys.settings import enf_settings
 from tracerstack import clients
 from tracerstack.exportreader import read_export_zip
+from tracerstack.samples import daily_keys
 
 pytestmark = pytest.mark.contract
 

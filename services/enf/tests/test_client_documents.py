@@ -16,9 +16,10 @@ import boto3
 import psycopg2
 import pytest
 from chalice.test import Client
-from conftest import Phone, daily_keys, request_code
+from conftest import Phone, request_code
 
 from covidtracer import settings
+from tracerstack.samples import daily_keys
 
 
 def _packaged(name: str) -> dict[str, Any]:

@@ -15,7 +15,9 @@ from typing import Any
 
 import psycopg2
 import requests
-from conftest import app_hash, daily_keys, secret
+from conftest import app_hash, secret
+
+from tracerstack.samples import daily_keys
 
 UPLOADS = 20
 

@@ -15,11 +15,12 @@ from typing import Any
 import psycopg2
 import pytest
 from chalice.test import Client
-from conftest import Phone, daily_keys, request_code, sql
+from conftest import Phone, request_code, sql
 
 from covidtracer import aws, db, settings
 from covidtracer.enfkeys.settings import enf_settings
 from tracerstack.faults import TcpProxy, with_port
+from tracerstack.samples import daily_keys
 
 
 def _wait_until(env: dict[str, str], count_query: str, done: bool, what: str) -> None:

@@ -5,19 +5,17 @@ from __future__ import annotations
 import json
 
 import pytest
-from chalice.test import Client
 
 from covidtracer import settings
-from tracerstack.pytest_plugin import free_port
+from tracerstack.pytest_plugin import free_port, get_health
 
 
 def test_health_is_200_with_the_database_and_bucket(service_env: dict[str, str]) -> None:
     from app import app
 
-    with Client(app) as client:
-        response = client.http.get("/health")
-    body = json.loads(response.body)
-    assert response.status_code == 200, body
+    response = get_health(app)
+    body = response.json()
+    assert response.status == 200, body
     assert body["checks"]["postgresql"]["status"] == "ok"
     assert body["checks"]["s3:enf_exports"]["status"] == "ok"
     assert body["version"] == service_env["RELEASE_VERSION"]
@@ -31,10 +29,9 @@ def test_health_is_503_when_the_database_is_down(
     monkeypatch.setenv("DATABASE_URL", f"postgresql://postgres@127.0.0.1:{free_port()}/enf")
     monkeypatch.setenv("DATABASE_CONNECT_TIMEOUT", "1")
     settings.reset()
-    with Client(app) as client:
-        response = client.http.get("/health")
-    body = json.loads(response.body)
-    assert response.status_code == 503
+    response = get_health(app)
+    body = response.json()
+    assert response.status == 503
     assert body["checks"]["postgresql"] == {"status": "unavailable"}
     assert body["checks"]["s3:enf_exports"]["status"] == "ok"
 

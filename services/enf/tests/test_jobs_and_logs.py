@@ -10,7 +10,9 @@ from typing import Any
 import psycopg2
 import pytest
 from chalice.test import Client
-from conftest import Phone, app_hash, daily_keys, request_code
+from conftest import Phone, app_hash, request_code
+
+from tracerstack.samples import daily_keys
 
 SCHEDULED_EVENT = {
     "version": "0",

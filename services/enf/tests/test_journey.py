@@ -10,7 +10,9 @@ from typing import Any
 
 import psycopg2
 from chalice.test import Client
-from conftest import Phone, daily_keys, interval, request_code
+from conftest import Phone, request_code
+
+from tracerstack.samples import daily_keys, interval
 
 # Days since onset the shipped exposure configuration scores as infectious (-5 .. +10).
 INFECTIOUS = range(-5, 11)

@@ -14,10 +14,11 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import app_hash, daily_keys, secret
+from conftest import app_hash, secret
 
 from covidtracer.enfkeys.settings import enf_settings
 from tracerstack.pytest_plugin import serve_api
+from tracerstack.samples import daily_keys
 
 EMAIL = "aroha.log-scan@example.nz"
 FIRST, LAST, MIDDLE = "Arohanui", "Tekaumārua", "Mereana"

@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 from chalice.test import Client
-from conftest import Phone, app_hash, daily_keys, request_code, secret, sql
+from conftest import Phone, app_hash, request_code, secret, sql
 
 from covidtracer import settings
+from tracerstack.samples import daily_keys
 
 # ---------------------------------------------------------------------------- registration
 

@@ -3,7 +3,6 @@ Cognito developer guide), with in-memory fakes for SES, SQS and the Users table.
 
 from __future__ import annotations
 
-import copy
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -13,26 +12,15 @@ import pytest
 from covidtracer.signin import triggers as use_cases
 from covidtracer.signin.events import PostAuthenticationMessage
 from covidtracer.signin.triggers import RejectedSignUp, TriggerDeps
+from tracerstack.samples import COGNITO_COMMON, COGNITO_USER_SUB
+from tracerstack.samples import cognito_trigger_event as event
 
-COMMON = {
-    "version": "1",
-    "region": "ap-southeast-2",
-    "userPoolId": "ap-southeast-2_EXAMPLE",
-    "userName": "2f1d7b2e-3c4a-4a59-9d0a-6f1f6a0c8b11",
-    "callerContext": {"awsSdkVersion": "aws-sdk-unknown-unknown", "clientId": "1example23456789"},
-}
 ATTRIBUTES = {
-    "sub": "2f1d7b2e-3c4a-4a59-9d0a-6f1f6a0c8b11",
+    "sub": COGNITO_USER_SUB,
     "email_verified": "true",
     "cognito:user_status": "CONFIRMED",
     "email": "aroha@example.nz",
 }
-
-
-def event(trigger_source: str, request: dict[str, Any], response: dict[str, Any]) -> dict[str, Any]:
-    return copy.deepcopy(
-        {**COMMON, "triggerSource": trigger_source, "request": request, "response": response}
-    )
 
 
 def define_event(session: list[dict[str, Any]], user_not_found: bool = False) -> dict[str, Any]:
@@ -137,7 +125,7 @@ def test_pre_sign_up_confirms_the_account_and_verifies_its_email(triggers: AuthT
         "autoVerifyEmail": True,
         "autoVerifyPhone": False,
     }
-    assert answered["userPoolId"] == COMMON["userPoolId"]  # the rest goes back unchanged
+    assert answered["userPoolId"] == COGNITO_COMMON["userPoolId"]  # the rest goes back unchanged
 
 
 @pytest.mark.parametrize("attributes", [{}, {"email": "not-an-email"}, {"phone_number": "+6421"}])
