@@ -263,20 +263,14 @@ def _secret(clients: ClientFactory, p: dict[str, Any]) -> Created:
     return Created(arn, {"Id": arn})
 
 
+def _api_arguments(p: dict[str, Any], *left_out: str) -> dict[str, Any]:
+    """The resource's properties but ``left_out``: CloudFormation names them as the API does."""
+    return {key: value for key, value in p.items() if key not in left_out}
+
+
 def _user_pool(clients: ClientFactory, p: dict[str, Any]) -> Created:
-    args = {
-        key: p[key]
-        for key in (
-            "UsernameAttributes",
-            "AutoVerifiedAttributes",
-            "MfaConfiguration",
-            "AdminCreateUserConfig",
-            "AccountRecoverySetting",
-            "Policies",
-            "Schema",
-        )
-        if key in p
-    }
+    # LambdaConfig: the local stack runs the Cognito triggers itself (local_cognito).
+    args = _api_arguments(p, "UserPoolName", "LambdaConfig")
     pool = clients("cognito-idp").create_user_pool(PoolName=p["UserPoolName"], **args)["UserPool"]
     region = clients("cognito-idp").meta.region_name
     return Created(
@@ -290,20 +284,7 @@ def _user_pool(clients: ClientFactory, p: dict[str, Any]) -> Created:
 
 
 def _user_pool_client(clients: ClientFactory, p: dict[str, Any]) -> Created:
-    args = {
-        key: p[key]
-        for key in (
-            "GenerateSecret",
-            "ExplicitAuthFlows",
-            "AuthSessionValidity",
-            "PreventUserExistenceErrors",
-            "AccessTokenValidity",
-            "IdTokenValidity",
-            "RefreshTokenValidity",
-            "TokenValidityUnits",
-        )
-        if key in p
-    }
+    args = _api_arguments(p, "UserPoolId", "ClientName")
     for number in (
         "AuthSessionValidity",
         "AccessTokenValidity",
