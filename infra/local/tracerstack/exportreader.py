@@ -11,7 +11,6 @@ import zlib
 
 from google.protobuf.message import DecodeError
 
-from covidtracer.enffiles import export_pb2 as pb
 from covidtracer.enffiles.exportfile import (
     EXPORT_BIN_NAME,
     EXPORT_HEADER,
@@ -21,6 +20,7 @@ from covidtracer.enffiles.exportfile import (
     ExportSignature,
     SignatureInfo,
 )
+from tracerstack import export_pb2 as pb
 
 MAX_ENTRY_BYTES = 64 * 1024 * 1024
 """Refuse entries that would inflate beyond this (a 500,000-key export.bin is ~15 MiB)."""

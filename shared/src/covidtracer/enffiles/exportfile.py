@@ -1,13 +1,13 @@
 """Exposure key export files: their records and the byte-exact writer of export.bin/.sig/.zip.
 
 The format is Apple's and Google's "Exposure Key Export File Format" (messages in
-`export.proto`). Every phone parses these bytes, so the writer must produce exactly what
-the protobuf runtime would for the same set fields. It encodes by hand only for speed: the
-export run must turn 1.4 M keys into signed files within 2 s (DESIGN §7), and building a
-protobuf object per key is ~1.6x slower than this writer even on the upb runtime (measured
-on 200,000 keys), with no way to skip work for repeated field values. `tracerstack.exportreader`
-decodes with the real runtime and the tests hold the two against each other and against
-Google's example file.
+`infra/local/tracerstack/export.proto`). Every phone parses these bytes, so the writer must
+produce exactly what the protobuf runtime would for the same set fields. It encodes by hand
+only for speed: the export run must turn 1.4 M keys into signed files within 2 s (DESIGN §7),
+and building a protobuf object per key is ~1.6x slower than this writer even on the upb
+runtime (measured on 200,000 keys), with no way to skip work for repeated field values.
+`tracerstack.exportreader` decodes with the real runtime and the tests hold the two against
+each other and against Google's example file.
 
 Pure code: no I/O besides building bytes in memory; time and randomness come in as values.
 """

@@ -6,7 +6,6 @@ import random
 
 import pytest
 
-from covidtracer.enffiles import export_pb2 as pb
 from covidtracer.enffiles.exportfile import (
     DEFAULT_ROLLING_PERIOD,
     EXPORT_HEADER,
@@ -17,6 +16,7 @@ from covidtracer.enffiles.exportfile import (
     encode_export_bin,
     encode_signature_list,
 )
+from tracerstack import export_pb2 as pb
 from tracerstack.exportreader import decode_export_bin, decode_signature_list
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1

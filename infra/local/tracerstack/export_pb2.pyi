@@ -1,4 +1,4 @@
-# Generated from covidtracer/enffiles/export.proto by grpc_tools.protoc (grpcio-tools 1.85.1,
+# Generated from tracerstack/export.proto by grpc_tools.protoc (grpcio-tools 1.85.1,
 # protoc 35.1) for the protobuf 7.x runtime. Do not edit: change export.proto and regenerate
 # with the command in its header comment.
 from google.protobuf.internal import containers as _containers
