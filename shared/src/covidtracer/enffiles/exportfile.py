@@ -129,6 +129,18 @@ class ExportBatch:
     signature_infos: tuple[SignatureInfo, ...]
     keys: tuple[ExportKey, ...]
 
+    @classmethod
+    def one_of_one(
+        cls,
+        start_timestamp: int,
+        end_timestamp: int,
+        region: str,
+        signature_info: SignatureInfo,
+        keys: tuple[ExportKey, ...] = (),
+    ) -> ExportBatch:
+        """A file that is a batch of its own, as every file we publish is (``split_batch``)."""
+        return cls(start_timestamp, end_timestamp, region, 1, 1, (signature_info,), keys)
+
 
 @dataclass(frozen=True, slots=True)
 class ExportSignature:

@@ -320,14 +320,8 @@ class _WindowWriter:
         self._small: bytearray | None = bytearray()
 
     def _batch(self, end_timestamp: int) -> ExportBatch:
-        return ExportBatch(
-            start_timestamp=self._window.start,
-            end_timestamp=end_timestamp,
-            region=self._run.region,
-            batch_num=1,
-            batch_size=1,
-            signature_infos=(self._run.info,),
-            keys=(),
+        return ExportBatch.one_of_one(
+            self._window.start, end_timestamp, self._run.region, self._run.info
         )
 
     def add(self, page: bytes) -> None:

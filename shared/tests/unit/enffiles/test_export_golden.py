@@ -77,15 +77,7 @@ def test_a_one_byte_change_fails_verification(
 
 def test_the_writer_reproduces_googles_export_bin_byte_for_byte(google_export_zip: bytes) -> None:
     export_bin, _ = unzip_export(google_export_zip)
-    batch = ExportBatch(
-        start_timestamp=1590159600,
-        end_timestamp=1590246000,
-        region="US",
-        batch_num=1,
-        batch_size=1,
-        signature_infos=(GOOGLE_SIGNATURE_INFO,),
-        keys=GOOGLE_KEYS,
-    )
+    batch = ExportBatch.one_of_one(1590159600, 1590246000, "US", GOOGLE_SIGNATURE_INFO, GOOGLE_KEYS)
 
     assert encode_export_bin(batch) == export_bin
 

@@ -6,14 +6,11 @@ import io
 import zipfile
 
 import pytest
+from export_samples import BATCH, EXPORT_BIN, SIGNATURE_INFO
 
 from covidtracer.enffiles.exportfile import (
     EXPORT_HEADER,
-    ExportBatch,
-    ExportKey,
-    SignatureInfo,
     build_zip,
-    encode_export_bin,
     encode_signature_list,
 )
 from tracerstack.exportreader import (
@@ -24,18 +21,8 @@ from tracerstack.exportreader import (
     unzip_export,
 )
 
-BATCH = ExportBatch(
-    start_timestamp=1_600_000_000,
-    end_timestamp=1_600_086_400,
-    region="NZ",
-    batch_num=1,
-    batch_size=1,
-    signature_infos=(SignatureInfo("v1", "530"),),
-    keys=tuple(ExportKey(bytes([n]) * 16, 1, 2_650_000, 144, 1, n % 15) for n in range(50)),
-)
-EXPORT_BIN = encode_export_bin(BATCH)
 SIGNATURE_DER = b"\x30\x06\x02\x01\x01\x02\x01\x01"
-EXPORT_SIG = encode_signature_list(SignatureInfo("v1", "530"), 1, 1, SIGNATURE_DER)
+EXPORT_SIG = encode_signature_list(SIGNATURE_INFO, 1, 1, SIGNATURE_DER)
 
 
 def zip_of(entries: dict[str, bytes]) -> bytes:

@@ -5,30 +5,14 @@ from __future__ import annotations
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from export_samples import EXPORT_BIN, SIGNATURE_INFO
 
 from covidtracer.enffiles.exportfile import (
-    ExportBatch,
-    ExportKey,
-    SignatureInfo,
     build_zip,
-    encode_export_bin,
     encode_signature_list,
 )
 from covidtracer.enffiles.signing import PemSigner, Signer, verify_signature
 from tracerstack.exportreader import read_export_zip, unzip_export
-
-SIGNATURE_INFO = SignatureInfo("v1", "530")
-EXPORT_BIN = encode_export_bin(
-    ExportBatch(
-        start_timestamp=1_600_000_000,
-        end_timestamp=1_600_086_400,
-        region="NZ",
-        batch_num=1,
-        batch_size=1,
-        signature_infos=(SIGNATURE_INFO,),
-        keys=(ExportKey(b"\x01" * 16, 1, 2_650_000, report_type=1, days_since_onset=2),),
-    )
-)
 
 
 def private_pem(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
