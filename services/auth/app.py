@@ -8,6 +8,7 @@ to the last (with ``ReportBatchItemFailures``, since it answers SQS's partial-ba
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +17,7 @@ from chalice import Chalice  # type: ignore[attr-defined]
 from covidtracer import logs
 from covidtracer.http import send_analytics_after_each_invocation
 from covidtracer.signin import triggers, wiring
+from covidtracer.signin.triggers import TriggerDeps
 
 logs.configure()
 app = Chalice(app_name="covidtracer-auth")
@@ -26,35 +28,23 @@ send_analytics_after_each_invocation(app, wait_at_end=False)
 Event = dict[str, Any]
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
+def _lambda(name: str, use_case: Callable[[TriggerDeps, Event, datetime], Any]) -> Any:
+    """Registers the Lambda ``name``: its event goes to ``use_case`` with the deps and the time."""
+
+    def handler(event: Event, context: Any) -> Any:
+        return use_case(wiring.trigger_deps(), event, datetime.now(UTC))
+
+    handler.__name__ = name  # Chalice's handler string is "app.<__name__>": the name below
+    return app.lambda_function(name=name)(handler)
 
 
-@app.lambda_function(name="pre_sign_up")
-def pre_sign_up(event: Event, context: Any) -> Event:
-    return triggers.pre_sign_up(wiring.trigger_deps(), event, _now())
-
-
-@app.lambda_function(name="define_auth_challenge")
-def define_auth_challenge(event: Event, context: Any) -> Event:
-    return triggers.define_auth_challenge(wiring.trigger_deps(), event, _now())
-
-
-@app.lambda_function(name="create_auth_challenge")
-def create_auth_challenge(event: Event, context: Any) -> Event:
-    return triggers.create_auth_challenge(wiring.trigger_deps(), event, _now())
-
-
-@app.lambda_function(name="verify_auth_challenge_response")
-def verify_auth_challenge_response(event: Event, context: Any) -> Event:
-    return triggers.verify_auth_challenge_response(wiring.trigger_deps(), event, _now())
-
-
-@app.lambda_function(name="post_authentication")
-def post_authentication(event: Event, context: Any) -> Event:
-    return triggers.post_authentication(wiring.trigger_deps(), event, _now())
-
-
-@app.lambda_function(name="post_authentication_consumer")
-def post_authentication_consumer(event: Event, context: Any) -> dict[str, Any]:
-    return triggers.consume_post_authentication(wiring.trigger_deps(), event, _now())
+pre_sign_up = _lambda("pre_sign_up", triggers.pre_sign_up)
+define_auth_challenge = _lambda("define_auth_challenge", triggers.define_auth_challenge)
+create_auth_challenge = _lambda("create_auth_challenge", triggers.create_auth_challenge)
+verify_auth_challenge_response = _lambda(
+    "verify_auth_challenge_response", triggers.verify_auth_challenge_response
+)
+post_authentication = _lambda("post_authentication", triggers.post_authentication)
+post_authentication_consumer = _lambda(
+    "post_authentication_consumer", triggers.consume_post_authentication
+)
