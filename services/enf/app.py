@@ -8,6 +8,7 @@ with the stage's adapters (``wiring.deps()``, built on first use) and encodes th
 # No `from __future__ import annotations` here: Chalice's IAM policy analyzer reads this
 # module's symbol tables and fails on postponed annotations (`make package` exercises it).
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,6 +49,13 @@ def _request(*, body: bool = False) -> ApiRequest:
     )
 
 
+def _call[T](
+    use_case: Callable[[service.Deps, ApiRequest, datetime], T], *, body: bool = False
+) -> T:
+    """Runs one use case on the current request, with the stage's adapters and the time."""
+    return use_case(wiring.deps(), _request(body=body), _now())
+
+
 @app.route("/health", methods=["GET"])
 def get_health() -> Response:
     healthy, report = health.run(wiring.health_checks(enf_settings()))
@@ -56,30 +64,28 @@ def get_health() -> Response:
 
 @app.route("/register", methods=["POST"])
 def post_register() -> Response:
-    nonce = service.start_registration(wiring.deps(), _request(), _now())
-    return json_response({"nonce": nonce})
+    return json_response({"nonce": _call(service.start_registration)})
 
 
 @app.route("/register", methods=["PUT"])
 def put_register() -> Response:
-    return json_response(service.complete_registration(wiring.deps(), _request(body=True), _now()))
+    return json_response(_call(service.complete_registration, body=True))
 
 
 @app.route("/register", methods=["DELETE"])
 def delete_register() -> Response:
-    service.forget(wiring.deps(), _request(), _now())
+    _call(service.forget)
     return no_content()
 
 
 @app.route("/refresh", methods=["POST"])
 def post_refresh() -> Response:
-    token = service.refresh(wiring.deps(), _request(), _now())
-    return json_response({"token": token})
+    return json_response({"token": _call(service.refresh)})
 
 
 @app.route("/ncts/verification-codes", methods=["POST"])
 def post_verification_code() -> Response:
-    expires_at = service.request_code(wiring.deps(), _request(body=True), _now())
+    expires_at = _call(service.request_code, body=True)
     return json_response(
         {"expiresAt": expires_at.isoformat(timespec="seconds").replace("+00:00", "Z")}, 201
     )
@@ -87,19 +93,18 @@ def post_verification_code() -> Response:
 
 @app.route("/exposures/verify", methods=["POST"])
 def post_exposures_verify() -> Response:
-    token = service.verify_code(wiring.deps(), _request(body=True), _now())
-    return json_response({"token": str(token)})
+    return json_response({"token": str(_call(service.verify_code, body=True))})
 
 
 @app.route("/exposures", methods=["POST"])
 def post_exposures() -> Response:
-    service.upload_keys(wiring.deps(), _request(body=True), _now())
+    _call(service.upload_keys, body=True)
     return no_content()
 
 
 @app.route("/exposures", methods=["GET"])
 def get_exposures() -> Response:
-    return json_response(service.list_files(wiring.deps(), _request(), _now()))
+    return json_response(_call(service.list_files))
 
 
 @app.route("/data/{folder}/{name}", methods=["GET"])
@@ -117,23 +122,23 @@ def get_export_file(folder: str, name: str) -> Response:
 
 @app.route("/settings/exposures", methods=["GET"])
 def get_exposure_settings() -> Response:
-    return json_response(service.exposure_config(wiring.deps(), _request(), _now()))
+    return json_response(_call(service.exposure_config))
 
 
 @app.route("/settings/notification", methods=["GET"])
 def get_notification_settings() -> Response:
-    return json_response(service.notification_config(wiring.deps(), _request(), _now()))
+    return json_response(_call(service.notification_config))
 
 
 @app.route("/metrics", methods=["POST"])
 def post_metrics() -> Response:
-    service.record_metric(wiring.deps(), _request(body=True), _now())
+    _call(service.record_metric, body=True)
     return no_content()
 
 
 @app.route("/callback", methods=["POST"])
 def post_callback() -> Response:
-    service.request_callback(wiring.deps(), _request(body=True), _now())
+    _call(service.request_callback, body=True)
     return no_content()
 
 
