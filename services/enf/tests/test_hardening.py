@@ -142,21 +142,18 @@ def _limit(monkeypatch: pytest.MonkeyPatch, **values: int) -> None:
     settings.reset()
 
 
-def test_wrong_codes_from_fresh_registrations_are_limited_per_address(
-    client: Any, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("allowance", "allowed", "guesses"),
+    [("ENF_VERIFY_FAILURES_PER_IP", 5, 30), ("ENF_VERIFY_FAILURES_GLOBAL", 3, 6)],
+    ids=["per-address", "in-all-whatever-the-address"],
+)
+def test_wrong_codes_from_fresh_registrations_are_limited(
+    client: Any, monkeypatch: pytest.MonkeyPatch, allowance: str, allowed: int, guesses: int
 ) -> None:
-    """30 free registrations each guessing once: the address's allowance stops them."""
-    _limit(monkeypatch, ENF_VERIFY_FAILURES_PER_IP=5)
-    statuses = [Phone(client).verify(f"{guess:06d}").status_code for guess in range(30)]
-    assert statuses == [403] * 5 + [429] * 25
-
-
-def test_wrong_codes_are_limited_in_all_whatever_the_address(
-    client: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    _limit(monkeypatch, ENF_VERIFY_FAILURES_GLOBAL=3)
-    statuses = [Phone(client).verify(f"{guess:06d}").status_code for guess in range(6)]
-    assert statuses == [403] * 3 + [429] * 3
+    """Free registrations each guessing once: the address's and the global allowance stop them."""
+    _limit(monkeypatch, **{allowance: allowed})
+    statuses = [Phone(client).verify(f"{guess:06d}").status_code for guess in range(guesses)]
+    assert statuses == [403] * allowed + [429] * (guesses - allowed)
 
 
 def test_a_right_code_is_not_counted_as_a_guess(
