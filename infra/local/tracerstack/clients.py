@@ -110,6 +110,24 @@ def token(body: Any) -> str:
 
 _LEVELS = _array(_int, 8)
 
+# The ENv2 fields: optional in the plugin's iOS struct, all required with ``v2Mode: true``.
+ENV2_CHECKS: Mapping[str, Any] = {
+    "immediateDurationWeight": _number,
+    "nearDurationWeight": _number,
+    "mediumDurationWeight": _number,
+    "otherDurationWeight": _number,
+    "infectiousnessStandardWeight": _number,
+    "infectiousnessHighWeight": _number,
+    "reportTypeConfirmedTestWeight": _number,
+    "reportTypeConfirmedClinicalDiagnosisWeight": _number,
+    "reportTypeSelfReportedWeight": _number,
+    "reportTypeRecursiveWeight": _number,
+    "reportTypeNoneMap": _int,
+    "daysSinceLastExposureThreshold": _int,
+    "minimumRiskScoreFullRange": _number,
+    "infectiousnessForDaysSinceOnsetOfSymptoms": _array(_int, 29),
+    "attenuationDurationThresholds": _array(_int, 3),
+}
 # The plugin's iOS struct (CodableExposureConfiguration), from CLIENTS.md's table.
 IOS_EXPOSURE_CONFIG: Mapping[str, tuple[Any, bool]] = {
     "minimumRiskScore": (_int, True),
@@ -125,43 +143,11 @@ IOS_EXPOSURE_CONFIG: Mapping[str, tuple[Any, bool]] = {
     "thresholdWeightings": (_array(_number, 3), True),
     "timeThreshold": (_int, True),
     "numFilesiOS": (_int, False),
-    "immediateDurationWeight": (_number, False),
-    "nearDurationWeight": (_number, False),
-    "mediumDurationWeight": (_number, False),
-    "otherDurationWeight": (_number, False),
-    "infectiousnessStandardWeight": (_number, False),
-    "infectiousnessHighWeight": (_number, False),
-    "reportTypeConfirmedTestWeight": (_number, False),
-    "reportTypeConfirmedClinicalDiagnosisWeight": (_number, False),
-    "reportTypeSelfReportedWeight": (_number, False),
-    "reportTypeRecursiveWeight": (_number, False),
-    "reportTypeNoneMap": (_int, False),
-    "daysSinceLastExposureThreshold": (_int, False),
-    "minimumRiskScoreFullRange": (_number, False),
-    "infectiousnessForDaysSinceOnsetOfSymptoms": (_array(_int, 29), False),
-    "attenuationDurationThresholds": (_array(_int, 3), False),
+    **{name: (check, False) for name, check in ENV2_CHECKS.items()},
     "v2Mode": (_boolean, False),
     "contiguousMode": (_boolean, False),
 }
 IOS_NUM_FILES_FALLBACK = 6
-
-ENV2_FIELDS = (
-    "immediateDurationWeight",
-    "nearDurationWeight",
-    "mediumDurationWeight",
-    "otherDurationWeight",
-    "infectiousnessStandardWeight",
-    "infectiousnessHighWeight",
-    "reportTypeConfirmedTestWeight",
-    "reportTypeConfirmedClinicalDiagnosisWeight",
-    "reportTypeSelfReportedWeight",
-    "reportTypeRecursiveWeight",
-    "reportTypeNoneMap",
-    "daysSinceLastExposureThreshold",
-    "minimumRiskScoreFullRange",
-    "infectiousnessForDaysSinceOnsetOfSymptoms",
-    "attenuationDurationThresholds",
-)
 
 # The plugin's Android data class declares the same fields less the two iOS-only ones, plus
 # numFilesAndroid: every one required, since Gson applies no Kotlin default.
@@ -187,7 +173,7 @@ def settings_envelope(body: Any) -> Any:
 def _env2_complete(where: str, config: Mapping[str, Any], declared: Mapping[str, Any]) -> None:
     """With ``v2Mode: true`` every ENv2 field the platform declares must be sent."""
     if config.get("v2Mode") is True:
-        missing = [n for n in ENV2_FIELDS if n in declared and config.get(n) is None]
+        missing = [n for n in ENV2_CHECKS if n in declared and config.get(n) is None]
         if missing:
             raise Refused(f"{where}: v2Mode without {', '.join(missing)}")
 
