@@ -137,6 +137,14 @@ def _sub_all(value: Any) -> Any:
     return value
 
 
+def _allow(
+    actions: list[str], resource: Any, condition: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """One IAM statement allowing ``actions`` on ``resource`` (under ``condition``)."""
+    statement = {"Effect": "Allow", "Action": actions, "Resource": resource}
+    return statement | ({"Condition": condition} if condition else {})
+
+
 def service_policy(service: str, outputs: Mapping[str, str]) -> dict[str, Any]:
     """Least-privilege IAM policy for one service's Lambdas (``${...}`` for Fn::Sub)."""
     partition, account_region = "${AWS::Partition}", "${AWS::Region}:${AWS::AccountId}"
@@ -150,23 +158,15 @@ def service_policy(service: str, outputs: Mapping[str, str]) -> dict[str, Any]:
             "SignInSessionsTable",
         )
     ]
-    logs = {
-        "Effect": "Allow",
-        "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-        "Resource": "*",
-    }
-    analytics = {
+    statements = [
+        _allow(["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"], "*"),
         # Every service emits its operational events to the reporting stream (issue 14).
-        "Effect": "Allow",
-        "Action": ["firehose:PutRecordBatch"],
-        "Resource": outputs["AnalyticsStreamArn"],
-    }
-    statements: list[dict[str, Any]] = [logs, analytics]
+        _allow(["firehose:PutRecordBatch"], outputs["AnalyticsStreamArn"]),
+    ]
     if service in ("auth", "details", "export"):
         statements.append(
-            {
-                "Effect": "Allow",
-                "Action": [
+            _allow(
+                [
                     "dynamodb:GetItem",
                     "dynamodb:PutItem",
                     "dynamodb:UpdateItem",
@@ -176,153 +176,118 @@ def service_policy(service: str, outputs: Mapping[str, str]) -> dict[str, Any]:
                     "dynamodb:DescribeTable",
                     "dynamodb:ConditionCheckItem",
                 ],
-                "Resource": table_arns + [f"{arn}/index/*" for arn in table_arns],
-            }
+                table_arns + [f"{arn}/index/*" for arn in table_arns],
+            )
         )
     if service == "auth":
         statements += [
-            {
-                "Effect": "Allow",
-                "Action": ["ses:SendEmail"],
-                "Resource": "*",
-                "Condition": {"StringEquals": {"ses:FromAddress": outputs["SenderAddress"]}},
-            },
-            {
-                "Effect": "Allow",
-                "Action": [
+            _allow(
+                ["ses:SendEmail"],
+                "*",
+                {"StringEquals": {"ses:FromAddress": outputs["SenderAddress"]}},
+            ),
+            _allow(
+                [
                     "sqs:SendMessage",
                     "sqs:ReceiveMessage",
                     "sqs:DeleteMessage",
                     "sqs:GetQueueAttributes",
                 ],
-                "Resource": outputs["PostAuthenticationQueueArn"],
-            },
+                outputs["PostAuthenticationQueueArn"],
+            ),
         ]
     if service == "details":
         statements += [
-            {
-                "Effect": "Allow",
-                "Action": [
+            _allow(
+                [
                     "cognito-idp:AdminGetUser",
                     "cognito-idp:AdminCreateUser",
                     "cognito-idp:AdminInitiateAuth",
                     "cognito-idp:AdminRespondToAuthChallenge",
                 ],
-                "Resource": outputs["UserPoolArn"],
-            },
-            {
-                "Effect": "Allow",
-                "Action": ["s3:PutObject", "s3:GetObject"],
-                "Resource": f"arn:{partition}:s3:::{outputs['FeedBucket']}/*",
-            },
-            {
-                "Effect": "Allow",
-                "Action": ["secretsmanager:GetSecretValue"],
-                "Resource": outputs["NctsApiKeySecretArn"],
-            },
+                outputs["UserPoolArn"],
+            ),
+            _allow(
+                ["s3:PutObject", "s3:GetObject"],
+                f"arn:{partition}:s3:::{outputs['FeedBucket']}/*",
+            ),
+            _allow(["secretsmanager:GetSecretValue"], outputs["NctsApiKeySecretArn"]),
         ]
     if service == "export":
         reports = f"{outputs['AnalyticsBucketArn']}/reports/usage/*"
         statements += [
-            {
-                # The daily usage report reads the day's events and writes its CSVs.
-                "Effect": "Allow",
-                "Action": ["s3:ListBucket"],
-                "Resource": outputs["AnalyticsBucketArn"],
-            },
-            {
-                "Effect": "Allow",
-                "Action": ["s3:GetObject"],
-                "Resource": [f"{outputs['AnalyticsBucketArn']}/events/*", reports],
-            },
-            {"Effect": "Allow", "Action": ["s3:PutObject"], "Resource": reports},
+            # The daily usage report reads the day's events and writes its CSVs.
+            _allow(["s3:ListBucket"], outputs["AnalyticsBucketArn"]),
+            _allow(["s3:GetObject"], [f"{outputs['AnalyticsBucketArn']}/events/*", reports]),
+            _allow(["s3:PutObject"], reports),
         ]
         statements += [
-            {
-                "Effect": "Allow",
-                "Action": [
+            _allow(
+                [
                     "dynamodb:GetRecords",
                     "dynamodb:GetShardIterator",
                     "dynamodb:DescribeStream",
                     "dynamodb:ListStreams",
                 ],
-                "Resource": outputs["PersonalDetailsStreamArn"],
-            },
-            {
-                "Effect": "Allow",
-                "Action": [
+                outputs["PersonalDetailsStreamArn"],
+            ),
+            _allow(
+                [
                     "sqs:SendMessage",
                     "sqs:ReceiveMessage",
                     "sqs:DeleteMessage",
                     "sqs:ChangeMessageVisibility",
                     "sqs:GetQueueAttributes",
                 ],
-                "Resource": outputs["PersonalDataUpdatesQueueArn"],
-            },
-            {
-                "Effect": "Allow",
-                "Action": ["s3:PutObject", "s3:GetObject"],
-                "Resource": f"arn:{partition}:s3:::{outputs['UserDetailsBucket']}/*",
-            },
-            {
-                "Effect": "Allow",
-                "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
-                "Resource": outputs["DataKeyArn"],
-            },
+                outputs["PersonalDataUpdatesQueueArn"],
+            ),
+            _allow(
+                ["s3:PutObject", "s3:GetObject"],
+                f"arn:{partition}:s3:::{outputs['UserDetailsBucket']}/*",
+            ),
+            _allow(["kms:GenerateDataKey", "kms:Decrypt"], outputs["DataKeyArn"]),
         ]
     if service == "enf":
+        exports = f"arn:{partition}:s3:::{outputs['EnfExportsBucket']}"
         statements += [
-            {
-                "Effect": "Allow",
-                "Action": [
+            _allow(
+                [
                     "ec2:CreateNetworkInterface",
                     "ec2:DescribeNetworkInterfaces",
                     "ec2:DeleteNetworkInterface",
                 ],
-                "Resource": "*",
-            },
-            {
-                "Effect": "Allow",
-                "Action": ["secretsmanager:GetSecretValue"],
-                "Resource": [
+                "*",
+            ),
+            _allow(
+                ["secretsmanager:GetSecretValue"],
+                [
                     outputs["DatabaseSecretArn"],
                     outputs["NctsApiKeySecretArn"],
                     outputs["EnfTokenSigningSecretArn"],
                     outputs["EnfCodeHashSecretArn"],
                 ],
-            },
-            {"Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": outputs["DatabaseKeyArn"]},
-            {
-                "Effect": "Allow",
-                "Action": ["kms:Sign", "kms:GetPublicKey"],
-                "Resource": (
-                    f"arn:{partition}:kms:{account_region}:key/{outputs['ExportSigningKeyId']}"
-                ),
-            },
-            {
-                "Effect": "Allow",
-                "Action": ["s3:PutObject", "s3:GetObject", "s3:ListBucket", "s3:DeleteObject"],
-                "Resource": [
-                    f"arn:{partition}:s3:::{outputs['EnfExportsBucket']}",
-                    f"arn:{partition}:s3:::{outputs['EnfExportsBucket']}/*",
-                ],
-            },
-            {"Effect": "Allow", "Action": ["sms-voice:SendTextMessage"], "Resource": "*"},
-            {
-                # The operator-changeable client documents (exposure and notification
-                # settings); a missing parameter means "serve the shipped default".
-                "Effect": "Allow",
-                "Action": ["ssm:GetParameter"],
-                "Resource": (
-                    f"arn:{partition}:ssm:{account_region}:parameter/covidtracer/${{Stage}}/enf/*"
-                ),
-            },
-            {
-                "Effect": "Allow",
-                "Action": ["cloudwatch:PutMetricData"],
-                "Resource": "*",
-                "Condition": {"StringEquals": {"cloudwatch:namespace": "CovidTracer"}},
-            },
+            ),
+            _allow(["kms:Decrypt"], outputs["DatabaseKeyArn"]),
+            _allow(
+                ["kms:Sign", "kms:GetPublicKey"],
+                f"arn:{partition}:kms:{account_region}:key/{outputs['ExportSigningKeyId']}",
+            ),
+            _allow(
+                ["s3:PutObject", "s3:GetObject", "s3:ListBucket", "s3:DeleteObject"],
+                [exports, f"{exports}/*"],
+            ),
+            _allow(["sms-voice:SendTextMessage"], "*"),
+            # The operator-changeable client documents (exposure and notification
+            # settings); a missing parameter means "serve the shipped default".
+            _allow(
+                ["ssm:GetParameter"],
+                f"arn:{partition}:ssm:{account_region}:parameter/covidtracer/${{Stage}}/enf/*",
+            ),
+            _allow(
+                ["cloudwatch:PutMetricData"],
+                "*",
+                {"StringEquals": {"cloudwatch:namespace": "CovidTracer"}},
+            ),
         ]
     return {"Version": "2012-10-17", "Statement": statements}
 
