@@ -18,7 +18,6 @@ distribution compresses text for a client that accepts gzip, as ``Compress: true
 
 from __future__ import annotations
 
-import argparse
 import base64
 import gzip
 import os
@@ -26,6 +25,8 @@ import secrets
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tracerstack import in_thread, serve, server_arguments
 
 POP = "AKL50-C1"
 # CloudFront's Compress: true compresses these types, between 1,000 and 10,000,000 bytes.
@@ -176,15 +177,11 @@ def make_server(
 
 
 def serve_in_thread(host: str, port: int, **buckets: str) -> EdgeServer:
-    server = make_server(host, port, **buckets)
-    threading.Thread(target=server.serve_forever, name="edge", daemon=True).start()
-    return server
+    return in_thread(make_server(host, port, **buckets), "edge")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Local CloudFront stand-in (feed, ENF files)")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8026)
+    parser = server_arguments("Local CloudFront stand-in (feed, ENF files)", 8026)
     parser.add_argument("--aws-endpoint", required=True)
     parser.add_argument("--feed-bucket", required=True)
     parser.add_argument("--enf-bucket", required=True)
@@ -197,8 +194,7 @@ def main() -> None:
         feed_bucket=args.feed_bucket,
         enf_bucket=args.enf_bucket,
     )
-    print(f"edge listening on http://{args.host}:{args.port}", flush=True)
-    server.serve_forever()
+    serve(server, "edge")
 
 
 if __name__ == "__main__":

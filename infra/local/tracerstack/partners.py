@@ -34,6 +34,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 
+from tracerstack import in_thread, serve, server_arguments
+
 CONSENT_CODE_ALPHABET = string.ascii_uppercase + string.digits
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
@@ -279,22 +281,15 @@ def make_server(host: str, port: int, aws_endpoint: str | None) -> _PartnerServe
 
 
 def serve_in_thread(host: str, port: int, aws_endpoint: str | None) -> _PartnerServer:
-    server = make_server(host, port, aws_endpoint)
-    threading.Thread(target=server.serve_forever, name="partners", daemon=True).start()
-    return server
+    return in_thread(make_server(host, port, aws_endpoint), "partners")
 
 
 def main() -> None:
-    import argparse
-
-    parser = argparse.ArgumentParser(description="Local stand-ins for NCTS, FCM, SMS and Apple")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8025)
+    parser = server_arguments("Local stand-ins for NCTS, FCM, SMS and Apple", 8025)
     parser.add_argument("--aws-endpoint", default=None)
     args = parser.parse_args()
     server = make_server(args.host, args.port, args.aws_endpoint)
-    print(f"partners listening on http://{args.host}:{args.port}", flush=True)
-    server.serve_forever()
+    serve(server, "partners")
 
 
 if __name__ == "__main__":
