@@ -10,7 +10,7 @@ with the stage's adapters (``wiring.deps()``, built on first use) and encodes th
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from chalice import Rate, Response  # type: ignore[attr-defined]
 from chalice.app import Request
@@ -25,6 +25,7 @@ from covidtracer.http import ApiApp, bearer_token, json_body, json_response, no_
 
 logs.configure()
 app = ApiApp("covidtracer-enf")
+T = TypeVar("T")
 
 
 def _now() -> datetime:
@@ -49,7 +50,8 @@ def _request(*, body: bool = False) -> ApiRequest:
     )
 
 
-def _call[T](
+# A TypeVar, not PEP 695 syntax: Chalice's policy analyzer fails on type-parameter scopes.
+def _call(  # noqa: UP047
     use_case: Callable[[service.Deps, ApiRequest, datetime], T], *, body: bool = False
 ) -> T:
     """Runs one use case on the current request, with the stage's adapters and the time."""
