@@ -9,13 +9,20 @@ repositories import this module, and the services import those on first use.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Collection
 from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from pynamodb.exceptions import PynamoDBException
 from pynamodb.models import Model
 
 from covidtracer import aws, settings
 from covidtracer.errors import Unavailable
+from covidtracer.validation import camel, camel_fields
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 CONDITIONAL_CHECK_FAILED = "ConditionalCheckFailedException"
 
@@ -64,6 +71,25 @@ def get_or_none[M: Model](model: type[M], key: object, table_role: str) -> M | N
         return None
     except PynamoDBException as error:
         raise unavailable(table_role, error) from error
+
+
+def item_of[M: Model](
+    model: type[M], record: DataclassInstance, *, omit: Collection[str] = (), **attributes: Any
+) -> M:
+    """``record`` as an item of ``model``: each field under its ``camel`` name (``user_id``
+    -> ``userId``), but for those in ``omit``; ``attributes`` adds or overrides values."""
+    return model(**(camel_fields(record, omit=omit) | attributes))
+
+
+def record_of[R: DataclassInstance](record_type: type[R], item: Model, **fields: Any) -> R:
+    """The dataclass ``record_type`` read from ``item``: each field from the attribute of
+    its ``camel`` name, but for those given in ``fields``."""
+    values = {
+        field.name: getattr(item, camel(field.name))
+        for field in dataclasses.fields(record_type)
+        if field.name not in fields
+    }
+    return record_type(**values, **fields)
 
 
 def is_conditional_check_failure(error: PynamoDBException) -> bool:

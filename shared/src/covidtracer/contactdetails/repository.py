@@ -60,18 +60,7 @@ def _to_details(item: PersonalDetailsItem) -> ContactDetails:
         # pynamodb types the list's elements as the attribute class; they are str.
         selected = tuple(str(label) for label in item.ethnicity.selected or ())
         ethnicity = Ethnicity(selected, item.ethnicity.other)
-    return ContactDetails(
-        user_id=item.userId,
-        email=item.email,
-        first_name=item.firstName,
-        last_name=item.lastName,
-        phone=item.phone,
-        updated_at=item.updatedAt,
-        middle_name=item.middleName,
-        date_of_birth=item.dateOfBirth,
-        gender=item.gender,
-        ethnicity=ethnicity,
-    )
+    return dynamo.record_of(ContactDetails, item, ethnicity=ethnicity)
 
 
 class _AlreadyStored(Exception):
@@ -99,17 +88,8 @@ class DynamoContactDetails:
         return True
 
     def _save(self, details: ContactDetails, condition: Condition | None) -> None:
-        item = self._model(
-            details.user_id,
-            email=details.email,
-            firstName=details.first_name,
-            middleName=details.middle_name,
-            lastName=details.last_name,
-            phone=details.phone,
-            dateOfBirth=details.date_of_birth,
-            gender=details.gender,
-            ethnicity=_ethnicity_attribute(details.ethnicity),
-            updatedAt=details.updated_at,
+        item = dynamo.item_of(
+            self._model, details, ethnicity=_ethnicity_attribute(details.ethnicity)
         )
         try:
             item.save(condition=condition)

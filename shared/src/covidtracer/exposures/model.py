@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from covidtracer.validation import Problems, format_utc, parse_utc
+from covidtracer.validation import Problems, camel_fields, format_utc, parse_utc
 
 GLN = re.compile(r"[0-9]{13}")
 # NCTS (Salesforce) record ids: 15/18 characters today; a little room, and path-safe.
@@ -83,14 +83,7 @@ class CallbackRequest:
 
     def wire(self) -> dict[str, str]:
         """The request as NCTS receives it. The GLN stays here: NCTS knows the event's place."""
-        return {
-            "eventId": self.event_id,
-            "notificationId": self.notification_id,
-            "firstName": self.first_name,
-            "lastName": self.last_name,
-            "phone": self.phone,
-            "contactNotes": self.contact_notes,
-        }
+        return camel_fields(self, omit={"gln"})
 
 
 def parse_callback_request(body: Mapping[str, Any]) -> CallbackRequest:

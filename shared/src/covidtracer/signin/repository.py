@@ -70,15 +70,7 @@ class DynamoSignInRecords:
         self._latest = dynamo.bind(LatestSignInItem, table_name)
 
     def add(self, record: SignInRecord) -> None:
-        item = self._model(
-            record.verification_id,
-            userId=record.user_id,
-            emailKey=record.email_key,
-            clientId=record.client_id,
-            session=record.session,
-            createdAt=record.created_at,
-            expiresAt=record.expires_at,
-        )
+        item = dynamo.item_of(self._model, record)
         latest = self._latest(
             LATEST_PREFIX + record.email_key,
             current=record.verification_id,
@@ -98,14 +90,9 @@ class DynamoSignInRecords:
         item = dynamo.get_or_none(self._model, verification_id, "sign_in_sessions")
         if item is None:
             return None
-        return SignInRecord(
-            verification_id=item.verificationId,
-            user_id=item.userId,
-            email_key=item.emailKey,
-            client_id=item.clientId,
-            session=item.session,
-            created_at=int(item.createdAt),
-            expires_at=int(item.expiresAt),
+        # NumberAttribute is typed float; the record holds whole epoch seconds.
+        return dynamo.record_of(
+            SignInRecord, item, created_at=int(item.createdAt), expires_at=int(item.expiresAt)
         )
 
     def replace_session(self, record: SignInRecord, new_session: str) -> None:
