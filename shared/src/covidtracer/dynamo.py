@@ -10,7 +10,7 @@ repositories import this module, and the services import those on first use.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -71,6 +71,27 @@ def get_or_none[M: Model](model: type[M], key: object, table_role: str) -> M | N
         return None
     except PynamoDBException as error:
         raise unavailable(table_role, error) from error
+
+
+def get_record[M: Model, R](
+    model: type[M], key: object, table_role: str, to_record: Callable[[M], R]
+) -> R | None:
+    """``to_record`` of the item under ``key`` (read as ``get_or_none`` does), or None."""
+    item = get_or_none(model, key, table_role)
+    return None if item is None else to_record(item)
+
+
+def delete_if_present(model: type[Model], key: object, table_role: str) -> bool:
+    """Deletes the item under ``key``; ``False`` if there was none (a condition on the hash
+    key, so the answer is exact). Raises ``Unavailable`` when DynamoDB does not answer."""
+    [hash_key] = [a for a in model.get_attributes().values() if a.is_hash_key]
+    try:
+        model(key).delete(condition=hash_key.exists())
+    except PynamoDBException as error:
+        if is_conditional_check_failure(error):
+            return False
+        raise unavailable(table_role, error) from error
+    return True
 
 
 def item_of[M: Model](

@@ -74,8 +74,7 @@ class DynamoContactDetails:
         self._model = dynamo.bind(PersonalDetailsItem, table_name)
 
     def get(self, user_id: str) -> ContactDetails | None:
-        item = dynamo.get_or_none(self._model, user_id, "personal_details")
-        return _to_details(item) if item is not None else None
+        return dynamo.get_record(self._model, user_id, "personal_details", _to_details)
 
     def put(self, details: ContactDetails) -> None:
         self._save(details, condition=None)
@@ -119,13 +118,7 @@ class DynamoContactDetails:
         return _to_details(item)
 
     def delete(self, user_id: str) -> bool:
-        try:
-            self._model(user_id).delete(condition=self._model.userId.exists())
-        except PynamoDBException as error:
-            if dynamo.is_conditional_check_failure(error):
-                return False
-            raise dynamo.unavailable("personal_details", error) from error
-        return True
+        return dynamo.delete_if_present(self._model, user_id, "personal_details")
 
 
 class AccountEmailsFromUsers:
