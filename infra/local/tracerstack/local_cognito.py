@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute
-from pynamodb.exceptions import DeleteError, PynamoDBException
+from pynamodb.exceptions import PynamoDBException
 from pynamodb.models import Model
 
 from covidtracer import aws, dynamo
@@ -139,17 +139,10 @@ class DynamoLocalSessions:
 
     def take(self, session_id: str) -> LocalSession | None:
         """Reads and deletes a session: each Cognito session string answers once."""
-        try:
-            item = self._model.get(LOCAL_SESSION_PREFIX + session_id, consistent_read=True)
-            item.delete(condition=self._model.verificationId.exists())
-        except self._model.DoesNotExist:
-            return None
-        except DeleteError as error:
-            if dynamo.is_conditional_check_failure(error):
-                return None  # a concurrent answer took it first
-            raise dynamo.unavailable("sign_in_sessions", error) from error
-        except PynamoDBException as error:
-            raise dynamo.unavailable("sign_in_sessions", error) from error
+        key = LOCAL_SESSION_PREFIX + session_id
+        item = dynamo.get_or_none(self._model, key, "sign_in_sessions")
+        if item is None or not dynamo.delete_if_present(self._model, key, "sign_in_sessions"):
+            return None  # none, or a concurrent answer took it first
         return dynamo.record_of(
             LocalSession, item, session_id=session_id, expires_at=int(item.expiresAt)
         )
