@@ -5,7 +5,7 @@ import this)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,6 +18,12 @@ from covidtracer.exposures.service import Dependencies as ExposuresDependencies
 from covidtracer.exposures.settings import ExposureEventSettings
 from covidtracer.ncts import ConsentCodeRejected
 from covidtracer.ratelimit.repository import MemoryCounters
+
+
+def twin_or_real[S](param: str, twin: Callable[[], S], real: Callable[[], S]) -> S:
+    """A contract test's store for its fixture's ``param``: the in-memory twin for
+    ``"memory"``, else the real adapter (moto's DynamoDB or S3)."""
+    return twin() if param == "memory" else real()
 
 
 class MemoryExposureEvents:

@@ -25,6 +25,7 @@ from tracerstack import export_pb2 as pb
 MAX_ENTRY_BYTES = 64 * 1024 * 1024
 """Refuse entries that would inflate beyond this (a 500,000-key export.bin is ~15 MiB)."""
 
+# The header fields, named alike in the proto and in ``ExportBatch``.
 _REQUIRED_EXPORT_FIELDS = ("start_timestamp", "end_timestamp", "region", "batch_num", "batch_size")
 
 
@@ -65,11 +66,7 @@ def decode_export_bin(export_bin: bytes) -> ExportBatch:
     if missing:
         raise ExportFormatError(f"export.bin lacks {', '.join(missing)}")
     return ExportBatch(
-        start_timestamp=message.start_timestamp,
-        end_timestamp=message.end_timestamp,
-        region=message.region,
-        batch_num=message.batch_num,
-        batch_size=message.batch_size,
+        **{name: getattr(message, name) for name in _REQUIRED_EXPORT_FIELDS},
         signature_infos=tuple(_signature_info(info) for info in message.signature_infos),
         keys=tuple(_export_key(key) for key in message.keys),
     )

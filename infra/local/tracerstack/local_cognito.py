@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute
-from pynamodb.exceptions import DeleteError, PynamoDBException
+from pynamodb.exceptions import PynamoDBException
 from pynamodb.models import Model
 
 from covidtracer import aws, dynamo
@@ -103,7 +103,7 @@ class LocalSession:
     client_id: str
     history: str  # JSON list of {challengeName, challengeResult, challengeMetadata}
     private_parameters: str  # JSON object from CreateAuthChallenge
-    metadata: str  # challengeMetadata of the pending challenge
+    challenge_metadata: str  # of the pending challenge
     expires_at: int
 
 
@@ -126,15 +126,11 @@ class DynamoLocalSessions:
         self._model = dynamo.bind(LocalSessionItem, table_name)
 
     def add(self, session: LocalSession) -> None:
-        item = self._model(
-            LOCAL_SESSION_PREFIX + session.session_id,
-            username=session.username,
-            userId=session.user_id,
-            clientId=session.client_id,
-            history=session.history,
-            privateParameters=session.private_parameters,
-            challengeMetadata=session.metadata,
-            expiresAt=session.expires_at,
+        item = dynamo.item_of(
+            self._model,
+            session,
+            omit={"session_id"},
+            verificationId=LOCAL_SESSION_PREFIX + session.session_id,
         )
         try:
             item.save()
@@ -143,26 +139,12 @@ class DynamoLocalSessions:
 
     def take(self, session_id: str) -> LocalSession | None:
         """Reads and deletes a session: each Cognito session string answers once."""
-        try:
-            item = self._model.get(LOCAL_SESSION_PREFIX + session_id, consistent_read=True)
-            item.delete(condition=self._model.verificationId.exists())
-        except self._model.DoesNotExist:
-            return None
-        except DeleteError as error:
-            if dynamo.is_conditional_check_failure(error):
-                return None  # a concurrent answer took it first
-            raise dynamo.unavailable("sign_in_sessions", error) from error
-        except PynamoDBException as error:
-            raise dynamo.unavailable("sign_in_sessions", error) from error
-        return LocalSession(
-            session_id=session_id,
-            username=item.username,
-            user_id=item.userId,
-            client_id=item.clientId,
-            history=item.history,
-            private_parameters=item.privateParameters,
-            metadata=item.challengeMetadata,
-            expires_at=int(item.expiresAt),
+        key = LOCAL_SESSION_PREFIX + session_id
+        item = dynamo.get_or_none(self._model, key, "sign_in_sessions")
+        if item is None or not dynamo.delete_if_present(self._model, key, "sign_in_sessions"):
+            return None  # none, or a concurrent answer took it first
+        return dynamo.record_of(
+            LocalSession, item, session_id=session_id, expires_at=int(item.expiresAt)
         )
 
 
@@ -233,7 +215,7 @@ class LocalCognito(AwsCognito):
             {
                 "challengeName": CUSTOM_CHALLENGE,
                 "challengeResult": verified["response"].get("answerCorrect") is True,
-                "challengeMetadata": pending.metadata,
+                "challengeMetadata": pending.challenge_metadata,
             }
         )
         next_session = self._next(pending.username, user_id, client_id, attributes, history)
@@ -294,7 +276,7 @@ class LocalCognito(AwsCognito):
                 client_id=client_id,
                 history=json.dumps(history),
                 private_parameters=json.dumps(created.get("privateChallengeParameters") or {}),
-                metadata=str(created.get("challengeMetadata") or ""),
+                challenge_metadata=str(created.get("challengeMetadata") or ""),
                 expires_at=int(self._now()) + self._validity,
             )
         )

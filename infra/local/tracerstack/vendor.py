@@ -60,7 +60,7 @@ def _imported_names(tree: ast.AST, module: str, is_package: bool) -> Iterable[st
             else:
                 origin = node.module or ""
             yield origin
-            # ``from covidtracer.enf import service`` loads a submodule, not only a name.
+            # ``from covidtracer.enfkeys import service`` loads a submodule, not only a name.
             yield from (f"{origin}.{alias.name}" for alias in node.names)
         stack.extend(ast.iter_child_nodes(node))
 

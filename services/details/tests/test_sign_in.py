@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import jwt
@@ -51,6 +52,35 @@ def wrong(code: str) -> str:
     return f"{(int(code) + 1) % 1_000_000:06d}"
 
 
+@dataclass(frozen=True)
+class SignIn:
+    """A sign-in initiated from one app client, with the code it emailed."""
+
+    client: Client
+    client_id: str
+    email: str
+    verification_id: str
+    code: str
+
+    def answer(self, code: str) -> tuple[int, dict[str, Any]]:
+        return confirm(self.client, self.client_id, self.email, code, self.verification_id)
+
+
+def sign_in(client: Client, client_id: str, outbox: Partners) -> SignIn:
+    """Initiates a sign-in for a new address; the one code it sent is emailed."""
+    email = new_email()
+    started = initiate(client, client_id, email)
+    [code] = codes_sent_to(outbox, email)
+    return SignIn(client, client_id, email, started["verificationId"], code)
+
+
+def initiated_twice(client: Client, client_id: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """A new address and the answers to its two initiates (the second is a resend, and
+    finds the account the first created)."""
+    email = new_email()
+    return email, initiate(client, client_id, email), initiate(client, client_id, email)
+
+
 def test_a_person_signs_in_with_the_emailed_code_and_keeps_their_user_id(
     client: Client, client_ids: dict[str, str], outbox: Partners, service_env: dict[str, str]
 ) -> None:
@@ -93,34 +123,29 @@ def test_a_person_signs_in_with_the_emailed_code_and_keeps_their_user_id(
 def test_a_wrong_code_can_be_retried_with_the_same_verification_id(
     client: Client, client_ids: dict[str, str], outbox: Partners
 ) -> None:
-    email = new_email()
-    started = initiate(client, client_ids["web"], email)
-    [code] = codes_sent_to(outbox, email)
+    started = sign_in(client, client_ids["web"], outbox)
 
-    status, body = confirm(client, client_ids["web"], email, wrong(code), started["verificationId"])
+    status, body = started.answer(wrong(started.code))
     assert status == 400
     assert body["type"] == "urn:errors:invalid-auth-code"
-    status, body = confirm(client, client_ids["web"], email, code, started["verificationId"])
+    status, body = started.answer(started.code)
     assert status == 200, body
-    assert codes_sent_to(outbox, email) == [code], "a retry reuses the code and sends nothing"
+    assert codes_sent_to(outbox, started.email) == [started.code], (
+        "a retry reuses the code and sends nothing"
+    )
 
 
 def test_three_wrong_codes_end_the_session(
     client: Client, client_ids: dict[str, str], outbox: Partners
 ) -> None:
-    email = new_email()
-    started = initiate(client, client_ids["ios"], email)
-    [code] = codes_sent_to(outbox, email)
-    answers = [
-        confirm(client, client_ids["ios"], email, wrong(code), started["verificationId"])
-        for _ in range(3)
-    ]
+    started = sign_in(client, client_ids["ios"], outbox)
+    answers = [started.answer(wrong(started.code)) for _ in range(3)]
     assert [(status, body["type"]) for status, body in answers] == [
         (400, "urn:errors:invalid-auth-code"),
         (400, "urn:errors:invalid-auth-code"),
         (400, "urn:errors:invalid-auth-session"),
     ]
-    status, body = confirm(client, client_ids["ios"], email, code, started["verificationId"])
+    status, body = started.answer(started.code)
     assert status == 400
     assert body["type"] == "urn:errors:invalid-auth-session"
 
@@ -128,9 +153,7 @@ def test_three_wrong_codes_end_the_session(
 def test_a_resend_sends_a_new_code_and_the_old_one_stops_working(
     client: Client, client_ids: dict[str, str], outbox: Partners
 ) -> None:
-    email = new_email()
-    first = initiate(client, client_ids["ios"], email)
-    second = initiate(client, client_ids["ios"], email)
+    email, first, second = initiated_twice(client, client_ids["ios"])
     old_code, new_code = codes_sent_to(outbox, email)
     assert old_code != new_code  # 1 in a million they coincide; then rerun
 
@@ -145,13 +168,13 @@ def test_a_resend_sends_a_new_code_and_the_old_one_stops_working(
 def test_a_confirm_must_come_from_the_same_email_and_client(
     client: Client, client_ids: dict[str, str], outbox: Partners
 ) -> None:
-    email = new_email()
-    started = initiate(client, client_ids["ios"], email)
-    [code] = codes_sent_to(outbox, email)
-    for client_id, address in ((client_ids["ios"], new_email()), (client_ids["web"], email)):
-        status, body = confirm(client, client_id, address, code, started["verificationId"])
+    started = sign_in(client, client_ids["ios"], outbox)
+    for client_id, email in ((client_ids["ios"], new_email()), (client_ids["web"], started.email)):
+        status, body = confirm(client, client_id, email, started.code, started.verification_id)
         assert (status, body["type"]) == (400, "urn:errors:invalid-auth-session")
-    status, body = confirm(client, client_ids["ios"], email, code, "not-a-verification-id")
+    status, body = confirm(
+        client, client_ids["ios"], started.email, started.code, "not-a-verification-id"
+    )
     assert (status, body["type"]) == (400, "urn:errors:invalid-auth-session")
 
 
@@ -245,9 +268,7 @@ def test_initiates_from_one_address_are_throttled_across_emails(
 def test_the_answer_has_the_same_shape_for_new_and_existing_accounts(
     client: Client, client_ids: dict[str, str], outbox: Partners
 ) -> None:
-    email = new_email()
-    new_account = initiate(client, client_ids["ios"], email)
-    existing_account = initiate(client, client_ids["ios"], email)
+    _, new_account, existing_account = initiated_twice(client, client_ids["ios"])
     assert set(new_account) == set(existing_account) == {"verificationId", "userId"}
     assert len(new_account["verificationId"]) == len(existing_account["verificationId"]) >= 43
 
@@ -255,15 +276,14 @@ def test_the_answer_has_the_same_shape_for_new_and_existing_accounts(
 def test_the_code_and_the_email_never_reach_the_logs(
     client: Client, client_ids: dict[str, str], outbox: Partners, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    email = new_email()
-    started = initiate(client, client_ids["ios"], email)
-    [code] = codes_sent_to(outbox, email)
-    confirm(client, client_ids["ios"], email, wrong(code), started["verificationId"])
-    status, _ = confirm(client, client_ids["ios"], email, code, started["verificationId"])
+    started = sign_in(client, client_ids["ios"], outbox)
+    email = started.email
+    started.answer(wrong(started.code))
+    status, _ = started.answer(started.code)
     assert status == 200
     logged = capsys.readouterr().out
     assert "sign-in code sent" in logged and "sign-in confirmed" in logged  # logs were captured
-    assert code not in logged
+    assert started.code not in logged
     assert email not in logged and email.split("@")[0] not in logged
 
 

@@ -9,13 +9,20 @@ repositories import this module, and the services import those on first use.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable, Collection
 from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from pynamodb.exceptions import PynamoDBException
 from pynamodb.models import Model
 
 from covidtracer import aws, settings
 from covidtracer.errors import Unavailable
+from covidtracer.validation import camel, camel_fields
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 CONDITIONAL_CHECK_FAILED = "ConditionalCheckFailedException"
 
@@ -64,6 +71,46 @@ def get_or_none[M: Model](model: type[M], key: object, table_role: str) -> M | N
         return None
     except PynamoDBException as error:
         raise unavailable(table_role, error) from error
+
+
+def get_record[M: Model, R](
+    model: type[M], key: object, table_role: str, to_record: Callable[[M], R]
+) -> R | None:
+    """``to_record`` of the item under ``key`` (read as ``get_or_none`` does), or None."""
+    item = get_or_none(model, key, table_role)
+    return None if item is None else to_record(item)
+
+
+def delete_if_present(model: type[Model], key: object, table_role: str) -> bool:
+    """Deletes the item under ``key``; ``False`` if there was none (a condition on the hash
+    key, so the answer is exact). Raises ``Unavailable`` when DynamoDB does not answer."""
+    [hash_key] = [a for a in model.get_attributes().values() if a.is_hash_key]
+    try:
+        model(key).delete(condition=hash_key.exists())
+    except PynamoDBException as error:
+        if is_conditional_check_failure(error):
+            return False
+        raise unavailable(table_role, error) from error
+    return True
+
+
+def item_of[M: Model](
+    model: type[M], record: DataclassInstance, *, omit: Collection[str] = (), **attributes: Any
+) -> M:
+    """``record`` as an item of ``model``: each field under its ``camel`` name (``user_id``
+    -> ``userId``), but for those in ``omit``; ``attributes`` adds or overrides values."""
+    return model(**(camel_fields(record, omit=omit) | attributes))
+
+
+def record_of[R: DataclassInstance](record_type: type[R], item: Model, **fields: Any) -> R:
+    """The dataclass ``record_type`` read from ``item``: each field from the attribute of
+    its ``camel`` name, but for those given in ``fields``."""
+    values = {
+        field.name: getattr(item, camel(field.name))
+        for field in dataclasses.fields(record_type)
+        if field.name not in fields
+    }
+    return record_type(**values, **fields)
 
 
 def is_conditional_check_failure(error: PynamoDBException) -> bool:

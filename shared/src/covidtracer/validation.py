@@ -8,12 +8,16 @@ personal data.
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from covidtracer.errors import ValidationError
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 _ISO_UTC = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?(?:Z|\+00:00|\+0000)",
@@ -41,6 +45,22 @@ def is_text(value: str, *, multiline: bool = False) -> bool:
 def pascal(name: str) -> str:
     """``consentCode`` -> ``ConsentCode`` (the key style of ``errors``)."""
     return name[:1].upper() + name[1:]
+
+
+def camel(name: str) -> str:
+    """``first_name`` -> ``firstName``: a Python field's name in JSON and in DynamoDB items."""
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+def camel_fields(record: DataclassInstance, *, omit: Collection[str] = ()) -> dict[str, Any]:
+    """A dataclass's fields under their ``camel`` names, in declaration order, as JSON
+    bodies, NCTS requests and DynamoDB items spell them; ``omit`` names fields left out."""
+    return {
+        camel(field.name): getattr(record, field.name)
+        for field in dataclasses.fields(record)
+        if field.name not in omit
+    }
 
 
 class Problems:

@@ -60,18 +60,7 @@ def _to_details(item: PersonalDetailsItem) -> ContactDetails:
         # pynamodb types the list's elements as the attribute class; they are str.
         selected = tuple(str(label) for label in item.ethnicity.selected or ())
         ethnicity = Ethnicity(selected, item.ethnicity.other)
-    return ContactDetails(
-        user_id=item.userId,
-        email=item.email,
-        first_name=item.firstName,
-        last_name=item.lastName,
-        phone=item.phone,
-        updated_at=item.updatedAt,
-        middle_name=item.middleName,
-        date_of_birth=item.dateOfBirth,
-        gender=item.gender,
-        ethnicity=ethnicity,
-    )
+    return dynamo.record_of(ContactDetails, item, ethnicity=ethnicity)
 
 
 class _AlreadyStored(Exception):
@@ -85,8 +74,7 @@ class DynamoContactDetails:
         self._model = dynamo.bind(PersonalDetailsItem, table_name)
 
     def get(self, user_id: str) -> ContactDetails | None:
-        item = dynamo.get_or_none(self._model, user_id, "personal_details")
-        return _to_details(item) if item is not None else None
+        return dynamo.get_record(self._model, user_id, "personal_details", _to_details)
 
     def put(self, details: ContactDetails) -> None:
         self._save(details, condition=None)
@@ -99,17 +87,8 @@ class DynamoContactDetails:
         return True
 
     def _save(self, details: ContactDetails, condition: Condition | None) -> None:
-        item = self._model(
-            details.user_id,
-            email=details.email,
-            firstName=details.first_name,
-            middleName=details.middle_name,
-            lastName=details.last_name,
-            phone=details.phone,
-            dateOfBirth=details.date_of_birth,
-            gender=details.gender,
-            ethnicity=_ethnicity_attribute(details.ethnicity),
-            updatedAt=details.updated_at,
+        item = dynamo.item_of(
+            self._model, details, ethnicity=_ethnicity_attribute(details.ethnicity)
         )
         try:
             item.save(condition=condition)
@@ -139,13 +118,7 @@ class DynamoContactDetails:
         return _to_details(item)
 
     def delete(self, user_id: str) -> bool:
-        try:
-            self._model(user_id).delete(condition=self._model.userId.exists())
-        except PynamoDBException as error:
-            if dynamo.is_conditional_check_failure(error):
-                return False
-            raise dynamo.unavailable("personal_details", error) from error
-        return True
+        return dynamo.delete_if_present(self._model, user_id, "personal_details")
 
 
 class AccountEmailsFromUsers:

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from covidtracer.diary.settings import DiarySettings
-from covidtracer.validation import Problems, format_utc
+from covidtracer.validation import Problems, camel_fields, format_utc
 
 CONSENT_CODE = re.compile(r"[a-zA-Z0-9]{6}")
 DIARY_GLN = re.compile(r"(?:[0-9]{13})?")  # manual entries carry ""
@@ -33,13 +33,7 @@ class DiaryEntry:
 
     def wire(self) -> dict[str, Any]:
         """The entry as NCTS receives it: the app's own field names."""
-        return {
-            "gln": self.gln,
-            "locationName": self.location_name,
-            "note": self.note,
-            "entryType": self.entry_type,
-            "time": format_utc(self.time),
-        }
+        return {**camel_fields(self), "time": format_utc(self.time)}
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from covidtracer.validation import Problems, format_utc, parse_utc
+from covidtracer.validation import Problems, camel_fields, format_utc, parse_utc
 
 GLN = re.compile(r"[0-9]{13}")
 # NCTS (Salesforce) record ids: 15/18 characters today; a little room, and path-safe.
@@ -68,6 +68,17 @@ def gln_hash(gln: str) -> str:
     return base64.b64encode(hashlib.sha384(gln.encode("utf-8")).digest()).decode("ascii")
 
 
+def _event_reference(
+    problems: Problems, body: Mapping[str, Any]
+) -> tuple[str | None, str | None, str | None]:
+    """``eventId``, ``notificationId`` and ``gln``: how an event from NCTS and a callback
+    request alike name the event and its place."""
+    event_id = problems.string(body, "eventId", pattern=RECORD_ID)
+    notification_id = problems.string(body, "notificationId", pattern=RECORD_ID)
+    gln = problems.string(body, "gln", pattern=GLN, pattern_message="The GLN must be 13 digits.")
+    return event_id, notification_id, gln
+
+
 # ---------------------------------------------------------------------------- callbacks (§2.4)
 
 
@@ -83,23 +94,14 @@ class CallbackRequest:
 
     def wire(self) -> dict[str, str]:
         """The request as NCTS receives it. The GLN stays here: NCTS knows the event's place."""
-        return {
-            "eventId": self.event_id,
-            "notificationId": self.notification_id,
-            "firstName": self.first_name,
-            "lastName": self.last_name,
-            "phone": self.phone,
-            "contactNotes": self.contact_notes,
-        }
+        return camel_fields(self, omit={"gln"})
 
 
 def parse_callback_request(body: Mapping[str, Any]) -> CallbackRequest:
     """The request, or ``ValidationError``. The phone is returned in E.164 (spaces removed)."""
     problems = Problems()
     problems.unknown_fields(body, CALLBACK_FIELDS)
-    event_id = problems.string(body, "eventId", pattern=RECORD_ID)
-    notification_id = problems.string(body, "notificationId", pattern=RECORD_ID)
-    gln = problems.string(body, "gln", pattern=GLN, pattern_message="The GLN must be 13 digits.")
+    event_id, notification_id, gln = _event_reference(problems, body)
     first_name = problems.string(body, "firstName", max_length=NAME_MAX)
     last_name = problems.string(body, "lastName", required=False, max_length=NAME_MAX)
     phone = problems.phone(body)
@@ -173,9 +175,7 @@ def parse_exposure_event(body: Mapping[str, Any]) -> ExposureEvent:
     """The event NCTS sent, or ``ValidationError`` listing every problem."""
     problems = Problems()
     problems.unknown_fields(body, EVENT_FIELDS)
-    event_id = problems.string(body, "eventId", pattern=RECORD_ID)
-    notification_id = problems.string(body, "notificationId", pattern=RECORD_ID)
-    gln = problems.string(body, "gln", pattern=GLN, pattern_message="The GLN must be 13 digits.")
+    event_id, notification_id, gln = _event_reference(problems, body)
     start = problems.utc_time(body, "start")
     end = problems.utc_time(body, "end")
     if start is not None and end is not None and not start < end:

@@ -136,8 +136,7 @@ class DynamoExposureEvents:
         self._model = dynamo.bind(ExposureEventItem, table_name)
 
     def get(self, notification_id: str) -> StoredEvent | None:
-        item = dynamo.get_or_none(self._model, notification_id, "exposure_events")
-        return _to_stored(item) if item is not None else None
+        return dynamo.get_record(self._model, notification_id, "exposure_events", _to_stored)
 
     def put(self, event: ExposureEvent, *, version: str, expires_at: int) -> None:
         attributes: dict[str, Any] = {name: event.texts.get(name, "") for name in EVENT_TEXTS}
@@ -193,13 +192,7 @@ class DynamoExposureEvents:
             raise dynamo.unavailable("exposure_events", error) from error
 
     def delete(self, notification_id: str) -> bool:
-        try:
-            self._model(notification_id).delete(condition=self._model.notificationId.exists())
-        except PynamoDBException as error:
-            if dynamo.is_conditional_check_failure(error):
-                return False
-            raise dynamo.unavailable("exposure_events", error) from error
-        return True
+        return dynamo.delete_if_present(self._model, notification_id, "exposure_events")
 
     def scan(self) -> Iterator[StoredEvent]:
         try:

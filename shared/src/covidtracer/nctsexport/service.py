@@ -29,6 +29,7 @@ from covidtracer.nctsexport import messages, model
 from covidtracer.nctsexport.repository import Lease, ReceivedMessage
 from covidtracer.nctsexport.stream import StreamRecord
 from covidtracer.personaldetails.model import UserChange
+from covidtracer.validation import camel_fields
 
 log = logs.get_logger(__name__)
 
@@ -88,16 +89,8 @@ class ExportResult:
     message_ids: tuple[str, ...] = field(default=(), repr=False)
 
     def summary(self) -> dict[str, object]:
-        return {
-            "key": self.key,
-            "users": self.users,
-            "tombstones": self.tombstones,
-            "read": self.read,
-            "messages": self.messages,
-            "malformed": self.malformed,
-            "undeleted": self.undeleted,
-            "skipped": self.skipped,
-        }
+        """The run's log line and the job's answer: every count, not the message ids."""
+        return camel_fields(self, omit={"message_ids"})
 
 
 @dataclass(frozen=True)

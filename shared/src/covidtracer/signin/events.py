@@ -18,8 +18,28 @@ from typing import Any
 from covidtracer.signin.model import Challenge
 
 
+class _Text:
+    """A text field of the raw event, read through its path of keys ("" when absent)."""
+
+    def __init__(self, *path: str) -> None:
+        *self._within, self._name = path
+
+    def __get__(self, event: TriggerEvent, owner: type[TriggerEvent]) -> str:
+        value: Mapping[str, Any] = event.raw
+        for key in self._within:
+            value = value.get(key) or {}
+        return str(value.get(self._name, ""))
+
+
 class TriggerEvent:
     """Fields every Cognito user-pool trigger event carries."""
+
+    trigger_source = _Text("triggerSource")
+    user_name = _Text("userName")
+    user_pool_id = _Text("userPoolId")
+    client_id = _Text("callerContext", "clientId")
+    email = _Text("request", "userAttributes", "email")
+    sub = _Text("request", "userAttributes", "sub")
 
     def __init__(self, raw: dict[str, Any]) -> None:
         self.raw = raw
@@ -28,40 +48,12 @@ class TriggerEvent:
             raw["response"] = {}
 
     @property
-    def trigger_source(self) -> str:
-        return str(self.raw.get("triggerSource", ""))
-
-    @property
-    def user_name(self) -> str:
-        return str(self.raw.get("userName", ""))
-
-    @property
-    def user_pool_id(self) -> str:
-        return str(self.raw.get("userPoolId", ""))
-
-    @property
-    def client_id(self) -> str:
-        return str((self.raw.get("callerContext") or {}).get("clientId", ""))
-
-    @property
     def request(self) -> dict[str, Any]:
         return self.raw["request"]  # type: ignore[no-any-return]
 
     @property
     def response(self) -> dict[str, Any]:
         return self.raw["response"]  # type: ignore[no-any-return]
-
-    @property
-    def user_attributes(self) -> Mapping[str, str]:
-        return self.request.get("userAttributes") or {}
-
-    @property
-    def email(self) -> str:
-        return str(self.user_attributes.get("email", ""))
-
-    @property
-    def sub(self) -> str:
-        return str(self.user_attributes.get("sub", ""))
 
 
 class PreSignUpEvent(TriggerEvent):
@@ -99,9 +91,7 @@ class DefineAuthChallengeEvent(_ChallengeSessionEvent):
 
 
 class CreateAuthChallengeEvent(_ChallengeSessionEvent):
-    @property
-    def challenge_name(self) -> str:
-        return str(self.request.get("challengeName", ""))
+    challenge_name = _Text("request", "challengeName")
 
     def present(self, *, public: dict[str, str], private: dict[str, str], metadata: str) -> None:
         self.response["publicChallengeParameters"] = public

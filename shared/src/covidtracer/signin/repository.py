@@ -62,6 +62,13 @@ class LatestSignInItem(Model):
     expiresAt = NumberAttribute()  # noqa: N815 - TTL attribute
 
 
+def _to_record(item: SignInItem) -> SignInRecord:
+    # NumberAttribute is typed float; the record holds whole epoch seconds.
+    return dynamo.record_of(
+        SignInRecord, item, created_at=int(item.createdAt), expires_at=int(item.expiresAt)
+    )
+
+
 class DynamoSignInRecords:
     """Sign-in records in ``SIGN_IN_SESSIONS_TABLE`` (key ``verificationId``, TTL ``expiresAt``)."""
 
@@ -70,15 +77,7 @@ class DynamoSignInRecords:
         self._latest = dynamo.bind(LatestSignInItem, table_name)
 
     def add(self, record: SignInRecord) -> None:
-        item = self._model(
-            record.verification_id,
-            userId=record.user_id,
-            emailKey=record.email_key,
-            clientId=record.client_id,
-            session=record.session,
-            createdAt=record.created_at,
-            expiresAt=record.expires_at,
-        )
+        item = dynamo.item_of(self._model, record)
         latest = self._latest(
             LATEST_PREFIX + record.email_key,
             current=record.verification_id,
@@ -95,18 +94,7 @@ class DynamoSignInRecords:
         return None if latest is None else str(latest.current)
 
     def get(self, verification_id: str) -> SignInRecord | None:
-        item = dynamo.get_or_none(self._model, verification_id, "sign_in_sessions")
-        if item is None:
-            return None
-        return SignInRecord(
-            verification_id=item.verificationId,
-            user_id=item.userId,
-            email_key=item.emailKey,
-            client_id=item.clientId,
-            session=item.session,
-            created_at=int(item.createdAt),
-            expires_at=int(item.expiresAt),
-        )
+        return dynamo.get_record(self._model, verification_id, "sign_in_sessions", _to_record)
 
     def replace_session(self, record: SignInRecord, new_session: str) -> None:
         item = self._model(record.verification_id)
@@ -174,6 +162,16 @@ class UserRow:
     last_sign_in_at: str
 
 
+def _to_row(item: UserItem) -> UserRow:
+    return UserRow(
+        item.userId,
+        item.email or "",
+        bool(item.emailVerified),
+        item.createdAt or "",
+        item.lastSignInAt or "",
+    )
+
+
 class DynamoUsers:
     """The ``Users`` table (key ``userId``, GSI ``email``)."""
 
@@ -202,13 +200,4 @@ class DynamoUsers:
             raise dynamo.unavailable("users", error) from error
 
     def get(self, user_id: str) -> UserRow | None:
-        item = dynamo.get_or_none(self._model, user_id, "users")
-        if item is None:
-            return None
-        return UserRow(
-            item.userId,
-            item.email or "",
-            bool(item.emailVerified),
-            item.createdAt or "",
-            item.lastSignInAt or "",
-        )
+        return dynamo.get_record(self._model, user_id, "users", _to_row)

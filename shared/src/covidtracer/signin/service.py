@@ -24,6 +24,7 @@ from covidtracer.ratelimit.service import counted
 from covidtracer.signin import model
 from covidtracer.signin.cognito import Retry
 from covidtracer.signin.model import SignInRecord, StaleSession
+from covidtracer.validation import camel_fields
 
 if TYPE_CHECKING:
     from covidtracer.ratelimit.repository import Counters
@@ -54,21 +55,23 @@ class SignInDeps:
 
 
 @dataclass(frozen=True)
-class Initiated:
-    verification_id: str
-    user_id: str
+class _Answer:
+    """A sign-in step's result; its fields, in camelCase, are the response body."""
 
     def body(self) -> dict[str, str]:
-        return {"verificationId": self.verification_id, "userId": self.user_id}
+        return camel_fields(self)
 
 
 @dataclass(frozen=True)
-class Confirmed:
-    access_token: str
+class Initiated(_Answer):
+    verification_id: str
     user_id: str
 
-    def body(self) -> dict[str, str]:
-        return {"accessToken": self.access_token, "userId": self.user_id}
+
+@dataclass(frozen=True)
+class Confirmed(_Answer):
+    access_token: str
+    user_id: str
 
 
 def initiate(

@@ -12,24 +12,24 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from covidtracer import config
-from covidtracer.contactdetails.settings import details_settings
 
 if TYPE_CHECKING:
+    # Only a type: the auth app, which ships sign-in for its triggers, has no contact details.
+    from covidtracer.contactdetails.settings import DetailsSettings
     from covidtracer.signin.cognito import CognitoGateway
     from covidtracer.signin.service import SignInDeps
     from covidtracer.signin.triggers import TriggerDeps
 
 
-@config.cached
-def sign_in_deps() -> SignInDeps:
-    """Initiate/confirm wired to Cognito (or the local driver) and DynamoDB (details API)."""
+def sign_in_deps(details: DetailsSettings) -> SignInDeps:
+    """Initiate/confirm wired to Cognito (or the local driver) and DynamoDB, from the details
+    API's settings (the API caches what this builds)."""
     from covidtracer.ratelimit.wiring import dynamo_counters
     from covidtracer.signin.repository import DynamoSignInRecords
     from covidtracer.signin.service import SignInDeps
 
-    details = details_settings()
     return SignInDeps(
-        gateway=_gateway(),
+        gateway=_gateway(details),
         records=DynamoSignInRecords(details.tables.sign_in_sessions),
         counters=dynamo_counters(details.tables.rate_limits),
         config=details.sign_in,
@@ -53,8 +53,7 @@ def trigger_deps() -> TriggerDeps:
     )
 
 
-def _gateway() -> CognitoGateway:
-    details = details_settings()
+def _gateway(details: DetailsSettings) -> CognitoGateway:
     if details.sign_in.cognito_gateway == "aws":
         from covidtracer.signin.cognito import AwsCognito
 

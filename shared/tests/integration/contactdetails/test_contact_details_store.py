@@ -5,7 +5,6 @@ lookup."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,7 +15,7 @@ from covidtracer.contactdetails.settings import details_settings
 from covidtracer.errors import NotFound, Unavailable
 from covidtracer.signin.repository import DynamoUsers
 from tracerstack.bootstrap import Bootstrap
-from tracerstack.details_fakes import MemoryContactDetails
+from tracerstack.details_fakes import MemoryContactDetails, twin_or_real
 
 RECORD = model.ContactDetails(
     user_id="u1",
@@ -33,11 +32,9 @@ RECORD = model.ContactDetails(
 
 
 @pytest.fixture(params=["memory", "dynamodb"])
-def store(request: pytest.FixtureRequest, service_env: dict[str, str]) -> Iterator[Any]:
-    if request.param == "memory":
-        yield MemoryContactDetails()
-    else:
-        yield DynamoContactDetails(service_env["PERSONAL_DETAILS_TABLE"])
+def store(request: pytest.FixtureRequest, service_env: dict[str, str]) -> Any:
+    table = service_env["PERSONAL_DETAILS_TABLE"]
+    return twin_or_real(request.param, MemoryContactDetails, lambda: DynamoContactDetails(table))
 
 
 def _user() -> str:

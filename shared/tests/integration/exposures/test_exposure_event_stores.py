@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -11,7 +10,7 @@ from covidtracer.exposures import model
 from covidtracer.exposures.repository import DynamoExposureEvents, S3FeedStore
 from covidtracer.ratelimit.repository import DynamoCounters, MemoryCounters
 from tracerstack.bootstrap import Bootstrap
-from tracerstack.details_fakes import MemoryExposureEvents, MemoryFeedStore
+from tracerstack.details_fakes import MemoryExposureEvents, MemoryFeedStore, twin_or_real
 
 EVENT = {
     "eventId": "a0l4a0000004xhcAAA",
@@ -27,25 +26,21 @@ EVENT = {
 
 
 @pytest.fixture(params=["memory", "dynamodb"])
-def events(request: pytest.FixtureRequest, service_env: dict[str, str]) -> Iterator[Any]:
-    if request.param == "memory":
-        yield MemoryExposureEvents()
-    else:
-        yield DynamoExposureEvents(service_env["EXPOSURE_EVENTS_TABLE"])
+def events(request: pytest.FixtureRequest, service_env: dict[str, str]) -> Any:
+    table = service_env["EXPOSURE_EVENTS_TABLE"]
+    return twin_or_real(request.param, MemoryExposureEvents, lambda: DynamoExposureEvents(table))
 
 
 @pytest.fixture(params=["memory", "s3"])
 def feed(request: pytest.FixtureRequest, service_env: dict[str, str]) -> Any:
-    if request.param == "memory":
-        return MemoryFeedStore()
-    return S3FeedStore(service_env["FEED_BUCKET"])
+    bucket = service_env["FEED_BUCKET"]
+    return twin_or_real(request.param, MemoryFeedStore, lambda: S3FeedStore(bucket))
 
 
 @pytest.fixture(params=["memory", "dynamodb"])
 def counters(request: pytest.FixtureRequest, service_env: dict[str, str]) -> Any:
-    if request.param == "memory":
-        return MemoryCounters()
-    return DynamoCounters(service_env["RATE_LIMITS_TABLE"])
+    table = service_env["RATE_LIMITS_TABLE"]
+    return twin_or_real(request.param, MemoryCounters, lambda: DynamoCounters(table))
 
 
 def test_an_event_round_trips_with_its_push_pending(events: Any) -> None:
