@@ -12,7 +12,8 @@ BIN := $(VENV)/bin
 SERVICES := auth details export enf
 STAMP := $(VENV)/.installed-py3.13
 
-.PHONY: help install local stop job test lint typecheck cfn-lint test-shared test-services test-contract \
+.PHONY: help install local stop job test lint typecheck cfn-lint test-shared test-unit test-integration \
+        test-services test-contract \
         $(addprefix test-,$(SERVICES)) test-packages vendor package deploy-all $(addprefix deploy-,$(SERVICES)) \
         migrate clean
 
@@ -53,14 +54,15 @@ migrate: install
 
 # Every check CI runs. The tiers are independent, so they run side by side (each spends much
 # of its time waiting on the servers it talks to); each tier's output is printed whole as it
-# ends. `make test TEST_JOBS=1` runs them one after another.
+# ends; the longest start first. `make test TEST_JOBS=1` runs them one after another.
 TEST_JOBS ?= 4
 # Test modules that wait on servers, sleeps and subprocesses spread over workers (pytest-xdist);
 # a module stays on one worker, so its module-scoped servers are started once.
 PYTEST_PARALLEL ?= -n 3 --dist loadfile
 test: install
 	@$(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=target \
-	  lint typecheck cfn-lint test-shared test-services test-packages
+	  test-integration test-enf test-details test-unit test-auth test-export test-packages \
+	  lint typecheck cfn-lint
 
 lint: install
 	$(BIN)/ruff check .
@@ -77,11 +79,16 @@ typecheck: install
 cfn-lint: install
 	$(BIN)/cfn-lint infra/templates/*.yaml
 
-# The shared package and the local stack: unit tier (no I/O) then integration tier
-# (moto server over HTTP, real PostgreSQL).
-test-shared: install
+# The shared package and the local stack: unit tier (no I/O) and integration tier (moto
+# server over HTTP, real PostgreSQL), the local stack's modules first: the longest of them
+# waits for a local export window to close.
+test-shared: test-unit test-integration
+
+test-unit: install
 	$(BIN)/python -m pytest shared/tests/unit infra/local/tests/unit
-	$(BIN)/python -m pytest $(PYTEST_PARALLEL) shared/tests/integration infra/local/tests/integration
+
+test-integration: install
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL) infra/local/tests/integration shared/tests/integration
 
 # The contract tier alone (it also runs inside the tiers above, so `make test` includes it):
 # every answer decoded as the app and its exposure-notification plugin decode it (CLIENTS.md).
