@@ -1,9 +1,6 @@
-"""Typed settings for every service, each declared once with ``config.setting`` (environment
-name, type, default and bounds on the field), read once and validated eagerly.
-
-Each service has one frozen dataclass built by ``from_env``; reading collects every problem
-(missing variable, bad number, bad URL, a rule broken for the stage) and raises one
-``SettingsError`` listing them all (``covidtracer.config``).
+"""The core's own settings — where AWS is, the DynamoDB tables, PostgreSQL, the partners,
+FCM — and ``AwsServiceSettings``, what every service's settings start from. Each is declared
+once with ``config.setting``; the domains declare theirs in their own ``settings.py``.
 """
 
 from __future__ import annotations
@@ -11,14 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from covidtracer import config
-from covidtracer.config import Env, SettingsError, setting
-
-__all__ = ["SettingsError"]
-
-STAGES = config.STAGES
-
-
-_log_level = config.log_level
+from covidtracer.config import Env, setting
 
 
 def _region(env: Env, name: str, default: str) -> str:
@@ -100,7 +90,6 @@ class AwsServiceSettings(config.ServiceSettings):
     log_level: str = setting("LOG_LEVEL", "INFO", parse=config.log_level)
 
 
-built_from_settings = config.cached
 reset = config.reset
 
 

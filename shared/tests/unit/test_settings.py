@@ -4,10 +4,10 @@ import json
 
 import pytest
 
+from covidtracer.config import SettingsError
 from covidtracer.contactdetails.settings import DetailsSettings
 from covidtracer.enfkeys.settings import EnfSettings
 from covidtracer.nctsexport.settings import ExportSettings
-from covidtracer.settings import SettingsError
 from covidtracer.signin.settings import AuthSettings
 
 TABLES = {

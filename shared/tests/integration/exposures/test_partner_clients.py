@@ -47,9 +47,7 @@ def test_an_unreachable_ncts_is_unavailable_after_the_retries(
 ) -> None:
     from tracerstack.pytest_plugin import free_port
 
-    partner = replace(
-        details_settings().partners, ncts_base_url=f"http://127.0.0.1:{free_port()}"
-    )
+    partner = replace(details_settings().partners, ncts_base_url=f"http://127.0.0.1:{free_port()}")
     sleeps: list[float] = []
     with pytest.raises(Unavailable):
         ncts.NctsClient(partner, sleep=sleeps.append).send_callback_request({})
