@@ -118,6 +118,12 @@ def secret_string(secret_id: str) -> str:
     return value
 
 
+def error_code(error: BaseException) -> str:
+    """The AWS error code of a botocore ``ClientError`` (``"NoSuchKey"`` …), else ``""``."""
+    response = getattr(error, "response", None)
+    return str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
+
+
 def reset() -> None:
     """Drop cached clients and secrets (tests point them at a fresh endpoint)."""
     client.cache_clear()

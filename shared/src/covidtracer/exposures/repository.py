@@ -19,7 +19,7 @@ from covidtracer.exposures.model import EVENT_TEXTS, ExposureEvent, FeedChanged,
 from covidtracer.validation import format_utc, parse_utc
 
 if TYPE_CHECKING:
-    from botocore.exceptions import ClientError
+    pass
 
 
 class ExposureEvents(Protocol):
@@ -228,7 +228,7 @@ class S3FeedStore:
         try:
             return call(Bucket=self._bucket, Key=key)
         except ClientError as error:
-            if _error_code(error) in self._MISSING:
+            if aws.error_code(error) in self._MISSING:
                 return None
             raise Unavailable(f"s3:feed ({type(error).__name__})") from error
         except BotoCoreError as error:
@@ -251,12 +251,8 @@ class S3FeedStore:
                 **condition,  # type: ignore[arg-type]
             )
         except ClientError as error:
-            if _error_code(error) in self._CONFLICTS:
+            if aws.error_code(error) in self._CONFLICTS:
                 raise FeedChanged(key) from error
             raise Unavailable(f"s3:feed ({type(error).__name__})") from error
         except BotoCoreError as error:
             raise Unavailable(f"s3:feed ({type(error).__name__})") from error
-
-
-def _error_code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))

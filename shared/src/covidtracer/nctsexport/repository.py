@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from covidtracer import logs
+from covidtracer import aws, logs
 from covidtracer.errors import Unavailable
 from covidtracer.nctsexport import messages
 from covidtracer.personaldetails.model import iso_millis, parse_iso
@@ -39,11 +39,6 @@ def _boto_errors() -> tuple[type[BaseException], ...]:
     from botocore.exceptions import BotoCoreError, ClientError
 
     return (BotoCoreError, ClientError)
-
-
-def _error_code(exc: BaseException) -> str:
-    response = getattr(exc, "response", None) or {}
-    return str(response.get("Error", {}).get("Code", ""))
 
 
 @dataclass(frozen=True)
@@ -213,7 +208,7 @@ class ExportBucket:
                 )
             except _boto_errors() as exc:
                 # 412: the key exists; 409: a concurrent write to it is in flight.
-                if _error_code(exc) in ("PreconditionFailed", "ConditionalRequestConflict"):
+                if aws.error_code(exc) in ("PreconditionFailed", "ConditionalRequestConflict"):
                     continue
                 raise Unavailable("s3") from exc
             return key
@@ -281,7 +276,7 @@ class ExportStateObject:
             # The export's role has no s3:ListBucket, so S3 answers a missing object with
             # 403 rather than 404: both mean "no state yet" here, and the conditional
             # create below fails if the object does exist.
-            if _error_code(exc) in ("NoSuchKey", "404", "AccessDenied", "403"):
+            if aws.error_code(exc) in ("NoSuchKey", "404", "AccessDenied", "403"):
                 return {}, None
             raise Unavailable("s3:export-state") from exc
         try:
@@ -306,7 +301,7 @@ class ExportStateObject:
                 **condition,  # type: ignore[arg-type]
             )
         except _boto_errors() as exc:
-            if _error_code(exc) in _CONDITION_FAILED:
+            if aws.error_code(exc) in _CONDITION_FAILED:
                 return None
             raise Unavailable("s3:export-state") from exc
         return str(response["ETag"])

@@ -108,11 +108,6 @@ def random_password() -> str:
     return "".join(secrets.choice(alphabet) for _ in range(40)) + "aA1!"
 
 
-def _error_code(exc: Exception) -> str | None:
-    response = getattr(exc, "response", None)
-    return response.get("Error", {}).get("Code") if isinstance(response, dict) else None
-
-
 class AwsCognito:
     """Admin calls against the user pool (the details API's role may call them)."""
 
@@ -139,9 +134,9 @@ class AwsCognito:
                     UserPoolId=self.user_pool_id, Username=username
                 )
         except ClientError as exc:
-            if _error_code(exc) == "UserNotFoundException":
+            if aws.error_code(exc) == "UserNotFoundException":
                 return None
-            if _error_code(exc) in _INPUT_ERRORS:
+            if aws.error_code(exc) in _INPUT_ERRORS:
                 raise email_refused() from exc
             raise Unavailable("cognito") from exc
         attributes = {a["Name"]: a.get("Value", "") for a in found.get("UserAttributes", [])}
@@ -173,9 +168,9 @@ class AwsCognito:
                     MessageAction="SUPPRESS",
                 )
         except ClientError as exc:
-            if _error_code(exc) == "UsernameExistsException":
+            if aws.error_code(exc) == "UsernameExistsException":
                 return
-            if _error_code(exc) in _INPUT_ERRORS:
+            if aws.error_code(exc) in _INPUT_ERRORS:
                 raise email_refused() from exc
             raise Unavailable("cognito") from exc
         # FORCE_CHANGE_PASSWORD -> CONFIRMED: a password nobody knows.
