@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import gzip
 from collections.abc import Iterator, Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 from covidtracer import aws
 from covidtracer.errors import Unavailable
@@ -58,7 +58,7 @@ class S3Analytics:
         try:
             body: bytes = aws.s3().get_object(Bucket=self._bucket, Key=key)["Body"].read()
         except Exception as exc:
-            if _error_code(exc) in ("NoSuchKey", "404"):
+            if aws.error_code(exc) in ("NoSuchKey", "404"):
                 return None
             if _is_client_error(exc) or _is_connection_error(exc):
                 raise Unavailable(f"s3:analytics ({type(exc).__name__})") from exc
@@ -78,11 +78,6 @@ class S3Analytics:
             if _is_client_error(exc) or _is_connection_error(exc):
                 raise Unavailable(f"s3:analytics ({type(exc).__name__})") from exc
             raise
-
-
-def _error_code(exc: Exception) -> str:
-    response: Any = getattr(exc, "response", None) or {}
-    return str(response.get("Error", {}).get("Code", ""))
 
 
 def _is_client_error(exc: Exception) -> bool:
