@@ -513,7 +513,7 @@ def list_files(deps: Deps, query: Mapping[str, Any], now: datetime) -> list[dict
     limit = _parse_int(query, "limit", "Limit", config.list_default_limit)
     if not 1 <= limit <= config.list_max_limit:
         raise ValidationError.of("Limit", f"Limit must be between 1 and {config.list_max_limit}.")
-    with db.transaction(deps.database) as cur:
+    with db.autocommit(deps.database) as cur:  # one statement, atomic by itself
         rows = sql.current_files_after(cur, since, limit)
     return [{"id": file_id, "path": path} for file_id, path in rows]
 
