@@ -125,6 +125,11 @@ class TokenVerifier:
 def _checked_user_id(claims: Mapping[str, Any], client_ids: frozenset[str]) -> str:
     if claims.get("token_use") != "access" or claims.get("client_id") not in client_ids:
         raise Unauthorized
+    return _subject(claims)
+
+
+def _subject(claims: Mapping[str, Any]) -> str:
+    """The token's ``sub``: the userId. Raises Unauthorized when it has none."""
     sub = claims.get("sub")
     if not isinstance(sub, str) or not sub:
         raise Unauthorized
@@ -151,7 +156,4 @@ def authenticated_user_id(token: str | None, context: Mapping[str, Any]) -> str:
     claims = (context.get("authorizer") or {}).get("claims") or {}
     if claims.get("token_use", "access") != "access":
         raise Unauthorized  # an ID token is not a credential for this API
-    sub = claims.get("sub")
-    if not isinstance(sub, str) or not sub:
-        raise Unauthorized
-    return sub
+    return _subject(claims)
