@@ -239,7 +239,8 @@ def _take_messages(
             limits.max_users,
         )
         taken.extend(decoded[i] for i in fits)
-        left = [decoded[i][0] for i in range(len(decoded)) if i not in set(fits)]
+        kept = set(fits)
+        left = [message for i, (message, _) in enumerate(decoded) if i not in kept]
         if left:
             queue.release(left)
             break
