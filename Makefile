@@ -76,8 +76,11 @@ typecheck: install
 	  $(BIN)/mypy --strict --config-file pyproject.toml services/$$service/app.py || exit 1; \
 	done
 
+# cfn-lint with its informational I3011 too: every stateful resource states what happens to it
+# when its stack is deleted or it is replaced (DeletionPolicy, UpdateReplacePolicy).
+CFN_LINT := $(BIN)/cfn-lint --include-checks I3011 --
 cfn-lint: install
-	$(BIN)/cfn-lint infra/templates/*.yaml
+	$(CFN_LINT) infra/templates/*.yaml
 
 # The shared package and the local stack: unit tier (no I/O) and integration tier (moto
 # server over HTTP, real PostgreSQL), the local stack's modules first: the longest of them
@@ -117,7 +120,7 @@ package: vendor
 # What `make package` builds, as CloudFormation reads it: cfn-lint (no errors, no warnings)
 # and the packaged-template tests (runtime, version, alias, event sources, WAF, errors).
 test-packages: package
-	$(BIN)/cfn-lint build/*/template.json
+	$(CFN_LINT) build/*/template.json
 	$(BIN)/python -m pytest infra/local/tests/package
 
 DEPLOY_FLAGS = --stage $(STAGE) $(if $(DRY_RUN),--dry-run,) $(if $(PLAN),--plan,)

@@ -232,6 +232,11 @@ def _s3_bucket(clients: ClientFactory, p: dict[str, Any]) -> Created:
     )
 
 
+def _s3_bucket_policy(clients: ClientFactory, p: dict[str, Any]) -> Created:
+    clients("s3").put_bucket_policy(Bucket=p["Bucket"], Policy=json.dumps(p["PolicyDocument"]))
+    return Created(p["Bucket"])
+
+
 def _kms_key(clients: ClientFactory, p: dict[str, Any]) -> Created:
     kms = clients("kms")
     metadata = kms.create_key(
@@ -347,6 +352,7 @@ _CREATORS: dict[str, Callable[[ClientFactory, dict[str, Any]], Created]] = {
     "AWS::DynamoDB::Table": _dynamodb_table,
     "AWS::SQS::Queue": _sqs_queue,
     "AWS::S3::Bucket": _s3_bucket,
+    "AWS::S3::BucketPolicy": _s3_bucket_policy,
     "AWS::KMS::Key": _kms_key,
     "AWS::KMS::Alias": _kms_alias,
     "AWS::SecretsManager::Secret": _secret,

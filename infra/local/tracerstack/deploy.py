@@ -63,6 +63,10 @@ class StageConfig:
     alarm_email: str
     attestation_platforms: str
     database_max_capacity: int
+    # NCTS's AWS account, granted read of the personal-details files (data stack).
+    ncts_account_id: str
+    # Days every CloudWatch log group of the stage keeps its events.
+    log_retention_days: int
     # Operator-supplied identifiers of the ENF service (attestation, SMS); values that still
     # start with "REPLACE" stop a real deployment (a dry run shows them).
     enf_environment: dict[str, str] = field(default_factory=dict)
@@ -131,7 +135,11 @@ def _output(ctx: Context, name: str) -> str:
 def _stack_parameters(template: str, ctx: Context) -> dict[str, str]:
     stage = ctx.stage
     extra: dict[str, dict[str, str]] = {
-        "database": {"MaxCapacity": str(stage.database_max_capacity)},
+        "data": {"NctsAccountId": stage.ncts_account_id},
+        "database": {
+            "MaxCapacity": str(stage.database_max_capacity),
+            "LogRetentionDays": str(stage.log_retention_days),
+        },
         "email": {"SenderAddress": stage.sender_address},
         "identity": {"AuthTriggersDeployed": ctx.outputs.get("_AuthTriggersDeployed", "false")},
         "edge": {"CloudFrontWebAclArn": _output(ctx, "CloudFrontWebAclArn")},
@@ -369,7 +377,8 @@ def _upload(
 
 def unfilled_inputs(stage: StageConfig) -> list[str]:
     """Stage inputs an operator has not filled in yet (see docs/operations.md, "A new stage")."""
-    return [name for name, value in stage.enf_environment.items() if value.startswith("REPLACE")]
+    inputs = {"ncts_account_id": stage.ncts_account_id, **stage.enf_environment}
+    return [name for name, value in inputs.items() if value.startswith("REPLACE")]
 
 
 def triggers_step() -> Step:

@@ -149,3 +149,171 @@ def test_every_aws_api_the_enf_functions_call_has_an_endpoint_in_their_vpc() -> 
     for service, (_, boto3_name) in VPC_ENDPOINT_SERVICES.items():
         if boto3_name in called:
             assert service in endpoints, f"no VPC endpoint for {boto3_name}"
+
+
+def test_the_proxy_target_group_waits_for_the_writer_instance() -> None:
+    """RDS Proxy registers the cluster's instances when the target group is created; created
+    beside the writer, the registration races the instance becoming available. DependsOn:
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-attribute-dependson.html
+    """
+    target_group = _resources("database")["ProxyTargetGroup"]
+    depends_on = target_group.get("DependsOn", [])
+    assert "WriterInstance" in ([depends_on] if isinstance(depends_on, str) else depends_on)
+
+
+def _statements(policy: dict[str, Any]) -> list[dict[str, Any]]:
+    statements: list[dict[str, Any]] = policy["Statement"]
+    return statements
+
+
+def _actions(statement: dict[str, Any]) -> set[str]:
+    action = statement["Action"]
+    return {action} if isinstance(action, str) else set(action)
+
+
+def test_cloudwatch_may_use_the_alarm_topics_key() -> None:
+    """An SNS topic encrypted with the AWS managed key alias/aws/sns cannot receive CloudWatch
+    alarms: its policy cannot be changed to let cloudwatch.amazonaws.com use it. A customer
+    managed key must grant CloudWatch kms:Decrypt and kms:GenerateDataKey*:
+    https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html#compatibility-with-aws-services
+    """
+    resources = _resources("observability")
+    key_ref = resources["AlarmTopic"]["Properties"]["KmsMasterKeyId"]
+    assert isinstance(key_ref, dict), "an AWS managed key (alias/aws/...) cannot grant CloudWatch"
+    key_name = key_ref.get("Ref") or key_ref["Fn::GetAtt"][0]
+    key = resources[key_name]
+    assert key["Type"] == "AWS::KMS::Key"
+    grants = [
+        s
+        for s in _statements(key["Properties"]["KeyPolicy"])
+        if s["Effect"] == "Allow" and s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    ]
+    assert len(grants) == 1
+    assert _actions(grants[0]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
+
+
+def test_keys_and_secrets_outlive_their_stack() -> None:
+    """Phones hold the export-signing key's public half, the database key decrypts the final
+    snapshot, secrets hold what partners were given: deleting or replacing their stack must
+    not delete them. DeletionPolicy and UpdateReplacePolicy:
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-attribute-deletionpolicy.html
+    """
+    kept = {
+        **_all_resources("AWS::KMS::Key"),
+        **_all_resources("AWS::KMS::ReplicaKey"),
+        **_all_resources("AWS::SecretsManager::Secret"),
+    }
+    assert {"data.ExportSigningKey", "database.DatabaseKey", "data.NctsApiKeySecret"} <= set(kept)
+    for name, resource in kept.items():
+        assert resource.get("DeletionPolicy") == "Retain", name
+        assert resource.get("UpdateReplacePolicy") == "Retain", name
+
+
+def _bucket_rules(template: str, bucket: str) -> list[dict[str, Any]]:
+    props = _resources(template)[bucket]["Properties"]
+    rules: list[dict[str, Any]] = props.get("LifecycleConfiguration", {}).get("Rules", [])
+    return [rule for rule in rules if rule["Status"] == "Enabled"]
+
+
+def test_every_versioned_bucket_expires_its_noncurrent_versions() -> None:
+    """A deleted or overwritten object of a versioned bucket stays as a noncurrent version
+    until a lifecycle rule expires it, so a retention the jobs enforce holds only with one:
+    https://docs.aws.amazon.com/AmazonS3/latest/userguide/lifecycle-configuration-examples.html
+    """
+    buckets = _all_resources("AWS::S3::Bucket")
+    versioned = {
+        name: bucket
+        for name, bucket in buckets.items()
+        if bucket["Properties"].get("VersioningConfiguration", {}).get("Status") == "Enabled"
+    }
+    assert "data.EnfExportsBucket" in versioned
+    for name in versioned:
+        template, bucket = name.split(".")
+        days = [
+            rule["NoncurrentVersionExpiration"]["NoncurrentDays"]
+            for rule in _bucket_rules(template, bucket)
+            if "NoncurrentVersionExpiration" in rule and "Prefix" not in rule
+        ]
+        assert days, f"{name} keeps noncurrent versions forever"
+
+
+def test_exported_keys_and_personal_details_files_go_when_their_retention_says() -> None:
+    """Keys are kept 14 days (the cleanup job deletes their files then): a deleted file's
+    noncurrent version lasts one more day, and a file the cleanup missed expires at 15 days.
+    NCTS's personal-details files expire after PersonalDetailsFileRetentionDays (30)."""
+    enf = _bucket_rules("data", "EnfExportsBucket")
+    assert [r["NoncurrentVersionExpiration"]["NoncurrentDays"] for r in enf if "Prefix" not in r] == [1]
+    backstop = [r for r in enf if r.get("Prefix") == "exposures/"]
+    assert [r["ExpirationInDays"] for r in backstop] == [15]
+
+    details = _bucket_rules("data", "UserDetailsBucket")
+    assert [r["NoncurrentVersionExpiration"]["NoncurrentDays"] for r in details if "Prefix" not in r] == [1]
+    files = [r for r in details if r.get("Prefix") == "personal-details/"]
+    assert [r["ExpirationInDays"] for r in files] == [{"Ref": "PersonalDetailsFileRetentionDays"}]
+    parameter = cfn.load(TEMPLATES / "data.yaml")["Parameters"]["PersonalDetailsFileRetentionDays"]
+    assert parameter["Default"] == 30
+
+
+def test_ncts_reads_only_the_personal_details_files_from_its_own_account() -> None:
+    """DESIGN §3.4: NCTS's account reads the export bucket through its bucket policy, and the
+    SSE-KMS files through the key's policy (a cross-account principal needs both):
+    https://docs.aws.amazon.com/AmazonS3/latest/userguide/example-walkthroughs-managing-access-example2.html
+    https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-modifying-external-accounts.html
+    """
+    template = cfn.load(TEMPLATES / "data.yaml")
+    assert template["Parameters"]["NctsAccountId"]["AllowedPattern"] == "^\\d{12}$"
+    ncts = {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${NctsAccountId}:root"}}
+    policy = _resources("data")["UserDetailsBucketPolicy"]["Properties"]
+    assert policy["Bucket"] == {"Ref": "UserDetailsBucket"}
+    granted = [s for s in _statements(policy["PolicyDocument"]) if s.get("Principal") == ncts]
+    assert {frozenset(_actions(s)) for s in granted} == {
+        frozenset({"s3:GetObject"}),
+        frozenset({"s3:ListBucket"}),
+    }
+    for statement in granted:
+        assert statement["Effect"] == "Allow"
+        if _actions(statement) == {"s3:GetObject"}:
+            assert statement["Resource"] == {"Fn::Sub": "${UserDetailsBucket.Arn}/personal-details/*"}
+        else:
+            assert statement["Resource"] == {"Fn::GetAtt": ["UserDetailsBucket", "Arn"]}
+            assert statement["Condition"] == {"StringLike": {"s3:prefix": "personal-details/*"}}
+    denied = [s for s in _statements(policy["PolicyDocument"]) if s["Effect"] == "Deny"]
+    assert any(s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in denied)
+
+    key_policy = _resources("data")["DataKey"]["Properties"]["KeyPolicy"]
+    key_grants = [s for s in _statements(key_policy) if s.get("Principal") == ncts]
+    assert len(key_grants) == 1
+    assert _actions(key_grants[0]) == {"kms:Decrypt"}
+    assert key_grants[0]["Condition"] == {
+        "StringEquals": {"kms:ViaService": {"Fn::Sub": "s3.${AWS::Region}.amazonaws.com"}}
+    }
+
+
+@pytest.mark.parametrize("stage", ["dev", "staging", "prod"])
+def test_the_deployment_gives_every_stack_each_parameter_it_has_no_default_for(stage: str) -> None:
+    """CloudFormation refuses a stack whose parameter has neither a value nor a default."""
+    from tracerstack import deploy
+
+    ctx = deploy.Context(stage=deploy.StageConfig.load(stage), dry_run=True, log=lambda _: None)
+    for template in (*deploy.STACK_ORDER, "observability"):
+        required = {
+            name
+            for name, spec in cfn.load(TEMPLATES / f"{template}.yaml").get("Parameters", {}).items()
+            if "Default" not in spec
+        }
+        given = deploy._stack_parameters(template, ctx)
+        assert required <= set(given), f"{template}: {sorted(required - set(given))}"
+
+
+@pytest.mark.parametrize("stage", ["dev", "staging", "prod"])
+def test_each_stage_names_the_ncts_account_and_a_log_retention_cloudwatch_accepts(
+    stage: str,
+) -> None:
+    from tracerstack import deploy
+
+    config = deploy.StageConfig.load(stage)
+    retention = cfn.load(TEMPLATES / "database.yaml")["Parameters"]["LogRetentionDays"]
+    assert config.log_retention_days in retention["AllowedValues"]
+    assert re.fullmatch(r"\d{12}|REPLACE.*", config.ncts_account_id)
+    if config.ncts_account_id.startswith("REPLACE"):
+        assert "ncts_account_id" in deploy.unfilled_inputs(config)

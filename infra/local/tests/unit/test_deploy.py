@@ -44,11 +44,10 @@ def test_deploying_one_service_reads_outputs_instead_of_deploying_stacks() -> No
 def test_a_real_deployment_needs_the_operator_inputs_filled_in() -> None:
     stage = deploy.StageConfig.load("prod")
     assert "APPLE_TEAM_ID" in deploy.unfilled_inputs(stage)
+    assert "ncts_account_id" in deploy.unfilled_inputs(stage)
     filled = {name: "value" for name in stage.enf_environment}
-    assert (
-        deploy.unfilled_inputs(deploy.StageConfig(**{**vars(stage), "enf_environment": filled}))
-        == []
-    )
+    complete = {**vars(stage), "enf_environment": filled, "ncts_account_id": "210987654321"}
+    assert deploy.unfilled_inputs(deploy.StageConfig(**complete)) == []
 
 
 def test_an_unknown_stage_is_refused() -> None:
