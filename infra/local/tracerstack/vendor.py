@@ -5,8 +5,9 @@ packages.
 Which modules an app needs is read from the source, not listed by hand: every ``import``
 reachable from ``app.py`` (those inside functions too, since services import heavy adapters on
 first use; not those under ``if TYPE_CHECKING:``, which never run). A package reached brings
-its data files (``*.sql`` migrations, ``*.json`` documents), not its unreached modules. Dev-only
-code (local drivers, test oracles, fakes) lives outside ``covidtracer``, so it cannot ship.
+its data files (``*.sql`` migrations, ``*.json`` documents, ``*.pem`` public roots), not its
+unreached modules. Dev-only code (local drivers, test oracles, fakes) lives outside
+``covidtracer``, so it cannot ship.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from tracerstack import REPO_ROOT, SERVICES
 
 SOURCE = REPO_ROOT / "shared" / "src"
 PACKAGE = "covidtracer"
-DATA_SUFFIXES = (".sql", ".json")
+DATA_SUFFIXES = (".sql", ".json", ".pem")  # migrations, documents, attestation roots
 
 
 def _module_file(name: str, source: Path) -> Path | None:

@@ -220,12 +220,34 @@ def test_deployed_stages_need_each_listed_platforms_attestation_setup() -> None:
     with pytest.raises(SettingsError) as caught:
         EnfSettings.from_env({**ENF, "STAGE": "dev", "ATTESTATION_PLATFORMS": "ios,android"})
     problems = "\n".join(caught.value.problems)
-    assert "ANDROID_ATTESTATION_ROOT_PEM is required" in problems
+    assert "ANDROID_ATTESTATION_ROOT (or ANDROID_ATTESTATION_ROOT_PEM) is required" in problems
     assert "APPLE_DEVICECHECK_KEY_SECRET_ID are required" in problems
     aws_sms = EnfSettings.from_env(
         {**ENF, "SMS_PROVIDER": "aws", "SMS_ACCOUNT_SID": "", "SMS_AUTH_TOKEN_SECRET_ID": ""}
     )
     assert aws_sms.sms.provider == "aws"
+
+
+def test_the_android_root_is_a_certificate_shipped_in_the_package_chosen_by_a_short_name() -> None:
+    """Lambda's environment holds 4 KB in all: an RSA-4096 root (about 1.9 KB of PEM) does not
+    belong in it. Google's roots are public, so the package ships them and a name picks one."""
+    import hashlib
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    env = {**ENF, "STAGE": "dev", "ATTESTATION_PLATFORMS": "android"}
+    settings = EnfSettings.from_env({**env, "ANDROID_ATTESTATION_ROOT": "gts-root-r1"})
+    pem = settings.attestation.android_trusted_root()
+    assert pem is not None
+    root = x509.load_pem_x509_certificate(pem.encode())
+    # GTS Root R1, the root of the SafetyNet attestation chain (attest.android.com).
+    assert hashlib.sha256(root.public_bytes(Encoding.DER)).hexdigest() == (
+        "d947432abde7b7fa90fc2e6b59101b1280e0e1c7e4e40fa3c6887fff57a7f4cf"
+    )
+    with pytest.raises(SettingsError) as caught:
+        EnfSettings.from_env({**env, "ANDROID_ATTESTATION_ROOT": "../../etc/passwd"})
+    assert any("ANDROID_ATTESTATION_ROOT must be one of" in p for p in caught.value.problems)
 
 
 STREAM_ARN = "arn:aws:dynamodb:ap-southeast-2:1:table/pd/stream/2021-10-04T00:00:00.000"

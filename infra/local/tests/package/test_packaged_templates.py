@@ -359,3 +359,121 @@ def test_a_package_ships_only_what_its_app_imports_and_every_shipped_module_impo
         check=False,
     )
     assert ran.returncode == 0, ran.stderr[-3000:]
+
+
+# ---------------------------------------------------------------------------------------------
+# AWS's documented limits and rules on the packaged templates (issue 18; docs/operations.md §12).
+
+ACCOUNT, REGION = "123456789012", "ap-southeast-2"
+
+
+def _realistic_outputs(stage: str) -> dict[str, str]:
+    """Every stack output a packaged template reads, at the length AWS really gives it: a
+    placeholder like ``usertable-value`` would hide a limit a real deployment hits."""
+    a, r, s = ACCOUNT, REGION, stage
+
+    def secret(name: str) -> str:  # Secrets Manager appends "-" and 6 random characters
+        return f"arn:aws:secretsmanager:{r}:{a}:secret:covidtracer/{s}/{name}-AbCdEf"
+
+    def queue(name: str) -> tuple[str, str]:
+        return (f"https://sqs.{r}.amazonaws.com/{a}/covidtracer-{s}-{name}",
+                f"arn:aws:sqs:{r}:{a}:covidtracer-{s}-{name}")
+
+    key = f"arn:aws:kms:{r}:{a}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    pool = f"{r}_AbCdEfGhI"
+    updates_url, updates_arn = queue("personal-data-updates")
+    post_auth_url, post_auth_arn = queue("post-authentication")
+    _, stream_failures_arn = queue("personal-details-stream-failures")
+    return {
+        "AnalyticsBucket": f"covidtracer-{s}-analytics-{a}",
+        "AnalyticsBucketArn": f"arn:aws:s3:::covidtracer-{s}-analytics-{a}",
+        "AnalyticsStreamArn": f"arn:aws:firehose:{r}:{a}:deliverystream/covidtracer-{s}-analytics",
+        "AnalyticsStreamName": f"covidtracer-{s}-analytics",
+        "ApiWebAclArn": (
+            f"arn:aws:wafv2:{r}:{a}:regional/webacl/covidtracer-{s}-apis/"
+            "a1b2c3d4-5678-90ab-cdef-111122223333"
+        ),
+        "AppleDeviceCheckKeySecretArn": secret("apple-devicecheck-key"),
+        "DataKeyArn": key,
+        "DatabaseHost": f"covidtracer-{s}-enf.proxy-c1a2b3c4d5e6.{r}.rds.amazonaws.com",
+        "DatabaseKeyArn": key,
+        "DatabaseSecretArn": secret("enf-database"),
+        "EnfCodeHashSecretArn": secret("enf-code-hash"),
+        "EnfExportsBucket": f"covidtracer-{s}-enf-exports-{a}",
+        "EnfTokenSigningSecretArn": secret("enf-token-signing"),
+        "ExportSigningKeyId": "mrk-1234abcd12ab34cd56ef1234567890ab",  # a multi-Region key
+        "ExposureEventsTable": f"covidtracer-{s}-exposure-events",
+        "FcmServiceAccountSecretArn": secret("fcm-service-account"),
+        "FeedBucket": f"covidtracer-{s}-feed-{a}",
+        # Cognito app client ids are 26 characters.
+        "IosClientId": "1h2j3k4l5m6n7o8p9q0r1s2t3u",
+        "AndroidClientId": "4v5w6x7y8z9a0b1c2d3e4f5g6h",
+        "WebClientId": "7i8j9k0l1m2n3o4p5q6r7s8t9u",
+        "LambdaSecurityGroupId": "sg-0123456789abcdef0",
+        "NctsApiKeySecretArn": secret("ncts-api-key"),
+        "PersonalDataUpdatesQueueArn": updates_arn,
+        "PersonalDataUpdatesQueueUrl": updates_url,
+        "PersonalDetailsStreamArn": (
+            f"arn:aws:dynamodb:{r}:{a}:table/covidtracer-{s}-personal-details/stream/"
+            "2026-01-01T00:00:00.000"
+        ),
+        "PersonalDetailsStreamFailuresQueueArn": stream_failures_arn,
+        "PersonalDetailsTable": f"covidtracer-{s}-personal-details",
+        "PostAuthenticationQueueArn": post_auth_arn,
+        "PostAuthenticationQueueUrl": post_auth_url,
+        "PrivateSubnetIds": "subnet-0123456789abcdef0,subnet-0fedcba9876543210",
+        "RateLimitsTable": f"covidtracer-{s}-rate-limits",
+        "SenderAddress": "no-reply@tracing.example.nz",
+        "SignInSessionsTable": f"covidtracer-{s}-sign-in-sessions",
+        "SmsAuthTokenSecretArn": secret("sms-auth-token"),
+        "UserDetailsBucket": f"covidtracer-{s}-user-details-{a}",
+        "UserPoolArn": f"arn:aws:cognito-idp:{r}:{a}:userpool/{pool}",
+        "UserPoolId": pool,
+        "UsersTable": f"covidtracer-{s}-users",
+    }
+
+
+# Operator inputs still "REPLACE: …" in a stage file, at their real lengths (Apple's team and
+# key ids are 10 characters).
+REALISTIC_OPERATOR_INPUTS = {"EnfAppleTeamId": "A1B2C3D4E5", "EnfAppleKeyId": "ABC123DEFG"}
+# Lambda: "The total size of all environment variables doesn't exceed 4 KB".
+# https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html and
+# https://docs.aws.amazon.com/lambda/latest/dg/limits.html
+LAMBDA_ENVIRONMENT_LIMIT = 4096
+
+
+def _realistic_environments(service: str, stage: str) -> dict[str, dict[str, str]]:
+    """Each function's environment as Lambda would hold it in ``stage``."""
+    template = _template(service)
+    ctx = deploy.Context(stage=deploy.StageConfig.load(stage), dry_run=True, log=lambda _: None)
+    ctx.outputs.update(_realistic_outputs(stage))
+    parameters = deploy.service_parameters(service, template, ctx)
+    unrealistic = sorted(k for k, v in parameters.items() if v.startswith(("<", "REPLACE")))
+    assert set(unrealistic) <= set(REALISTIC_OPERATOR_INPUTS), f"give {unrealistic} real values"
+    parameters.update({k: v for k, v in REALISTIC_OPERATOR_INPUTS.items() if k in parameters})
+    return {
+        name: {k: _substitute(v, parameters) for k, v in props["Environment"]["Variables"].items()}
+        for name, props in _functions(template).items()
+    }
+
+
+@pytest.mark.parametrize("service", SERVICE_NAMES)
+@pytest.mark.parametrize("stage", deploy.STAGES)
+def test_every_functions_environment_fits_lambdas_4_kb_with_real_length_values(
+    service: str, stage: str
+) -> None:
+    """Measured as the JSON Lambda stores (names, values, quotes and separators): more than
+    the names and values alone, so the test errs on the side of the limit."""
+    for function, environment in _realistic_environments(service, stage).items():
+        size = len(json.dumps(environment, separators=(",", ":")).encode())
+        assert size <= LAMBDA_ENVIRONMENT_LIMIT, f"{service}.{function}: {size} bytes"
+
+
+def test_no_environment_carries_a_certificate_or_key_and_the_enf_package_ships_its_root() -> None:
+    for service in SERVICE_NAMES:
+        for environment in _realistic_environments(service, "prod").values():
+            assert not any("-----BEGIN" in value for value in environment.values()), service
+    environment = next(iter(_realistic_environments("enf", "prod").values()))
+    root = f"covidtracer/enfkeys/attestation_roots/{environment['ANDROID_ATTESTATION_ROOT']}.pem"
+    with zipfile.ZipFile(BUILD / "enf" / "deployment.zip") as archive:
+        assert archive.read(root).startswith(b"-----BEGIN CERTIFICATE-----")

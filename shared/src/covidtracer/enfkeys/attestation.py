@@ -60,7 +60,7 @@ class AndroidVerifier:
         self._settings = settings
 
     def verify(self, payload: str, nonce: str, now: datetime) -> None:
-        if not self._settings.android_root_pem:
+        if not self._settings.android_trusted_root():
             log.warning("android attestation is not configured")
             raise AttestationFailed()
         try:
@@ -88,7 +88,8 @@ class AndroidVerifier:
             raise AttestationFailed()
         try:
             chain = [x509.load_der_x509_certificate(base64.b64decode(c)) for c in chain_der]
-            root = x509.load_pem_x509_certificate((self._settings.android_root_pem or "").encode())
+            root_pem = self._settings.android_trusted_root() or ""
+            root = x509.load_pem_x509_certificate(root_pem.encode())
         except (ValueError, TypeError, binascii.Error) as exc:
             raise AttestationFailed() from exc
         if chain[-1] != root:

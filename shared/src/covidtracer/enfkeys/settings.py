@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from importlib import resources
 from typing import Any
 
 from covidtracer import config
@@ -15,6 +16,12 @@ from covidtracer.settings import AwsServiceSettings, DatabaseSettings, PartnerSe
 __all__ = ["MIN_KEY_RETENTION_DAYS", "EnfSettings", "enf_settings"]
 
 ATTESTATION_VERIFIERS = ("ios", "android", "test")
+# Google's public roots the Android verifier may trust, shipped in this package as
+# attestation_roots/<name>.pem and chosen by name: a Lambda's whole environment holds 4 KB
+# (https://docs.aws.amazon.com/lambda/latest/dg/limits.html), and an RSA-4096 root is 1.9 KB.
+# gts-root-r1: Google Trust Services' GTS Root R1, the root of SafetyNet's attest.android.com
+# chain (SHA-256 d947432a…57a7f4cf, https://pki.goog/repository/).
+ANDROID_ROOTS = ("gts-root-r1",)
 SMS_PROVIDERS = ("twilio", "aws")
 # Google's key-server limit per upload: a phone hands over today's key plus 14 days, and a
 # new key each time exposure notifications are switched off and on (CLIENTS.md).
@@ -89,6 +96,16 @@ class EnfKeySettings:
             )
 
 
+def _android_root(env: Env, name: str, default: Any) -> str | None:
+    value = env.raw(name)
+    if value is None:
+        return None
+    if value not in ANDROID_ROOTS:
+        env.problems.append(f"{name} must be one of {', '.join(ANDROID_ROOTS)}, got {value!r}")
+        return None
+    return value
+
+
 @dataclass(frozen=True, kw_only=True)
 class AttestationSettings:
     """Device attestation at ``PUT /register`` (and key upload), one verifier per platform."""
@@ -97,7 +114,9 @@ class AttestationSettings:
         "ATTESTATION_PLATFORMS", ("ios", "android"), choices=ATTESTATION_VERIFIERS
     )
     android_package_name: str = setting("ANDROID_PACKAGE_NAME", "nz.govt.health.covidtracer")
-    # The root certificate (PEM) the SafetyNet / Play Integrity chain must end at.
+    # The root certificate the SafetyNet / Play Integrity chain must end at: one shipped in the
+    # package, by name (deployed stages), or a PEM given inline (tests and the local stack).
+    android_root: str | None = setting("ANDROID_ATTESTATION_ROOT", None, parse=_android_root)
     android_root_pem: str | None = setting("ANDROID_ATTESTATION_ROOT_PEM", None)
     android_hostname: str = setting("ANDROID_ATTESTATION_HOSTNAME", "attest.android.com")
     android_max_age_seconds: int = setting("ANDROID_ATTESTATION_MAX_AGE_SECONDS", 600, minimum=10)
@@ -108,14 +127,24 @@ class AttestationSettings:
     apple_key_id: str | None = setting("APPLE_KEY_ID", None)
     apple_key_secret_id: str | None = setting("APPLE_DEVICECHECK_KEY_SECRET_ID", None)
 
+    def android_trusted_root(self) -> str | None:
+        """The PEM of the root the Android chain must end at, or None if none is set."""
+        if self.android_root is not None:
+            roots = resources.files("covidtracer.enfkeys").joinpath("attestation_roots")
+            return roots.joinpath(f"{self.android_root}.pem").read_text()
+        return self.android_root_pem
+
     def check(self, env: Env) -> None:
         if env.stage == "prod" and "test" in self.platforms:
             # The test verifier accepts any device; production must prove a real phone.
             env.problems.append("ATTESTATION_PLATFORMS must not include test in prod")
         if env.stage != "local":
             # Locally a platform may be listed unconfigured: its verifier then refuses devices.
-            if "android" in self.platforms and not self.android_root_pem:
-                env.problems.append("ANDROID_ATTESTATION_ROOT_PEM is required for android")
+            if "android" in self.platforms and not (self.android_root or self.android_root_pem):
+                env.problems.append(
+                    "ANDROID_ATTESTATION_ROOT (or ANDROID_ATTESTATION_ROOT_PEM) is required "
+                    "for android"
+                )
             if "ios" in self.platforms and not (
                 self.apple_team_id and self.apple_key_id and self.apple_key_secret_id
             ):
