@@ -32,17 +32,22 @@ def _bind(event: Any) -> None:
     logs.bind(request_id=getattr(context, "aws_request_id", None))
 
 
+# The deployed mapping also bisects a failing batch, bounds its retries and record age, parks
+# what it gives up in an SQS queue, and reads this handler's partial batch response
+# (tracerstack.package; docs/operations.md §5).
 @app.on_dynamodb_record(
     stream_arn=PERSONAL_DETAILS_STREAM_ARN,
     batch_size=500,
     starting_position="TRIM_HORIZON",
     maximum_batching_window_in_seconds=5,
 )
-def queue_changed_personal_details(event: Any) -> None:
+def queue_changed_personal_details(event: Any) -> dict[str, list[dict[str, str]]]:
     from covidtracer.nctsexport import service, stream, wiring
 
     _bind(event)
-    service.publish_changes(wiring.export_deps(), stream.records(event.to_dict()), _now())
+    batch = stream.batch(event.to_dict())
+    service.publish_changes(wiring.export_deps(), batch.records, _now())
+    return batch.response()
 
 
 @app.schedule(Rate(5, unit=Rate.MINUTES))

@@ -30,9 +30,12 @@ ACCOUNT_ID = "123456789012"  # moto's default account
 TEMPLATE_ORDER = ("data", "messaging", "identity", "email", "analytics")
 # No local meaning: IAM is not enforced by moto; Cognito invokes no Lambdas locally (the local
 # custom-auth driver runs the trigger handlers); app analytics are not part of the stack; the
-# local scheduler (``tracerstack.scheduler``, ``make job``) runs the jobs EventBridge would.
+# local scheduler (``tracerstack.scheduler``, ``make job``) runs the jobs EventBridge would;
+# bucket policies grant other accounts (one account here) and refuse plain HTTP, which is how
+# the stack talks to moto (moto enforces a bucket policy's Deny).
 SKIPPED_TYPES = frozenset(
     {
+        "AWS::S3::BucketPolicy",
         "AWS::IAM::Role",
         "AWS::IAM::Policy",
         "AWS::Lambda::Permission",
@@ -232,11 +235,6 @@ def _s3_bucket(clients: ClientFactory, p: dict[str, Any]) -> Created:
     )
 
 
-def _s3_bucket_policy(clients: ClientFactory, p: dict[str, Any]) -> Created:
-    clients("s3").put_bucket_policy(Bucket=p["Bucket"], Policy=json.dumps(p["PolicyDocument"]))
-    return Created(p["Bucket"])
-
-
 def _kms_key(clients: ClientFactory, p: dict[str, Any]) -> Created:
     kms = clients("kms")
     metadata = kms.create_key(
@@ -352,7 +350,6 @@ _CREATORS: dict[str, Callable[[ClientFactory, dict[str, Any]], Created]] = {
     "AWS::DynamoDB::Table": _dynamodb_table,
     "AWS::SQS::Queue": _sqs_queue,
     "AWS::S3::Bucket": _s3_bucket,
-    "AWS::S3::BucketPolicy": _s3_bucket_policy,
     "AWS::KMS::Key": _kms_key,
     "AWS::KMS::Alias": _kms_alias,
     "AWS::SecretsManager::Secret": _secret,

@@ -51,7 +51,19 @@ STAGE_PARAMETERS = {
     "SesRegion": "ses_region",
     "NctsBaseUrl": "ncts_base_url",
     "AttestationPlatforms": "attestation_platforms",
+    "LogRetentionDays": "log_retention_days",
 }
+# The retentions CloudWatch Logs accepts (PutRetentionPolicy):
+# https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutRetentionPolicy.html
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827,
+                      2192, 2557, 2922, 3288, 3653)  # fmt: skip
+# The PersonalDetails stream mapping's failure handling (DESIGN §3): a failing batch is split
+# to isolate a bad record, retried at most this often and for at most this long, then parked
+# in an SQS queue (docs/operations.md §5 replays it). Six hours leaves the operator 18 of the
+# stream's 24 hours to replay from the stream itself.
+# https://docs.aws.amazon.com/lambda/latest/dg/services-ddb-errors.html
+STREAM_MAX_RETRY_ATTEMPTS = 5
+STREAM_MAX_RECORD_AGE_SECONDS = 6 * 3600
 # The ENF service's operator-supplied settings (infra/stages/<stage>.json "enf_environment").
 ENF_OPERATOR_VARIABLES = (
     "SMS_PROVIDER",
@@ -356,6 +368,7 @@ def finish_template(service: str, template: dict[str, Any], version: str) -> dic
             props["MemorySize"] = {"Ref": "MemorySize"}
         props["Tags"] = _tags(service, version)
         props["AutoPublishAlias"] = {"Ref": "Stage"}
+        _log_group(resources, name)
         if service == "enf":
             # Beside RDS Proxy in the private subnets; the endpoints and NAT reach the rest.
             props["VpcConfig"] = {
@@ -368,6 +381,7 @@ def finish_template(service: str, template: dict[str, Any], version: str) -> dic
         events = resources["QueueChangedPersonalDetails"]["Properties"]["Events"]
         for event in events.values():
             event["Properties"]["Stream"] = {"Ref": "PersonalDetailsStreamArn"}
+            _stream_failure_handling(event["Properties"], resources, outputs)
         outputs.need("PersonalDetailsStreamArn")
         # The analytics stack schedules the daily report once this output exists.
         template.setdefault("Outputs", {})["UsageReportFunctionArn"] = {
@@ -383,6 +397,48 @@ def finish_template(service: str, template: dict[str, Any], version: str) -> dic
         f"NZ COVID Tracer {service} service, release {version} (packaged by `make package`)"
     )
     return _sorted(template)
+
+
+def _log_group(resources: dict[str, Any], function: str) -> None:
+    """The function's log group as a resource of its stack, ``<Function>LogGroup``, with the
+    stage's retention. Left to Lambda, /aws/lambda/<name> is made on first use, outside
+    CloudFormation, keeping logs forever:
+    https://docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs-loggroups.html
+    Subscription filters and metric filters attach to these logical ids."""
+    props = resources[function]["Properties"]
+    group = f"{function}LogGroup"
+    resources[group] = {
+        "Type": "AWS::Logs::LogGroup",
+        "DeletionPolicy": "Delete",
+        "UpdateReplacePolicy": "Delete",
+        "Properties": {
+            "LogGroupName": {"Fn::Sub": "/aws/lambda/" + props["FunctionName"]["Fn::Sub"]},
+            "RetentionInDays": {"Ref": "LogRetentionDays"},
+        },
+    }
+    # Naming the group (not only matching its name) makes CloudFormation create it first.
+    props["LoggingConfig"] = {"LogGroup": {"Ref": group}}
+
+
+def _stream_failure_handling(
+    event: dict[str, Any], resources: dict[str, Any], outputs: _Placeholders
+) -> None:
+    """A poison record must neither block the PersonalDetails shard for the stream's 24 hours
+    nor, after them, be dropped with every change behind it (see STREAM_MAX_* above)."""
+    event["BisectBatchOnFunctionError"] = True
+    event["MaximumRetryAttempts"] = STREAM_MAX_RETRY_ATTEMPTS
+    event["MaximumRecordAgeInSeconds"] = STREAM_MAX_RECORD_AGE_SECONDS
+    # The handler answers with the first bad record (nctsexport.stream.StreamBatch).
+    event["FunctionResponseTypes"] = ["ReportBatchItemFailures"]
+    event["DestinationConfig"] = {
+        "OnFailure": {"Destination": {"Ref": "PersonalDetailsStreamFailuresQueueArn"}}
+    }
+    outputs.need("PersonalDetailsStreamFailuresQueueArn")
+    # Lambda sends to the destination with the function's execution role.
+    policy = resources["DefaultRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+    policy["Statement"].append(
+        _allow(["sqs:SendMessage"], _sub("${PersonalDetailsStreamFailuresQueueArn}"))
+    )
 
 
 def _release_stage(service: str) -> dict[str, Any]:
@@ -485,6 +541,11 @@ def _parameters(service: str, used: Iterable[str]) -> dict[str, Any]:
         "SesRegion": {"Type": "String", "Description": "The region of the SES identity"},
         "NctsBaseUrl": {"Type": "String", "Description": "NCTS REST API base URL"},
         "AttestationPlatforms": {"Type": "String", "Description": "e.g. ios,android"},
+        "LogRetentionDays": {
+            "Type": "Number",
+            "AllowedValues": list(LOG_RETENTION_DAYS),
+            "Description": "Days the functions' log groups keep events (infra/stages/<stage>.json)",
+        },
     }
     for name in used:
         if name in parameters:

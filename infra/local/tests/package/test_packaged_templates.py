@@ -58,6 +58,7 @@ def _fake_outputs() -> dict[str, str]:
             "SenderAddress": "no-reply@tracing.example.nz",
             "PrivateSubnetIds": "subnet-a,subnet-b",
             "PersonalDetailsStreamArn": "arn:aws:dynamodb:ap-southeast-2:1:table/pd/stream/2021",
+            "PersonalDetailsStreamFailuresQueueArn": "arn:aws:sqs:ap-southeast-2:1:stream-failures",
         }
     )
     return outputs
@@ -376,8 +377,10 @@ def _realistic_outputs(stage: str) -> dict[str, str]:
         return f"arn:aws:secretsmanager:{r}:{a}:secret:covidtracer/{s}/{name}-AbCdEf"
 
     def queue(name: str) -> tuple[str, str]:
-        return (f"https://sqs.{r}.amazonaws.com/{a}/covidtracer-{s}-{name}",
-                f"arn:aws:sqs:{r}:{a}:covidtracer-{s}-{name}")
+        return (
+            f"https://sqs.{r}.amazonaws.com/{a}/covidtracer-{s}-{name}",
+            f"arn:aws:sqs:{r}:{a}:covidtracer-{s}-{name}",
+        )
 
     key = f"arn:aws:kms:{r}:{a}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
     pool = f"{r}_AbCdEfGhI"
@@ -477,3 +480,104 @@ def test_no_environment_carries_a_certificate_or_key_and_the_enf_package_ships_i
     root = f"covidtracer/enfkeys/attestation_roots/{environment['ANDROID_ATTESTATION_ROOT']}.pem"
     with zipfile.ZipFile(BUILD / "enf" / "deployment.zip") as archive:
         assert archive.read(root).startswith(b"-----BEGIN CERTIFICATE-----")
+
+
+# The retentions CloudWatch Logs accepts (PutRetentionPolicy):
+# https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutRetentionPolicy.html
+LOG_RETENTION_DAYS = {
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+}
+
+
+@pytest.mark.parametrize("service", SERVICE_NAMES)
+def test_every_function_logs_to_a_log_group_of_its_stack_with_the_stages_retention(
+    service: str,
+) -> None:
+    """Lambda otherwise creates /aws/lambda/<function> on first use, outside CloudFormation
+    and with no retention (logs kept forever):
+    https://docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs-loggroups.html"""
+    template = _template(service)
+    resources = template["Resources"]
+    functions = _functions(template)
+    groups = {k: r for k, r in resources.items() if r["Type"] == "AWS::Logs::LogGroup"}
+    assert set(groups) == {f"{name}LogGroup" for name in functions}
+    for name, props in functions.items():
+        group = groups[f"{name}LogGroup"]
+        function_name = props["FunctionName"]["Fn::Sub"]
+        assert group["Properties"]["LogGroupName"] == {"Fn::Sub": f"/aws/lambda/{function_name}"}
+        assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+        assert props["LoggingConfig"] == {"LogGroup": {"Ref": f"{name}LogGroup"}}
+    assert set(template["Parameters"]["LogRetentionDays"]["AllowedValues"]) == LOG_RETENTION_DAYS
+    for stage in deploy.STAGES:
+        parameters = deploy.service_parameters(service, template, _context(stage))
+        retention = deploy.StageConfig.load(stage).log_retention_days
+        assert parameters["LogRetentionDays"] == str(retention)
+    # After the SAM transform each function still names its own group.
+    transformed = _transformed(service)["Resources"]
+    for name in functions:
+        assert transformed[name]["Properties"]["LoggingConfig"] == {
+            "LogGroup": {"Ref": f"{name}LogGroup"}
+        }
+
+
+def test_the_personal_details_stream_mapping_isolates_a_poison_record_and_parks_its_batch() -> None:
+    """Without failure handling Lambda retries a failing stream batch until its records expire
+    (24 hours), blocking the shard, then drops them. Bisect the batch to find the record,
+    bound the retries and the record age, and send what is given up to an SQS destination:
+    https://docs.aws.amazon.com/lambda/latest/dg/services-ddb-errors.html
+    https://docs.aws.amazon.com/lambda/latest/dg/services-ddb-batchfailurereporting.html"""
+    (mapping,) = _event_source_mappings("export")
+    assert mapping["BisectBatchOnFunctionError"] is True
+    assert 1 <= mapping["MaximumRetryAttempts"] <= 10
+    # Given up well inside the stream's 24 hours, so the records can still be replayed.
+    assert 60 <= mapping["MaximumRecordAgeInSeconds"] <= 6 * 3600
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    destination = mapping["DestinationConfig"]["OnFailure"]["Destination"]
+    assert destination == _fake_outputs()["PersonalDetailsStreamFailuresQueueArn"]
+    # The function's role sends there (Lambda sends with the execution role).
+    role = _template("export")["Resources"]["DefaultRole"]["Properties"]
+    statements = role["Policies"][0]["PolicyDocument"]["Statement"]
+    assert any(
+        s["Action"] == ["sqs:SendMessage"]
+        and s["Resource"] == {"Fn::Sub": "${PersonalDetailsStreamFailuresQueueArn}"}
+        for s in statements
+    )
+
+
+def test_every_sqs_mapped_functions_queue_hides_a_message_six_times_the_functions_timeout() -> None:
+    """Lambda: "set the source queue's visibility timeout to at least six times the timeout
+    that you configure on your function":
+    https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html"""
+    messaging = cfn.load(TEMPLATES / "messaging.yaml")
+    checked = 0
+    for service in SERVICE_NAMES:
+        for props in _functions(_template(service)).values():
+            for event in props.get("Events", {}).values():
+                if event["Type"] != "SQS":
+                    continue
+                output = messaging["Outputs"][event["Properties"]["Queue"]["Ref"]]
+                queue = messaging["Resources"][output["Value"]["Fn::GetAtt"][0]]["Properties"]
+                assert queue["VisibilityTimeout"] >= 6 * props["Timeout"], service
+                checked += 1
+    assert checked == 1  # the post-authentication consumer

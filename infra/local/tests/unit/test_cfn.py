@@ -241,13 +241,19 @@ def test_exported_keys_and_personal_details_files_go_when_their_retention_says()
     """Keys are kept 14 days (the cleanup job deletes their files then): a deleted file's
     noncurrent version lasts one more day, and a file the cleanup missed expires at 15 days.
     NCTS's personal-details files expire after PersonalDetailsFileRetentionDays (30)."""
+
+    def noncurrent_days(rules: list[dict[str, Any]]) -> list[int]:
+        return [
+            r["NoncurrentVersionExpiration"]["NoncurrentDays"] for r in rules if "Prefix" not in r
+        ]
+
     enf = _bucket_rules("data", "EnfExportsBucket")
-    assert [r["NoncurrentVersionExpiration"]["NoncurrentDays"] for r in enf if "Prefix" not in r] == [1]
+    assert noncurrent_days(enf) == [1]
     backstop = [r for r in enf if r.get("Prefix") == "exposures/"]
     assert [r["ExpirationInDays"] for r in backstop] == [15]
 
     details = _bucket_rules("data", "UserDetailsBucket")
-    assert [r["NoncurrentVersionExpiration"]["NoncurrentDays"] for r in details if "Prefix" not in r] == [1]
+    assert noncurrent_days(details) == [1]
     files = [r for r in details if r.get("Prefix") == "personal-details/"]
     assert [r["ExpirationInDays"] for r in files] == [{"Ref": "PersonalDetailsFileRetentionDays"}]
     parameter = cfn.load(TEMPLATES / "data.yaml")["Parameters"]["PersonalDetailsFileRetentionDays"]
@@ -273,7 +279,8 @@ def test_ncts_reads_only_the_personal_details_files_from_its_own_account() -> No
     for statement in granted:
         assert statement["Effect"] == "Allow"
         if _actions(statement) == {"s3:GetObject"}:
-            assert statement["Resource"] == {"Fn::Sub": "${UserDetailsBucket.Arn}/personal-details/*"}
+            files = "${UserDetailsBucket.Arn}/personal-details/*"
+            assert statement["Resource"] == {"Fn::Sub": files}
         else:
             assert statement["Resource"] == {"Fn::GetAtt": ["UserDetailsBucket", "Arn"]}
             assert statement["Condition"] == {"StringLike": {"s3:prefix": "personal-details/*"}}
@@ -317,3 +324,20 @@ def test_each_stage_names_the_ncts_account_and_a_log_retention_cloudwatch_accept
     assert re.fullmatch(r"\d{12}|REPLACE.*", config.ncts_account_id)
     if config.ncts_account_id.startswith("REPLACE"):
         assert "ncts_account_id" in deploy.unfilled_inputs(config)
+
+
+def test_every_queue_that_parks_failed_work_raises_an_alarm() -> None:
+    """Parked work (SQS dead letters, stream batches Lambda gave up on) waits for an operator:
+    one message is worth an alarm. The stream's records are replayable for 24 hours only."""
+    queues = {
+        r["Properties"]["QueueName"]["Fn::Sub"]
+        for r in _resources("messaging", "AWS::SQS::Queue").values()
+    }
+    parking = {q for q in queues if q.endswith(("-dlq", "-failures"))}
+    assert "covidtracer-${Stage}-personal-details-stream-failures" in parking
+    alarmed = {
+        alarm["Properties"]["Dimensions"][0]["Value"]["Fn::Sub"]
+        for alarm in _resources("observability", "AWS::CloudWatch::Alarm").values()
+        if alarm["Properties"].get("MetricName") == "ApproximateNumberOfMessagesVisible"
+    }
+    assert parking <= alarmed

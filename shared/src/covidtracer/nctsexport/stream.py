@@ -14,7 +14,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from covidtracer.logs import get_logger
 from covidtracer.personaldetails.model import UserChange, is_record, record_line
+
+log = get_logger(__name__)
 
 CHANGE_EVENTS = frozenset({"INSERT", "MODIFY", "REMOVE"})
 
@@ -80,3 +83,42 @@ def _plain(image: Mapping[str, Any]) -> dict[str, Any]:
 def records(event: Mapping[str, Any]) -> list[StreamRecord]:
     """Every record of a Lambda DynamoDB stream event, in stream order."""
     return [StreamRecord.wrap(raw) for raw in event.get("Records", [])]
+
+
+@dataclass(frozen=True)
+class StreamBatch:
+    """A Lambda stream batch up to its first malformed record, never past it (a later change
+    of the same user must not overtake one not yet queued), and that record's sequence number.
+
+    The mapping reports batch item failures: Lambda checkpoints before the reported record and
+    retries from it; once the mapping's retries are spent it sends the batch's description to
+    the on-failure destination and goes on (infra: ``tracerstack.package``).
+    """
+
+    records: list[StreamRecord]
+    failed_sequence: str | None = None
+
+    def response(self) -> dict[str, list[dict[str, str]]]:
+        """Lambda's partial batch response for a stream event source."""
+        failed = [{"itemIdentifier": self.failed_sequence}] if self.failed_sequence else []
+        return {"batchItemFailures": failed}
+
+
+def batch(event: Mapping[str, Any]) -> StreamBatch:
+    """The records of ``event`` before its first malformed one (see ``StreamBatch``).
+
+    Raises ``MalformedStreamRecord`` for a malformed record with no sequence number to report:
+    the whole batch then fails and the mapping bisects it down to that record.
+    """
+    wrapped: list[StreamRecord] = []
+    for raw in event.get("Records", []):
+        try:
+            wrapped.append(StreamRecord.wrap(raw))
+        except MalformedStreamRecord:
+            dynamodb = raw.get("dynamodb")
+            sequence = dynamodb.get("SequenceNumber") if isinstance(dynamodb, Mapping) else None
+            if not (isinstance(sequence, str) and sequence.isdigit()):
+                raise
+            log.warning("malformed stream record", extra={"event_id": raw.get("eventID")})
+            return StreamBatch(wrapped, sequence)
+    return StreamBatch(wrapped)

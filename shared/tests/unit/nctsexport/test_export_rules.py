@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from covidtracer.nctsexport import messages, model
+from covidtracer.nctsexport import messages, model, stream
 from covidtracer.nctsexport.model import Pending
 from covidtracer.nctsexport.stream import MalformedStreamRecord, StreamRecord, records
 from covidtracer.personaldetails import model as contract
@@ -232,3 +232,15 @@ def test_a_stream_record_carries_the_export_line_of_its_new_image() -> None:
 def test_malformed_stream_records_are_refused(raw: dict[str, object]) -> None:
     with pytest.raises(MalformedStreamRecord):
         StreamRecord.wrap(raw)
+
+
+def test_a_stream_batch_stops_at_its_first_malformed_record_and_names_it_for_lambda() -> None:
+    first, bad, later = _raw("INSERT", user_id="a"), _raw("UPDATE"), _raw("INSERT", user_id="b")
+    bad["dynamodb"]["SequenceNumber"] = "2"  # type: ignore[index]
+    wrapped = stream.batch({"Records": [first, bad, later]})
+    assert [r.user_id for r in wrapped.records] == ["a"]
+    assert wrapped.response() == {"batchItemFailures": [{"itemIdentifier": "2"}]}
+    assert stream.batch({"Records": [first, later]}).response() == {"batchItemFailures": []}
+    # Nothing Lambda could retry from: the whole batch fails and the mapping bisects it.
+    with pytest.raises(MalformedStreamRecord):
+        stream.batch({"Records": [first, {"eventName": "INSERT"}]})
