@@ -328,7 +328,10 @@ def gateway_responses() -> dict[str, Any]:
         "INVALID_SIGNATURE": _problem(errors.Unauthorized, 401),
         "THROTTLED": _problem(errors.TooManyRequests),
         "QUOTA_EXCEEDED": _problem(errors.TooManyRequests),
-        "WAF_FILTERED": _problem(errors.TooManyRequests),
+        # A managed WAF rule's block (the web ACL's own rules answer with custom responses,
+        # which take precedence: edge.yaml). A refusal, not a rate limit: a 429 would promise
+        # a Retry-After.
+        "WAF_FILTERED": _problem(errors.Forbidden),
         "REQUEST_TOO_LARGE": _problem(errors.ValidationError, 413),
         "UNSUPPORTED_MEDIA_TYPE": _problem(errors.ValidationError, 415),
         "BAD_REQUEST_BODY": _problem(errors.ValidationError),

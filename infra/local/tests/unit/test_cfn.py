@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -341,3 +342,161 @@ def test_every_queue_that_parks_failed_work_raises_an_alarm() -> None:
         if alarm["Properties"].get("MetricName") == "ApproximateNumberOfMessagesVisible"
     }
     assert parking <= alarmed
+
+
+# --- the API web ACL, evaluated as AWS WAF evaluates it --------------------------------------
+# Labels the managed rule groups add, for the requests below: the Core rule set labels any body
+# over 8 KB with SizeRestrictions_Body (and blocks it unless told otherwise), which refused real
+# diaries (CLIENTS.md: several thousand entries):
+# https://docs.aws.amazon.com/waf/latest/developerguide/aws-managed-rule-groups-baseline.html
+CRS, BAD_INPUTS = "awswaf:managed:aws:core-rule-set:", "awswaf:managed:aws:known-bad-inputs:"
+WAF_BODY_SIZE_RULE_BYTES = 8 * 1024
+
+
+def _managed_labels(group: str, body: str) -> set[str]:
+    labels = set()
+    if group == "AWSManagedRulesCommonRuleSet":
+        if len(body.encode()) > WAF_BODY_SIZE_RULE_BYTES:
+            labels.add(CRS + "SizeRestrictions_Body")
+        if "<script>" in body:
+            labels.add(CRS + "CrossSiteScripting_Body")
+    if group == "AWSManagedRulesKnownBadInputsRuleSet" and "${jndi:" in body:
+        labels.add(BAD_INPUTS + "Log4JRCE_Body")
+    return labels
+
+
+def _matches(statement: dict[str, Any], path: str, labels: set[str]) -> bool:
+    ((kind, spec),) = statement.items()
+    if kind == "AndStatement":
+        return all(_matches(s, path, labels) for s in spec["Statements"])
+    if kind == "OrStatement":
+        return any(_matches(s, path, labels) for s in spec["Statements"])
+    if kind == "NotStatement":
+        return not _matches(spec["Statement"], path, labels)
+    if kind == "LabelMatchStatement":
+        if spec["Scope"] == "NAMESPACE":
+            return any(label.startswith(spec["Key"]) for label in labels)
+        return spec["Key"] in labels
+    if kind == "ByteMatchStatement":
+        assert spec["FieldToMatch"] == {"UriPath": {}}
+        assert spec["TextTransformations"] == [{"Priority": 0, "Type": "NONE"}]
+        position, text = spec["PositionalConstraint"], spec["SearchString"]
+        return {"ENDS_WITH": path.endswith, "EXACTLY": path.__eq__}[position](text)
+    if kind == "RateBasedStatement":
+        return False  # one request is never over the rate
+    raise AssertionError(f"the test does not evaluate {kind}")
+
+
+# What API Gateway answers when a managed rule group blocks with its default action.
+GATEWAY_WAF_FILTERED = {"gateway response": "WAF_FILTERED"}
+
+
+def _waf_answer(path: str, body: str) -> dict[str, Any] | None:
+    """How the API web ACL blocks ``POST path`` (its rule's custom response, or API Gateway's
+    WAF_FILTERED gateway response for a managed rule's block), or None if it allows it."""
+    acl = _resources("edge")["ApiWebAcl"]["Properties"]
+    assert acl["DefaultAction"] == {"Allow": {}}
+    labels: set[str] = set()
+    for rule in sorted(acl["Rules"], key=lambda r: r["Priority"]):
+        statement = rule["Statement"]
+        if "ManagedRuleGroupStatement" in statement:
+            group = statement["ManagedRuleGroupStatement"]
+            counted = {
+                o["Name"].lower()
+                for o in group.get("RuleActionOverrides", [])
+                if o["ActionToUse"] == {"Count": {}}
+            }
+            matched = _managed_labels(group["Name"], body)
+            labels |= matched  # a counted rule still labels the request
+            # Label names are the rule names in another case (SizeRestrictions_BODY → _Body).
+            blocking = {m for m in matched if m.rsplit(":", 1)[1].lower() not in counted}
+            if blocking and rule["OverrideAction"] == {"None": {}}:
+                return GATEWAY_WAF_FILTERED
+        elif _matches(statement, path, labels):
+            custom: dict[str, Any] = rule["Action"]["Block"]["CustomResponse"]
+            return custom
+    return None
+
+
+def _diary(entries: int) -> str:
+    locations = [
+        {"gln": "9429300000000", "locationName": "Blue Stone Cafe", "note": "with Sam",
+         "entryType": 0, "time": "2021-10-04T21:05:12.000Z"}
+        for _ in range(entries)
+    ]  # fmt: skip
+    return json.dumps({"consentCode": "A1B2C3", "locations": locations})
+
+
+def test_the_api_waf_lets_whole_diaries_and_key_uploads_through() -> None:
+    """60 days of a heavy user's diary (30 places a day) and an upload of 30 keys with its
+    Android attestation are well over 8 KB; API Gateway (10 MB) and the app bound them."""
+    diary = _diary(60 * 30)
+    assert len(diary) > 20 * WAF_BODY_SIZE_RULE_BYTES
+    assert _waf_answer("/api/v2/user/location-history", diary) is None
+    keys = [{"keyData": "k" * 24, "rollingStartNumber": 2700000, "rollingPeriod": 144}] * 30
+    attestation = "j" * 7000  # a SafetyNet JWS carries its certificate chain
+    upload = json.dumps({"exposures": keys, "deviceVerificationPayload": attestation})
+    assert len(upload) > WAF_BODY_SIZE_RULE_BYTES
+    assert _waf_answer("/api/exposures", upload) is None
+    assert _waf_answer("/api/register", upload) is None
+
+
+def _problem(response: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
+    bodies = _resources("edge")["ApiWebAcl"]["Properties"]["CustomResponseBodies"]
+    body = bodies[response["CustomResponseBodyKey"]]
+    assert body["ContentType"] == "APPLICATION_JSON"
+    headers = {h["Name"]: h["Value"] for h in response.get("ResponseHeaders", [])}
+    return response["ResponseCode"], json.loads(body["Content"]), headers
+
+
+def test_the_api_waf_still_refuses_what_it_should_in_the_documented_error_shape() -> None:
+    """Never the 429 without Retry-After API Gateway answered every WAF block with."""
+    from covidtracer import errors
+    from tracerstack.package import gateway_responses
+
+    def shape(error: type[errors.DomainError]) -> dict[str, Any]:
+        return {"type": error.type, "title": error.title, "status": error.status}
+
+    oversize = _waf_answer("/api/user/auth/initiate", "x" * (WAF_BODY_SIZE_RULE_BYTES + 1))
+    assert oversize is not None and oversize is not GATEWAY_WAF_FILTERED
+    status, body, _ = _problem(oversize)
+    assert (status, body) == (413, shape(errors.PayloadTooLarge))
+    for path, body_text in [
+        ("/api/v2/user/location-history", _diary(1).replace("with Sam", "<script>")),
+        ("/api/v2/user/location-history", _diary(1000).replace("with Sam", "<script>")),
+        ("/api/exposures", '{"token": "${jndi:ldap://x}"}'),
+    ]:
+        assert _waf_answer(path, body_text) is GATEWAY_WAF_FILTERED, path
+    filtered = gateway_responses()["WAF_FILTERED"]
+    assert filtered["statusCode"] == "403"
+    assert json.loads(filtered["responseTemplates"]["application/json"]) == shape(errors.Forbidden)
+
+    rules = _resources("edge")["ApiWebAcl"]["Properties"]["Rules"]
+    (rate,) = [r for r in rules if "RateBasedStatement" in r["Statement"]]
+    status, body, headers = _problem(rate["Action"]["Block"]["CustomResponse"])
+    assert (status, body) == (429, shape(errors.TooManyRequests))
+    # A rate-based rule counts over a 5-minute window (EvaluationWindowSec, default 300).
+    window = rate["Statement"]["RateBasedStatement"].get("EvaluationWindowSec", 300)
+    assert headers == {"Retry-After": str(window)}
+    # Every rule of the ACL's own answers with a custom response.
+    for rule in rules:
+        if "Action" in rule:
+            assert "CustomResponse" in rule["Action"]["Block"], rule["Name"]
+
+
+def test_cloudfronts_waf_also_answers_a_rate_block_with_retry_after_and_stops_log4shell() -> None:
+    from covidtracer import errors
+
+    acl = _resources("waf-cloudfront")["WebAcl"]["Properties"]
+    (rate,) = [r for r in acl["Rules"] if "RateBasedStatement" in r["Statement"]]
+    response = rate["Action"]["Block"]["CustomResponse"]
+    body = json.loads(acl["CustomResponseBodies"][response["CustomResponseBodyKey"]]["Content"])
+    assert response["ResponseCode"] == 429 == body["status"]
+    assert body["type"] == errors.TooManyRequests.type
+    assert response["ResponseHeaders"] == [{"Name": "Retry-After", "Value": "300"}]
+    groups = {
+        r["Statement"]["ManagedRuleGroupStatement"]["Name"]
+        for r in acl["Rules"]
+        if "ManagedRuleGroupStatement" in r["Statement"]
+    }
+    assert "AWSManagedRulesKnownBadInputsRuleSet" in groups
