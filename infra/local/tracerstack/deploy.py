@@ -67,6 +67,9 @@ class StageConfig:
     ncts_account_id: str
     # Days every CloudWatch log group of the stage keeps its events.
     log_retention_days: int
+    # The CloudFront distributions' own names and ACM certificate (edge stack): empty, they
+    # answer on *.cloudfront.net, where CloudFront cannot require TLS 1.2.
+    edge: dict[str, str] = field(default_factory=dict)
     # Operator-supplied identifiers of the ENF service (attestation, SMS); values that still
     # start with "REPLACE" stop a real deployment (a dry run shows them).
     enf_environment: dict[str, str] = field(default_factory=dict)
@@ -142,7 +145,12 @@ def _stack_parameters(template: str, ctx: Context) -> dict[str, str]:
         },
         "email": {"SenderAddress": stage.sender_address},
         "identity": {"AuthTriggersDeployed": ctx.outputs.get("_AuthTriggersDeployed", "false")},
-        "edge": {"CloudFrontWebAclArn": _output(ctx, "CloudFrontWebAclArn")},
+        "edge": {
+            "CloudFrontWebAclArn": _output(ctx, "CloudFrontWebAclArn"),
+            "EdgeCertificateArn": stage.edge.get("certificate_arn", ""),
+            "FeedAlias": stage.edge.get("feed_domain", ""),
+            "EnfFilesAlias": stage.edge.get("enf_files_domain", ""),
+        },
         "observability": {"AlarmEmail": stage.alarm_email},
         "analytics": {"UsageReportFunctionArn": ctx.outputs.get("UsageReportFunctionArn", "")},
     }

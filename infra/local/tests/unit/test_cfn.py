@@ -500,3 +500,31 @@ def test_cloudfronts_waf_also_answers_a_rate_block_with_retry_after_and_stops_lo
         if "ManagedRuleGroupStatement" in r["Statement"]
     }
     assert "AWSManagedRulesKnownBadInputsRuleSet" in groups
+
+
+def test_cloudfront_requires_tls_1_2_wherever_a_certificate_of_ours_allows_it() -> None:
+    """With CloudFront's default *.cloudfront.net certificate "CloudFront automatically sets
+    the security policy to TLSv1 regardless of the value that you set"; only a certificate of
+    our own (ACM, us-east-1, with the stage's domain names) can require TLS 1.2:
+    https://docs.aws.amazon.com/cloudfront/latest/APIReference/API_ViewerCertificate.html"""
+    from tracerstack import deploy
+
+    template = cfn.load(TEMPLATES / "edge.yaml")
+    assert template["Conditions"]["HasEdgeCertificate"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "EdgeCertificateArn"}, ""]}]
+    }
+    distributions = _resources("edge", "AWS::CloudFront::Distribution")
+    assert len(distributions) == 2
+    for name, distribution in distributions.items():
+        config = distribution["Properties"]["DistributionConfig"]
+        condition, own, default = config["ViewerCertificate"]["Fn::If"]
+        assert condition == "HasEdgeCertificate"
+        assert own["AcmCertificateArn"] == {"Ref": "EdgeCertificateArn"}
+        assert own["SslSupportMethod"] == "sni-only"
+        assert own["MinimumProtocolVersion"] == "TLSv1.2_2021", name
+        assert default == {"CloudFrontDefaultCertificate": True}
+        assert config["Aliases"]["Fn::If"][0] == "HasEdgeCertificate"
+        assert config["DefaultCacheBehavior"]["ViewerProtocolPolicy"] == "https-only"
+    ctx = deploy.Context(stage=deploy.StageConfig.load("prod"), dry_run=True, log=lambda _: None)
+    given = deploy._stack_parameters("edge", ctx)
+    assert {"EdgeCertificateArn", "FeedAlias", "EnfFilesAlias"} <= set(given)
