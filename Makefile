@@ -117,10 +117,24 @@ package: vendor
 	$(BIN)/python -m tracerstack.package
 	$(BIN)/python bench/package_size.py
 
-# What `make package` builds, as CloudFormation reads it: cfn-lint (no errors, no warnings)
-# and the packaged-template tests (runtime, version, alias, event sources, WAF, errors).
-test-packages: package
+# checkov in its own virtualenv (requirements-checkov.txt says why); its skipped checks and the
+# reason for each are in infra/checkov.yaml. BC_SKIP_MAPPING: no call home for guidelines.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+$(CHECKOV_STAMP): requirements-checkov.txt
+	@test -n "$(PYTHON)" || { echo "Python 3.13 is required (python3.13 on PATH or under pyenv)"; exit 1; }
+	$(PYTHON) -m venv --clear $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/pip install --quiet -r requirements-checkov.txt
+	@touch $@
+
+# What `make package` builds, as CloudFormation reads it: cfn-lint (no errors, no warnings),
+# checkov over the source and the packaged templates, and the packaged-template tests
+# (runtime, version, alias, event sources, WAF, errors, AWS's limits).
+test-packages: package $(CHECKOV_STAMP)
 	$(CFN_LINT) build/*/template.json
+	BC_SKIP_MAPPING=TRUE $(CHECKOV_VENV)/bin/checkov --config-file infra/checkov.yaml \
+	  $$(for t in infra/templates/*.yaml build/*/template.json; do printf -- '-f %s ' "$$t"; done)
 	$(BIN)/python -m pytest infra/local/tests/package
 
 DEPLOY_FLAGS = --stage $(STAGE) $(if $(DRY_RUN),--dry-run,) $(if $(PLAN),--plan,)
@@ -137,4 +151,4 @@ $(addprefix deploy-,$(SERVICES)): deploy-%: install $(PACKAGED)
 	$(BIN)/python -m tracerstack.deploy $(DEPLOY_FLAGS) --service $*
 
 clean: stop
-	rm -rf .local services/*/vendor
+	rm -rf .local services/*/vendor .venv-checkov
