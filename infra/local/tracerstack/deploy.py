@@ -70,6 +70,9 @@ class StageConfig:
     # The CloudFront distributions' own names and ACM certificate (edge stack): empty, they
     # answer on *.cloudfront.net, where CloudFront cannot require TLS 1.2.
     edge: dict[str, str] = field(default_factory=dict)
+    # Where the dr and dr-signing stacks keep backup copies, bucket replicas and the signing
+    # key's replica (docs/operations.md §8); empty: no DR region, those stacks are skipped.
+    dr_region: str = ""
     # Operator-supplied identifiers of the ENF service (attestation, SMS); values that still
     # start with "REPLACE" stop a real deployment (a dry run shows them).
     enf_environment: dict[str, str] = field(default_factory=dict)
@@ -138,8 +141,12 @@ def _output(ctx: Context, name: str) -> str:
 def _stack_parameters(template: str, ctx: Context) -> dict[str, str]:
     stage = ctx.stage
     extra: dict[str, dict[str, str]] = {
-        "data": {"NctsAccountId": stage.ncts_account_id},
+        "data": {"NctsAccountId": stage.ncts_account_id, "DrRegion": stage.dr_region},
+        "dr": {"NctsAccountId": stage.ncts_account_id},
+        "dr-signing": {"ExportSigningKeyArn": _output(ctx, "ExportSigningKeyArn")},
+        "backup": {"DrRegion": stage.dr_region},
         "database": {
+            "DrRegion": stage.dr_region,
             "MaxCapacity": str(stage.database_max_capacity),
             "LogRetentionDays": str(stage.log_retention_days),
         },
@@ -150,14 +157,17 @@ def _stack_parameters(template: str, ctx: Context) -> dict[str, str]:
             "EdgeCertificateArn": stage.edge.get("certificate_arn", ""),
             "FeedAlias": stage.edge.get("feed_domain", ""),
             "EnfFilesAlias": stage.edge.get("enf_files_domain", ""),
+            "DrRegion": stage.dr_region,
         },
-        "observability": {"AlarmEmail": stage.alarm_email},
+        "observability": {"AlarmEmail": stage.alarm_email, "DrRegion": stage.dr_region},
         "analytics": {"UsageReportFunctionArn": ctx.outputs.get("UsageReportFunctionArn", "")},
     }
     return {"Stage": stage.name, **extra.get(template, {})}
 
 
 def _stack_region(template: str, stage: StageConfig) -> str:
+    if template in DR_TEMPLATES:
+        return stage.dr_region
     if template == "email":
         return stage.ses_region
     if template == "waf-cloudfront":
@@ -167,8 +177,11 @@ def _stack_region(template: str, stage: StageConfig) -> str:
 
 def stack_step(template: str) -> Step:
     def run(ctx: Context) -> None:
-        region = _stack_region(template, ctx.stage)
         name = stack_name(ctx.stage.name, template)
+        if template in DR_TEMPLATES and not ctx.stage.dr_region:
+            ctx.log(f"  skip {name}: the stage has no DR region")
+            return
+        region = _stack_region(template, ctx.stage)
         parameters = _stack_parameters(template, ctx)
         ctx.log(
             f"  stack {name} in {region} from infra/templates/{template}.yaml "
@@ -424,9 +437,13 @@ def migrations_step() -> Step:
     return Step("run the ENF database migrations", run)
 
 
+# Stacks in the stage's DR region (dr_region): "dr" before data (its buckets receive the data
+# stack's replication), "dr-signing" after it (it replicates the data stack's signing key).
+DR_TEMPLATES = ("dr", "dr-signing")
 STACK_ORDER = (
     "artifacts",
     "network",
+    "dr",
     "data",
     "database",
     "messaging",
@@ -435,6 +452,8 @@ STACK_ORDER = (
     "analytics",
     "waf-cloudfront",
     "edge",
+    "dr-signing",
+    "backup",
 )
 
 
@@ -460,6 +479,8 @@ def load_outputs_step() -> Step:
         import boto3
 
         for template in STACK_ORDER:
+            if template in DR_TEMPLATES and not ctx.stage.dr_region:
+                continue
             region = _stack_region(template, ctx.stage)
             client = boto3.client("cloudformation", region_name=region)
             stack = client.describe_stacks(StackName=stack_name(ctx.stage.name, template))

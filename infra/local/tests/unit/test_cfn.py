@@ -528,3 +528,169 @@ def test_cloudfront_requires_tls_1_2_wherever_a_certificate_of_ours_allows_it() 
     ctx = deploy.Context(stage=deploy.StageConfig.load("prod"), dry_run=True, log=lambda _: None)
     given = deploy._stack_parameters("edge", ctx)
     assert {"EdgeCertificateArn", "FeedAlias", "EnfFilesAlias"} <= set(given)
+
+
+# --- disaster recovery (docs/operations.md §8) -----------------------------------------------
+REPLICATED_BUCKETS = {"FeedBucket": "feed", "EnfExportsBucket": "enf-exports",
+                      "UserDetailsBucket": "user-details"}  # fmt: skip
+
+
+def _if_dr(value: dict[str, Any]) -> Any:
+    """The DR branch of ``!If [HasDrRegion, <dr>, <without>]``."""
+    condition, with_dr, _ = value["Fn::If"]
+    assert condition == "HasDrRegion"
+    return with_dr
+
+
+def test_the_files_phones_and_ncts_read_are_replicated_to_the_dr_region_within_15_minutes() -> None:
+    """S3 Replication Time Control replicates 99.99 % of objects within 15 minutes; deletions
+    replicate too, so the 14-day key rule holds in the replicas:
+    https://docs.aws.amazon.com/AmazonS3/latest/userguide/replication-time-control.html"""
+    data, dr = _resources("data"), _resources("dr")
+    replicas = {r["Properties"]["BucketName"]["Fn::Sub"] for r in dr.values()
+                if r["Type"] == "AWS::S3::Bucket"}  # fmt: skip
+    for bucket, kind in REPLICATED_BUCKETS.items():
+        (rule,) = _if_dr(data[bucket]["Properties"]["ReplicationConfiguration"])["Rules"]
+        replica = f"covidtracer-${{Stage}}-{kind}-replica-${{AWS::AccountId}}"
+        assert replica in replicas, bucket
+        destination = rule["Destination"]
+        assert destination["Bucket"] == {"Fn::Sub": f"arn:${{AWS::Partition}}:s3:::{replica}"}
+        assert destination["ReplicationTime"] == {"Status": "Enabled", "Time": {"Minutes": 15}}
+        assert destination["Metrics"]["Status"] == "Enabled"
+        assert rule["DeleteMarkerReplication"] == {"Status": "Enabled"}
+        assert rule["Status"] == "Enabled"
+    (details,) = _if_dr(data["UserDetailsBucket"]["Properties"]["ReplicationConfiguration"])[
+        "Rules"
+    ]
+    assert details["SourceSelectionCriteria"] == {"SseKmsEncryptedObjects": {"Status": "Enabled"}}
+    dr_key = "arn:${AWS::Partition}:kms:${DrRegion}:${AWS::AccountId}:alias/covidtracer-${Stage}-dr"
+    assert details["Destination"]["EncryptionConfiguration"] == {
+        "ReplicaKmsKeyID": {"Fn::Sub": dr_key}
+    }
+    assert _resources("dr")["DrKeyAlias"]["Properties"]["AliasName"] == {
+        "Fn::Sub": "alias/covidtracer-${Stage}-dr"
+    }
+
+
+def test_phones_keep_reading_the_feed_and_key_files_from_the_replicas_if_the_region_fails() -> None:
+    """CloudFront origin failover: https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/high_availability_origin_failover.html"""
+    for name in ("FeedDistribution", "EnfFilesDistribution"):
+        config = _resources("edge")[name]["Properties"]["DistributionConfig"]
+        (group,) = _if_dr(config["OriginGroups"])["Items"]
+        members = [m["OriginId"] for m in group["Members"]["Items"]]
+        assert len(members) == 2 and members[1].endswith("-replica")
+        assert {500, 502, 503, 504} <= set(group["FailoverCriteria"]["StatusCodes"]["Items"])
+        assert _if_dr(config["DefaultCacheBehavior"]["TargetOriginId"]) == group["Id"]
+        replica = _if_dr(config["Origins"][1])
+        assert replica["Id"] == members[1]
+        assert ".s3.${DrRegion}.amazonaws.com" in replica["DomainName"]["Fn::Sub"]
+
+
+def test_every_backup_is_copied_to_the_dr_region() -> None:
+    """AWS Backup copies each recovery point to the DR region's vault:
+    https://docs.aws.amazon.com/aws-backup/latest/devguide/cross-region-backup.html"""
+    backup = _resources("backup")
+    (plan,) = [r for r in backup.values() if r["Type"] == "AWS::Backup::BackupPlan"]
+    rules = {r["RuleName"]: r for r in plan["Properties"]["BackupPlan"]["BackupPlanRule"]}
+    vault = _resources("dr")["DrBackupVault"]["Properties"]["BackupVaultName"]["Fn::Sub"]
+    dr_vault = (
+        f"arn:${{AWS::Partition}}:backup:${{DrRegion}}:${{AWS::AccountId}}:backup-vault:{vault}"
+    )
+    assert rules["hourly"]["ScheduleExpression"] == "cron(0 * ? * * *)"
+    assert rules["daily"]["Lifecycle"]["DeleteAfterDays"] == 35
+    for rule in rules.values():
+        (copy,) = _if_dr(rule["CopyActions"])
+        assert copy["DestinationBackupVaultArn"] == {"Fn::Sub": dr_vault}
+        assert copy["Lifecycle"] == rule["Lifecycle"]
+    (selection,) = [r for r in backup.values() if r["Type"] == "AWS::Backup::BackupSelection"]
+    protected = json.dumps(selection["Properties"]["BackupSelection"]["Resources"])
+    for export in (
+        "UsersTable",
+        "PersonalDetailsTable",
+        "ExposureEventsTable",
+        "ClusterIdentifier",
+    ):
+        assert f"covidtracer-${{Stage}}-{export}" in protected
+
+
+def test_the_export_signing_key_has_a_replica_in_the_dr_region_phones_already_trust() -> None:
+    """A multi-Region replica shares the key material (and so the public key Apple and Google
+    hold): https://docs.aws.amazon.com/kms/latest/developerguide/multi-region-keys-overview.html"""
+    primary = _resources("data")["ExportSigningKey"]["Properties"]
+    assert primary["MultiRegion"] is True
+    (replica,) = _resources("dr-signing", "AWS::KMS::ReplicaKey").values()
+    assert replica["Properties"]["PrimaryKeyArn"] == {"Ref": "ExportSigningKeyArn"}
+    outputs = cfn.load(TEMPLATES / "data.yaml")["Outputs"]
+    assert outputs["ExportSigningKeyArn"]["Value"] == {"Fn::GetAtt": ["ExportSigningKey", "Arn"]}
+
+
+@pytest.mark.parametrize(("stage", "dr_region"), [("prod", "ap-southeast-4"), ("dev", "")])
+def test_the_dr_stacks_go_to_the_stages_dr_region_and_only_where_it_has_one(
+    stage: str, dr_region: str
+) -> None:
+    from tracerstack import deploy
+
+    config = deploy.StageConfig.load(stage)
+    assert config.dr_region == dr_region
+    lines: list[str] = []
+    ctx = deploy.Context(stage=config, dry_run=True, log=lines.append)
+    deploy.execute(deploy.plan(), ctx)
+    text = "\n".join(lines)
+    order = [line.split()[1] for line in lines if line.startswith("  stack covidtracer-")]
+    if dr_region:
+        assert f"covidtracer-{stage}-dr in {dr_region}" in text
+        assert f"covidtracer-{stage}-dr-signing in {dr_region}" in text
+        assert order.index(f"covidtracer-{stage}-dr") < order.index(f"covidtracer-{stage}-data")
+        assert order.index(f"covidtracer-{stage}-data") < order.index(
+            f"covidtracer-{stage}-dr-signing"
+        )
+        assert '"DrRegion": "ap-southeast-4"' in text
+    else:
+        assert f"covidtracer-{stage}-dr " not in text and "no DR region" in text
+        assert '"DrRegion": ""' in text
+    assert f"covidtracer-{stage}-backup in {config.region}" in text
+
+
+def test_failed_backups_copies_and_replication_reach_the_alarm_topic() -> None:
+    """AWS Backup sends job state changes to EventBridge; EventBridge may publish to an encrypted
+    topic only if the key lets events.amazonaws.com use it (sns-key-management, above)."""
+    observability = _resources("observability")
+    rule = observability["FailedBackupJobsRule"]["Properties"]
+    assert rule["EventPattern"]["source"] == ["aws.backup"]
+    assert set(rule["EventPattern"]["detail-type"]) == {
+        "Backup Job State Change",
+        "Copy Job State Change",
+    }
+    assert "FAILED" in rule["EventPattern"]["detail"]["state"]
+    assert [t["Arn"] for t in rule["Targets"]] == [{"Ref": "AlarmTopic"}]
+    key = observability["AlarmTopicKey"]["Properties"]["KeyPolicy"]
+    events = [s for s in _statements(key) if s["Principal"] == {"Service": "events.amazonaws.com"}]
+    assert len(events) == 1 and _actions(events[0]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
+    topic_policy = observability["AlarmTopicPolicy"]["Properties"]["PolicyDocument"]
+    assert any(
+        s["Principal"] == {"Service": "events.amazonaws.com"} for s in _statements(topic_policy)
+    )
+    replication = observability["ReplicationFailuresAlarm"]["Properties"]
+    watched = {
+        d["Value"]["Fn::Sub"]
+        for m in replication["Metrics"]
+        if "MetricStat" in m
+        for d in m["MetricStat"]["Metric"]["Dimensions"]
+        if d["Name"] == "SourceBucket"
+    }
+    assert watched == {
+        f"covidtracer-${{Stage}}-{kind}-${{AWS::AccountId}}" for kind in REPLICATED_BUCKETS.values()
+    }
+
+
+def test_every_secret_has_a_replica_in_the_dr_region() -> None:
+    """Secrets Manager replicates a secret's value to other regions:
+    https://docs.aws.amazon.com/secretsmanager/latest/userguide/create-manage-multi-region-secrets.html
+    """
+    secrets = _all_resources("AWS::SecretsManager::Secret")
+    assert len(secrets) == 7
+    for name, secret in secrets.items():
+        (replica,) = _if_dr(secret["Properties"]["ReplicaRegions"])
+        assert replica["Region"] == {"Ref": "DrRegion"}, name
+    (db,) = _if_dr(_resources("database")["DatabaseSecret"]["Properties"]["ReplicaRegions"])
+    assert db["KmsKeyId"] == {"Fn::Sub": "alias/covidtracer-${Stage}-dr"}

@@ -12,6 +12,7 @@ def test_the_full_plan_deploys_every_stack_in_dependency_order_then_the_services
     assert titles == [
         "deploy stack artifacts",
         "deploy stack network",
+        "deploy stack dr",
         "deploy stack data",
         "deploy stack database",
         "deploy stack messaging",
@@ -20,6 +21,8 @@ def test_the_full_plan_deploys_every_stack_in_dependency_order_then_the_services
         "deploy stack analytics",
         "deploy stack waf-cloudfront",
         "deploy stack edge",
+        "deploy stack dr-signing",
+        "deploy stack backup",
         "deploy service auth",
         "deploy service details",
         "deploy service export",
