@@ -694,3 +694,24 @@ def test_every_secret_has_a_replica_in_the_dr_region() -> None:
         assert replica["Region"] == {"Ref": "DrRegion"}, name
     (db,) = _if_dr(_resources("database")["DatabaseSecret"]["Properties"]["ReplicaRegions"])
     assert db["KmsKeyId"] == {"Fn::Sub": "alias/covidtracer-${Stage}-dr"}
+
+
+def test_the_disaster_recovery_section_states_what_the_templates_do() -> None:
+    """docs/operations.md §8 promises only what the templates build, with their numbers."""
+    from tracerstack import REPO_ROOT, deploy
+
+    doc = (REPO_ROOT / "docs" / "operations.md").read_text()
+    section = doc[doc.index("## 8. Disaster recovery") : doc.index("## 9.")]
+    plan = _resources("backup")["BackupPlan"]["Properties"]["BackupPlan"]["BackupPlanRule"]
+    for rule in plan:
+        days = rule["Lifecycle"]["DeleteAfterDays"]
+        assert f"{rule['RuleName']} (kept {days} days)" in section
+    hourly = next(r for r in plan if r["RuleName"] == "hourly")
+    assert hourly["StartWindowMinutes"] == 60 and hourly["CompletionWindowMinutes"] == 120
+    assert "up to about 3 hours" in section
+    rtc = _if_dr(_resources("data")["FeedBucket"]["Properties"]["ReplicationConfiguration"])
+    minutes = rtc["Rules"][0]["Destination"]["ReplicationTime"]["Time"]["Minutes"]
+    assert f"| {minutes} minutes (RTC" in section
+    assert f"`{deploy.StageConfig.load('prod').dr_region}`" in section
+    for promise in ("RPO 5 minutes, RTO 4 hours", "<stage>-dr.json", "repoint DNS"):
+        assert promise not in section  # the promises nothing backed (issue 18 item 14)
