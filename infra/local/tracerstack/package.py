@@ -402,6 +402,16 @@ def finish_template(service: str, template: dict[str, Any], version: str) -> dic
     return _sorted(template)
 
 
+def _tls_policy(body: dict[str, Any]) -> None:
+    """TLS 1.2 or later on the API's own (execute-api) endpoint, which otherwise keeps the
+    legacy TLS_1_0 policy. Every phone that runs the app speaks TLS 1.2. An enhanced policy
+    needs an endpoint access mode; BASIC keeps how requests reach the API today:
+    https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-security-policies.html
+    """
+    body["x-amazon-apigateway-security-policy"] = "SecurityPolicy_TLS12_2018_EDGE"
+    body["x-amazon-apigateway-endpoint-access-mode"] = "BASIC"
+
+
 def _log_group(resources: dict[str, Any], function: str) -> None:
     """The function's log group as a resource of its stack, ``<Function>LogGroup``, with the
     stage's retention. Left to Lambda, /aws/lambda/<name> is made on first use, outside
@@ -507,6 +517,7 @@ def _finish_api(service: str, resources: dict[str, Any], outputs: _Placeholders)
         # API Gateway returns a binary body as bytes only when the request's Accept matches
         # a binary media type; iOS asks for the export zips with Accept: */*.
         body["x-amazon-apigateway-binary-media-types"] = ["*/*"]
+    _tls_policy(body)
     # The API calls the stage's alias, so a deployment switches versions atomically.
     for path in body["paths"].values():
         for operation in path.values():

@@ -581,3 +581,21 @@ def test_every_sqs_mapped_functions_queue_hides_a_message_six_times_the_function
                 assert queue["VisibilityTimeout"] >= 6 * props["Timeout"], service
                 checked += 1
     assert checked == 1  # the post-authentication consumer
+
+
+# Security policies API Gateway offers an edge-optimized REST API's default endpoint, each
+# refusing TLS 1.0 and 1.1 (without one the endpoint keeps the legacy TLS_1_0 policy):
+# https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-security-policies-list.html
+EDGE_TLS_1_2_POLICIES = {"SecurityPolicy_TLS12_2018_EDGE", "SecurityPolicy_TLS12_PFS_2025_EDGE"}
+
+
+@pytest.mark.parametrize("service", ["details", "enf"])
+def test_each_api_refuses_tls_1_0_and_1_1(service: str) -> None:
+    """An enhanced policy needs an endpoint access mode; BASIC keeps today's routing:
+    https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-security-policies.html
+    """
+    api = _transformed(service)["Resources"]["RestAPI"]["Properties"]
+    assert api["EndpointConfiguration"] == {"Types": ["EDGE"]}
+    body = api["Body"]
+    assert body["x-amazon-apigateway-security-policy"] in EDGE_TLS_1_2_POLICIES
+    assert body["x-amazon-apigateway-endpoint-access-mode"] == "BASIC"
