@@ -12,13 +12,16 @@ prod, and a deployment from any clone updates the same stack:
   release version as a tag and in ``RELEASE_VERSION`` (``GET /health`` reports it), and a
   published version behind an alias named after the stage, which every event source, the
   API and Cognito invoke;
-- event sources made elsewhere before become resources here: the PersonalDetails stream,
-  the post-authentication queue (partial batch failures), Cognito's invoke permissions, the
-  regional WAF association of both APIs;
+- event sources made elsewhere before become resources here: the PersonalDetails stream
+  (bisected on error, bounded retries and record age, failed batches parked in an SQS
+  queue), the post-authentication queue (partial batch failures), Cognito's invoke
+  permissions, the regional WAF association of both APIs;
+- each function's log group is a resource of the stack (``<Function>LogGroup``) with the
+  stage's retention, never one Lambda makes on first use;
 - the execution role carries exactly the resources the service uses;
-- the APIs answer API Gateway's own errors (unknown route, missing auth, throttling, 5xx) in
-  the documented error shape, and the ENF API returns export zips as bytes to any ``Accept``
-  (iOS sends ``*/*``; CLIENTS.md).
+- the APIs answer API Gateway's own errors (unknown route, missing auth, throttling, WAF,
+  5xx) in the documented error shape, refuse TLS 1.0 and 1.1, and the ENF API returns export
+  zips as bytes to any ``Accept`` (iOS sends ``*/*``; CLIENTS.md).
 
 The output is ``build/<service>/template.json``, ``deployment.zip`` and ``release.json``.
 """
