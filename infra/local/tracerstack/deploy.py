@@ -461,6 +461,8 @@ def triggers_step() -> Step:
         if ctx.wiring.get("AuthTriggersDeployed") == "true":
             ctx.log("  already wired: the identity stack above kept the triggers")
             return
+        if ctx.dry_run:
+            ctx.log("  only if the stage has no auth service stack yet (step 1):")
         ctx.wiring["AuthTriggersDeployed"] = "true"
         stack_step("identity").run(ctx)
 
@@ -476,6 +478,8 @@ def usage_report_schedule_step() -> Step:
         if ctx.wiring.get("UsageReportFunctionArn") == function:
             ctx.log("  already scheduled: the analytics stack above kept the schedule")
             return
+        if ctx.dry_run:
+            ctx.log("  only if the stage has no export service stack yet, or its function changed:")
         ctx.wiring["UsageReportFunctionArn"] = function
         stack_step("analytics").run(ctx)
 

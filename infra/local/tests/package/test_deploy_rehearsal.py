@@ -35,7 +35,7 @@ TRIGGERS = (
     "PostAuthentication",
 )
 
-Release = Callable[[str], list[str]]
+Release = Callable[..., list[str]]
 
 
 def _stage() -> deploy.StageConfig:
@@ -52,13 +52,14 @@ def account() -> RecordedAws:
 
 @pytest.fixture
 def release(account: RecordedAws, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Release:
-    """Deploys everything as release ``version`` from a fresh runner; returns the log."""
+    """Deploys everything as release ``version`` from a fresh runner (with ``plan_only``, as
+    `make deploy-all PLAN=1` does); returns the log."""
     built = deploy.load_package("auth").version
     load_package = deploy.load_package
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "rehearsal")  # the runner's role, as OIDC sets it
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "rehearsal")
 
-    def run(version: str) -> list[str]:
+    def run(version: str, *, plan_only: bool = False) -> list[str]:
         build = tmp_path / version
         for service in SERVICE_NAMES:
             (build / service).mkdir(parents=True)
@@ -71,7 +72,7 @@ def release(account: RecordedAws, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         # A new runner: no boto3 session, no outputs, nothing on disk but the checkout.
         monkeypatch.setattr(boto3, "DEFAULT_SESSION", account.install(boto3.Session()))
         lines: list[str] = []
-        ctx = deploy.Context(stage=_stage(), version=version, log=lines.append)
+        ctx = deploy.Context(stage=_stage(), version=version, plan_only=plan_only, log=lines.append)
         deploy.execute(deploy.plan(), ctx)
         return lines
 
@@ -145,3 +146,16 @@ def test_cognito_calls_a_trigger_only_while_the_auth_stack_lets_it(
             assert arn.endswith(f":function:{function}:{STAGE}"), trigger
             permission = f"{trigger}CognitoPermission"
             assert auth.property(permission, "Principal") == "cognito-idp.amazonaws.com"
+
+
+def test_the_pipelines_plan_step_reads_the_stage_and_changes_nothing(
+    account: RecordedAws, release: Release
+) -> None:
+    release("v1.0.0")
+    changes = len(account.history)
+    lines = release("v1.1.0", plan_only=True)
+    assert len(account.history) == changes
+    assert account.change_sets == {}
+    identity = f"  stack {IDENTITY} in ap-southeast-2 from infra/templates/identity.yaml with "
+    assert identity + '{"Stage": "prod", "AuthTriggersDeployed": "true"}' in lines
+    assert "  already wired: the identity stack above kept the triggers" in lines
