@@ -75,12 +75,16 @@ def _physical_id(stack: str, logical_id: str) -> str:
 
 
 class _Names(Mapping[str, Any]):
-    """Every logical id of a stack resolves: ``Ref`` to its name, ``GetAtt`` to an ARN."""
+    """A stack's resources by logical id: ``Ref`` gives a name, ``GetAtt`` an ARN. A SAM
+    resource's generated ones (``UsageReport.Alias``) count as its own."""
 
-    def __init__(self, stack: str, region: str, attribute: bool) -> None:
+    def __init__(self, stack: str, region: str, attribute: bool, logical_ids: set[str]) -> None:
         self.stack, self.region, self.attribute = stack, region, attribute
+        self.logical_ids = logical_ids
 
     def __getitem__(self, logical_id: str) -> Any:
+        if logical_id not in self:
+            raise KeyError(logical_id)
         name = _physical_id(self.stack, logical_id)
         if not self.attribute:
             return name
@@ -88,7 +92,7 @@ class _Names(Mapping[str, Any]):
         return _Attributes(arn)
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, str)
+        return isinstance(key, str) and key.split(".")[0] in self.logical_ids
 
     def __iter__(self) -> Iterator[str]:
         return iter(())
@@ -140,10 +144,11 @@ class Deployed:
             "AWS::StackName": self.name,
             "AWS::StackId": f"arn:aws:cloudformation:{self.region}:{ACCOUNT}:stack/{self.name}",
         }
+        logical_ids = set(self.template["Resources"])
         return _Resolver(
             {**pseudo, **self.parameters},
-            _Names(self.name, self.region, attribute=False),
-            _Names(self.name, self.region, attribute=True),
+            _Names(self.name, self.region, attribute=False, logical_ids=logical_ids),
+            _Names(self.name, self.region, attribute=True, logical_ids=logical_ids),
             self.exports,
             self.template.get("Conditions", {}),
         )
@@ -278,12 +283,20 @@ class RecordedAws:
         try:
             with self._lock:
                 parsed = handler(context["client_region"], context["recorded_aws_parameters"])
+        except cfn.TemplateError as error:
+            return self._error(AwsError("ValidationError", f"Template format error: {error}"))
         except AwsError as error:
-            body = {"Error": {"Code": error.code, "Message": error.message}}
-            metadata = {"ResponseMetadata": {"HTTPStatusCode": error.status}}
-            return AWSResponse(None, error.status, {}, None), body | metadata
+            return self._error(error)
         parsed.setdefault("ResponseMetadata", {"HTTPStatusCode": 200})
         return AWSResponse(None, 200, {}, None), parsed
+
+    @staticmethod
+    def _error(error: AwsError) -> tuple[Any, Any]:
+        from botocore.awsrequest import AWSResponse
+
+        body = {"Error": {"Code": error.code, "Message": error.message}}
+        metadata = {"ResponseMetadata": {"HTTPStatusCode": error.status}}
+        return AWSResponse(None, error.status, {}, None), body | metadata
 
     # -- CloudFormation
 
