@@ -64,9 +64,13 @@ test: install
 	  test-integration test-enf test-details test-unit test-auth test-export test-packages \
 	  lint typecheck cfn-lint
 
+# actionlint reads the pipeline as GitHub would run it (permissions a called workflow may ask
+# for, action inputs and runtimes, expressions); ShellCheck checks its `run:` scripts. Both
+# come from requirements-dev.txt, so every machine checks the same way.
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check shared/src
+	$(BIN)/actionlint -oneline -shellcheck=$(BIN)/shellcheck -pyflakes= .github/workflows/*.yml
 
 # mypy strict over shared/ (pyproject.toml), then over each app: every app module is called
 # `app`, so each is checked on its own.

@@ -79,10 +79,14 @@ def load(path: Path) -> dict[str, Any]:
 @functools.lru_cache(maxsize=64)
 def _parsed(path: Path, mtime_ns: int, size: int) -> dict[str, Any]:
     # A deployment plan reads each template for every stack's parameters: parse it once.
-    with path.open() as handle:
-        document = yaml.load(handle, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    return parse(path.read_text(), path.name)
+
+
+def parse(text: str, name: str = "the template") -> dict[str, Any]:
+    """A template body, YAML (short-form functions included) or JSON, as a document."""
+    document = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
     if not isinstance(document, dict) or "Resources" not in document:
-        raise TemplateError(f"{path.name} is not a CloudFormation template")
+        raise TemplateError(f"{name} is not a CloudFormation template")
     return document
 
 

@@ -2,6 +2,11 @@
 
 The plan for a stage, in dependency order:
 
+0. what the stage runs now, read from CloudFormation (never from the deploying machine):
+   whether the auth service stack exists, and the export service's usage-report function.
+   Every update of the identity and analytics stacks in this release carries them, so no
+   update removes Cognito's triggers or the daily usage-report schedule (docs/operations.md
+   §2, "What a release never removes");
 1. the infrastructure stacks from ``infra/templates`` (artifacts, network, data, database,
    messaging, the email stack in the SES region, identity, analytics, the CloudFront WAF in
    us-east-1, edge), each fed the outputs of those before it;
@@ -10,7 +15,9 @@ The plan for a stage, in dependency order:
    zip and template uploaded to the stage's artifacts bucket by content hash, its parameters
    filled from the stage file and the stacks' outputs. Event sources, the queue mapping,
    Cognito's invoke permissions and the WAF association are resources of that stack;
-3. the identity stack updated so Cognito calls the auth Lambdas' stage alias;
+3. on a stage's first deployment only (nothing to do once read in step 0): the identity stack
+   updated so Cognito calls the auth Lambdas' stage alias, and the analytics stack so the
+   daily schedule calls the usage report;
 4. the ENF migrations, run by invoking the ENF service's ``migrate`` Lambda;
 5. the observability stack.
 
@@ -93,6 +100,9 @@ class Context:
     version: str = field(default_factory=release_version)
     outputs: dict[str, str] = field(default_factory=dict)
     log: Callable[[str], None] = print
+    # The identity and analytics stacks' parameters that point at the services' functions,
+    # read from the deployed stacks (``read_wiring_step``) and then only ever set, never reset.
+    wiring: dict[str, str] = field(default_factory=dict)
 
     @property
     def calls_aws(self) -> bool:
@@ -140,29 +150,31 @@ def _output(ctx: Context, name: str) -> str:
 
 def _stack_parameters(template: str, ctx: Context) -> dict[str, str]:
     stage = ctx.stage
-    extra: dict[str, dict[str, str]] = {
-        "data": {"NctsAccountId": stage.ncts_account_id, "DrRegion": stage.dr_region},
-        "dr": {"NctsAccountId": stage.ncts_account_id},
-        "dr-signing": {"ExportSigningKeyArn": _output(ctx, "ExportSigningKeyArn")},
-        "backup": {"DrRegion": stage.dr_region},
-        "database": {
+    # Each template's own inputs only: an output is read when its stack's turn comes (the
+    # CloudFront WAF's ARN exists only once waf-cloudfront is deployed, after artifacts).
+    extra: dict[str, Callable[[], dict[str, str]]] = {
+        "data": lambda: {"NctsAccountId": stage.ncts_account_id, "DrRegion": stage.dr_region},
+        "dr": lambda: {"NctsAccountId": stage.ncts_account_id},
+        "dr-signing": lambda: {"ExportSigningKeyArn": _output(ctx, "ExportSigningKeyArn")},
+        "backup": lambda: {"DrRegion": stage.dr_region},
+        "database": lambda: {
             "DrRegion": stage.dr_region,
             "MaxCapacity": str(stage.database_max_capacity),
             "LogRetentionDays": str(stage.log_retention_days),
         },
-        "email": {"SenderAddress": stage.sender_address},
-        "identity": {"AuthTriggersDeployed": ctx.outputs.get("_AuthTriggersDeployed", "false")},
-        "edge": {
+        "email": lambda: {"SenderAddress": stage.sender_address},
+        "identity": lambda: {"AuthTriggersDeployed": _wired(ctx, "AuthTriggersDeployed")},
+        "edge": lambda: {
             "CloudFrontWebAclArn": _output(ctx, "CloudFrontWebAclArn"),
             "EdgeCertificateArn": stage.edge.get("certificate_arn", ""),
             "FeedAlias": stage.edge.get("feed_domain", ""),
             "EnfFilesAlias": stage.edge.get("enf_files_domain", ""),
             "DrRegion": stage.dr_region,
         },
-        "observability": {"AlarmEmail": stage.alarm_email, "DrRegion": stage.dr_region},
-        "analytics": {"UsageReportFunctionArn": ctx.outputs.get("UsageReportFunctionArn", "")},
+        "observability": lambda: {"AlarmEmail": stage.alarm_email, "DrRegion": stage.dr_region},
+        "analytics": lambda: {"UsageReportFunctionArn": _wired(ctx, "UsageReportFunctionArn")},
     }
-    return {"Stage": stage.name, **extra.get(template, {})}
+    return {"Stage": stage.name, **extra.get(template, dict)()}
 
 
 def _stack_region(template: str, stage: StageConfig) -> str:
@@ -216,11 +228,7 @@ def _deploy_stack(
     from botocore.exceptions import ClientError
 
     cfn_client = boto3.client("cloudformation", region_name=region)
-    try:
-        cfn_client.describe_stacks(StackName=name)
-        change_type = "UPDATE"
-    except ClientError:
-        change_type = "CREATE"
+    change_type = "CREATE" if _describe_stack(cfn_client, name) is None else "UPDATE"
     try:
         change_set = cfn_client.create_change_set(
             StackName=name,
@@ -245,6 +253,23 @@ def _deploy_stack(
         if ctx.plan_only and change_type == "CREATE":
             return {}
     stack = cfn_client.describe_stacks(StackName=name)["Stacks"][0]
+    return _stack_outputs(stack)
+
+
+def _describe_stack(cfn_client: Any, name: str) -> dict[str, Any] | None:
+    """The stack called ``name``, or ``None`` when CloudFormation has none."""
+    from botocore.exceptions import ClientError
+
+    try:
+        stack: dict[str, Any] = cfn_client.describe_stacks(StackName=name)["Stacks"][0]
+    except ClientError as exc:
+        if "does not exist" not in str(exc):
+            raise
+        return None
+    return stack
+
+
+def _stack_outputs(stack: Mapping[str, Any]) -> dict[str, str]:
     return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
 
 
@@ -402,20 +427,96 @@ def unfilled_inputs(stage: StageConfig) -> list[str]:
     return [name for name, value in inputs.items() if value.startswith("REPLACE")]
 
 
+# Where each wired parameter comes from: the service stack whose functions it names.
+WIRING = {"AuthTriggersDeployed": "auth", "UsageReportFunctionArn": "export"}
+
+
+def _wired(ctx: Context, parameter: str) -> str:
+    if parameter in ctx.wiring:
+        return ctx.wiring[parameter]
+    if ctx.dry_run:
+        return f"<as deployed: {stack_name(ctx.stage.name, service_stack(WIRING[parameter]))}>"
+    raise KeyError(f"{parameter} unknown: read the deployed service stacks first")
+
+
+def _has_resources(stack: Mapping[str, Any] | None) -> bool:
+    """Whether a stack's resources exist: it was created, whatever its updates did since.
+
+    A failed creation (``ROLLBACK_COMPLETE``) has deleted its resources and a stack made by a
+    change set not yet executed (``REVIEW_IN_PROGRESS``) has none
+    (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-cfn-describing-stacks.html).
+    """
+    if stack is None:
+        return False
+    status = str(stack["StackStatus"])
+    return status == "CREATE_COMPLETE" or status.startswith(("UPDATE_", "IMPORT_"))
+
+
+def read_wiring_step() -> Step:
+    """What the identity and analytics stacks must keep, from the stage's service stacks.
+
+    A fresh runner knows nothing of the stage, so it asks CloudFormation. The identity stack
+    calls the auth functions once the auth service stack exists, and the analytics stack
+    schedules the export service's usage-report function once it exists; every update of
+    this release then keeps both (an update that left them out would remove Cognito's
+    triggers, and with them sign-in, until the wiring step put them back).
+    """
+
+    def run(ctx: Context) -> None:
+        auth = stack_name(ctx.stage.name, service_stack("auth"))
+        export = stack_name(ctx.stage.name, service_stack("export"))
+        ctx.log(
+            f"  AuthTriggersDeployed = true if {auth} exists; UsageReportFunctionArn = "
+            f"{export}'s output UsageReportFunctionArn if it exists"
+        )
+        if ctx.dry_run:
+            return
+        import boto3
+
+        client = boto3.client("cloudformation", region_name=ctx.stage.region)
+        auth_stack, export_stack = _describe_stack(client, auth), _describe_stack(client, export)
+        ctx.wiring["AuthTriggersDeployed"] = "true" if _has_resources(auth_stack) else "false"
+        ctx.wiring["UsageReportFunctionArn"] = (
+            _stack_outputs(export_stack).get("UsageReportFunctionArn", "")
+            if export_stack is not None and _has_resources(export_stack)
+            else ""
+        )
+        ctx.log(f"    deployed now: {json.dumps(ctx.wiring)}")
+
+    return Step("read what the stage runs now (its auth and export service stacks)", run)
+
+
 def triggers_step() -> Step:
     def run(ctx: Context) -> None:
-        ctx.outputs["_AuthTriggersDeployed"] = "true"
+        if ctx.wiring.get("AuthTriggersDeployed") == "true":
+            ctx.log("  already wired: the identity stack above kept the triggers")
+            return
+        if ctx.dry_run:
+            ctx.log("  only if the stage has no auth service stack yet (step 1):")
+        ctx.wiring["AuthTriggersDeployed"] = "true"
         stack_step("identity").run(ctx)
 
-    return Step("wire the Cognito triggers to the auth Lambdas (identity stack update)", run)
+    return Step(
+        "wire the Cognito triggers to the auth Lambdas (identity stack update, new stage only)",
+        run,
+    )
 
 
 def usage_report_schedule_step() -> Step:
     def run(ctx: Context) -> None:
-        ctx.outputs.setdefault("UsageReportFunctionArn", _output(ctx, "UsageReportFunctionArn"))
+        function = _output(ctx, "UsageReportFunctionArn")
+        if ctx.wiring.get("UsageReportFunctionArn") == function:
+            ctx.log("  already scheduled: the analytics stack above kept the schedule")
+            return
+        if ctx.dry_run:
+            ctx.log("  only if the stage has no export service stack yet, or its function changed:")
+        ctx.wiring["UsageReportFunctionArn"] = function
         stack_step("analytics").run(ctx)
 
-    return Step("schedule the daily usage report (analytics stack update)", run)
+    return Step(
+        "schedule the daily usage report (analytics stack update, new stage or new function)",
+        run,
+    )
 
 
 def migrations_step() -> Step:
@@ -458,7 +559,10 @@ STACK_ORDER = (
 
 
 def plan(services: tuple[str, ...] = SERVICE_NAMES, *, with_stacks: bool = True) -> list[Step]:
-    steps = [stack_step(t) for t in STACK_ORDER] if with_stacks else [load_outputs_step()]
+    if with_stacks:
+        steps = [read_wiring_step(), *(stack_step(t) for t in STACK_ORDER)]
+    else:
+        steps = [load_outputs_step()]
     steps += [service_step(s) for s in services]
     if "auth" in services and with_stacks:
         steps.append(triggers_step())
@@ -484,10 +588,7 @@ def load_outputs_step() -> Step:
             region = _stack_region(template, ctx.stage)
             client = boto3.client("cloudformation", region_name=region)
             stack = client.describe_stacks(StackName=stack_name(ctx.stage.name, template))
-            ctx.outputs.update(
-                {o["OutputKey"]: o["OutputValue"] for o in stack["Stacks"][0].get("Outputs", [])}
-            )
-        ctx.outputs["_AuthTriggersDeployed"] = "true"
+            ctx.outputs.update(_stack_outputs(stack["Stacks"][0]))
 
     return Step("read the stack outputs", run)
 

@@ -15,8 +15,9 @@ per session string; session expiry; failAuthentication ending the flow; PostAuth
 after tokens; a software-token MFA account being asked for its MFA code.
 Not reproduced: see ``LIMITATIONS``.
 
-Dev-only: ``covidtracer.signin.wiring`` imports this module for ``COGNITO_GATEWAY=local``
-(the local stage only); it ships in no package.
+Dev-only: ``local_cognito`` is registered (infra/local/pyproject.toml) as the gateway
+``COGNITO_GATEWAY=local`` selects (the local stage only), which ``covidtracer.signin.wiring``
+looks up by that name; it ships in no package.
 """
 
 from __future__ import annotations

@@ -3,8 +3,10 @@
 The token verifier is ``tokens.verifier()``, beside the check that uses it, so the caller
 check reaches no other part of sign-in.
 
-``COGNITO_GATEWAY=local`` (allowed in the local stage only) wires the dev-only driver
-``tracerstack.local_cognito``, imported here and only then: it ships in no package.
+``COGNITO_GATEWAY`` selects the Cognito gateway (DESIGN §2.1): ``aws`` is built in; any
+other name is a factory that an installed package registers under the entry-point group
+``GATEWAY_PLUGINS``. The local stack's package registers ``local`` (allowed in the local stage
+only), so this code names no dev-only module and no package build follows one from here.
 """
 
 from __future__ import annotations
@@ -12,6 +14,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from covidtracer import config
+
+# Entry points (https://packaging.python.org/en/latest/specifications/entry-points/): a name
+# in this group is a COGNITO_GATEWAY value, its object a factory taking DetailsSettings.
+GATEWAY_PLUGINS = "covidtracer.cognito_gateways"
 
 if TYPE_CHECKING:
     # Only a type: the auth app, which ships sign-in for its triggers, has no contact details.
@@ -54,14 +60,18 @@ def trigger_deps() -> TriggerDeps:
 
 
 def _gateway(details: DetailsSettings) -> CognitoGateway:
-    if details.sign_in.cognito_gateway == "aws":
+    """The configured gateway; ``config.SettingsError`` when no installed package has it."""
+    name = details.sign_in.cognito_gateway
+    if name == "aws":
         from covidtracer.signin.cognito import AwsCognito
 
         return AwsCognito(details.user_pool_id)
-    # The settings refuse COGNITO_GATEWAY=local outside the local stage, where the local
-    # stack's package is installed; named by string, so no package build follows it.
-    import importlib
+    from importlib.metadata import entry_points
 
-    driver = importlib.import_module("tracerstack.local_cognito")
-    gateway: CognitoGateway = driver.local_cognito(details)
+    registered = entry_points(group=GATEWAY_PLUGINS, name=name)
+    if not registered:
+        problem = f"COGNITO_GATEWAY={name}: no installed package provides that gateway"
+        raise config.SettingsError("details", [problem])
+    (plugin,) = registered
+    gateway: CognitoGateway = plugin.load()(details)
     return gateway
