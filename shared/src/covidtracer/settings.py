@@ -48,8 +48,13 @@ class DatabaseSettings:
     host: str | None = setting("DATABASE_HOST", None)
     name: str = setting("DATABASE_NAME", "enf")
     secret_id: str | None = setting("DATABASE_SECRET_ID", None)
-    connect_timeout_seconds: int = setting("DATABASE_CONNECT_TIMEOUT", 5, minimum=1, maximum=60)
-    statement_timeout_ms: int = setting("DATABASE_STATEMENT_TIMEOUT_MS", 30_000, minimum=100)
+    # The client's deadlines (docs/operations.md, "Time budget"): a connection is made within
+    # this many seconds (libpq counts at least 2) and each wait on the server (a statement,
+    # COPY, commit) ends within the query timeout, so a database that stops answering is a
+    # 503 well inside API Gateway's 29 s. The server-side statement_timeout is the
+    # database's own setting (migration 0005): RDS Proxy refuses it as a startup option.
+    connect_timeout_seconds: int = setting("DATABASE_CONNECT_TIMEOUT", 3, minimum=1, maximum=60)
+    query_timeout_ms: int = setting("DATABASE_QUERY_TIMEOUT_MS", 8_000, minimum=100, maximum=60_000)
 
     def check(self, env: Env) -> None:
         if not self.url and not (self.host and self.secret_id):

@@ -1,0 +1,152 @@
+"""Client-side deadlines for PostgreSQL: no wait on the server outlasts its budget.
+
+libpq waits for the server's answer in the kernel, and PostgreSQL's ``statement_timeout``
+runs on the server: a server, proxy or network that stops answering (a frozen RDS Proxy, a
+failover, a partition) would hold a request past API Gateway's 29 s integration timeout
+(issue 20). So every call that waits on the server (``execute``, ``executemany``, COPY,
+``commit``, ``rollback``) arms its connection's deadline, and one watchdog thread shuts the
+connection's socket down when a deadline passes: the waiting call returns at once with an
+``OperationalError`` (the caller's 503), and the connection, now broken, is discarded.
+
+Not psycopg2's wait callback (``set_wait_callback``): it is process-wide, makes every
+connection "green", and green connections refuse COPY ("copy_expert cannot be used with an
+asynchronous callback"), which the export's page query is.
+
+Imported with psycopg2, on first use of the database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+import time
+import weakref
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg2.extensions
+
+from covidtracer.logs import get_logger
+
+log = get_logger(__name__)
+
+
+class WatchedConnection(psycopg2.extensions.connection):
+    """A connection whose every wait on the server ends by ``wait_seconds`` (see module)."""
+
+    def __init__(self, dsn: str, *args: Any, **kwargs: Any) -> None:
+        super().__init__(dsn, *args, **kwargs)
+        self.cursor_factory = WatchedCursor
+        self.wait_seconds: float = 30.0
+        self.due: float | None = None  # monotonic time the current wait must end by
+        self.expired = False  # a wait passed its deadline: the connection is broken
+        _watchdog.register(self)
+
+    def commit(self) -> None:
+        with waiting(self):
+            super().commit()
+
+    def rollback(self) -> None:
+        with waiting(self):
+            super().rollback()
+
+
+class WatchedCursor(psycopg2.extensions.cursor):
+    connection: WatchedConnection
+
+    def execute(self, query: Any, vars: Any = None) -> None:
+        with waiting(self.connection):
+            super().execute(query, vars)
+
+    def executemany(self, query: Any, vars_list: Any) -> None:
+        with waiting(self.connection):
+            super().executemany(query, vars_list)
+
+    def copy_expert(self, sql: Any, file: Any, size: int = 8192) -> None:
+        with waiting(self.connection):
+            super().copy_expert(sql, file, size)
+
+
+@contextlib.contextmanager
+def waiting(conn: WatchedConnection, seconds: float | None = None) -> Iterator[None]:
+    """Arm ``conn``'s deadline for the block (``seconds``, default its ``wait_seconds``)."""
+    if conn.due is not None:  # nested (a commit inside a wait): the outer deadline holds
+        yield
+        return
+    conn.due = time.monotonic() + (conn.wait_seconds if seconds is None else seconds)
+    _watchdog.armed(conn.due)
+    try:
+        yield
+    finally:
+        _watchdog.disarm(conn)
+
+
+class _Watchdog:
+    """One daemon thread for the process. It sleeps until the earliest deadline it knows of;
+    arming a later one (the usual case: every wait has the same budget) costs an uncontended
+    lock and no wake-up."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._connections: weakref.WeakSet[WatchedConnection] = weakref.WeakSet()
+        self._next_check = float("inf")
+        self._thread: threading.Thread | None = None
+
+    def register(self, conn: WatchedConnection) -> None:
+        with self._lock:
+            self._connections.add(conn)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="db-deadline-watchdog", daemon=True
+                )
+                self._thread.start()
+
+    def armed(self, due: float) -> None:
+        with self._lock:
+            if due < self._next_check:
+                self._next_check = due
+                self._wake.notify()
+
+    def disarm(self, conn: WatchedConnection) -> None:
+        # Under the lock: once this returns, the watchdog cannot shut this connection down,
+        # so a connection handed back to the pool is never cut under its next user.
+        with self._lock:
+            conn.due = None
+
+    def _run(self) -> None:
+        with self._lock:
+            while True:
+                now = time.monotonic()
+                upcoming = float("inf")
+                for conn in list(self._connections):
+                    due = conn.due
+                    if due is None:
+                        continue
+                    if due <= now:
+                        self._expire(conn)
+                    else:
+                        upcoming = min(upcoming, due)
+                self._next_check = upcoming
+                self._wake.wait(timeout=None if upcoming == float("inf") else upcoming - now)
+
+    def _expire(self, conn: WatchedConnection) -> None:
+        """Shut ``conn``'s socket down (called with the lock held)."""
+        conn.due = None
+        conn.expired = True
+        try:
+            fd = conn.fileno()
+        except psycopg2.Error:
+            return  # already closed: nothing waits on it
+        if fd < 0:
+            return
+        # shutdown() acts on the socket, not on this duplicate descriptor: libpq's blocked
+        # read returns at once, and the connection reports itself broken.
+        with contextlib.suppress(OSError), socket.socket(fileno=os.dup(fd)) as sock:
+            sock.shutdown(socket.SHUT_RDWR)
+        log.error("database deadline passed", extra={"dependency": "database"})
+
+
+_watchdog = _Watchdog()
