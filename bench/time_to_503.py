@@ -83,7 +83,7 @@ def partners(frozen: str) -> None:
     for name, timeout in (("NCTS", ncts), ("FCM", fcm), ("SMS", sms), ("Apple", ncts)):
         _time(
             f"{name} (partner client, {timeout} s timeout)",
-            lambda t=timeout: outbound.post(frozen, dependency=name, timeout=t, json={}),
+            lambda n=name, t=timeout: outbound.post(frozen, dependency=n, timeout=t, json={}),
         )
 
 
