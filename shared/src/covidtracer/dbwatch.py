@@ -71,7 +71,11 @@ class WatchedCursor(psycopg2.extensions.cursor):
 
 @contextlib.contextmanager
 def waiting(conn: WatchedConnection, seconds: float | None = None) -> Iterator[None]:
-    """Arm ``conn``'s deadline for the block (``seconds``, default its ``wait_seconds``)."""
+    """Arm ``conn``'s deadline for the block (``seconds``, default its ``wait_seconds``).
+
+    A connection serves one thread at a time (db.py's pool, the export's own connections),
+    so a deadline already armed is this thread's own outer one: the block runs under it.
+    """
     if conn.due is not None:  # nested (a commit inside a wait): the outer deadline holds
         yield
         return
