@@ -419,11 +419,20 @@ def unresponsive_server() -> Iterator[UnresponsiveServer]:
 
 
 def _reset_shared_caches() -> None:
-    from covidtracer import aws, db, settings
+    from covidtracer import aws, db, dynamo, settings
 
     settings.reset()
     aws.reset()
+    dynamo.reset()
     db.close()
+
+
+def reconfigure(monkeypatch: pytest.MonkeyPatch, **values: str) -> None:
+    """``values`` into the environment a service reads, then every setting, AWS client, bound
+    model and pooled connection built from the old one forgotten."""
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    _reset_shared_caches()
 
 
 @pytest.fixture

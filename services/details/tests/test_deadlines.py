@@ -9,9 +9,7 @@ budget")."""
 from __future__ import annotations
 
 import json
-import urllib.request
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -20,9 +18,9 @@ from sign_in_flow import SignedIn
 from test_contact_details import RECORD
 from test_exposure_event_matches import match
 from test_exposure_events import event
+from test_faults import _consent_code, _diary
 
-from covidtracer import aws, dynamo, settings
-from tracerstack.pytest_plugin import Partners, UnresponsiveServer, within
+from tracerstack.pytest_plugin import Partners, UnresponsiveServer, reconfigure, within
 
 AWS_TIMEOUT_MS = 500
 PARTNER_TIMEOUT_S = 1
@@ -34,26 +32,6 @@ HANG_LIMIT_SECONDS = 30.0
 EVENTS = "/ncts/exposure-events"
 
 
-def _diary(code: str) -> dict[str, Any]:
-    time = (datetime.now(UTC) - timedelta(days=1)).isoformat(timespec="milliseconds")
-    location = {"gln": "9429300000000", "locationName": "Cafe", "note": "", "entryType": 0,
-                "time": time.replace("+00:00", "Z")}  # fmt: skip
-    return {"consentCode": code, "locations": [location]}
-
-
-def _consent_code(partners: Partners) -> str:
-    request = urllib.request.Request(f"{partners.url}/consent-codes", data=b"{}", method="POST")
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return str(json.load(response)["consentCode"])
-
-
-def _point_aws_at(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
-    monkeypatch.setenv("AWS_ENDPOINT_URL", url)
-    settings.reset()
-    aws.reset()
-    dynamo.reset()
-
-
 @pytest.fixture
 def frozen_aws(
     api: Api,
@@ -61,10 +39,12 @@ def frozen_aws(
     unresponsive_server: UnresponsiveServer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[UnresponsiveServer]:
-    for name in ("AWS_CONNECT_TIMEOUT_MS", "AWS_READ_TIMEOUT_MS", "COGNITO_READ_TIMEOUT_MS"):
-        monkeypatch.setenv(name, str(AWS_TIMEOUT_MS))
+    timeout = str(AWS_TIMEOUT_MS)
+    names = ("AWS_CONNECT_TIMEOUT_MS", "AWS_READ_TIMEOUT_MS", "COGNITO_READ_TIMEOUT_MS")
+    reconfigure(monkeypatch, **dict.fromkeys(names, timeout))
     yield unresponsive_server
-    _point_aws_at(monkeypatch, service_env["AWS_ENDPOINT_URL"])  # later tests: the real one
+    # Later tests: the real endpoint.
+    reconfigure(monkeypatch, AWS_ENDPOINT_URL=service_env["AWS_ENDPOINT_URL"])
 
 
 def _timed_503(api: Api, method: str, path: str, body: Any, headers: dict[str, str]) -> None:
@@ -89,9 +69,7 @@ def test_frozen_aws_apis_are_a_503_within_the_deadline_on_every_route(
 ) -> None:
     assert api.send("PUT", "/user/details", RECORD, member.headers)[0] == 200  # keys cached
     code = _consent_code(outbox)
-    for name, value in QUICK_SIGN_IN.items():
-        monkeypatch.setenv(name, value)
-    _point_aws_at(monkeypatch, frozen_aws.url)
+    reconfigure(monkeypatch, **QUICK_SIGN_IN, AWS_ENDPOINT_URL=frozen_aws.url)
     client_id = json.loads(service_env["APP_CLIENT_IDS"])["ios"]
     calls: list[tuple[str, str, Any, dict[str, str]]] = [
         ("GET", "/user/details", None, member.headers),
@@ -112,9 +90,8 @@ def test_frozen_aws_apis_are_a_503_within_the_deadline_on_every_route(
 def frozen_partner(
     api: Api, unresponsive_server: UnresponsiveServer, monkeypatch: pytest.MonkeyPatch
 ) -> UnresponsiveServer:
-    monkeypatch.setenv("NCTS_TIMEOUT_SECONDS", str(PARTNER_TIMEOUT_S))
-    monkeypatch.setenv("FCM_TIMEOUT_SECONDS", str(PARTNER_TIMEOUT_S))
-    settings.reset()
+    timeout = str(PARTNER_TIMEOUT_S)
+    reconfigure(monkeypatch, NCTS_TIMEOUT_SECONDS=timeout, FCM_TIMEOUT_SECONDS=timeout)
     return unresponsive_server
 
 
@@ -127,8 +104,7 @@ def test_a_frozen_ncts_is_a_503_within_the_deadline(
 ) -> None:
     code = _consent_code(outbox)
     assert api.send("POST", EVENTS, event("match1"), ncts_key)[0] in (200, 201)
-    monkeypatch.setenv("NCTS_BASE_URL", frozen_partner.url)
-    settings.reset()
+    reconfigure(monkeypatch, NCTS_BASE_URL=frozen_partner.url)
     _timed_503(api, "POST", "/v2/user/location-history", _diary(code), {})
     _timed_503(api, "POST", "/v2/exposure-event-matches", match(phone="+64 21 333 0002"), {})
     assert frozen_partner.accepted.is_set()
@@ -143,8 +119,7 @@ def test_a_frozen_fcm_defers_the_push_within_the_deadline(
 ) -> None:
     """FCM is not needed for the answer: the event is stored and in the feed, the push waits
     for the next run of the events-feed job (DESIGN §2.5)."""
-    monkeypatch.setenv("FCM_BASE_URL", frozen_partner.url)
-    settings.reset()
+    reconfigure(monkeypatch, FCM_BASE_URL=frozen_partner.url)
     timed = within(
         HANG_LIMIT_SECONDS,
         lambda: api.send("POST", EVENTS, event("frozenfcm1"), ncts_key),

@@ -17,12 +17,13 @@ import pytest
 from chalice.test import Client
 from conftest import Phone, request_code, secret
 
-from covidtracer import aws, db, settings
+from covidtracer import db
 from tracerstack.pytest_plugin import (
     FreezablePooler,
     Timed,
     UnresponsiveServer,
     http,
+    reconfigure,
     serve_api,
     within,
 )
@@ -62,6 +63,7 @@ class Ready:
     client: Any
     phone: Phone
     upload_token: str
+    keys: list[dict[str, Any]]  # the upload, sent again as it was (the phone keeps it)
     pooler: FreezablePooler
 
 
@@ -74,16 +76,17 @@ def ready(
 ) -> Iterator[Ready]:
     from app import app
 
-    monkeypatch.setenv("DATABASE_URL", freezable_pooler.url)
-    monkeypatch.setenv("DATABASE_QUERY_TIMEOUT_MS", str(QUERY_TIMEOUT_MS))
-    monkeypatch.setenv("DATABASE_CONNECT_TIMEOUT", str(CONNECT_TIMEOUT_S))
-    settings.reset()
-    db.close()
+    reconfigure(
+        monkeypatch,
+        DATABASE_URL=freezable_pooler.url,
+        DATABASE_QUERY_TIMEOUT_MS=str(QUERY_TIMEOUT_MS),
+        DATABASE_CONNECT_TIMEOUT=str(CONNECT_TIMEOUT_S),
+    )
     with Client(app) as client:
         phone = Phone(client)
         code = request_code(client, {**enf_env, "DATABASE_URL": freezable_pooler.url}, outbox)
         upload_token = phone.verify(code).json_body["token"]
-        yield Ready(client, phone, upload_token, freezable_pooler)
+        yield Ready(client, phone, upload_token, daily_keys(3), freezable_pooler)
     freezable_pooler.pooler.thaw()
     db.close()
 
@@ -92,7 +95,7 @@ ROUTES: dict[str, Callable[[Ready], Any]] = {
     "GET /health": lambda r: r.client.http.get("/health"),
     "POST /register": lambda r: r.client.http.post("/register", body=b""),
     "GET /exposures": lambda r: r.phone.request("GET", "/exposures?since=0"),
-    "POST /exposures": lambda r: r.phone.upload(r.upload_token, daily_keys(3)),
+    "POST /exposures": lambda r: r.phone.upload(r.upload_token, r.keys),
 }
 
 
@@ -111,7 +114,10 @@ def test_a_frozen_database_is_a_503_within_the_deadline(
     _assert_unavailable(timed, health=route == "GET /health")
     frozen.thaw()
     monkeypatch.setattr(db, "IDLE_PROBE_SECONDS", 60.0)
-    assert ROUTES[route](ready).status_code in (200, 204)  # back, and nothing half-done
+    # Back: the same request succeeds. (A statement PgBouncer held while frozen may still run
+    # once it thaws, as one sent just before an RDS Proxy failover may: the upload's retry is
+    # recognised then, DESIGN §8.)
+    assert ROUTES[route](ready).status_code in (200, 204)
 
 
 def test_a_frozen_database_behind_the_served_api_is_a_503_over_http(
@@ -153,15 +159,14 @@ def frozen_aws(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[UnresponsiveServer]:
     """The AWS APIs (Secrets Manager, S3, KMS …) accept connections and never answer."""
-    monkeypatch.setenv("AWS_ENDPOINT_URL", unresponsive_server.url)
-    monkeypatch.setenv("AWS_CONNECT_TIMEOUT_MS", str(AWS_TIMEOUT_MS))
-    monkeypatch.setenv("AWS_READ_TIMEOUT_MS", str(AWS_TIMEOUT_MS))
-    settings.reset()
-    aws.reset()
+    reconfigure(
+        monkeypatch,
+        AWS_ENDPOINT_URL=unresponsive_server.url,
+        AWS_CONNECT_TIMEOUT_MS=str(AWS_TIMEOUT_MS),
+        AWS_READ_TIMEOUT_MS=str(AWS_TIMEOUT_MS),
+    )
     yield unresponsive_server
-    monkeypatch.setenv("AWS_ENDPOINT_URL", enf_env["AWS_ENDPOINT_URL"])
-    settings.reset()
-    aws.reset()
+    reconfigure(monkeypatch, AWS_ENDPOINT_URL=enf_env["AWS_ENDPOINT_URL"])
 
 
 def test_frozen_aws_apis_are_a_503_within_the_deadline(
@@ -193,9 +198,8 @@ def test_frozen_aws_apis_are_a_503_within_the_deadline(
 
 @pytest.fixture
 def partner_timeouts(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SMS_TIMEOUT_SECONDS", str(PARTNER_TIMEOUT_S))
-    monkeypatch.setenv("NCTS_TIMEOUT_SECONDS", str(PARTNER_TIMEOUT_S))
-    settings.reset()
+    timeout = str(PARTNER_TIMEOUT_S)
+    reconfigure(monkeypatch, SMS_TIMEOUT_SECONDS=timeout, NCTS_TIMEOUT_SECONDS=timeout)
 
 
 def test_a_frozen_sms_provider_is_a_503_within_the_deadline(
@@ -206,8 +210,7 @@ def test_a_frozen_sms_provider_is_a_503_within_the_deadline(
 ) -> None:
     from app import app
 
-    monkeypatch.setenv("SMS_BASE_URL", unresponsive_server.url)
-    settings.reset()
+    reconfigure(monkeypatch, SMS_BASE_URL=unresponsive_server.url)
     onset = (datetime.now(UTC) - timedelta(days=2)).date().isoformat()
     body = json.dumps({"phone": "+64210123456", "symptomOnset": onset})
     headers = {**JSON, "x-api-key": secret(enf_env, "NCTS_API_KEY_SECRET_ID")}
@@ -228,8 +231,7 @@ def test_a_frozen_ncts_is_a_503_within_the_deadline_for_a_callback(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     phone = Phone(client)
-    monkeypatch.setenv("NCTS_BASE_URL", unresponsive_server.url)
-    settings.reset()
+    reconfigure(monkeypatch, NCTS_BASE_URL=unresponsive_server.url)
     timed = within(
         HANG_LIMIT_SECONDS,
         lambda: phone.request("POST", "/callback", {"phone": "+64210123456"}),
@@ -248,8 +250,7 @@ def test_a_frozen_apple_devicecheck_is_a_503_within_the_deadline(
 ) -> None:
     from app import app
 
-    monkeypatch.setenv("APPLE_DEVICECHECK_URL", unresponsive_server.url)
-    settings.reset()
+    reconfigure(monkeypatch, APPLE_DEVICECHECK_URL=unresponsive_server.url)
     with Client(app) as client:
         nonce = json.loads(client.http.post("/register", body=b"").body)["nonce"]
         body = json.dumps({"nonce": nonce, "platform": "ios", "deviceVerificationPayload": "t"})
