@@ -45,45 +45,73 @@ class WatchedConnection(psycopg2.extensions.connection):
         _watchdog.register(self)
 
     def commit(self) -> None:
-        with waiting(self):
+        armed = _arm(self)
+        try:
             super().commit()
+        finally:
+            _disarm(self, armed)
 
     def rollback(self) -> None:
-        with waiting(self):
+        armed = _arm(self)
+        try:
             super().rollback()
+        finally:
+            _disarm(self, armed)
 
 
 class WatchedCursor(psycopg2.extensions.cursor):
     connection: WatchedConnection
 
-    def execute(self, query: Any, vars: Any = None) -> None:
-        with waiting(self.connection):
+    def execute(self, query: Any, vars: Any = None) -> None:  # vars: psycopg2's own name
+        armed = _arm(self.connection)
+        try:
             super().execute(query, vars)
+        finally:
+            _disarm(self.connection, armed)
 
     def executemany(self, query: Any, vars_list: Any) -> None:
-        with waiting(self.connection):
+        armed = _arm(self.connection)
+        try:
             super().executemany(query, vars_list)
+        finally:
+            _disarm(self.connection, armed)
 
     def copy_expert(self, sql: Any, file: Any, size: int = 8192) -> None:
-        with waiting(self.connection):
+        armed = _arm(self.connection)
+        try:
             super().copy_expert(sql, file, size)
+        finally:
+            _disarm(self.connection, armed)
 
 
 @contextlib.contextmanager
 def waiting(conn: WatchedConnection, seconds: float | None = None) -> Iterator[None]:
-    """Arm ``conn``'s deadline for the block (``seconds``, default its ``wait_seconds``).
-
-    A connection serves one thread at a time (db.py's pool, the export's own connections),
-    so a deadline already armed is this thread's own outer one: the block runs under it.
-    """
-    if conn.due is not None:  # nested (a commit inside a wait): the outer deadline holds
-        yield
-        return
-    conn.due = time.monotonic() + (conn.wait_seconds if seconds is None else seconds)
-    _watchdog.armed(conn.due)
+    """Arm ``conn``'s deadline for a block of several waits (``seconds``, default its
+    ``wait_seconds``): the calls inside run under it, not under deadlines of their own."""
+    armed = _arm(conn, seconds)
     try:
         yield
     finally:
+        _disarm(conn, armed)
+
+
+def _arm(conn: WatchedConnection, seconds: float | None = None) -> bool:
+    """Arm ``conn``'s deadline unless one is armed already; whether this call armed it.
+
+    A connection serves one thread at a time (db.py's pool, the export's own connections),
+    so a deadline already armed is this thread's own outer one (``waiting``, or a commit
+    inside a statement): the call runs under it. Inlined try/finally rather than a context
+    manager in the hot path: every statement passes here.
+    """
+    if conn.due is not None:
+        return False
+    conn.due = time.monotonic() + (conn.wait_seconds if seconds is None else seconds)
+    _watchdog.armed(conn.due)
+    return True
+
+
+def _disarm(conn: WatchedConnection, armed: bool) -> None:
+    if armed:
         _watchdog.disarm(conn)
 
 
