@@ -132,15 +132,17 @@ class Pooler:
             "default_pool_size = 40",
             f"query_wait_timeout = {QUERY_WAIT_SECONDS}",
             f"client_idle_timeout = {IDLE_CLIENT_SECONDS}",
-            # No ignore_startup_parameters: an unknown startup parameter refuses the
-            # connection, as RDS Proxy refuses command-line options.
+            # No ignore_startup_parameters: PgBouncer then "allows only parameters it can
+            # keep track of in startup packets" (client_encoding, datestyle, timezone,
+            # standard_conforming_strings, application_name) and refuses a connection
+            # carrying any other, as RDS Proxy refuses command-line options.
             "log_connections = 0",
             "log_disconnections = 0",
         ]
         self.directory.mkdir(parents=True, exist_ok=True)
         (self.directory / "users.txt").write_text(f'"{self.server.user}" ""\n')
         self.config.write_text("\n".join(lines) + "\n")
-        # PgBouncer refuses to run as root and then runs as nobody: it must read its files.
+        # Started by root, PgBouncer runs as another user (``_run_as``): it must read these.
         self.directory.chmod(0o755)
         for path in (self.config, self.directory / "users.txt"):
             path.chmod(0o644)
