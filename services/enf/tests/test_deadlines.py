@@ -41,16 +41,16 @@ HANG_LIMIT_SECONDS = 25.0
 JSON = {"Content-Type": "application/json"}
 
 
-def _assert_unavailable(timed: Timed, *, health: bool = False) -> None:
-    assert timed.error is None, timed.error
+def _assert_unavailable(timed: Timed, route: str = "", *, health: bool = False) -> None:
+    assert timed.error is None, (route, timed.error)
     response = timed.value
     body = json.loads(response.body)
-    assert response.status_code == 503, body
+    assert response.status_code == 503, (route, body)
     if health:
         assert body["status"] == "unavailable"
     else:
         assert body["type"] == "urn:errors:unavailable"
-    assert timed.seconds < ANSWER_WITHIN_SECONDS, f"503 after {timed.seconds:.1f} s"
+    assert timed.seconds < ANSWER_WITHIN_SECONDS, f"{route}: 503 after {timed.seconds:.1f} s"
 
 
 # ---------------------------------------------------------------------------- PostgreSQL
@@ -100,24 +100,25 @@ ROUTES: dict[str, Callable[[Ready], Any]] = {
 
 
 @pytest.mark.parametrize("stale", [False, True], ids=["pooled", "after-idle"])
-@pytest.mark.parametrize("route", ROUTES)
-def test_a_frozen_database_is_a_503_within_the_deadline(
-    ready: Ready, route: str, stale: bool, monkeypatch: pytest.MonkeyPatch
+def test_a_frozen_database_is_a_503_within_the_deadline_on_every_route(
+    ready: Ready, stale: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A connection waiting in the pool (the usual warm Lambda) or one idle long enough to
-    be probed first: either way the route answers 503 in seconds, not after the freeze."""
-    if stale:
-        monkeypatch.setattr(db, "IDLE_PROBE_SECONDS", 0.0)
+    be probed first: either way each route answers 503 in seconds, not after the freeze."""
     frozen = ready.pooler.pooler
-    frozen.freeze()
-    timed = within(HANG_LIMIT_SECONDS, lambda: ROUTES[route](ready), frozen.thaw)
-    _assert_unavailable(timed, health=route == "GET /health")
-    frozen.thaw()
-    monkeypatch.setattr(db, "IDLE_PROBE_SECONDS", 60.0)
-    # Back: the same request succeeds. (A statement PgBouncer held while frozen may still run
-    # once it thaws, as one sent just before an RDS Proxy failover may: the upload's retry is
-    # recognised then, DESIGN §8.)
-    assert ROUTES[route](ready).status_code in (200, 204)
+    for route, call in ROUTES.items():
+        if stale:
+            monkeypatch.setattr(db, "IDLE_PROBE_SECONDS", 0.0)
+        frozen.freeze()
+        timed = within(HANG_LIMIT_SECONDS, lambda c=call: c(ready), frozen.thaw)
+        _assert_unavailable(timed, route, health=route == "GET /health")
+        frozen.thaw()
+        monkeypatch.setattr(db, "IDLE_PROBE_SECONDS", 60.0)
+        # Back: the same request succeeds, and leaves a connection in the pool for the next
+        # route. (A statement PgBouncer held while frozen may still run once it thaws, as
+        # one sent just before an RDS Proxy failover may: the upload's retry is recognised
+        # then, DESIGN §8.)
+        assert call(ready).status_code in (200, 204), route
 
 
 def test_a_frozen_database_behind_the_served_api_is_a_503_over_http(
@@ -189,7 +190,7 @@ def test_frozen_aws_apis_are_a_503_within_the_deadline(
         }
         for route, call in calls.items():
             timed = within(HANG_LIMIT_SECONDS, call, frozen_aws.close)
-            _assert_unavailable(timed, health=route == "GET /health")
+            _assert_unavailable(timed, route, health=route == "GET /health")
     assert frozen_aws.accepted.is_set()  # the calls did reach the frozen endpoint
 
 
