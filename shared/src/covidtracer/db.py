@@ -38,8 +38,6 @@ from covidtracer.settings import DatabaseSettings
 if TYPE_CHECKING:
     from psycopg2.extensions import connection, cursor
 
-    from covidtracer.dbwatch import WatchedConnection
-
 log = get_logger(__name__)
 
 # RDS Proxy and servers close idle client connections; after this long idle the connection
@@ -54,7 +52,7 @@ MAX_IDLE = 8
 
 @dataclass
 class _Pooled:
-    conn: WatchedConnection
+    conn: connection
     dsn: str
     last_used: float
 
@@ -74,25 +72,23 @@ def dsn_for(database: DatabaseSettings) -> str:
     return f"postgresql://{user}:{password}@{database.host}:5432/{database.name}?sslmode=require"
 
 
-def _connect(dsn: str, database: DatabaseSettings) -> WatchedConnection:
+def _connect(dsn: str, database: DatabaseSettings) -> connection:
     """A new connection whose waits end by the query deadline. Only the parameters RDS Proxy
     accepts at start-up go with it (no ``options``: see the module doc)."""
     import psycopg2
 
-    from covidtracer.dbwatch import WatchedConnection
+    from covidtracer import dbwatch
 
     try:
-        conn = psycopg2.connect(
+        return dbwatch.connect(
             dsn,
+            database.query_timeout_ms / 1000,
             connect_timeout=database.connect_timeout_seconds,
             application_name="covidtracer",
-            connection_factory=WatchedConnection,
         )
     except psycopg2.OperationalError as exc:
         log.error("database connection failed", extra={"error_type": type(exc).__name__})
         raise Unavailable("database") from exc
-    conn.wait_seconds = database.query_timeout_ms / 1000
-    return conn
 
 
 def _checkout(database: DatabaseSettings) -> _Pooled:
@@ -108,7 +104,8 @@ def _checkout(database: DatabaseSettings) -> _Pooled:
             return _Pooled(_connect(dsn, database), dsn, now)
         if found.conn.closed:
             continue
-        if now - found.last_used > IDLE_PROBE_SECONDS and not _alive(found.conn):
+        probe = min(PROBE_DEADLINE_SECONDS, database.query_timeout_ms / 1000)
+        if now - found.last_used > IDLE_PROBE_SECONDS and not _alive(found.conn, probe):
             _discard(found.conn)
             continue
         return found
@@ -118,11 +115,13 @@ def _checkin(pooled: _Pooled, broken: bool) -> None:
     """Back to the pool, unless the connection is broken, mid-transaction or surplus."""
     from psycopg2.extensions import TRANSACTION_STATUS_IDLE
 
+    from covidtracer import dbwatch
+
     conn = pooled.conn
     if (
         broken
         or conn.closed
-        or conn.expired
+        or dbwatch.expired(conn)
         or conn.info.transaction_status != TRANSACTION_STATUS_IDLE
     ):
         _discard(conn)
@@ -162,19 +161,19 @@ def own_connection(database: DatabaseSettings) -> Iterator[connection]:
         _discard(conn)
 
 
-def _alive(conn: WatchedConnection) -> bool:
+def _alive(conn: connection, deadline_seconds: float) -> bool:
     import psycopg2
 
-    from covidtracer.dbwatch import waiting
+    from covidtracer import dbwatch
 
     try:
-        with waiting(conn, min(PROBE_DEADLINE_SECONDS, conn.wait_seconds)):
+        with dbwatch.waiting(conn, deadline_seconds):
             with conn.cursor() as cur:
                 cur.execute("SELECT 1")
             conn.rollback()
     except (psycopg2.OperationalError, psycopg2.InterfaceError):
         return False
-    return not conn.expired
+    return not dbwatch.expired(conn)
 
 
 @contextmanager

@@ -12,7 +12,8 @@ Not psycopg2's wait callback (``set_wait_callback``): it is process-wide, makes 
 connection "green", and green connections refuse COPY ("copy_expert cannot be used with an
 asynchronous callback"), which the export's page query is.
 
-Imported with psycopg2, on first use of the database.
+psycopg2 is imported when the first connection is made, not with this module: the services
+without PostgreSQL (details' health check imports db.py) do not ship it.
 """
 
 from __future__ import annotations
@@ -24,68 +25,88 @@ import threading
 import time
 import weakref
 from collections.abc import Iterator
-from typing import Any
-
-import psycopg2.extensions
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from covidtracer.logs import get_logger
+
+if TYPE_CHECKING:
+    from psycopg2.extensions import connection
 
 log = get_logger(__name__)
 
 
-class WatchedConnection(psycopg2.extensions.connection):
-    """A connection whose every wait on the server ends by ``wait_seconds`` (see module)."""
+def connect(dsn: str, wait_seconds: float, **params: Any) -> connection:
+    """``psycopg2.connect(dsn, **params)``, each of whose waits on the server ends within
+    ``wait_seconds``. Raises what psycopg2.connect raises."""
+    import psycopg2
 
-    def __init__(self, dsn: str, *args: Any, **kwargs: Any) -> None:
-        super().__init__(dsn, *args, **kwargs)
-        self.cursor_factory = WatchedCursor
-        self.wait_seconds: float = 30.0
-        self.due: float | None = None  # monotonic time the current wait must end by
-        self.expired = False  # a wait passed its deadline: the connection is broken
-        _watchdog.register(self)
-
-    def commit(self) -> None:
-        armed = _arm(self)
-        try:
-            super().commit()
-        finally:
-            _disarm(self, armed)
-
-    def rollback(self) -> None:
-        armed = _arm(self)
-        try:
-            super().rollback()
-        finally:
-            _disarm(self, armed)
+    conn = psycopg2.connect(dsn, connection_factory=_connection_class(), **params)
+    watched: Any = conn
+    watched.wait_seconds = wait_seconds
+    return conn
 
 
-class WatchedCursor(psycopg2.extensions.cursor):
-    connection: WatchedConnection
+def expired(conn: connection) -> bool:
+    """Whether a wait on ``conn`` passed its deadline (the connection is then broken)."""
+    return bool(getattr(conn, "expired", False))
 
-    def execute(self, query: Any, vars: Any = None) -> None:  # vars: psycopg2's own name
-        armed = _arm(self.connection)
-        try:
-            super().execute(query, vars)
-        finally:
-            _disarm(self.connection, armed)
 
-    def executemany(self, query: Any, vars_list: Any) -> None:
-        armed = _arm(self.connection)
-        try:
-            super().executemany(query, vars_list)
-        finally:
-            _disarm(self.connection, armed)
+@cache
+def _connection_class() -> type[connection]:
+    """The connection (and cursor) classes that arm a deadline around every wait."""
+    import psycopg2.extensions
 
-    def copy_expert(self, sql: Any, file: Any, size: int = 8192) -> None:
-        armed = _arm(self.connection)
-        try:
-            super().copy_expert(sql, file, size)
-        finally:
-            _disarm(self.connection, armed)
+    class WatchedCursor(psycopg2.extensions.cursor):
+        def execute(self, query: Any, vars: Any = None) -> Any:  # vars: psycopg2's name
+            armed = _arm(self.connection)
+            try:
+                return super().execute(query, vars)
+            finally:
+                _disarm(self.connection, armed)
+
+        def executemany(self, query: Any, vars_list: Any) -> Any:
+            armed = _arm(self.connection)
+            try:
+                return super().executemany(query, vars_list)
+            finally:
+                _disarm(self.connection, armed)
+
+        def copy_expert(self, sql: Any, file: Any, size: int = 8192) -> Any:
+            armed = _arm(self.connection)
+            try:
+                return super().copy_expert(sql, file, size)
+            finally:
+                _disarm(self.connection, armed)
+
+    class WatchedConnection(psycopg2.extensions.connection):
+        def __init__(self, dsn: str, *args: Any, **kwargs: Any) -> None:
+            super().__init__(dsn, *args, **kwargs)
+            self.cursor_factory = WatchedCursor
+            self.wait_seconds = 30.0  # ``connect`` sets the caller's
+            self.due: float | None = None  # monotonic time the current wait must end by
+            self.expired = False  # a wait passed its deadline: the connection is broken
+            _watchdog.register(self)
+
+        def commit(self) -> None:
+            armed = _arm(self)
+            try:
+                super().commit()
+            finally:
+                _disarm(self, armed)
+
+        def rollback(self) -> None:
+            armed = _arm(self)
+            try:
+                super().rollback()
+            finally:
+                _disarm(self, armed)
+
+    return WatchedConnection
 
 
 @contextlib.contextmanager
-def waiting(conn: WatchedConnection, seconds: float | None = None) -> Iterator[None]:
+def waiting(conn: connection, seconds: float | None = None) -> Iterator[None]:
     """Arm ``conn``'s deadline for a block of several waits (``seconds``, default its
     ``wait_seconds``): the calls inside run under it, not under deadlines of their own."""
     armed = _arm(conn, seconds)
@@ -95,7 +116,7 @@ def waiting(conn: WatchedConnection, seconds: float | None = None) -> Iterator[N
         _disarm(conn, armed)
 
 
-def _arm(conn: WatchedConnection, seconds: float | None = None) -> bool:
+def _arm(conn: Any, seconds: float | None = None) -> bool:
     """Arm ``conn``'s deadline unless one is armed already; whether this call armed it.
 
     A connection serves one thread at a time (db.py's pool, the export's own connections),
@@ -110,7 +131,7 @@ def _arm(conn: WatchedConnection, seconds: float | None = None) -> bool:
     return True
 
 
-def _disarm(conn: WatchedConnection, armed: bool) -> None:
+def _disarm(conn: Any, armed: bool) -> None:
     if armed:
         _watchdog.disarm(conn)
 
@@ -123,11 +144,11 @@ class _Watchdog:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
-        self._connections: weakref.WeakSet[WatchedConnection] = weakref.WeakSet()
+        self._connections: weakref.WeakSet[Any] = weakref.WeakSet()
         self._next_check = float("inf")
         self._thread: threading.Thread | None = None
 
-    def register(self, conn: WatchedConnection) -> None:
+    def register(self, conn: Any) -> None:
         with self._lock:
             self._connections.add(conn)
             if self._thread is None or not self._thread.is_alive():
@@ -142,7 +163,7 @@ class _Watchdog:
                 self._next_check = due
                 self._wake.notify()
 
-    def disarm(self, conn: WatchedConnection) -> None:
+    def disarm(self, conn: Any) -> None:
         # Under the lock: once this returns, the watchdog cannot shut this connection down,
         # so a connection handed back to the pool is never cut under its next user.
         with self._lock:
@@ -164,14 +185,14 @@ class _Watchdog:
                 self._next_check = upcoming
                 self._wake.wait(timeout=None if upcoming == float("inf") else upcoming - now)
 
-    def _expire(self, conn: WatchedConnection) -> None:
+    def _expire(self, conn: Any) -> None:
         """Shut ``conn``'s socket down (called with the lock held)."""
         conn.due = None
         conn.expired = True
         try:
             fd = conn.fileno()
-        except psycopg2.Error:
-            return  # already closed: nothing waits on it
+        except Exception:  # psycopg2.InterfaceError: closed already, nothing waits on it
+            return
         if fd < 0:
             return
         # shutdown() acts on the socket, not on this duplicate descriptor: libpq's blocked
