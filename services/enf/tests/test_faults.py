@@ -172,7 +172,7 @@ def aws_proxy(enf_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Itera
     url = enf_env["AWS_ENDPOINT_URL"]
     # One attempt per AWS call: the outage is what is tested, not botocore's backoff (each
     # refused call would otherwise wait through its retries).
-    monkeypatch.setattr(aws, "MAX_ATTEMPTS", 1)
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     with TcpProxy.for_url(url, 80) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", with_port(url, proxy.port))
         settings.reset()

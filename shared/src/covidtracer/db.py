@@ -7,6 +7,16 @@ an autocommit switch (DESIGN §8). A Lambda serves one request at a time, so its
 one connection, reused across warm invocations (through RDS Proxy in AWS), probed after a
 long idle and reopened transparently when the proxy or server dropped it. Driver errors
 that mean "the database is not there" become ``Unavailable`` (503).
+
+Deadlines (issue 20): connecting gives up after ``DATABASE_CONNECT_TIMEOUT``, and every wait
+on the server (each statement, COPY, commit, rollback) after ``DATABASE_QUERY_TIMEOUT_MS``,
+measured on the client (``dbwatch``), so a database, proxy or network that stops answering
+is a 503 well inside API Gateway's 29 s, never a hung request. The server-side
+``statement_timeout`` is a setting of the database itself (migration 0005), not a startup
+option: RDS Proxy refuses connections that carry one ("Feature not supported: RDS Proxy
+currently doesn't support command-line options"), and a ``SET`` from the client would pin
+the connection to one database session ("Avoiding pinning an RDS Proxy", AWS RDS User
+Guide). Nothing here sets session state.
 """
 
 from __future__ import annotations
@@ -33,6 +43,8 @@ log = get_logger(__name__)
 # RDS Proxy and servers close idle client connections; after this long idle the connection
 # is probed before use, so a frozen-then-thawed Lambda reconnects instead of failing once.
 IDLE_PROBE_SECONDS = 60.0
+# How long the probe may wait: a stale connection costs at most this before a new one.
+PROBE_DEADLINE_SECONDS = 2.0
 # Idle connections kept for reuse. A Lambda needs one; a threaded local server serving a
 # burst opens what the burst needs and keeps this many afterwards.
 MAX_IDLE = 8
@@ -61,21 +73,22 @@ def dsn_for(database: DatabaseSettings) -> str:
 
 
 def _connect(dsn: str, database: DatabaseSettings) -> connection:
+    """A new connection whose waits end by the query deadline. Only the parameters RDS Proxy
+    accepts at start-up go with it (no ``options``: see the module doc)."""
     import psycopg2
-    from psycopg2.extensions import parse_dsn
 
-    params = parse_dsn(dsn)
-    # Keep options the URL already carries (a search_path, say) and add the timeout.
-    options = f"{params.pop('options', '')} -c statement_timeout={database.statement_timeout_ms}"
-    params.setdefault("application_name", "covidtracer")
+    from covidtracer import dbwatch
+
     try:
-        conn: connection = psycopg2.connect(
-            connect_timeout=database.connect_timeout_seconds, options=options.strip(), **params
+        return dbwatch.connect(
+            dsn,
+            database.query_timeout_ms / 1000,
+            connect_timeout=database.connect_timeout_seconds,
+            application_name="covidtracer",
         )
     except psycopg2.OperationalError as exc:
         log.error("database connection failed", extra={"error_type": type(exc).__name__})
         raise Unavailable("database") from exc
-    return conn
 
 
 def _checkout(database: DatabaseSettings) -> _Pooled:
@@ -91,7 +104,8 @@ def _checkout(database: DatabaseSettings) -> _Pooled:
             return _Pooled(_connect(dsn, database), dsn, now)
         if found.conn.closed:
             continue
-        if now - found.last_used > IDLE_PROBE_SECONDS and not _alive(found.conn):
+        probe = min(PROBE_DEADLINE_SECONDS, database.query_timeout_ms / 1000)
+        if now - found.last_used > IDLE_PROBE_SECONDS and not _alive(found.conn, probe):
             _discard(found.conn)
             continue
         return found
@@ -101,8 +115,15 @@ def _checkin(pooled: _Pooled, broken: bool) -> None:
     """Back to the pool, unless the connection is broken, mid-transaction or surplus."""
     from psycopg2.extensions import TRANSACTION_STATUS_IDLE
 
+    from covidtracer import dbwatch
+
     conn = pooled.conn
-    if broken or conn.closed or conn.info.transaction_status != TRANSACTION_STATUS_IDLE:
+    if (
+        broken
+        or conn.closed
+        or dbwatch.expired(conn)
+        or conn.info.transaction_status != TRANSACTION_STATUS_IDLE
+    ):
         _discard(conn)
         return
     pooled.last_used = time.monotonic()
@@ -124,20 +145,35 @@ def _discard(conn: connection) -> None:
 
 
 def connection_for(database: DatabaseSettings) -> connection:
-    """A new connection of the caller's own (closed by the caller); raises ``Unavailable``."""
+    """A new connection of the caller's own (closed by the caller), outside the pool, with
+    the same deadlines; raises ``Unavailable``."""
     return _connect(dsn_for(database), database)
 
 
-def _alive(conn: connection) -> bool:
+@contextmanager
+def own_connection(database: DatabaseSettings) -> Iterator[connection]:
+    """``connection_for`` for a block, closed after it: for a job that must not share the
+    pool (the export's run and its reader thread). Raises ``Unavailable`` as it does."""
+    conn = connection_for(database)
+    try:
+        yield conn
+    finally:
+        _discard(conn)
+
+
+def _alive(conn: connection, deadline_seconds: float) -> bool:
     import psycopg2
 
+    from covidtracer import dbwatch
+
     try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT 1")
-        conn.rollback()
+        with dbwatch.waiting(conn, deadline_seconds):
+            with conn.cursor() as cur:
+                cur.execute("SELECT 1")
+            conn.rollback()
     except (psycopg2.OperationalError, psycopg2.InterfaceError):
         return False
-    return True
+    return not dbwatch.expired(conn)
 
 
 @contextmanager

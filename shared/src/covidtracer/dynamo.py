@@ -29,34 +29,33 @@ CONDITIONAL_CHECK_FAILED = "ConditionalCheckFailedException"
 
 def bind[M: Model](model: type[M], table_name: str) -> type[M]:
     """``model`` bound to ``table_name`` in the configured region (and moto's endpoint)."""
-    aws_settings = settings.aws_settings()
-    return _bound(model, table_name, aws_settings.region, aws_settings.endpoint_url)  # type: ignore[return-value]
+    return _bound(model, table_name, settings.aws_settings())  # type: ignore[return-value]
 
 
 def meta(table_name: str, aws_settings: settings.AwsSettings | None = None) -> type:
     """A pynamodb ``Meta`` for ``table_name``: region, endpoint, timeouts and retries."""
     where = aws_settings or settings.aws_settings()
-    return _meta(table_name, where.region, where.endpoint_url)
-
-
-def _meta(table_name: str, region: str, host: str | None) -> type:
+    connect, read, attempts = aws.budget("dynamodb", where)
     return type(
         "Meta",
         (),
         {
             "table_name": table_name,
-            "region": region,
-            "host": host,
-            "connect_timeout_seconds": aws.CONNECT_TIMEOUT_SECONDS,
-            "read_timeout_seconds": aws.READ_TIMEOUT_SECONDS,
-            "max_retry_attempts": aws.MAX_ATTEMPTS - 1,
+            "region": where.region,
+            "host": where.endpoint_url,
+            # pynamodb builds its own botocore client from these (boto3's config is not
+            # shared): the same budget as every other AWS call. Its retries are counted
+            # after the first attempt ("total_max_attempts": 1 + max_retry_attempts).
+            "connect_timeout_seconds": connect,
+            "read_timeout_seconds": read,
+            "max_retry_attempts": attempts - 1,
         },
     )
 
 
 @cache
-def _bound(model: type[Model], table_name: str, region: str, host: str | None) -> type[Model]:
-    bound_meta = _meta(table_name, region, host)
+def _bound(model: type[Model], table_name: str, where: settings.AwsSettings) -> type[Model]:
+    bound_meta = meta(table_name, where)
     return type(model.__name__, (model,), {"Meta": bound_meta, "__module__": model.__module__})
 
 

@@ -28,23 +28,43 @@ def release_version() -> str:
 
 
 def run(checks: Mapping[str, Check]) -> tuple[bool, dict[str, Any]]:
-    """Run every check; returns (all passed, report with the release version)."""
+    """Run every check at once; returns (all passed, report with the release version).
+
+    At once, so the answer takes as long as the slowest check, not their sum: each check is
+    bounded by its dependency's deadline (docs/operations.md, "Time budget"), and six
+    frozen DynamoDB tables one after another would pass API Gateway's 29 s.
+    """
+    import contextvars
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max(len(checks), 1), thread_name_prefix="health") as pool:
+        # Each in a copy of this context, so its log lines carry the request id.
+        outcomes = {
+            name: pool.submit(contextvars.copy_context().run, _timed, check)
+            for name, check in checks.items()
+        }
     report: dict[str, Any] = {}
     healthy = True
-    for name, check in checks.items():
-        started = time.perf_counter()
-        try:
-            check()
-        except Exception as exc:
-            healthy = False
-            report[name] = {"status": "unavailable"}
-            log.warning(
-                "health check failed", extra={"check": name, "error_type": type(exc).__name__}
-            )
+    for name, outcome in outcomes.items():
+        ms, error = outcome.result()
+        if error is None:
+            report[name] = {"status": "ok", "ms": ms}
             continue
-        report[name] = {"status": "ok", "ms": round((time.perf_counter() - started) * 1000, 1)}
+        healthy = False
+        report[name] = {"status": "unavailable"}
+        log.warning("health check failed", extra={"check": name, "error_type": error})
     status = "ok" if healthy else "unavailable"
     return healthy, {"status": status, "version": release_version(), "checks": report}
+
+
+def _timed(check: Check) -> tuple[float, str | None]:
+    """(milliseconds taken, the error's type name or None)."""
+    started = time.perf_counter()
+    try:
+        check()
+    except Exception as exc:
+        return 0.0, type(exc).__name__
+    return round((time.perf_counter() - started) * 1000, 1), None
 
 
 def table_checks(tables: Tables) -> dict[str, Check]:

@@ -5,6 +5,12 @@ Lambda ships them and a deploy can run ``migrate`` through it. Names are
 ``NNNN_what.up.sql`` and ``NNNN_what.down.sql``. Applied versions are recorded in
 ``schema_migrations``; a PostgreSQL advisory lock makes concurrent runs (two deploys, a
 deploy and a developer) take turns instead of racing. Each file runs in its own transaction.
+
+The migrator's session is one of a kind behind RDS Proxy: its session advisory lock and its
+``SET statement_timeout = 0`` (an index build may outlast the database's statement timeout)
+pin the connection to one database session ("Avoiding pinning an RDS Proxy", AWS RDS User
+Guide), which is what a lock held across transactions needs; the connection is closed when
+the run ends. The services never connect this way.
 """
 
 from __future__ import annotations
@@ -90,6 +96,7 @@ def migrate(conn: connection, directory: Path, target: int | None = None) -> lis
     done: list[str] = []
     conn.autocommit = False
     with conn, conn.cursor() as cur:
+        cur.execute("SET statement_timeout = 0")
         cur.execute("SELECT pg_advisory_lock(%s)", (_LOCK_ID,))
     try:
         recorded = _applied_names(conn)

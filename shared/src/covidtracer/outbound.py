@@ -29,6 +29,10 @@ log = get_logger(__name__)
 
 # Answers that mean "try again": retried when the caller asks for status retries.
 RETRY_STATUSES = (502, 503, 504)
+# Connecting to a partner takes milliseconds when it is there; a connection that has not
+# been made in 2 s will not be, and each retry of it would spend the caller's budget
+# (docs/operations.md, "Time budget"). The caller's ``timeout`` bounds each read.
+CONNECT_TIMEOUT_SECONDS = 2.0
 
 
 class Unreachable(Unavailable):
@@ -69,7 +73,9 @@ def post(
     """POST ``json`` (as JSON), or ``data`` (a mapping is form-encoded); see the module doc.
 
     ``retries`` covers connection failures and, with ``retry_statuses``, 502/503/504, with
-    exponential backoff from ``backoff_seconds``; a read timeout is never retried here.
+    exponential backoff from ``backoff_seconds``; a read timeout is never retried here. A
+    partner that accepts and never answers therefore costs ``timeout``; one that cannot be
+    reached, (``retries`` + 1) x 2 s plus the backoff.
     """
     import urllib3
     from urllib3.exceptions import ConnectTimeoutError, HTTPError, MaxRetryError, NewConnectionError
@@ -102,7 +108,7 @@ def post(
             url,
             body=body,
             headers=send_headers,
-            timeout=urllib3.Timeout(connect=timeout, read=timeout),
+            timeout=urllib3.Timeout(connect=min(timeout, CONNECT_TIMEOUT_SECONDS), read=timeout),
             retries=retry,
         )
     except (MaxRetryError, NewConnectionError, ConnectTimeoutError) as exc:

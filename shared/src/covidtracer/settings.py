@@ -23,6 +23,19 @@ class AwsSettings:
     # Cognito cannot send through SES in Sydney, so SES lives in another region.
     ses_region: str = setting("SES_REGION", "us-west-2")
     endpoint_url: str | None = setting("AWS_ENDPOINT_URL", None, url=True)
+    # Every AWS call's budget (boto3 and pynamodb alike; docs/operations.md, "Time budget"):
+    # an endpoint that stops answering costs at most attempts x (connect or read timeout)
+    # plus botocore's backoff (under 1 s before a second attempt), a 503 well inside API
+    # Gateway's 29 s. DynamoDB, S3, KMS, SQS, SES and Secrets Manager answer in tens of ms.
+    connect_timeout_ms: int = setting("AWS_CONNECT_TIMEOUT_MS", 1_000, minimum=100, maximum=10_000)
+    read_timeout_ms: int = setting("AWS_READ_TIMEOUT_MS", 2_000, minimum=100, maximum=60_000)
+    max_attempts: int = setting("AWS_MAX_ATTEMPTS", 2, minimum=1, maximum=5)
+    # Cognito runs the custom-auth triggers inside AdminInitiateAuth and
+    # AdminRespondToAuthChallenge (each trigger may take up to 5 s), so it gets longer, and one
+    # attempt: a repeated call would run the triggers again (another code emailed).
+    cognito_read_timeout_ms: int = setting(
+        "COGNITO_READ_TIMEOUT_MS", 10_000, minimum=100, maximum=20_000
+    )
 
     def check(self, env: Env) -> None:
         if env.stage == "prod" and self.endpoint_url:
@@ -48,8 +61,13 @@ class DatabaseSettings:
     host: str | None = setting("DATABASE_HOST", None)
     name: str = setting("DATABASE_NAME", "enf")
     secret_id: str | None = setting("DATABASE_SECRET_ID", None)
-    connect_timeout_seconds: int = setting("DATABASE_CONNECT_TIMEOUT", 5, minimum=1, maximum=60)
-    statement_timeout_ms: int = setting("DATABASE_STATEMENT_TIMEOUT_MS", 30_000, minimum=100)
+    # The client's deadlines (docs/operations.md, "Time budget"): a connection is made within
+    # this many seconds (libpq counts at least 2) and each wait on the server (a statement,
+    # COPY, commit) ends within the query timeout, so a database that stops answering is a
+    # 503 well inside API Gateway's 29 s. The server-side statement_timeout is the
+    # database's own setting (migration 0005): RDS Proxy refuses it as a startup option.
+    connect_timeout_seconds: int = setting("DATABASE_CONNECT_TIMEOUT", 3, minimum=1, maximum=60)
+    query_timeout_ms: int = setting("DATABASE_QUERY_TIMEOUT_MS", 8_000, minimum=100, maximum=60_000)
 
     def check(self, env: Env) -> None:
         if not self.url and not (self.host and self.secret_id):

@@ -23,8 +23,8 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 
 
 @pytest.fixture
-def dsn(pg_schema: str) -> Iterator[str]:
-    conn = psycopg2.connect(pg_schema)
+def dsn(pg_schema: str, pg_schema_direct: str) -> Iterator[str]:
+    conn = psycopg2.connect(pg_schema_direct)
     migrations.migrate(conn, MIGRATIONS)
     conn.close()
     yield pg_schema
@@ -44,13 +44,14 @@ def _tables(dsn: str) -> set[str]:
         return {row[0] for row in cur.fetchall()}
 
 
-def test_the_migrations_go_up_and_down_cleanly(pg_schema: str) -> None:
-    conn = psycopg2.connect(pg_schema)
+def test_the_migrations_go_up_and_down_cleanly(pg_schema: str, pg_schema_direct: str) -> None:
+    conn = psycopg2.connect(pg_schema_direct)
     assert migrations.migrate(conn, MIGRATIONS) == [
         "up 0001_enf_api",
         "up 0002_exports",
         "up 0003_export_day_index",
         "up 0004_hardening",
+        "up 0005_statement_timeout",
     ]
     assert {
         "exposures",
@@ -62,6 +63,7 @@ def test_the_migrations_go_up_and_down_cleanly(pg_schema: str) -> None:
         "rate_limits",
     } <= _tables(pg_schema)
     assert migrations.migrate(conn, MIGRATIONS, target=0) == [
+        "down 0005_statement_timeout",
         "down 0004_hardening",
         "down 0003_export_day_index",
         "down 0002_exports",

@@ -38,13 +38,20 @@ DAY = 86_400
 
 @pytest.fixture
 def enf(
-    service_env: dict[str, str], pg_schema: str, monkeypatch: pytest.MonkeyPatch
+    service_env: dict[str, str],
+    pg_schema: str,
+    pg_schema_direct: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[EnfSettings]:
+    # Migrations on the server itself (they hold a session lock); the export through the
+    # pooler, as it reaches Aurora through RDS Proxy.
+    monkeypatch.setenv("DATABASE_URL", pg_schema_direct)
+    settings.reset()
+    schema.migrate(enf_settings().database)
     monkeypatch.setenv("DATABASE_URL", pg_schema)
     settings.reset()
     db.close()
     config = enf_settings()
-    schema.migrate(config.database)
     yield config
     db.close()
 

@@ -1,4 +1,5 @@
-"""Migrations up and down on a real server, and two migrators at once."""
+"""Migrations up and down on a real server, and two migrators at once (on the server itself:
+the migrator holds a session lock, which no transaction pooler can hold for it)."""
 
 from __future__ import annotations
 
@@ -30,20 +31,24 @@ def _columns(dsn: str) -> list[str]:
         return [row[0] for row in cur.fetchall()]
 
 
-def test_migrate_applies_each_version_once_and_can_go_back(pg_schema: str, directory: Path) -> None:
-    conn = psycopg2.connect(pg_schema)
+def test_migrate_applies_each_version_once_and_can_go_back(
+    pg_schema_direct: str, directory: Path
+) -> None:
+    conn = psycopg2.connect(pg_schema_direct)
     assert migrate(conn, directory) == ["up 0001_things", "up 0002_more"]
     assert migrate(conn, directory) == []
-    assert _columns(pg_schema) == ["id", "label"]
+    assert _columns(pg_schema_direct) == ["id", "label"]
     assert migrate(conn, directory, target=1) == ["down 0002_more"]
-    assert _columns(pg_schema) == ["id"]
+    assert _columns(pg_schema_direct) == ["id"]
     assert applied(conn) == [1]
     conn.close()
 
 
-def test_a_failing_migration_leaves_no_trace_of_itself(pg_schema: str, directory: Path) -> None:
+def test_a_failing_migration_leaves_no_trace_of_itself(
+    pg_schema_direct: str, directory: Path
+) -> None:
     (directory / "0003_broken.up.sql").write_text("CREATE TABLE ok (id int); SELECT nonsense();")
-    conn = psycopg2.connect(pg_schema)
+    conn = psycopg2.connect(pg_schema_direct)
     with pytest.raises(MigrationError, match=r"0003_broken\.up\.sql failed"):
         migrate(conn, directory)
     assert applied(conn) == [1, 2]
@@ -54,9 +59,9 @@ def test_a_failing_migration_leaves_no_trace_of_itself(pg_schema: str, directory
 
 
 def test_a_database_another_numbering_migrated_is_refused_untouched(
-    pg_schema: str, directory: Path
+    pg_schema_direct: str, directory: Path
 ) -> None:
-    conn = psycopg2.connect(pg_schema)
+    conn = psycopg2.connect(pg_schema_direct)
     migrate(conn, directory)
     # Another branch's code numbered its own 0002 differently and got there first.
     (directory / "0002_more.up.sql").rename(directory / "0002_renamed.up.sql")
@@ -71,11 +76,11 @@ def test_a_database_another_numbering_migrated_is_refused_untouched(
     conn.close()
 
 
-def test_concurrent_migrators_take_turns(pg_schema: str, directory: Path) -> None:
+def test_concurrent_migrators_take_turns(pg_schema_direct: str, directory: Path) -> None:
     results: list[list[str]] = []
 
     def run() -> None:
-        conn = psycopg2.connect(pg_schema)
+        conn = psycopg2.connect(pg_schema_direct)
         results.append(migrate(conn, directory))
         conn.close()
 

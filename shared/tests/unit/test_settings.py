@@ -111,13 +111,15 @@ def test_enf_needs_a_database_url_or_an_rds_proxy_with_its_secret() -> None:
     assert proxied.database.name == "enf"
 
 
-@pytest.mark.parametrize(("raw", "ok"), [("30000", True), ("50", False), ("x", False)])
+@pytest.mark.parametrize(
+    ("raw", "ok"), [("30000", True), ("50", False), ("60001", False), ("x", False)]
+)
 def test_numbers_are_checked_against_their_range(raw: str, ok: bool) -> None:
-    env = {**ENF, "DATABASE_STATEMENT_TIMEOUT_MS": raw}
+    env = {**ENF, "DATABASE_QUERY_TIMEOUT_MS": raw}
     if ok:
-        assert EnfSettings.from_env(env).database.statement_timeout_ms == int(raw)
+        assert EnfSettings.from_env(env).database.query_timeout_ms == int(raw)
     else:
-        with pytest.raises(SettingsError, match="DATABASE_STATEMENT_TIMEOUT_MS"):
+        with pytest.raises(SettingsError, match="DATABASE_QUERY_TIMEOUT_MS"):
             EnfSettings.from_env(env)
 
 

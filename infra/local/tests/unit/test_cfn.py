@@ -162,6 +162,17 @@ def test_the_proxy_target_group_waits_for_the_writer_instance() -> None:
     assert "WriterInstance" in ([depends_on] if isinstance(depends_on, str) else depends_on)
 
 
+def test_the_proxy_refuses_a_borrow_before_the_services_database_deadline() -> None:
+    """A request waiting on a busy proxy gets the proxy's refusal (a 503) before the client's
+    own statement deadline, itself far inside API Gateway's 29 s."""
+    from covidtracer.settings import DatabaseSettings
+
+    pool = _resources("database")["ProxyTargetGroup"]["Properties"]
+    borrow_seconds = pool["ConnectionPoolConfigurationInfo"]["ConnectionBorrowTimeout"]
+    default_ms = DatabaseSettings.__dataclass_fields__["query_timeout_ms"].default
+    assert borrow_seconds * 1000 < default_ms
+
+
 def _statements(policy: dict[str, Any]) -> list[dict[str, Any]]:
     statements: list[dict[str, Any]] = policy["Statement"]
     return statements

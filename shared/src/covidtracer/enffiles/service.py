@@ -17,7 +17,7 @@ import threading
 import uuid
 from collections.abc import Callable, Generator, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import closing, contextmanager
+from contextlib import closing
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from queue import Full, Queue
@@ -44,7 +44,7 @@ from covidtracer.enffiles.exportfile import (
     unpack_keys,
 )
 from covidtracer.enffiles.settings import EnfExportSettings
-from covidtracer.errors import NotFound, Unavailable, ValidationError
+from covidtracer.errors import NotFound, ValidationError
 from covidtracer.logs import get_logger
 from covidtracer.settings import DatabaseSettings
 
@@ -108,23 +108,6 @@ def _epoch(now: datetime) -> int:
     return int(now.timestamp())
 
 
-@contextmanager
-def _own_connection(database: DatabaseSettings) -> Iterator[connection]:
-    """A connection for this run only: concurrent runs (threads, Lambdas) never share one."""
-    import psycopg2
-
-    try:
-        conn = psycopg2.connect(
-            db.dsn_for(database), connect_timeout=database.connect_timeout_seconds
-        )
-    except psycopg2.OperationalError as exc:
-        raise Unavailable("database") from exc
-    try:
-        yield conn
-    finally:
-        conn.close()
-
-
 def export_keys(deps: Deps, run: ExportRun, now: datetime) -> ExportResult:
     """Build every planned window not yet built; returns what was written.
 
@@ -145,7 +128,8 @@ def export_keys(deps: Deps, run: ExportRun, now: datetime) -> ExportResult:
         config.window_minutes * 60,
         settle_seconds=config.settle_seconds,
     )
-    with _own_connection(deps.database) as conn:
+    # A connection for this run only: concurrent runs (threads, Lambdas) never share one.
+    with db.own_connection(deps.database) as conn:
         with conn, conn.cursor() as cur:
             taken = sql.take_lease(cur, holder, now, now + timedelta(seconds=config.lease_seconds))
         if not taken:
@@ -235,7 +219,7 @@ def _export_windows(
         handoff = _Handoff(finisher)
         files = keys = 0
         try:
-            with _own_connection(database) as reader:
+            with db.own_connection(database) as reader:
                 reader.set_session(isolation_level="REPEATABLE READ", readonly=True)
                 window: _WindowWriter | None = None
                 pages = _prefetched(_pages(reader, windows, page_keys))
@@ -475,7 +459,8 @@ def cleanup_files(deps: Deps, retention_days: int, now: datetime) -> int:
     never objects nobody tracks. Rewrites index.txt. Returns how many files went.
     """
     cutoff = now - timedelta(days=retention_days)
-    with _own_connection(deps.database) as conn:
+    # A connection for this run only: concurrent runs (threads, Lambdas) never share one.
+    with db.own_connection(deps.database) as conn:
         with conn, conn.cursor() as cur:
             paths = sql.files_ending_before(cur, cutoff)
         if not paths:

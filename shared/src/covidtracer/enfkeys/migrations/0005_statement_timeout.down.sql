@@ -1,0 +1,5 @@
+DO $$
+BEGIN
+    EXECUTE format('ALTER DATABASE %I RESET statement_timeout', current_database());
+END
+$$;
