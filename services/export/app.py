@@ -9,12 +9,10 @@ from typing import Any
 from chalice import Chalice, Rate  # type: ignore[attr-defined]
 
 from covidtracer import logs
-from covidtracer.http import send_analytics_after_each_invocation
 
 logs.configure()
 app = Chalice(app_name="covidtracer-export")
 app.debug = False
-send_analytics_after_each_invocation(app)
 
 # Chalice makes the event source mapping from this value when `chalice deploy` imports the
 # app, so it is read from the environment here (the deploy passes the stage's settings);

@@ -16,7 +16,6 @@ from covidtracer import settings
 if TYPE_CHECKING:
     from mypy_boto3_cognito_idp import CognitoIdentityProviderClient
     from mypy_boto3_dynamodb import DynamoDBClient
-    from mypy_boto3_firehose import FirehoseClient
     from mypy_boto3_kms import KMSClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -73,26 +72,6 @@ def cognito() -> CognitoIdentityProviderClient:
     return client("cognito-idp")  # type: ignore[no-any-return]
 
 
-@cache
-def firehose() -> FirehoseClient:
-    """The analytics emitter's client: short timeouts and no botocore retries, because the
-    emitter retries failed records itself, a bounded number of times, off the request path."""
-    import boto3
-    from botocore.config import Config
-
-    aws = settings.aws_settings()
-    return boto3.session.Session().client(
-        "firehose",
-        region_name=aws.region,
-        endpoint_url=aws.endpoint_url,
-        config=Config(
-            connect_timeout=1,
-            read_timeout=3,
-            retries={"mode": "standard", "total_max_attempts": 1},
-        ),
-    )
-
-
 def ses() -> SESClient:
     return client("ses", settings.aws_settings().ses_region)  # type: ignore[no-any-return]
 
@@ -127,5 +106,4 @@ def error_code(error: BaseException) -> str:
 def reset() -> None:
     """Drop cached clients and secrets (tests point them at a fresh endpoint)."""
     client.cache_clear()
-    firehose.cache_clear()
     secret_string.cache_clear()
