@@ -1,13 +1,17 @@
 """Lazy, cached boto3 clients whose endpoint and regions come from settings.
 
 boto3 costs ~200 ms to import, so it is imported on first use, never at module import: a
-Lambda that serves a request without AWS calls never pays for it. One client per
-(service, region) is kept for the life of the execution environment. SES has a region of
-its own (Cognito cannot use SES in Sydney).
+Lambda that serves a request without AWS calls never pays for it (with SnapStart the apps
+create their clients at init instead: ``covidtracer.snapstart``). One client per
+(service, region) is kept for the life of the execution environment, all from one boto3
+session, whose loader keeps each service's parsed model: a client made again (after
+``forget_credentials``) costs a few milliseconds, not the model's parsing. SES has a region
+of its own (Cognito cannot use SES in Sydney).
 """
 
 from __future__ import annotations
 
+import threading
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -29,23 +33,46 @@ READ_TIMEOUT_SECONDS = 10
 MAX_ATTEMPTS = 3
 
 
+# A boto3 session is not thread-safe (its clients are): clients are made one at a time.
+_making = threading.Lock()
+
+
+@cache
+def _session() -> Any:
+    import boto3
+
+    return boto3.session.Session()
+
+
 @cache
 def client(service: str, region: str | None = None) -> Any:
     """A boto3 client for ``service`` in ``region`` (default: the main region)."""
-    import boto3
     from botocore.config import Config
 
     aws = settings.aws_settings()
-    return boto3.session.Session().client(
-        service,  # type: ignore[call-overload]
-        region_name=region or aws.region,
-        endpoint_url=aws.endpoint_url,
-        config=Config(
-            connect_timeout=CONNECT_TIMEOUT_SECONDS,
-            read_timeout=READ_TIMEOUT_SECONDS,
-            retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
-        ),
-    )
+    with _making:
+        return _session().client(
+            service,
+            region_name=region or aws.region,
+            endpoint_url=aws.endpoint_url,
+            config=Config(
+                connect_timeout=CONNECT_TIMEOUT_SECONDS,
+                read_timeout=READ_TIMEOUT_SECONDS,
+                retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+            ),
+        )
+
+
+def forget_credentials() -> None:
+    """Drop the clients (their credentials and open connections) but keep the session's
+    parsed service models: the next ``client()`` resolves credentials afresh. SnapStart
+    calls this before the snapshot, so no restored environment reuses the credentials or
+    sockets of the one that was snapshotted."""
+    client.cache_clear()
+    if _session.cache_info().currsize:
+        # botocore keeps the resolved credentials on the session; None makes it resolve them
+        # again on the next client (botocore.session.Session.get_credentials).
+        _session()._session._credentials = None
 
 
 def dynamodb() -> DynamoDBClient:
@@ -106,4 +133,5 @@ def error_code(error: BaseException) -> str:
 def reset() -> None:
     """Drop cached clients and secrets (tests point them at a fresh endpoint)."""
     client.cache_clear()
+    _session.cache_clear()
     secret_string.cache_clear()

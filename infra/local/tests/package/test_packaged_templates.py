@@ -359,3 +359,99 @@ def test_a_package_ships_only_what_its_app_imports_and_every_shipped_module_impo
         check=False,
     )
     assert ran.returncode == 0, ran.stderr[-3000:]
+
+
+@pytest.mark.parametrize("service", SERVICE_NAMES)
+def test_every_function_snapshots_its_published_versions(service: str) -> None:
+    """Issue 22: SnapStart on each function that can use it (all of them: none has what AWS
+    lists as incompatible), and CloudFormation's Lambda functions get it from the transform."""
+    from tracerstack.package import snapstart_obstacles
+
+    functions = _functions(_template(service))
+    for name, props in functions.items():
+        assert snapstart_obstacles(props) == [], name
+        assert props["SnapStart"] == {"ApplyOn": "PublishedVersions"}, name
+    deployed = [
+        r["Properties"]
+        for r in _transformed(service)["Resources"].values()
+        if r["Type"] == "AWS::Lambda::Function"
+    ]
+    assert len(deployed) == len(functions)
+    assert all(p["SnapStart"] == {"ApplyOn": "PublishedVersions"} for p in deployed)
+
+
+def test_a_function_with_what_snapstart_cannot_take_is_left_without_it() -> None:
+    from tracerstack.package import snapstart_obstacles
+
+    base = {"Runtime": "python3.13", "AutoPublishAlias": "prod"}
+    assert snapstart_obstacles(base) == []
+    assert snapstart_obstacles({**base, "Runtime": "python3.11"})
+    assert snapstart_obstacles({**base, "EphemeralStorage": {"Size": 1024}})
+    assert snapstart_obstacles({**base, "FileSystemConfigs": [{"Arn": "x"}]})
+    assert snapstart_obstacles({**base, "ProvisionedConcurrencyConfig": {"X": 1}})
+    assert snapstart_obstacles({"Runtime": "python3.13"})  # $LATEST only
+
+
+@pytest.mark.parametrize("service", SERVICE_NAMES)
+def test_each_functions_log_group_carries_its_analytics_events_to_the_service_events_stream(
+    service: str,
+) -> None:
+    from covidtracer.analytics.model import LOG_FILTER_PATTERN
+    from tracerstack.package import log_group_id
+
+    template = _template(service)
+    resources = template["Resources"]
+    subscriptions = {
+        r["Properties"]["LogGroupName"]["Ref"]: r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::Logs::SubscriptionFilter"
+    }
+    for name, props in _functions(template).items():
+        group = log_group_id(name)
+        # Lambda's own name for the function's group, made before the function (whose
+        # SnapStart init logs as soon as a version is published).
+        name_sub = resources[group]["Properties"]["LogGroupName"]["Fn::Sub"]
+        assert name_sub == "/aws/lambda/" + props["FunctionName"]["Fn::Sub"]
+        assert group in resources[name]["DependsOn"]
+        assert subscriptions[group] == {
+            "LogGroupName": {"Ref": group},
+            "FilterPattern": LOG_FILTER_PATTERN,
+            "DestinationArn": {"Ref": "ServiceEventsStreamArn"},
+            "RoleArn": {"Ref": "ServiceEventsSubscriptionRoleArn"},
+        }
+    assert len(subscriptions) == len(_functions(template))
+    # The functions put nothing into Firehose themselves: CloudWatch Logs does.
+    assert "firehose:" not in json.dumps(resources["DefaultRole"])
+    analytics = cfn.load(TEMPLATES / "analytics.yaml")
+    assert {"ServiceEventsStreamArn", "ServiceEventsSubscriptionRoleArn"} <= set(
+        analytics["Outputs"]
+    )
+
+
+@pytest.mark.parametrize("service", SERVICE_NAMES)
+def test_a_package_registers_the_snapstart_hooks_and_stays_within_10_mb(
+    service: str, tmp_path: Path
+) -> None:
+    package = BUILD / service / "deployment.zip"
+    assert package.stat().st_size <= 10_000_000
+    with zipfile.ZipFile(package) as archive:
+        assert not any(n.startswith("snapshot_restore_py") for n in archive.namelist())
+        archive.extractall(tmp_path / "task")
+    path = [str(tmp_path / "task"), str(vendor.runtime_path(tmp_path))]
+    probe = (
+        f"import sys; sys.path[:0] = {path!r}\n"
+        "import app, snapshot_restore_py as hooks\n"
+        "print([f.__qualname__ for f, _, _ in hooks.get_before_snapshot()],"
+        " [f.__qualname__ for f, _, _ in hooks.get_after_restore()])"
+    )
+    env = {"PATH": os.environ["PATH"], "AWS_DEFAULT_REGION": "ap-southeast-2"}
+    ran = subprocess.run(
+        [sys.executable, "-S", "-I", "-c", probe],
+        cwd=tmp_path / "task",
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert ran.stdout.split("\n")[-2] == "['before_snapshot'] ['after_restore']"
