@@ -343,15 +343,22 @@ def test_a_package_ships_only_what_its_app_imports_and_every_shipped_module_impo
         for n in shipped
         if n.endswith(".py")
     )
+    _in_lambda(tmp_path, f"for name in {modules!r}: importlib.import_module(name)\nimport app")
+
+
+def _in_lambda(tmp_path: Path, code: str) -> str:
+    """Runs ``code`` in the unpacked package (``tmp_path / "task"``) with only what the Lambda
+    runtime provides beside it; returns its output (the test fails if it fails)."""
     path = [str(tmp_path / "task"), str(vendor.runtime_path(tmp_path))]
-    probe = (
-        f"import importlib, sys; sys.path[:0] = {path!r}\n"
-        f"for name in {modules!r}: importlib.import_module(name)\n"
-        "import app"
-    )
     env = {"PATH": os.environ["PATH"], "AWS_DEFAULT_REGION": "ap-southeast-2"}
     ran = subprocess.run(
-        [sys.executable, "-S", "-I", "-c", probe],
+        [
+            sys.executable,
+            "-S",
+            "-I",
+            "-c",
+            f"import importlib, sys; sys.path[:0] = {path!r}\n{code}",
+        ],
         cwd=tmp_path / "task",
         env=env,
         capture_output=True,
@@ -359,6 +366,7 @@ def test_a_package_ships_only_what_its_app_imports_and_every_shipped_module_impo
         check=False,
     )
     assert ran.returncode == 0, ran.stderr[-3000:]
+    return ran.stdout
 
 
 @pytest.mark.parametrize("service", SERVICE_NAMES)
@@ -437,21 +445,10 @@ def test_a_package_registers_the_snapstart_hooks_and_stays_within_10_mb(
     with zipfile.ZipFile(package) as archive:
         assert not any(n.startswith("snapshot_restore_py") for n in archive.namelist())
         archive.extractall(tmp_path / "task")
-    path = [str(tmp_path / "task"), str(vendor.runtime_path(tmp_path))]
-    probe = (
-        f"import sys; sys.path[:0] = {path!r}\n"
+    out = _in_lambda(
+        tmp_path,
         "import app, snapshot_restore_py as hooks\n"
         "print([f.__qualname__ for f, _, _ in hooks.get_before_snapshot()],"
-        " [f.__qualname__ for f, _, _ in hooks.get_after_restore()])"
+        " [f.__qualname__ for f, _, _ in hooks.get_after_restore()])",
     )
-    env = {"PATH": os.environ["PATH"], "AWS_DEFAULT_REGION": "ap-southeast-2"}
-    ran = subprocess.run(
-        [sys.executable, "-S", "-I", "-c", probe],
-        cwd=tmp_path / "task",
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert ran.returncode == 0, ran.stderr[-3000:]
-    assert ran.stdout.split("\n")[-2] == "['before_snapshot'] ['after_restore']"
+    assert out.split("\n")[-2] == "['before_snapshot'] ['after_restore']"
