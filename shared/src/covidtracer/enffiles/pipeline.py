@@ -77,11 +77,12 @@ class StreamingDeflate:
         head = header.compress(bytes(export_bin[: self._header_length]))
         head += header.flush(zlib.Z_SYNC_FLUSH)
         tail = self._pool.submit(self._compressor.flush, zlib.Z_FINISH)
-        body = b"".join([head, *(block.result() for block in self._blocks), tail.result()])
+        # The blocks stay separate up to the zip itself: one copy of the file, not three.
+        body = [head, *(block.result() for block in self._blocks), tail.result()]
         self._blocks.clear()
         self._waiting.clear()
         signature = zlib.compressobj(self._level, zlib.DEFLATED, _RAW_DEFLATE)
-        sig_body = signature.compress(export_sig) + signature.flush()
+        sig_body = [signature.compress(export_sig) + signature.flush()]
         return _zip(
             [
                 (EXPORT_BIN_NAME, body, zlib.crc32(export_bin), len(export_bin)),
@@ -97,25 +98,26 @@ class StreamingDeflate:
         self._waiting.clear()
 
 
-def _zip(entries: list[tuple[str, bytes, int, int]]) -> bytes:
-    """A zip of already deflated entries: (name, deflated bytes, CRC-32, size)."""
+def _zip(entries: list[tuple[str, list[bytes], int, int]]) -> bytes:
+    """A zip of already deflated entries: (name, deflated parts, CRC-32, size)."""
     dos_time, dos_date = _dos_time()
     out: list[bytes] = []
     central: list[bytes] = []
     offset = 0
-    for name, deflated, crc, size in entries:
+    for name, parts, crc, size in entries:
         encoded = name.encode("ascii")
+        deflated = sum(len(part) for part in parts)
         local = _LOCAL.pack(
             b"PK\x03\x04", _VERSION, 0, 0, _DEFLATED, dos_time, dos_date,
-            crc, len(deflated), size, len(encoded), 0,
+            crc, deflated, size, len(encoded), 0,
         )  # fmt: skip
         entry = _CENTRAL.pack(
             b"PK\x01\x02", _VERSION, 0, _VERSION, 0, 0, _DEFLATED, dos_time, dos_date,
-            crc, len(deflated), size, len(encoded), 0, 0, 0, 0, _EXTERNAL_ATTR, offset,
+            crc, deflated, size, len(encoded), 0, 0, 0, 0, _EXTERNAL_ATTR, offset,
         )  # fmt: skip
         central.append(entry + encoded)
-        out += [local, encoded, deflated]
-        offset += len(local) + len(encoded) + len(deflated)
+        out += [local, encoded, *parts]
+        offset += len(local) + len(encoded) + deflated
     directory = b"".join(central)
     end = _END.pack(b"PK\x05\x06", 0, 0, len(entries), len(entries), len(directory), offset, 0)
     return b"".join([*out, directory, end])
