@@ -474,7 +474,8 @@ def test_down_ends_every_process_it_started_and_only_those(
     env, local_dir = stack
     run = json.loads((local_dir / "run.json").read_text())
     pids = [record["pid"] for record in run["processes"]]
-    assert len(pids) == 7  # moto, partners, edge, two APIs, scheduler, stream poller
+    # moto, the log shipper, partners, edge, two APIs, scheduler, stream poller
+    assert len(pids) == 8
     stopped = tracerstack(env, "down")
     assert stopped.returncode == 0, stopped.stdout
     for pid in pids:
