@@ -379,13 +379,16 @@ def test_every_function_snapshots_its_published_versions(service: str) -> None:
     for name, props in functions.items():
         assert snapstart_obstacles(props) == [], name
         assert props["SnapStart"] == {"ApplyOn": "PublishedVersions"}, name
-    deployed = [
-        r["Properties"]
-        for r in _transformed(service)["Resources"].values()
+    deployed = {
+        name: r
+        for name, r in _transformed(service)["Resources"].items()
         if r["Type"] == "AWS::Lambda::Function"
-    ]
-    assert len(deployed) == len(functions)
-    assert all(p["SnapStart"] == {"ApplyOn": "PublishedVersions"} for p in deployed)
+    }
+    assert set(deployed) == set(functions)
+    for name, resource in deployed.items():
+        assert resource["Properties"]["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+        # Its log group exists before the version whose init (and logging) SnapStart runs.
+        assert f"{name}LogGroup" in resource["DependsOn"]
 
 
 def test_a_function_with_what_snapstart_cannot_take_is_left_without_it() -> None:
