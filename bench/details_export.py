@@ -26,6 +26,15 @@ units a real table would charge: strongly consistent reads, 1 unit per item up t
 
     .venv/bin/python bench/details_export.py [--users 8500] [--repeat 3] [--parallel 8]
 
+Medians of 3 (2026-12-07, issue 22, load average 11-23 as printed): carried 1.43 s (target
+met; 8 calls); ids only against moto, 8 BatchGetItem in flight: 14.20 s (moto serialises
+them on its interpreter lock; 12.6-26 s before the fan-out); ids only at DynamoDB's latency
+(10 ms a call, a new table's 12,000 read units a second): 2.50 s (2.50/2.43/2.92), target
+met, of it 0.99 s of this process's CPU, which on Lambda's share of a vCPU is ~1.7 s at
+prod's 1,024 MB and ~3.4 s at dev's 512 MB: the ids-only path meets 3 s in prod and misses
+it in dev (CPU, not the reads: 8,500 strongly consistent reads need >= 0.71 s of a new
+on-demand table's capacity, and 85 calls 8 at a time ~0.1 s of latency).
+
 Medians of 3 (2026-12-01, this machine, 2 cores shared, load average 2.3-3.9 as printed):
 - carried: 0.55 s (0.48/0.80/0.55), target 3 s met; 10 AWS calls per run (0.0012 per user:
   ReceiveMessage 2, DeleteMessageBatch 2, GetObject 1 and PutObject 2 of the export state,
