@@ -54,14 +54,11 @@ def users(n: int) -> list[str]:
 def test_the_batches_are_read_in_parallel_100_keys_each() -> None:
     dynamo = Dynamo(latency=0.02)
     table = DetailsTable(dynamo, "PersonalDetails", parallel=8)  # type: ignore[arg-type]
-    started = time.perf_counter()
     found = table.current(users(8_500))
-    elapsed = time.perf_counter() - started
     assert set(found) == set(users(8_500))
     assert found[users(1)[0]]["firstName"] == "Aroha"
     assert dynamo.calls == 85 and max(dynamo.sizes) == BATCH_GET_KEYS
-    assert dynamo.most_in_flight == 8
-    assert elapsed < 85 * 0.02 / 2  # one at a time would take 1.7 s
+    assert dynamo.most_in_flight == 8  # one at a time before issue 22
     # Nothing is left running once the reads return.
     assert not [t for t in threading.enumerate() if t.name.startswith("batch-get")]
 
