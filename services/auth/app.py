@@ -14,16 +14,20 @@ from typing import Any
 
 from chalice import Chalice  # type: ignore[attr-defined]
 
-from covidtracer import logs
-from covidtracer.http import send_analytics_after_each_invocation
+from covidtracer import logs, snapstart
 from covidtracer.signin import triggers, wiring
 from covidtracer.signin.triggers import TriggerDeps
 
 logs.configure()
 app = Chalice(app_name="covidtracer-auth")
 app.debug = False
-# The triggers are on a sign-in's critical path: their events are sent, never waited for.
-send_analytics_after_each_invocation(app, wait_at_end=False)
+# SnapStart's init: what the first trigger would otherwise pay (covidtracer.snapstart).
+snapstart.prepare(
+    "covidtracer.signin.wiring:trigger_deps",
+    "covidtracer.aws:ses",  # in the SES region
+    imports=("pynamodb.models",),
+    clients=("dynamodb", "sqs"),
+)
 
 Event = dict[str, Any]
 

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from chalice import Rate, Response  # type: ignore[attr-defined]
 from chalice.app import Request
 
-from covidtracer import health, logs
+from covidtracer import health, logs, snapstart
 from covidtracer.enffiles import service as files
 from covidtracer.enffiles import wiring as files_wiring
 from covidtracer.enfkeys import schema, service, wiring
@@ -26,6 +26,13 @@ from covidtracer.http import ApiApp, bearer_token, json_body, json_response, no_
 logs.configure()
 app = ApiApp("covidtracer-enf")
 T = TypeVar("T")
+# SnapStart's init: what the first request would otherwise pay (covidtracer.snapstart).
+snapstart.prepare(
+    "covidtracer.enfkeys.wiring:deps",
+    "covidtracer.enffiles.wiring:deps",
+    imports=("psycopg2", "psycopg2.extras", "jwt", "covidtracer.db"),
+    clients=("s3", "secretsmanager", "ssm", "kms", "cloudwatch"),
+)
 
 
 def _now() -> datetime:

@@ -8,13 +8,17 @@ from typing import Any
 
 from chalice import Chalice, Rate  # type: ignore[attr-defined]
 
-from covidtracer import logs
-from covidtracer.http import send_analytics_after_each_invocation
+from covidtracer import logs, snapstart
 
 logs.configure()
 app = Chalice(app_name="covidtracer-export")
 app.debug = False
-send_analytics_after_each_invocation(app)
+# SnapStart's init: what the first invocation would otherwise pay (covidtracer.snapstart).
+snapstart.prepare(
+    "covidtracer.nctsexport.wiring:export_deps",
+    imports=("pynamodb.models", "covidtracer.nctsexport.stream", "covidtracer.usagereport.wiring"),
+    clients=("dynamodb", "sqs", "s3"),
+)
 
 # Chalice makes the event source mapping from this value when `chalice deploy` imports the
 # app, so it is read from the environment here (the deploy passes the stage's settings);

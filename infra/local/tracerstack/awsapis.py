@@ -1,9 +1,14 @@
-"""moto in server mode, as the local stack and the tests run it, with DynamoDB's atomicity.
+"""moto in server mode, as the local stack and the tests run it, with DynamoDB's atomicity and
+CloudWatch Logs' subscription filter patterns.
 
 DynamoDB applies each write to an item atomically — ``UpdateItem ADD`` is how the rate
 limiter counts — but moto's server runs requests on threads with no lock, so two concurrent
 ``ADD``s can read the same count. Writes are therefore applied one at a time here, as
 DynamoDB would order them; reads stay concurrent.
+
+moto hands every log event to a log group's subscriptions whatever their filter pattern;
+CloudWatch Logs hands on only the events the pattern matches (the analytics events, out of
+a function's log), so the pattern is applied here (``cloudwatch.matches``).
 
     python -m tracerstack.awsapis --host 127.0.0.1 --port 5000
 """
@@ -11,11 +16,14 @@ DynamoDB would order them; reads stay concurrent.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from moto.server import ThreadedMotoServer
+
+from tracerstack import cloudwatch
 
 _WRITES = {
     "DynamoDB_20120810." + name
@@ -43,8 +51,31 @@ def with_atomic_dynamodb_writes(app: WsgiApp) -> WsgiApp:
     return serve
 
 
+def apply_subscription_filter_patterns() -> None:
+    """Make moto's log streams pass a subscription only the events its pattern matches."""
+    from moto.logs.models import LogStream
+
+    send = LogStream._send_log_events
+    if getattr(send, "applies_patterns", False):
+        return
+
+    def send_matching(
+        self: Any, service: str, destination_arn: str, filter_name: str, log_events: list[Any]
+    ) -> None:
+        pattern = self.log_group.subscription_filters[filter_name].filter_pattern
+        # A pattern the stand-in cannot read keeps moto's own behaviour: everything.
+        with contextlib.suppress(ValueError):
+            log_events = [e for e in log_events if cloudwatch.matches(pattern, e["message"])]
+        if log_events:
+            send(self, service, destination_arn, filter_name, log_events)
+
+    send_matching.applies_patterns = True  # type: ignore[attr-defined]
+    LogStream._send_log_events = send_matching  # type: ignore[method-assign]
+
+
 def start(host: str, port: int) -> ThreadedMotoServer:
     """A moto server on ``host:port`` in a thread of this process, started."""
+    apply_subscription_filter_patterns()
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     server.start()
     # werkzeug reads ``server.app`` for each request.

@@ -51,7 +51,6 @@ def from_outputs(
         "FCM_SERVICE_ACCOUNT_SECRET_ID": outputs["FcmServiceAccountSecretArn"],
         "PERSONAL_DATA_UPDATES_QUEUE_URL": outputs["PersonalDataUpdatesQueueUrl"],
         "POST_AUTHENTICATION_QUEUE_URL": outputs["PostAuthenticationQueueUrl"],
-        "ANALYTICS_STREAM_NAME": outputs["AnalyticsStreamName"],
         "ANALYTICS_BUCKET": outputs["AnalyticsBucket"],
         "EMAIL_SENDER": outputs["SenderAddress"],
         "NCTS_BASE_URL": ncts_base_url,

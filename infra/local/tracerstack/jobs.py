@@ -3,7 +3,9 @@
 In AWS each job is a Chalice ``@app.schedule`` function. Locally a job runs in a fresh
 Python process inside its service's folder (every service's module is called ``app``), with
 the stack's environment, and is invoked the way EventBridge invokes it: with a scheduled
-event and a Lambda-like context.
+event and a Lambda-like context. What it writes to stdout is shown and, as Lambda would,
+put into its function's log group (``tracerstack.cloudwatch``), whose subscription carries
+its analytics events to the analytics bucket before ``run`` returns.
 """
 
 from __future__ import annotations
@@ -68,11 +70,39 @@ def run(name: str, environment: dict[str, str]) -> int:
     job = JOBS.get(name)
     if job is None:
         raise JobUnavailable(f"unknown job {name!r}; the jobs are: {', '.join(sorted(JOBS))}")
-    return subprocess.call(
+    ran = subprocess.run(
         [sys.executable, "-m", "tracerstack.jobs", name],
         cwd=SERVICES / job.service,
         env={**os.environ, **environment},
+        stdout=subprocess.PIPE,
+        text=True,
+        check=False,
     )
+    sys.stdout.write(ran.stdout)
+    sys.stdout.flush()
+    _ship(job, ran.stdout.splitlines(), {**os.environ, **environment})
+    return ran.returncode
+
+
+def _ship(job: Job, lines: list[str], environment: dict[str, str]) -> None:
+    """The job's output into its function's log group, when there is a stack to hold it."""
+    endpoint = environment.get("AWS_ENDPOINT_URL")
+    if not endpoint or not lines:
+        return
+    import boto3
+
+    from tracerstack import cloudwatch
+
+    group = cloudwatch.log_group(job.service, environment.get("STAGE", "local"), job.function)
+    logs = boto3.session.Session(
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",  # noqa: S106 - moto
+    ).client("logs", region_name=environment.get("AWS_REGION", "ap-southeast-2"),
+             endpoint_url=endpoint)  # fmt: skip
+    try:
+        cloudwatch.Shipper(logs, group).ship(lines)
+    except Exception as exc:  # the job ran; only its log could not be kept
+        print(f"job {job.name}: its log was not shipped to {group}: {exc}", file=sys.stderr)
 
 
 def _invoke_here(name: str) -> int:

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from covidtracer import errors
+from covidtracer.analytics.model import LOG_FILTER_PATTERN
 from tracerstack import REPO_ROOT, SERVICES
 from tracerstack.environment import from_outputs
 from tracerstack.release import release_version
@@ -173,10 +174,10 @@ def service_policy(service: str, outputs: Mapping[str, str]) -> dict[str, Any]:
             "SignInSessionsTable",
         )
     ]
+    # The services' analytics events are lines of their logs (issue 22): CloudWatch Logs, not
+    # the functions, puts them into Firehose, under the analytics stack's subscription role.
     statements = [
         _allow(["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"], "*"),
-        # Every service emits its operational events to the reporting stream (issue 14).
-        _allow(["firehose:PutRecordBatch"], outputs["AnalyticsStreamArn"]),
     ]
     if service in ("auth", "details", "export"):
         statements.append(
@@ -383,6 +384,9 @@ def finish_template(service: str, template: dict[str, Any], version: str) -> dic
             }
             outputs.need("PrivateSubnetIds", "LambdaSecurityGroupId")
 
+    _analytics_subscriptions(resources, functions, outputs)
+    _snapstart(resources, functions)
+
     if service == "export":
         events = resources["QueueChangedPersonalDetails"]["Properties"]["Events"]
         for event in events.values():
@@ -405,6 +409,11 @@ def finish_template(service: str, template: dict[str, Any], version: str) -> dic
     return _sorted(template)
 
 
+def log_group_id(function: str) -> str:
+    """The logical id of a function's log group."""
+    return f"{function}LogGroup"
+
+
 def _tls_policy(body: dict[str, Any]) -> None:
     """TLS 1.2 or later on the API's own (execute-api) endpoint, which otherwise keeps the
     legacy TLS_1_0 policy. Every phone that runs the app speaks TLS 1.2. An enhanced policy
@@ -422,7 +431,7 @@ def _log_group(resources: dict[str, Any], function: str) -> None:
     https://docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs-loggroups.html
     Subscription filters and metric filters attach to these logical ids."""
     props = resources[function]["Properties"]
-    group = f"{function}LogGroup"
+    group = log_group_id(function)
     resources[group] = {
         "Type": "AWS::Logs::LogGroup",
         "DeletionPolicy": "Delete",
@@ -455,6 +464,72 @@ def _stream_failure_handling(
     policy["Statement"].append(
         _allow(["sqs:SendMessage"], _sub("${PersonalDetailsStreamFailuresQueueArn}"))
     )
+
+
+def _analytics_subscriptions(
+    resources: dict[str, Any], functions: list[str], outputs: _Placeholders
+) -> None:
+    """Each function's analytics events (its log lines that match the schema's filter) go to
+    the service-events Firehose stream through a subscription filter on its log group
+    (``_log_group``); the analytics stack holds the stream and the role CloudWatch Logs
+    assumes to write to it. The group is made before the function (its ``LoggingConfig`` names
+    it), so Lambda does not create it first when a version is published (SnapStart runs the
+    init then, which logs).
+    """
+    for name in functions:
+        group = log_group_id(name)
+        resources[f"{name}AnalyticsSubscription"] = {
+            "Type": "AWS::Logs::SubscriptionFilter",
+            "Properties": {
+                "LogGroupName": {"Ref": group},
+                "FilterPattern": LOG_FILTER_PATTERN,
+                "DestinationArn": {"Ref": "ServiceEventsStreamArn"},
+                "RoleArn": {"Ref": "ServiceEventsSubscriptionRoleArn"},
+            },
+        }
+    outputs.need("ServiceEventsStreamArn", "ServiceEventsSubscriptionRoleArn")
+
+
+# What SnapStart cannot be combined with, from AWS's list of its limitations
+# (https://docs.aws.amazon.com/lambda/latest/dg/snapstart.html#snapstart-runtimes): a
+# runtime other than Java 11+, Python 3.12+ and .NET 8+ (or a container image), provisioned
+# concurrency, an EFS file system, ephemeral storage over 512 MB.
+SNAPSTART_RUNTIMES = re.compile(
+    r"^(java(1[1-9]|[2-9]\d)|python3\.(1[2-9]|[2-9]\d)|dotnet([89]|\d\d))$"
+)
+SNAPSTART_MAX_EPHEMERAL_MB = 512
+
+
+def snapstart_obstacles(function: Mapping[str, Any]) -> list[str]:
+    """Why SnapStart cannot be turned on for a function's properties (empty: it can)."""
+    obstacles = []
+    runtime = function.get("Runtime")
+    if function.get("PackageType") == "Image" or not isinstance(runtime, str):
+        obstacles.append("a container image (SnapStart needs a managed runtime)")
+    elif not SNAPSTART_RUNTIMES.match(runtime):
+        obstacles.append(f"runtime {runtime} (SnapStart: Java 11+, Python 3.12+, .NET 8+)")
+    if function.get("ProvisionedConcurrencyConfig"):
+        obstacles.append("provisioned concurrency")
+    if function.get("FileSystemConfigs"):
+        obstacles.append("an Amazon EFS file system")
+    storage = function.get("EphemeralStorage", {}).get("Size", SNAPSTART_MAX_EPHEMERAL_MB)
+    if not isinstance(storage, int) or storage > SNAPSTART_MAX_EPHEMERAL_MB:
+        obstacles.append(f"ephemeral storage of {storage} MB (at most 512 MB)")
+    if "AutoPublishAlias" not in function:
+        obstacles.append("no published versions ($LATEST has no snapshot)")
+    return obstacles
+
+
+def _snapstart(resources: dict[str, Any], functions: list[str]) -> None:
+    """SnapStart on every function that can use it: Lambda runs the init once per published
+    version and resumes new execution environments from its snapshot
+    (https://docs.aws.amazon.com/lambda/latest/dg/snapstart.html); the apps do their
+    expensive work at init and redo what must differ per environment after each restore
+    (``covidtracer.snapstart``)."""
+    for name in functions:
+        props = resources[name]["Properties"]
+        if not snapstart_obstacles(props):
+            props["SnapStart"] = {"ApplyOn": "PublishedVersions"}
 
 
 def _release_stage(service: str) -> dict[str, Any]:

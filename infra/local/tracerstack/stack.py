@@ -2,11 +2,13 @@
 
 ``up`` starts, in order: moto in server mode, PostgreSQL (``DATABASE_URL``'s server, or an
 embedded one with its data under ``.local/pgdata``), the AWS resources from
-``infra/templates``, the ENF migrations (on the server itself), PgBouncer in front of it as
-RDS Proxy is in front of Aurora (``tracerstack.pooler``: the services' ``DATABASE_URL``),
-the partner stand-ins, the edge stand-in (CloudFront:
-the feed and the ENF files, anonymously), both APIs under ``chalice local --no-autoreload``,
-the job scheduler and the stream poller. It returns once
+``infra/templates`` (and each function's log group with its analytics subscription, as the
+packaged templates declare them), the ENF migrations (on the server itself), PgBouncer in
+front of it as RDS Proxy is in front of Aurora (``tracerstack.pooler``: the services'
+``DATABASE_URL``), the log shipper (each process's output into its function's log group, as
+Lambda does), the partner stand-ins, the edge stand-in (CloudFront: the feed and the ENF
+files, anonymously), both APIs under ``chalice local --no-autoreload``, the job scheduler
+and the stream poller. It returns once
 both ``/health`` endpoints answer 200 and ``.local/stack.json`` is written. Every process
 it starts is recorded in ``.local/run.json`` with its command line, and ``down`` ends exactly those.
 
@@ -31,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tracerstack import REPO_ROOT, SERVICES, jobs, scheduler
+from tracerstack import REPO_ROOT, SERVICES, cloudwatch, jobs, scheduler
 from tracerstack.bootstrap import bootstrap
 from tracerstack.environment import client_ids, service_environment
 from tracerstack.pooler import Pooler, Server
@@ -293,6 +295,23 @@ def up() -> None:
         _say(f"AWS resources: {len(boot.outputs)} outputs from infra/templates")
         _migrate(database_url)
         pooled_url = _start_pooler(run, database_url, ports.pooler)
+        followed = _log_groups(boot)
+        shipper = _start(
+            "logs",
+            [
+                python,
+                "-m",
+                "tracerstack.cloudwatch",
+                "--aws-endpoint",
+                aws,
+                *(
+                    f"--follow={LOCAL_DIR / 'logs' / f'{name}.log'}={group}"
+                    for name, group in followed.items()
+                ),
+            ],
+            {},
+        )
+        run["processes"].append(shipper)
 
         partners_url = f"http://{HOST}:{ports.partners}"
         env = service_environment(boot, partners_url=partners_url, database_url=pooled_url)
@@ -388,6 +407,27 @@ def up() -> None:
     _say(f"  outbox       {stack['outbox']}")
     _say(f"  feed         {stack['exposure_events_url']}")
     _say("  settings     .local/stack.json   logs .local/logs/   stop: make stop")
+
+
+# The long-running processes whose output is a function's log: the APIs' handlers and the
+# stream handler (jobs ship their own output: ``jobs.run``).
+_FOLLOWED = {
+    "details": ("details", ""),
+    "enf": ("enf", ""),
+    "streams": ("export", "queue_changed_personal_details"),
+}
+
+
+def _log_groups(boot: Any) -> dict[str, str]:
+    """Every local function's log group with its analytics subscription; returns the groups
+    of the processes the shipper follows, by process name. (The local Cognito driver runs the
+    auth triggers inside the details process, so their lines land in its group.)"""
+    logs = boot.client("logs")
+    functions = {(service, fn) for service, fn in _FOLLOWED.values()}
+    functions |= {(job.service, job.function) for job in jobs.JOBS.values()}
+    for service, function in sorted(functions):
+        cloudwatch.subscribe(logs, cloudwatch.log_group(service, "local", function), boot.outputs)
+    return {name: cloudwatch.log_group(s, "local", f) for name, (s, f) in _FOLLOWED.items()}
 
 
 def _stack_json(boot: Any, ports: Ports, env: dict[str, str]) -> dict[str, Any]:

@@ -150,7 +150,16 @@ def vendor(service: str, python: str = sys.executable) -> list[Path]:
 
 
 # What the python3.13 Lambda runtime has on its path besides the function's code.
-RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six", "urllib3")
+RUNTIME_PACKAGES = (
+    "boto3",
+    "botocore",
+    "s3transfer",
+    "jmespath",
+    "dateutil",
+    "six",
+    "urllib3",
+    "snapshot_restore_py",  # SnapStart's runtime hooks (covidtracer.snapstart)
+)
 
 
 def runtime_path(into: Path) -> Path:

@@ -17,7 +17,7 @@ bp = Blueprint(__name__)
 
 
 @config.cached
-def _deps() -> SignInDeps:
+def deps() -> SignInDeps:
     from covidtracer.contactdetails.settings import details_settings
     from covidtracer.signin import wiring
 
@@ -30,7 +30,7 @@ def initiate_sign_in() -> Response:
 
     request = bp.current_request
     body, now = json_body(request), datetime.now(UTC)
-    initiated = service.initiate(_deps(), body, now, source_ip=source_ip(request))
+    initiated = service.initiate(deps(), body, now, source_ip=source_ip(request))
     return json_response(initiated.body())
 
 
@@ -39,4 +39,4 @@ def confirm_sign_in() -> Response:
     from covidtracer.signin import service
 
     body, now = json_body(bp.current_request), datetime.now(UTC)
-    return json_response(service.confirm(_deps(), body, now).body())
+    return json_response(service.confirm(deps(), body, now).body())

@@ -1,13 +1,17 @@
 """Lazy, cached boto3 clients whose endpoint and regions come from settings.
 
 boto3 costs ~200 ms to import, so it is imported on first use, never at module import: a
-Lambda that serves a request without AWS calls never pays for it. One client per
-(service, region) is kept for the life of the execution environment. SES has a region of
-its own (Cognito cannot use SES in Sydney).
+Lambda that serves a request without AWS calls never pays for it (with SnapStart the apps
+create their clients at init instead: ``covidtracer.snapstart``). One client per
+(service, region) is kept for the life of the execution environment, all from one boto3
+session, whose loader keeps each service's parsed model: a client made again (after
+``forget_credentials``) costs a few milliseconds, not the model's parsing. SES has a region
+of its own (Cognito cannot use SES in Sydney).
 """
 
 from __future__ import annotations
 
+import threading
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +20,6 @@ from covidtracer import settings
 if TYPE_CHECKING:
     from mypy_boto3_cognito_idp import CognitoIdentityProviderClient
     from mypy_boto3_dynamodb import DynamoDBClient
-    from mypy_boto3_firehose import FirehoseClient
     from mypy_boto3_kms import KMSClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -36,27 +39,50 @@ def budget(service: str, aws: settings.AwsSettings) -> tuple[float, float, int]:
     return aws.connect_timeout_ms / 1000, aws.read_timeout_ms / 1000, aws.max_attempts
 
 
+# A boto3 session is not thread-safe (its clients are): clients are made one at a time.
+_making = threading.Lock()
+
+
+@cache
+def _session() -> Any:
+    import boto3
+
+    return boto3.session.Session()
+
+
 @cache
 def client(service: str, region: str | None = None) -> Any:
     """A boto3 client for ``service`` in ``region`` (default: the main region)."""
-    import boto3
     from botocore.config import Config
 
     aws = settings.aws_settings()
     connect, read, attempts = budget(service, aws)
-    return boto3.session.Session().client(
-        service,  # type: ignore[call-overload]
-        region_name=region or aws.region,
-        endpoint_url=aws.endpoint_url,
-        config=Config(
-            connect_timeout=connect,
-            read_timeout=read,
-            # total_max_attempts counts the first call too (botocore's max_attempts does
-            # not, in the config file's sense); standard mode retries throttling, 5xx and
-            # connection errors, read timeouts included, with jittered backoff.
-            retries={"mode": "standard", "total_max_attempts": attempts},
-        ),
-    )
+    with _making:
+        return _session().client(
+            service,
+            region_name=region or aws.region,
+            endpoint_url=aws.endpoint_url,
+            config=Config(
+                connect_timeout=connect,
+                read_timeout=read,
+                # total_max_attempts counts the first call too (botocore's max_attempts does
+                # not, in the config file's sense); standard mode retries throttling, 5xx and
+                # connection errors, read timeouts included, with jittered backoff.
+                retries={"mode": "standard", "total_max_attempts": attempts},
+            ),
+        )
+
+
+def forget_credentials() -> None:
+    """Drop the clients (their credentials and open connections) but keep the session's
+    parsed service models: the next ``client()`` resolves credentials afresh. SnapStart
+    calls this before the snapshot, so no restored environment reuses the credentials or
+    sockets of the one that was snapshotted."""
+    client.cache_clear()
+    if _session.cache_info().currsize:
+        # botocore keeps the resolved credentials on the session; None makes it resolve them
+        # again on the next client (botocore.session.Session.get_credentials).
+        _session()._session._credentials = None
 
 
 def dynamodb() -> DynamoDBClient:
@@ -81,26 +107,6 @@ def secrets() -> SecretsManagerClient:
 
 def cognito() -> CognitoIdentityProviderClient:
     return client("cognito-idp")  # type: ignore[no-any-return]
-
-
-@cache
-def firehose() -> FirehoseClient:
-    """The analytics emitter's client: short timeouts and no botocore retries, because the
-    emitter retries failed records itself, a bounded number of times, off the request path."""
-    import boto3
-    from botocore.config import Config
-
-    aws = settings.aws_settings()
-    return boto3.session.Session().client(
-        "firehose",
-        region_name=aws.region,
-        endpoint_url=aws.endpoint_url,
-        config=Config(
-            connect_timeout=1,
-            read_timeout=3,
-            retries={"mode": "standard", "total_max_attempts": 1},
-        ),
-    )
 
 
 def ses() -> SESClient:
@@ -137,5 +143,5 @@ def error_code(error: BaseException) -> str:
 def reset() -> None:
     """Drop cached clients and secrets (tests point them at a fresh endpoint)."""
     client.cache_clear()
-    firehose.cache_clear()
+    _session.cache_clear()
     secret_string.cache_clear()

@@ -53,10 +53,16 @@ def meta(table_name: str, aws_settings: settings.AwsSettings | None = None) -> t
     )
 
 
+# Every bound model made in this environment (their connections hold clients).
+_made: list[type[Model]] = []
+
+
 @cache
 def _bound(model: type[Model], table_name: str, where: settings.AwsSettings) -> type[Model]:
     bound_meta = meta(table_name, where)
-    return type(model.__name__, (model,), {"Meta": bound_meta, "__module__": model.__module__})
+    made = type(model.__name__, (model,), {"Meta": bound_meta, "__module__": model.__module__})
+    _made.append(made)
+    return made
 
 
 def get_or_none[M: Model](model: type[M], key: object, table_role: str) -> M | None:
@@ -124,3 +130,27 @@ def unavailable(table_role: str, error: Exception) -> Unavailable:
 def reset() -> None:
     """Forget bound models (tests point them at a fresh endpoint)."""
     _bound.cache_clear()
+    _made.clear()
+
+
+def connect_bound() -> None:
+    """Make every bound model's botocore client now (SnapStart's init): the DynamoDB service
+    model is parsed once, into the snapshot, instead of in a restored environment's first
+    request. No request is sent."""
+    for model in list(_made):
+        _ = model._get_connection().connection.client
+
+
+def forget_credentials() -> None:
+    """Make every bound model's client resolve its credentials again on its next use, keeping
+    the parsed service model (pynamodb makes a new client from the same session when the old
+    one has lost its credentials: ``pynamodb.connection.base.Connection.client``). SnapStart
+    calls this before the snapshot."""
+    for model in list(_made):
+        connection = getattr(model, "_connection", None)
+        if connection is None:
+            continue
+        base = connection.connection
+        if base._client is not None and base._client._request_signer is not None:
+            base._client._request_signer._credentials = None
+        base.session._credentials = None

@@ -207,7 +207,6 @@ class ApiApp(Chalice):
         # debug would put stack traces in 500 bodies; it stays off in every stage.
         self.debug = False
         self.register_middleware(self._http_middleware, "http")
-        send_analytics_after_each_invocation(self)
 
     def _register_route(self, name: str, user_handler: Any, kwargs: Any, **unused: Any) -> None:
         # Every route passes here, the app's own and each blueprint's (registered later,
@@ -237,26 +236,6 @@ class ApiApp(Chalice):
             return response
         finally:
             logs.clear()
-
-
-def send_analytics_after_each_invocation(app: Chalice, *, wait_at_end: bool = True) -> None:
-    """At the end of each invocation, hand its analytics events to the sender: a request
-    only wakes the sender thread (a request never waits on Firehose); a job or stream batch
-    (``wait_at_end``) waits for them, at most ``ANALYTICS_FLUSH_TIMEOUT_MS``, because the
-    process may be frozen or end as soon as it returns. Cognito triggers are part of a
-    person's sign-in (Cognito allows them 5 s), so their app passes ``wait_at_end=False``."""
-    from covidtracer.analytics import emitter
-
-    def middleware(event: Any, get_response: Callable[..., Any]) -> Any:
-        try:
-            return get_response(event)
-        finally:
-            if wait_at_end and not isinstance(event, Request):
-                emitter.flush()
-            else:
-                emitter.wake()
-
-    app.register_middleware(middleware, "all")
 
 
 def _multi_query(event: Request) -> dict[str, list[str]] | None:

@@ -69,6 +69,20 @@ def test_the_connection_is_reused_across_invocations(database: DatabaseSettings)
     assert len(pids) == 1
 
 
+def test_no_connection_goes_into_a_snapstart_snapshot(database: DatabaseSettings) -> None:
+    from covidtracer import snapstart
+
+    with db.transaction(database) as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        (snapshotted,) = cur.fetchone()
+    snapstart.before_snapshot()
+    with db.transaction(database) as cur:  # the first request of a restored environment
+        cur.execute("SELECT pg_backend_pid(), (SELECT count(*) FROM pg_stat_activity"
+                    " WHERE pid = %s)", (snapshotted,))  # fmt: skip
+        restored, still_open = cur.fetchone()
+    assert restored != snapshotted and still_open == 0
+
+
 def test_a_connection_dropped_by_the_server_is_replaced(
     pg_schema_direct: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

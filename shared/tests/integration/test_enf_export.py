@@ -416,7 +416,7 @@ def test_a_device_checking_every_3_hours_gets_at_most_2_new_files_per_check(
     enf = replace(enf, export=replace(enf.export, window_minutes=window_minutes))
     # 360 runs: what they publish is the point, not their analytics events or the
     # completion metric (both are tested on their own), which would cost moto calls each.
-    monkeypatch.delenv("ANALYTICS_STREAM_NAME", raising=False)
+    monkeypatch.setenv("ANALYTICS_EVENTS", "false")
     settings.reset()
     start = datetime(2021, 10, 13, 22, 0, tzinfo=UTC)
     end = start + timedelta(hours=30)

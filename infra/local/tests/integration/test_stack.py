@@ -474,8 +474,8 @@ def test_down_ends_every_process_it_started_and_only_those(
     env, local_dir = stack
     run = json.loads((local_dir / "run.json").read_text())
     pids = [record["pid"] for record in run["processes"]]
-    # moto, PgBouncer, partners, edge, two APIs, scheduler, stream poller
-    assert len(pids) == 8
+    # moto, PgBouncer, the log shipper, partners, edge, two APIs, scheduler, stream poller
+    assert len(pids) == 9
     stopped = tracerstack(env, "down")
     assert stopped.returncode == 0, stopped.stdout
     for pid in pids:

@@ -344,15 +344,22 @@ def test_a_package_ships_only_what_its_app_imports_and_every_shipped_module_impo
         for n in shipped
         if n.endswith(".py")
     )
+    _in_lambda(tmp_path, f"for name in {modules!r}: importlib.import_module(name)\nimport app")
+
+
+def _in_lambda(tmp_path: Path, code: str) -> str:
+    """Runs ``code`` in the unpacked package (``tmp_path / "task"``) with only what the Lambda
+    runtime provides beside it; returns its output (the test fails if it fails)."""
     path = [str(tmp_path / "task"), str(vendor.runtime_path(tmp_path))]
-    probe = (
-        f"import importlib, sys; sys.path[:0] = {path!r}\n"
-        f"for name in {modules!r}: importlib.import_module(name)\n"
-        "import app"
-    )
     env = {"PATH": os.environ["PATH"], "AWS_DEFAULT_REGION": "ap-southeast-2"}
     ran = subprocess.run(
-        [sys.executable, "-S", "-I", "-c", probe],
+        [
+            sys.executable,
+            "-S",
+            "-I",
+            "-c",
+            f"import importlib, sys; sys.path[:0] = {path!r}\n{code}",
+        ],
         cwd=tmp_path / "task",
         env=env,
         capture_output=True,
@@ -360,6 +367,7 @@ def test_a_package_ships_only_what_its_app_imports_and_every_shipped_module_impo
         check=False,
     )
     assert ran.returncode == 0, ran.stderr[-3000:]
+    return ran.stdout
 
 
 # ---------------------------------------------------------------------------------------------
@@ -392,6 +400,13 @@ def _realistic_outputs(stage: str) -> dict[str, str]:
         "AnalyticsBucketArn": f"arn:aws:s3:::covidtracer-{s}-analytics-{a}",
         "AnalyticsStreamArn": f"arn:aws:firehose:{r}:{a}:deliverystream/covidtracer-{s}-analytics",
         "AnalyticsStreamName": f"covidtracer-{s}-analytics",
+        "ServiceEventsStreamArn": (
+            f"arn:aws:firehose:{r}:{a}:deliverystream/covidtracer-{s}-service-events"
+        ),
+        "ServiceEventsSubscriptionRoleArn": (
+            f"arn:aws:iam::{a}:role/covidtracer-{s}-analytics-ServiceEventsSubscriptionRole-"
+            "AbCdEfGhIjKl"
+        ),
         "ApiWebAclArn": (
             f"arn:aws:wafv2:{r}:{a}:regional/webacl/covidtracer-{s}-apis/"
             "a1b2c3d4-5678-90ab-cdef-111122223333"
@@ -599,3 +614,91 @@ def test_each_api_refuses_tls_1_0_and_1_1(service: str) -> None:
     body = api["Body"]
     assert body["x-amazon-apigateway-security-policy"] in EDGE_TLS_1_2_POLICIES
     assert body["x-amazon-apigateway-endpoint-access-mode"] == "BASIC"
+
+
+@pytest.mark.parametrize("service", SERVICE_NAMES)
+def test_every_function_snapshots_its_published_versions(service: str) -> None:
+    """Issue 22: SnapStart on each function that can use it (all of them: none has what AWS
+    lists as incompatible), and CloudFormation's Lambda functions get it from the transform."""
+    from tracerstack.package import snapstart_obstacles
+
+    functions = _functions(_template(service))
+    for name, props in functions.items():
+        assert snapstart_obstacles(props) == [], name
+        assert props["SnapStart"] == {"ApplyOn": "PublishedVersions"}, name
+    deployed = {
+        name: r
+        for name, r in _transformed(service)["Resources"].items()
+        if r["Type"] == "AWS::Lambda::Function"
+    }
+    assert set(deployed) == set(functions)
+    for name, resource in deployed.items():
+        assert resource["Properties"]["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+        # Its log group exists before the version whose init (and logging) SnapStart runs.
+        assert resource["Properties"]["LoggingConfig"] == {"LogGroup": {"Ref": f"{name}LogGroup"}}
+
+
+def test_a_function_with_what_snapstart_cannot_take_is_left_without_it() -> None:
+    from tracerstack.package import snapstart_obstacles
+
+    base = {"Runtime": "python3.13", "AutoPublishAlias": "prod"}
+    assert snapstart_obstacles(base) == []
+    assert snapstart_obstacles({**base, "Runtime": "python3.11"})
+    assert snapstart_obstacles({**base, "EphemeralStorage": {"Size": 1024}})
+    assert snapstart_obstacles({**base, "FileSystemConfigs": [{"Arn": "x"}]})
+    assert snapstart_obstacles({**base, "ProvisionedConcurrencyConfig": {"X": 1}})
+    assert snapstart_obstacles({"Runtime": "python3.13"})  # $LATEST only
+
+
+@pytest.mark.parametrize("service", SERVICE_NAMES)
+def test_each_functions_log_group_carries_its_analytics_events_to_the_service_events_stream(
+    service: str,
+) -> None:
+    from covidtracer.analytics.model import LOG_FILTER_PATTERN
+    from tracerstack.package import log_group_id
+
+    template = _template(service)
+    resources = template["Resources"]
+    subscriptions = {
+        r["Properties"]["LogGroupName"]["Ref"]: r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::Logs::SubscriptionFilter"
+    }
+    for name, props in _functions(template).items():
+        group = log_group_id(name)
+        # Lambda's own name for the function's group, made before the function (whose
+        # SnapStart init logs as soon as a version is published).
+        name_sub = resources[group]["Properties"]["LogGroupName"]["Fn::Sub"]
+        assert name_sub == "/aws/lambda/" + props["FunctionName"]["Fn::Sub"]
+        assert resources[name]["Properties"]["LoggingConfig"] == {"LogGroup": {"Ref": group}}
+        assert subscriptions[group] == {
+            "LogGroupName": {"Ref": group},
+            "FilterPattern": LOG_FILTER_PATTERN,
+            "DestinationArn": {"Ref": "ServiceEventsStreamArn"},
+            "RoleArn": {"Ref": "ServiceEventsSubscriptionRoleArn"},
+        }
+    assert len(subscriptions) == len(_functions(template))
+    # The functions put nothing into Firehose themselves: CloudWatch Logs does.
+    assert "firehose:" not in json.dumps(resources["DefaultRole"])
+    analytics = cfn.load(TEMPLATES / "analytics.yaml")
+    assert {"ServiceEventsStreamArn", "ServiceEventsSubscriptionRoleArn"} <= set(
+        analytics["Outputs"]
+    )
+
+
+@pytest.mark.parametrize("service", SERVICE_NAMES)
+def test_a_package_registers_the_snapstart_hooks_and_stays_within_10_mb(
+    service: str, tmp_path: Path
+) -> None:
+    package = BUILD / service / "deployment.zip"
+    assert package.stat().st_size <= 10_000_000
+    with zipfile.ZipFile(package) as archive:
+        assert not any(n.startswith("snapshot_restore_py") for n in archive.namelist())
+        archive.extractall(tmp_path / "task")
+    out = _in_lambda(
+        tmp_path,
+        "import app, snapshot_restore_py as hooks\n"
+        "print([f.__qualname__ for f, _, _ in hooks.get_before_snapshot()],"
+        " [f.__qualname__ for f, _, _ in hooks.get_after_restore()])",
+    )
+    assert out.split("\n")[-2] == "['before_snapshot'] ['after_restore']"

@@ -27,6 +27,11 @@ from typing import Any, Final, Literal
 from covidtracer.validation import format_utc_millis
 
 SCHEMA_VERSION: Final = 1
+# The subscription filter that picks the event lines out of a function's log (CloudWatch
+# Logs' JSON filter syntax): only an event has a top-level ``schema`` field. Whatever else it
+# lets through is dropped by ``parse_event``, which trusts nothing outside the schema.
+# https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/FilterAndPatternSyntax.html
+LOG_FILTER_PATTERN: Final = f"{{ $.schema = {SCHEMA_VERSION} }}"
 # Counts are small whole numbers (keys in an upload, entries in a diary, users in a file);
 # the ceiling keeps a bug from writing something that is not a count.
 MAX_COUNT: Final = 1_000_000_000
@@ -247,6 +252,25 @@ def json_values(blob: bytes) -> Iterator[Any]:
             position = newline + 1
             continue
         yield value
+
+
+def records(blob: bytes) -> Iterator[Any]:
+    """Every record in an object of the analytics bucket, in either form it arrives in: as
+    written (the app's own events, put straight to the analytics stream), or inside the
+    envelope a CloudWatch Logs subscription delivers to Firehose (the services' events:
+    ``{"messageType": "DATA_MESSAGE", "logEvents": [{"message": "<the line>"}, ...]}``,
+    gzip'd per record; the caller decompresses). Control messages, which CloudWatch Logs
+    sends to check that the destination is reachable, carry no record."""
+    for value in json_values(blob):
+        if not (isinstance(value, dict) and "messageType" in value and "logEvents" in value):
+            yield value
+            continue
+        if value["messageType"] != "DATA_MESSAGE" or not isinstance(value["logEvents"], list):
+            continue
+        for log_event in value["logEvents"]:
+            message = log_event.get("message") if isinstance(log_event, dict) else None
+            if isinstance(message, str):
+                yield from json_values(message.encode())
 
 
 def parse_event(value: Any) -> Event | None:

@@ -13,23 +13,18 @@ from covidtracer.config import Env, setting
 class AnalyticsSettings:
     """The services' own events (``covidtracer.analytics``), read by every service.
 
-    Without ``ANALYTICS_STREAM_NAME`` the emitter is off (events are counted as dropped):
-    analytics never stop a service from starting, so a problem here is not fatal either.
+    The events are lines of the function's log; where they go from there is the deployment's
+    business (a subscription filter on each log group), so a service needs no stream name and
+    no permission for them. Analytics never stop a service from starting: a problem here is
+    not fatal either.
     """
 
     stage: str
-    stream_name: str | None = setting("ANALYTICS_STREAM_NAME", None)
+    # "false" writes no events at all (the upload bench measures the same run with and
+    # without them); every stage runs with them on.
+    enabled: bool = setting("ANALYTICS_EVENTS", True)
     # The release (from git) the deployment tags every function with (DESIGN §6).
     release_version: str = setting("RELEASE_VERSION", "unreleased")
-    # Events held while Firehose is slow or down; beyond this they are dropped and counted.
-    buffer_capacity: int = setting(
-        "ANALYTICS_BUFFER_CAPACITY", 10_000, minimum=10, maximum=1_000_000
-    )
-    # PutRecordBatch attempts per batch (the first and its retries of failed records).
-    max_attempts: int = setting("ANALYTICS_MAX_ATTEMPTS", 3, minimum=1, maximum=10)
-    # How long a job or trigger waits at its end for its events to be sent; a request never
-    # waits (its events go on the sender thread).
-    flush_timeout_ms: int = setting("ANALYTICS_FLUSH_TIMEOUT_MS", 2_000, minimum=0, maximum=60_000)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> AnalyticsSettings:

@@ -216,6 +216,15 @@ class PackedExportBin:
         )
         self.keys += len(packed_keys) // PACKED_KEY.size
 
+    @property
+    def header_length(self) -> int:
+        """The bytes before the keys (rewritten by ``finish`` when end_timestamp changes)."""
+        return self._header_length
+
+    def written_since(self, offset: int) -> bytes:
+        """A copy of what was framed after ``offset`` (the export pipeline deflates it)."""
+        return bytes(self._out[offset:])
+
     def finish(self, end_timestamp: int | None = None) -> bytearray:
         """The export.bin, as the writer's own buffer (a file's worth: no copy); with
         `end_timestamp`, the header carries that one instead. Append nothing after."""

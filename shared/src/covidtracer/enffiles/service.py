@@ -43,6 +43,7 @@ from covidtracer.enffiles.exportfile import (
     encode_signature_list,
     unpack_keys,
 )
+from covidtracer.enffiles.pipeline import StreamingDeflate
 from covidtracer.enffiles.settings import EnfExportSettings
 from covidtracer.errors import NotFound, ValidationError
 from covidtracer.logs import get_logger
@@ -210,12 +211,19 @@ def _export_windows(
       database works while this thread encodes;
     - this thread frames the pages into export.bin, one file at a time (at most
       ``max_per_file`` keys: memory follows the file cap, not the window);
-    - a finisher thread signs, deflates (zlib releases the GIL) and uploads the previous
-      file, then records a window once all its files are written.
+    - a deflate thread compresses each page's framed bytes as they are written
+      (``pipeline.StreamingDeflate``; zlib releases the GIL), so a file is deflated by the
+      time its last page is read;
+    - a finisher thread signs the previous file, finishes its zip and uploads it, then
+      records a window once all its files are written.
 
-    Memory: the pages in flight, the file being framed and the one being finished.
+    Memory: the pages in flight, the file being framed (and its deflated blocks) and the
+    one being finished.
     """
-    with ThreadPoolExecutor(1, thread_name_prefix="enf-export-finish") as finisher:
+    with (
+        ThreadPoolExecutor(1, thread_name_prefix="enf-export-finish") as finisher,
+        ThreadPoolExecutor(1, thread_name_prefix="enf-export-deflate") as deflater,
+    ):
         handoff = _Handoff(finisher)
         files = keys = 0
         try:
@@ -226,7 +234,7 @@ def _export_windows(
                 with closing(pages):  # the reader thread ends before its connection
                     for current, page in pages:
                         if window is None:
-                            window = _WindowWriter(run, current, handoff)
+                            window = _WindowWriter(run, current, handoff, deflater)
                         if page is not None:
                             window.add(page)
                             continue
@@ -291,10 +299,17 @@ class _WindowWriter:
     are kept to be re-encoded with their fakes.
     """
 
-    def __init__(self, run: _Run, window: model.Window, handoff: _Handoff) -> None:
+    def __init__(
+        self,
+        run: _Run,
+        window: model.Window,
+        handoff: _Handoff,
+        deflater: ThreadPoolExecutor,
+    ) -> None:
         self._run = run
         self._window = window
         self._handoff = handoff
+        self._deflater = deflater
         self._split = False
         self._done: list[tuple[int, int, int]] = []  # (part, end_timestamp, keys)
         self._start_file()
@@ -302,6 +317,9 @@ class _WindowWriter:
     def _start_file(self) -> None:
         self._file = PackedExportBin(self._batch(self._window.end))
         self._small: bytearray | None = bytearray()
+        self._deflate = StreamingDeflate(
+            self._run.compression_level, self._file.header_length, self._deflater
+        )
 
     def _batch(self, end_timestamp: int) -> ExportBatch:
         return ExportBatch.one_of_one(
@@ -319,6 +337,7 @@ class _WindowWriter:
             take = min(cap - self._file.keys, (len(rows) - offset) // row) * row
             chunk = rows[offset : offset + take]
             self._file.append(chunk)
+            self._deflate.feed(self._file.written_since(self._deflate.fed))
             if self._small is not None:
                 if self._file.keys <= _PAD_WHEN_AT_MOST:
                     self._small += chunk
@@ -351,24 +370,33 @@ class _WindowWriter:
         end_timestamp = self._window.end + (part if self._split else 0)
         secret = self._run.padding_secret
         export_bin: bytes | bytearray
+        deflate: StreamingDeflate | None = self._deflate
         if secret is not None and self._small is not None and not self._split:
             seed = padding_seed(secret, self._run.region, self._window.start, end_timestamp, part)
             padded = pad_keys(unpack_keys(self._small), seed=seed)
             export_bin = encode_export_bin(replace(self._batch(end_timestamp), keys=padded))
+            self._deflate.abandon()  # re-encoded with its fakes: deflated whole, it is small
+            deflate = None
         else:
             export_bin = self._file.finish(end_timestamp)
         self._done.append((part, end_timestamp, self._file.keys))
         path = model.object_path(self._window, part)
-        self._handoff.submit(_publish_file, self._run, path, [export_bin])
+        self._handoff.submit(_publish_file, self._run, path, [export_bin], deflate)
 
 
-def _publish_file(run: _Run, path: str, holder: list[bytes | bytearray]) -> None:
-    """Sign, zip and upload one file (the finisher thread). The export.bin comes in a list
-    that this empties, so the file is freed once zipped, not only after the upload."""
+def _publish_file(
+    run: _Run, path: str, holder: list[bytes | bytearray], deflate: StreamingDeflate | None
+) -> None:
+    """Sign, zip and upload one file (the finisher thread): its zip finished from the blocks
+    deflated while it was framed, or, without them, deflated whole. The export.bin comes in
+    a list that this empties, so the file is freed once zipped, not only after the upload."""
     export_bin = holder.pop()
     signature = run.signer.sign(export_bin)
     export_sig = encode_signature_list(run.info, 1, 1, signature)
-    body = build_zip(export_bin, export_sig, compresslevel=run.compression_level)
+    if deflate is not None:
+        body = deflate.zip(export_bin, export_sig)
+    else:
+        body = build_zip(export_bin, export_sig, compresslevel=run.compression_level)
     del export_bin
     run.store.put(path, body, ZIP_CONTENT_TYPE, FILE_CACHE_CONTROL)
 

@@ -27,8 +27,11 @@ class ReportStore(Protocol):
 
 
 def _maybe_gunzip(body: bytes) -> bytes:
-    # Firehose writes GZIP objects (the template asks for it) without a Content-Encoding;
-    # moto stores records uncompressed. Both are read the same way.
+    # The app's stream writes GZIP objects (the template asks for it) without a
+    # Content-Encoding; the services' stream stores what CloudWatch Logs delivers, each record
+    # gzip'd on its own, so its objects are gzip members one after another (which
+    # ``gzip.decompress`` reads whole); moto stores records as they were put. All are read
+    # the same way.
     return gzip.decompress(body) if body[:2] == GZIP_MAGIC else body
 
 

@@ -10,7 +10,8 @@ from datetime import date, datetime
 from typing import Any
 
 from covidtracer import logs
-from covidtracer.analytics.model import iso_millis, json_values, parse_event
+from covidtracer.analytics import model as events
+from covidtracer.analytics.model import iso_millis, parse_event
 from covidtracer.usagereport import model
 from covidtracer.usagereport.repository import EventArchive, ReportStore
 from covidtracer.usagereport.settings import UsageReportSettings
@@ -49,7 +50,7 @@ def publish_usage_report(deps: ReportDeps, day: date | None, now: datetime) -> d
     objects = records = foreign = 0
     for blob in deps.archive.objects(model.partitions(window, settings.events_prefix)):
         objects += 1
-        for value in json_values(blob):
+        for value in events.records(blob):
             records += 1
             event = parse_event(value)
             if event is None:

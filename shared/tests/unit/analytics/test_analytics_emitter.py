@@ -1,144 +1,93 @@
-"""The emitter: batches, bounded retries, and drops that are counted, never a failed request."""
+"""The emitter: one log line per event, written before emit returns; drops are counted and
+reported, never a failed request."""
 
 from __future__ import annotations
 
 import json
 import threading
-import time
-from collections.abc import Sequence
 
 import pytest
 
+from covidtracer.analytics import emitter as module
 from covidtracer.analytics.emitter import Emitter
-from covidtracer.analytics.repository import MemoryTransport
+from covidtracer.analytics.model import LOG_FILTER_PATTERN, parse_event
 from covidtracer.analytics.settings import AnalyticsSettings
 
 
 def config(**overrides: object) -> AnalyticsSettings:
-    values: dict[str, object] = {
-        "stage": "prod",
-        "stream_name": "covidtracer-prod-analytics",
-        "release_version": "v1",
-        "buffer_capacity": 10_000,
-        "max_attempts": 3,
-        "flush_timeout_ms": 2_000,
-    }
+    values: dict[str, object] = {"stage": "prod", "enabled": True, "release_version": "v1"}
     values.update(overrides)
     return AnalyticsSettings(**values)  # type: ignore[arg-type]
 
 
-def emitter(transport: object, **overrides: object) -> Emitter:
-    return Emitter(config(**overrides), lambda: transport, sleep=lambda _s: None)  # type: ignore[arg-type, return-value]
+class Log:
+    """What the function writes to its log, line by line."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def __call__(self, line: str) -> None:
+        self.lines.append(line)
 
 
-def test_emitted_events_reach_the_stream_in_batches_of_at_most_500() -> None:
-    transport = MemoryTransport()
-    sent = emitter(transport)
-    for _ in range(1_200):
-        sent.emit("keys_uploaded", {"keys": 1}, {"platform": "ios"})
-    assert sent.flush(5)
-    assert len(transport.records) == 1_200
-    assert all(json.loads(r)["name"] == "keys_uploaded" for r in transport.records)
-    assert transport.calls >= 3  # 1,200 records cannot go in fewer than three calls
-    assert sent.stats()["sent"] == 1_200 and sent.stats()["dropped"] == 0
+def test_each_event_is_one_whole_line_of_the_log_holding_exactly_the_record() -> None:
+    log = Log()
+    sent = Emitter(config(), log)
+    sent.emit("keys_uploaded", {"keys": 14}, {"platform": "ios"})
+    assert len(log.lines) == 1 and log.lines[0].endswith("\n") and log.lines[0].count("\n") == 1
+    record = json.loads(log.lines[0])
+    event = parse_event(record)
+    assert event is not None and event.name == "keys_uploaded" and event.counts == {"keys": 14}
+    assert (event.stage, event.version) == ("prod", "v1")
+    # The subscription filter picks the line out by its schema field.
+    assert LOG_FILTER_PATTERN == "{ $.schema = 1 }" and record["schema"] == 1
+    assert sent.stats() == {"emitted": 1, "dropped": 0}
 
 
-def test_records_firehose_reports_as_failed_are_retried_until_accepted() -> None:
-    transport = MemoryTransport()
-    transport.failures = [[True, False, False], [False, True]]
-    sent = emitter(transport)
-    with sent._condition:  # three events in one batch
-        for _ in range(3):
-            sent.emit("account_created")
-    assert sent.flush(5)
-    assert transport.calls == 3
-    assert len(transport.records) == 3
-    assert sent.stats()["sent"] == 3 and sent.stats()["dropped"] == 0
+def test_the_default_emitter_writes_to_standard_output_before_emit_returns(capsys) -> None:
+    Emitter(config()).emit("account_created")
+    out = capsys.readouterr().out.splitlines()
+    assert [json.loads(line)["name"] for line in out] == ["account_created"]
 
 
-def test_a_batch_still_failing_after_the_last_attempt_is_dropped_and_counted(capsys) -> None:
-    transport = MemoryTransport()
-    transport.failures = [ConnectionError("down")] * 3
-    sent = emitter(transport, max_attempts=3)
-    sent.emit("account_created")
-    assert sent.flush(5)
-    assert transport.calls == 3  # bounded: never retried forever
-    stats = sent.stats()
-    assert stats["dropped"] == 1 and stats["dropped:undeliverable"] == 1 and stats["sent"] == 0
+def test_an_event_the_schema_refuses_is_counted_reported_as_a_metric_and_does_not_raise(
+    capsys,
+) -> None:
+    log = Log()
+    sent = Emitter(config(), log)
+    sent.emit("keys_uploaded", {"phone": 64210123456})  # type: ignore[arg-type]
+    sent.emit("no_such_event")  # type: ignore[arg-type]
+    assert log.lines == []
+    assert sent.stats()["dropped:rejected"] == 2
     metric = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "_aws" in line]
-    assert metric[-1]["AnalyticsEventsDropped"] == 1
+    assert [m["AnalyticsEventsDropped"] for m in metric] == [1, 1]
     assert metric[-1]["_aws"]["CloudWatchMetrics"][0] == {
         "Namespace": "CovidTracer",
         "Dimensions": [["Stage"]],
         "Metrics": [{"Name": "AnalyticsEventsDropped", "Unit": "Count"}],
     }
-    assert metric[-1]["Stage"] == "prod"
+    assert metric[-1]["Stage"] == "prod" and "schema" not in metric[-1]
 
 
-class Hanging:
-    """A Firehose that never answers until released."""
+def test_a_log_that_cannot_be_written_is_a_counted_drop_never_a_failed_request() -> None:
+    def broken(line: str) -> None:
+        raise OSError("stdout closed")
 
-    def __init__(self) -> None:
-        self.release = threading.Event()
-        self.calls = 0
-
-    def put(self, stream: str, records: Sequence[bytes]) -> list[bool]:
-        self.calls += 1
-        self.release.wait(10)
-        raise TimeoutError("read timeout")
-
-
-def test_while_firehose_hangs_emit_returns_at_once_and_a_full_buffer_drops_and_counts() -> None:
-    transport = Hanging()
-    sent = emitter(transport, buffer_capacity=100, max_attempts=1)
-    started = time.perf_counter()
-    for _ in range(5_000):
-        sent.emit("enf_metric_received", None, {"metric": "DAILY_ACTIVE_TRACE", "os": "ios"})
-    elapsed = time.perf_counter() - started
-    assert elapsed < 1.0  # 5,000 emits while the sender is stuck: no emit waited on it
-    stats = sent.stats()
-    assert stats["dropped:buffer_full"] >= 5_000 - 100 - 500
-    assert stats["pending"] <= 100 + 500
-    flushed_at = time.perf_counter()
-    assert sent.flush(0.2) is False  # a bounded wait, and it says so
-    assert time.perf_counter() - flushed_at < 1.0
-    transport.release.set()
-    assert sent.flush(5)
-    assert sent.stats()["pending"] == 0
-    assert sent.stats()["emitted"] + sent.stats()["dropped:buffer_full"] == 5_000
-
-
-def test_an_event_the_schema_refuses_is_counted_and_does_not_raise() -> None:
-    transport = MemoryTransport()
-    sent = emitter(transport)
-    sent.emit("keys_uploaded", {"phone": 64210123456})  # type: ignore[arg-type]
-    sent.emit("no_such_event")  # type: ignore[arg-type]
-    assert sent.flush(1)
-    assert transport.records == []
-    assert sent.stats()["dropped:rejected"] == 2
-
-
-def test_without_a_stream_name_events_are_dropped_quietly_and_counted() -> None:
-    sent = emitter(MemoryTransport(), stream_name=None)
+    sent = Emitter(config(), broken)
     sent.emit("account_created")
-    assert sent.stats()["dropped:disabled"] == 1
-    assert sent.flush(0.1)
+    assert sent.stats()["dropped:error"] == 1
 
 
-def test_a_transport_that_cannot_even_be_built_is_an_undeliverable_drop() -> None:
-    def broken() -> MemoryTransport:
-        raise RuntimeError("no credentials")
-
-    sent = Emitter(config(), broken, sleep=lambda _s: None)
+def test_with_events_off_nothing_is_written_and_the_drop_is_quiet() -> None:
+    log = Log()
+    sent = Emitter(config(enabled=False), log)
     sent.emit("account_created")
-    assert sent.flush(5)
-    assert sent.stats()["dropped:undeliverable"] == 1
+    assert log.lines == [] and sent.stats()["dropped:disabled"] == 1
 
 
 @pytest.mark.parametrize("threads", [8])
-def test_concurrent_emits_are_each_sent_exactly_once(threads: int) -> None:
-    transport = MemoryTransport()
-    sent = emitter(transport)
+def test_concurrent_emits_never_interleave_their_lines(threads: int, capsys) -> None:
+    sent = Emitter(config())
 
     def burst() -> None:
         for _ in range(250):
@@ -149,6 +98,19 @@ def test_concurrent_emits_are_each_sent_exactly_once(threads: int) -> None:
         worker.start()
     for worker in workers:
         worker.join()
-    assert sent.flush(5)
-    ids = [json.loads(r)["id"] for r in transport.records]
+    ids = [json.loads(line)["id"] for line in capsys.readouterr().out.splitlines()]
     assert len(ids) == len(set(ids)) == threads * 250
+
+
+def test_the_emitter_starts_no_thread(capsys) -> None:
+    """Lambda freezes an environment's threads once the response is returned: the event is
+    in the log when emit returns, with nothing left to run afterwards."""
+    before = threading.active_count()
+    module.use(Emitter(config()))
+    try:
+        for _ in range(10):
+            module.emit("account_created")
+    finally:
+        module.use(None)
+    assert threading.active_count() == before
+    assert len(capsys.readouterr().out.splitlines()) == 10

@@ -125,3 +125,33 @@ def test_a_torn_record_is_skipped_and_the_next_line_still_read() -> None:
     good = build("account_created")
     values = list(model.json_values(b'{"schema": 1, "na\n' + good.record()))
     assert [model.parse_event(v) for v in values] == [good]
+
+
+def _envelope(*messages: str, message_type: str = "DATA_MESSAGE") -> bytes:
+    """A record as a CloudWatch Logs subscription delivers it to Firehose (before gzip)."""
+    return json.dumps(
+        {
+            "messageType": message_type,
+            "owner": "123456789012",
+            "logGroup": "/aws/lambda/covidtracer-prod-enf",
+            "logStream": "2026/12/01/[$LATEST]0123",
+            "subscriptionFilters": ["analytics-events"],
+            "logEvents": [
+                {"id": str(n), "timestamp": 1, "message": m} for n, m in enumerate(messages)
+            ],
+        }
+    ).encode()
+
+
+def test_records_are_read_out_of_the_envelopes_cloudwatch_logs_delivers_and_as_written() -> None:
+    first, second, third = (build("account_created"), build("keys_uploaded", {"keys": 3}),
+                            build("sign_in_succeeded"))  # fmt: skip
+    blob = (
+        _envelope(first.record().decode().rstrip("\n"), second.record().decode())
+        + _envelope("CWL CONTROL MESSAGE: Checking health", message_type="CONTROL_MESSAGE")
+        + third.record()  # as written, the way the app's own events arrive
+        + _envelope("START RequestId: 1 Version: 7", '{"level": "INFO", "message": "request"}')
+    )  # fmt: skip
+    events = [model.parse_event(v) for v in model.records(blob)]
+    assert [e for e in events if e is not None] == [first, second, third]
+    assert events.count(None) == 1  # the JSON log line; the START line is no record at all

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 from datetime import UTC, date, datetime, timedelta
 from itertools import count
 
@@ -189,3 +191,30 @@ def test_the_job_reads_the_days_objects_and_writes_the_daily_and_all_days_files(
     assert daily[1].startswith("2026-12-02,2,,0,,,")
     all_days = bucket.store["reports/usage/nz-covid-tracer-app-usage.csv"].decode().splitlines()
     assert all_days == daily
+
+
+def test_the_services_events_are_read_from_the_subscriptions_gzip_d_log_envelopes() -> None:
+    """What the service-events stream writes: each record a gzip'd CloudWatch Logs envelope,
+    one after another in the object (gzip members, read whole)."""
+    bucket = MemoryAnalytics()
+    window = usage.window_for(date(2026, 12, 2), NZ, 13)
+    lines = [event("account_created", window.start + timedelta(hours=h)).record() for h in (1, 2)]
+
+    def envelope(line: bytes) -> bytes:
+        body = {
+            "messageType": "DATA_MESSAGE",
+            "logGroup": "/aws/lambda/f",
+            "logStream": "s",
+            "owner": "1",
+            "subscriptionFilters": ["analytics-events"],
+            "logEvents": [{"id": "1", "timestamp": 1, "message": line.decode().rstrip()}],
+        }
+        return gzip.compress(json.dumps(body).encode())  # fmt: skip
+
+    bucket.store["events/2026/12/01/00/covidtracer-prod-service-events-1"] = b"".join(
+        envelope(line) for line in lines
+    )
+    deps = service.ReportDeps(bucket, bucket, settings())
+    summary = service.publish_usage_report(deps, date(2026, 12, 2), now=window.end)
+    assert summary["row"]["App Registrations"] == "2"
+    assert summary["otherRecords"] == 0
