@@ -69,9 +69,12 @@ def test_the_connection_is_reused_across_invocations(database: DatabaseSettings)
     assert len(pids) == 1
 
 
-def test_no_connection_goes_into_a_snapstart_snapshot(database: DatabaseSettings) -> None:
+def test_no_connection_goes_into_a_snapstart_snapshot(pg_schema_direct: str) -> None:
+    """On the server itself: behind a transaction pooler the backend is the pooler's, which
+    may serve a new client connection from the same server connection."""
     from covidtracer import snapstart
 
+    database = _settings(pg_schema_direct)
     with db.transaction(database) as cur:
         cur.execute("SELECT pg_backend_pid()")
         (snapshotted,) = cur.fetchone()
@@ -80,6 +83,7 @@ def test_no_connection_goes_into_a_snapstart_snapshot(database: DatabaseSettings
         cur.execute("SELECT pg_backend_pid(), (SELECT count(*) FROM pg_stat_activity"
                     " WHERE pid = %s)", (snapshotted,))  # fmt: skip
         restored, still_open = cur.fetchone()
+    db.close()
     assert restored != snapshotted and still_open == 0
 
 
