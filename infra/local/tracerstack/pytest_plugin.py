@@ -123,6 +123,22 @@ def get_health(app: Any) -> Answer:
     return Answer(response.status_code, dict(response.headers), response.body)
 
 
+class _FromAddress(urllib.request.HTTPHandler):
+    """Connects from a given local address: on Linux all of 127.0.0.0/8 is loopback, so a
+    test plays clients at 127.0.0.2, 127.0.0.3, … against a server on 127.0.0.1."""
+
+    def __init__(self, address: str) -> None:
+        super().__init__()
+        self._address = address
+
+    def http_open(self, req: urllib.request.Request) -> Any:
+        import functools
+        import http.client
+
+        connect = functools.partial(http.client.HTTPConnection, source_address=(self._address, 0))
+        return self.do_open(connect, req)
+
+
 def http(
     method: str,
     url: str,
@@ -131,14 +147,17 @@ def http(
     *,
     data: bytes | None = None,
     timeout: float = 30,
+    source_address: str | None = None,
 ) -> Answer:
-    """One request as a client sends it: ``body`` as JSON (or ``data`` as is)."""
+    """One request as a client sends it: ``body`` as JSON (or ``data`` as is), from
+    ``source_address`` if given (a loopback address such as ``127.0.0.2``)."""
     if body is not None:
         data = json.dumps(body).encode()
         headers = {"Content-Type": "application/json", **(headers or {})}
     request = urllib.request.Request(url, data=data, headers=headers or {}, method=method)
+    handlers = [_FromAddress(source_address)] if source_address else []
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with urllib.request.build_opener(*handlers).open(request, timeout=timeout) as response:
             return Answer(response.status, dict(response.headers), response.read())
     except urllib.error.HTTPError as error:
         return Answer(error.code, dict(error.headers), error.read())
