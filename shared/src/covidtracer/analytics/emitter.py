@@ -19,8 +19,6 @@ can lose the events still buffered; that is the price of keeping them off the re
 
 from __future__ import annotations
 
-import json
-import sys
 import threading
 import time
 import uuid
@@ -37,7 +35,6 @@ log = logs.get_logger(__name__)
 
 MAX_BATCH_RECORDS = 500  # PutRecordBatch's limits
 MAX_BATCH_BYTES = 4 * 1024 * 1024
-METRIC_NAMESPACE = "CovidTracer"
 DROPPED_METRIC = "AnalyticsEventsDropped"
 
 
@@ -239,32 +236,14 @@ class Emitter:
             self._unreported_drops.clear()
         if not drops:
             return
-        stage = self.config.stage if self.config else "unknown"
-        now = time.time()
-        line = {
-            "_aws": {
-                "Timestamp": int(now * 1000),
-                "CloudWatchMetrics": [
-                    {
-                        "Namespace": METRIC_NAMESPACE,
-                        "Dimensions": [["Stage"]],
-                        "Metrics": [{"Name": DROPPED_METRIC, "Unit": "Count"}],
-                    }
-                ],
-            },
-            "Stage": stage,
-            DROPPED_METRIC: sum(drops.values()),
-            "reasons": drops,
-            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
-            "level": "WARNING",
-            "logger": __name__,
-            "message": "analytics events dropped",
-        }
-        try:
-            sys.stdout.write(json.dumps(line, separators=(",", ":")) + "\n")
-            sys.stdout.flush()
-        except (OSError, ValueError):
-            pass  # a closed stdout (test runners) must not stop the sender
+        logs.metric(
+            DROPPED_METRIC,
+            sum(drops.values()),
+            stage=self.config.stage if self.config else "unknown",
+            logger=__name__,
+            message="analytics events dropped",
+            reasons=drops,
+        )
 
 
 # ---------------------------------------------------------------------------- the process's emitter
