@@ -10,7 +10,8 @@
   reads their record.
 - ``running_stack``: the whole ``make local`` stack (real processes, free ports, a private
   database) for the tests of the stack itself; ``tracerstack`` runs one of its commands.
-- ``http``: one request, its answer whatever the status.
+- ``http``: one request, its answer whatever the status (from a loopback address of the
+  caller's choosing); ``from_address``: Chalice's test client calling from an address.
 - ``unresponsive_server``: a loopback port that accepts connections and never answers.
 - ``service_env``: the environment a service reads, pointed at all of the above, with the
   shared package's caches reset so every test starts cold.
@@ -112,6 +113,19 @@ class Answer:
 
     def json(self) -> Any:
         return json.loads(self.body) if self.body else None
+
+
+@contextlib.contextmanager
+def from_address(client: Any, address: str) -> Iterator[None]:
+    """Requests through Chalice's test ``client`` come from ``address`` for the block: its
+    gateway reports one source address for every request, as ``chalice local`` did before
+    ``tracerstack.chalice_local``; per-address rules need several."""
+    converter = client.http._local_gateway.event_converter
+    converter.LOCAL_SOURCE_IP = address
+    try:
+        yield
+    finally:
+        del converter.LOCAL_SOURCE_IP
 
 
 def get_health(app: Any) -> Answer:

@@ -6,7 +6,6 @@ test's own; ``Phone`` drives the API the way the app does.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import re
@@ -57,18 +56,6 @@ def enf_url(enf_env: dict[str, str]) -> Iterator[str]:
 
     with serve_api("enf", enf_env) as url:
         yield url
-
-
-@contextlib.contextmanager
-def at_address(client: Any, address: str) -> Iterator[None]:
-    """Requests through Chalice's test client come from ``address`` for the block (the
-    client's gateway reports one source address for all, as ``chalice local`` once did)."""
-    converter = client.http._local_gateway.event_converter
-    converter.LOCAL_SOURCE_IP = address
-    try:
-        yield
-    finally:
-        del converter.LOCAL_SOURCE_IP
 
 
 def sql(env: dict[str, str], statement: str, params: tuple[Any, ...] = ()) -> Any:

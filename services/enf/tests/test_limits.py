@@ -2,7 +2,7 @@
 code is never refused by anything another party can use up, and guessers stay bounded per
 registration, per address and by the country-wide guard (docs/operations.md §10).
 
-Addresses are played in-process (``at_address``); the same rules over real HTTP from
+Addresses are played in-process (``from_address``); the same rules over real HTTP from
 several loopback addresses are ``test_limits_over_http``.
 """
 
@@ -13,9 +13,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from conftest import Phone, at_address, request_code, sql
+from conftest import Phone, request_code, sql
 
 from covidtracer import settings
+from tracerstack.pytest_plugin import from_address
 from tracerstack.samples import daily_keys
 
 
@@ -102,7 +103,7 @@ def test_a_right_code_is_never_refused_by_what_others_used_up(
     honest = [Phone(client), Phone(client)]
     guesses = 0
     for address in ("10.0.0.1", "10.0.0.2", "10.0.0.3"):
-        with at_address(client, address):
+        with from_address(client, address):
             for _ in range(4):
                 phone = Phone(client)
                 statuses = {phone.verify(_wrong(guesses + i)).status_code for i in range(3)}
@@ -110,7 +111,7 @@ def test_a_right_code_is_never_refused_by_what_others_used_up(
                 assert statuses <= {403, 429}
     for phone, address in zip(honest, ("10.0.0.4", "10.0.0.1"), strict=True):
         code = request_code(client, enf_env, outbox)
-        with at_address(client, address):
+        with from_address(client, address):
             assert phone.verify(code).status_code == 200
 
 
@@ -136,16 +137,16 @@ def test_an_address_over_its_budget_guards_its_own_registrations_only(
     client: Any, enf_env: dict[str, str], outbox: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _limit(monkeypatch, ENF_VERIFY_FAILURES_PER_IP=3, ENF_VERIFY_MIN_INTERVAL_SECONDS=0)
-    with at_address(client, "10.0.0.1"):
+    with from_address(client, "10.0.0.1"):
         guesser = Phone(client)
         statuses = [guesser.verify(_wrong(i)).status_code for i in range(5)]
     # Three wrong codes reach the address's budget; from then on its registrations are
     # guarded: this one has used its three, a newcomer still has its first three.
     assert statuses == [403, 403, 403, 429, 429]
-    with at_address(client, "10.0.0.1"):
+    with from_address(client, "10.0.0.1"):
         newcomer = Phone(client)
         assert [newcomer.verify(_wrong(10 + i)).status_code for i in range(4)] == [403] * 3 + [429]
-    with at_address(client, "10.0.0.2"):
+    with from_address(client, "10.0.0.2"):
         elsewhere = Phone(client)
         assert [elsewhere.verify(_wrong(20 + i)).status_code for i in range(2)] == [403] * 2
         # Away from a guarded address (and with no country-wide guard) its daily cap applies.
@@ -201,7 +202,7 @@ def test_nonces_and_failed_attestations_count_nothing_against_an_address(
     # Android is listed but not configured on the local stage: its verifier refuses.
     assert [_attest(client, nonce, "android") for nonce in nonces[:3]] == [403] * 3
     assert [_attest(client, nonce) for nonce in nonces[3:]] == [200, 200, 429]
-    with at_address(client, "10.0.0.9"):
+    with from_address(client, "10.0.0.9"):
         assert _attest(client, nonces[5]) == 200
 
 
@@ -210,12 +211,12 @@ def test_under_the_guard_an_address_completes_fewer_registrations(
 ) -> None:
     _limit(monkeypatch, ENF_REGISTER_PER_IP=5, ENF_REGISTER_PER_IP_GUARDED=1,
            ENF_VERIFY_FAILURES_GLOBAL=1)  # fmt: skip
-    with at_address(client, "10.0.0.1"):
+    with from_address(client, "10.0.0.1"):
         assert Phone(client).verify(_wrong(0)).status_code == 403  # the guard goes up
         nonces = [_nonce(client) for _ in range(2)]
         # The guesser's own registration was the address's first; the guard allows one.
         assert _attest(client, nonces[0]) == 429
-    with at_address(client, "10.0.0.2"):
+    with from_address(client, "10.0.0.2"):
         assert _attest(client, nonces[0]) == 200
         assert _attest(client, nonces[1]) == 429
 
@@ -229,10 +230,10 @@ def test_callbacks_are_bounded_per_address_as_well_as_per_registration(
     _limit(monkeypatch, ENF_CALLBACK_PER_IP=2)
     body = {"phone": "+64 21 012 3456"}
     phones = [Phone(client) for _ in range(4)]
-    with at_address(client, "10.0.0.1"):
+    with from_address(client, "10.0.0.1"):
         statuses = [p.request("POST", "/callback", body).status_code for p in phones[:3]]
     assert statuses == [204, 204, 429]
-    with at_address(client, "10.0.0.2"):
+    with from_address(client, "10.0.0.2"):
         # The refused registration's hour was not spent by the 429.
         assert phones[2].request("POST", "/callback", body).status_code == 204
         assert phones[3].request("POST", "/callback", body).status_code == 204
@@ -256,8 +257,8 @@ def test_metrics_are_bounded_per_address_as_well_as_per_registration(
     _limit(monkeypatch, ENF_METRICS_PER_IP=2)
     event = {"os": "ios", "event": "DAILY_ACTIVE_TRACE", "version": "8.0.0"}
     phones = [Phone(client) for _ in range(3)]
-    with at_address(client, "10.0.0.1"):
+    with from_address(client, "10.0.0.1"):
         assert [p.request("POST", "/metrics", event).status_code for p in phones] == [204, 204, 429]
-    with at_address(client, "10.0.0.2"):
+    with from_address(client, "10.0.0.2"):
         assert phones[2].request("POST", "/metrics", event).status_code == 204
     assert sql(enf_env, "SELECT value FROM metrics") == [(3,)]
