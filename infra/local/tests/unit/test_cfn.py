@@ -72,3 +72,27 @@ def test_every_resource_type_in_the_templates_is_created_or_knowingly_skipped() 
         for resource in cfn.load(TEMPLATES / f"{name}.yaml")["Resources"].values()
     }
     assert types <= set(_CREATORS) | SKIPPED_TYPES
+
+
+@pytest.mark.parametrize(
+    ("module", "constant"),
+    [
+        ("covidtracer.enfkeys.service", "GUESS_METRIC"),
+        ("covidtracer.diary.service", "GUESS_METRIC"),
+        ("covidtracer.signin.service", "CODES_METRIC"),
+    ],
+)
+def test_every_signal_a_limit_reports_has_an_alarm(module: str, constant: str) -> None:
+    """Issue 19: the limits in all refuse nobody; they are metrics an operator is alarmed
+    on. The metric the code writes and the one the alarm watches must be the same."""
+    import importlib
+
+    name = getattr(importlib.import_module(module), constant)
+    resources = cfn.load(TEMPLATES / "observability.yaml")["Resources"]
+    watching = [
+        r["Properties"] for r in resources.values()
+        if r["Type"] == "AWS::CloudWatch::Alarm" and r["Properties"].get("MetricName") == name
+    ]  # fmt: skip
+    assert len(watching) == 1, name
+    assert watching[0]["Namespace"] == "CovidTracer"
+    assert watching[0]["Dimensions"] == [{"Name": "Stage", "Value": {"Ref": "Stage"}}]

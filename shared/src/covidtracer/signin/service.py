@@ -41,14 +41,16 @@ def _new_verification_id() -> str:
 
 @dataclass(frozen=True)
 class SignInDeps:
-    """Cognito, the sign-in records, the throttle's counters, the knobs and the app clients;
-    the id source and the clock the response floor waits on are parameters too."""
+    """Cognito, the sign-in records, the throttle's counters, the knobs, the app clients and
+    the stage (the codes metric's dimension); the id source and the clock the response floor
+    waits on are parameters too."""
 
     gateway: CognitoGateway
     records: SignInRecords
     counters: Counters
     config: SignInSettings
     client_ids: frozenset[str]
+    stage: str
     new_verification_id: Callable[[], str] = _new_verification_id
     sleep: Callable[[float], None] = time.sleep
     monotonic: Callable[[], float] = time.monotonic
@@ -75,6 +77,7 @@ class Confirmed(_Answer):
 
 
 DAY_SECONDS = 86_400
+CODES_METRIC = "SignInCodesSent"
 
 
 def _throttle(tally: Tally, config: SignInSettings, email: str, source_ip: str) -> None:
@@ -123,7 +126,9 @@ def initiate(
         deps.records.add(record)
         session = deps.gateway.start_sign_in(user, request.client_id)
         deps.records.replace_session(record, session)
-    log.info("sign-in started")
+    # No limit refuses sign-ins in all (it would refuse everyone): the alarm on this metric
+    # tells an operator when codes are being spent on made-up addresses.
+    logs.metric(CODES_METRIC, 1, stage=deps.stage, logger=__name__, message="sign-in started")
     # Creating an account costs Cognito calls that finding one does not: answer no
     # sooner than the floor, so timing does not reveal who has an account.
     remaining = config.initiate_min_duration_ms / 1000 - (deps.monotonic() - started)

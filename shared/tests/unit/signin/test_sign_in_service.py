@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -124,6 +125,7 @@ def sign_in(cognito: FakeCognito, clock: Clock, records: MemorySignInRecords) ->
         counters=MemoryCounters(),
         config=CONFIG,
         client_ids=frozenset({CLIENT, "web-client"}),
+        stage="test",
         new_verification_id=lambda: next(ids),
         sleep=clock.sleep,
         monotonic=lambda: clock.now,
@@ -332,3 +334,15 @@ def test_bad_requests_reach_neither_cognito_nor_the_throttle(
             sign_in.initiate({"clientId": "unknown", "email": "a@b.nz"}, "ip")
     assert cognito.created == 0
     sign_in.initiate({"clientId": CLIENT, "email": "a@b.nz"}, "ip")
+
+
+def test_each_sign_in_started_is_counted_in_a_metric_an_alarm_watches(
+    sign_in: SignIn, cognito: FakeCognito, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sign_in.initiate({"clientId": CLIENT, "email": "a@b.nz"}, "203.0.113.9")
+    cognito.mfa = True
+    with pytest.raises(MfaEnabled):  # no code is emailed, so nothing is counted
+        sign_in.initiate({"clientId": CLIENT, "email": "mfa@b.nz"}, "203.0.113.9")
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["SignInCodesSent"] for line in lines if "SignInCodesSent" in line] == [1]
+    assert "a@b.nz" not in json.dumps(lines)
