@@ -47,11 +47,12 @@ class EnfTokenSettings:
     # crossing either raises the guard, under which a registration may give only this many
     # wrong codes since its last right one (a person's first attempts are never refused;
     # a guesser's registration is spent after them) and an address completes fewer
-    # registrations. People mistype a few codes an hour in all; 100 wrong codes an hour
-    # from one address, or 600 in all, is guessing.
+    # registrations. People mistype a few codes an hour in all (a tenth of the codes NCTS
+    # issues, at most a few dozen an hour at the busiest): 20 wrong codes an hour from one
+    # address, or 200 in all, is guessing.
     verify_guarded_failures: int = setting("ENF_VERIFY_GUARDED_FAILURES", 3, minimum=1, maximum=100)
-    verify_failures_per_ip: int = setting("ENF_VERIFY_FAILURES_PER_IP", 100, minimum=1)
-    verify_failures_global: int = setting("ENF_VERIFY_FAILURES_GLOBAL", 600, minimum=1)
+    verify_failures_per_ip: int = setting("ENF_VERIFY_FAILURES_PER_IP", 20, minimum=1)
+    verify_failures_global: int = setting("ENF_VERIFY_FAILURES_GLOBAL", 200, minimum=1)
     verify_failure_window_seconds: int = setting(
         "ENF_VERIFY_FAILURE_WINDOW_SECONDS", 3600, minimum=60, maximum=86_400
     )
@@ -62,9 +63,9 @@ class EnfTokenSettings:
     # attestations count nothing: junk cannot stop installs from a carrier NAT address, and
     # each registration that counts cost a genuine device's attestation. 600 an hour behind
     # one address is a launch-day surge; under the guard, each registration is worth a few
-    # guesses, so an address completes 30 an hour (the app retries on its next foreground).
+    # guesses, so an address completes 10 an hour (the app retries on its next foreground).
     register_per_ip: int = setting("ENF_REGISTER_PER_IP", 600, minimum=1)
-    register_per_ip_guarded: int = setting("ENF_REGISTER_PER_IP_GUARDED", 30, minimum=1)
+    register_per_ip_guarded: int = setting("ENF_REGISTER_PER_IP_GUARDED", 10, minimum=1)
     register_ip_window_seconds: int = setting(
         "ENF_REGISTER_IP_WINDOW_SECONDS", 3600, minimum=1, maximum=86_400
     )

@@ -41,12 +41,13 @@ class SignInSettings:
     limit_window_seconds: int = setting(
         "SIGN_IN_LIMIT_WINDOW_SECONDS", 900, minimum=1, maximum=86_400
     )
-    # Initiates for one email from *other* addresses, this many in the window, mean someone
-    # is after it (guessing its codes, or filling its inbox): then each address may start
+    # Initiates for one email from *other* addresses, this many in the window, mean it may
+    # be targeted (guessing its codes, or filling its inbox): then each address may start
     # only ``guarded_per_day`` sign-ins for that email a day. A person's own address gets
-    # them too, so a targeted person still signs in, and guessing or mailing it grows with
+    # them too, so a targeted person still signs in (one who changes networks mid sign-in
+    # has three a day there), and sessions beyond the one address's five a window grow with
     # the attacker's addresses by 3 a day each, never without bound.
-    email_guard_after: int = setting("SIGN_IN_EMAIL_GUARD_AFTER", 5, minimum=1)
+    email_guard_after: int = setting("SIGN_IN_EMAIL_GUARD_AFTER", 1, minimum=1)
     guarded_per_day: int = setting("SIGN_IN_GUARDED_PER_DAY", 3, minimum=1)
     # Initiate answers no faster than this whether or not the account existed, so its
     # timing does not tell a caller who has an account.

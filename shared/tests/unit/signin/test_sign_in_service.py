@@ -31,7 +31,7 @@ CONFIG = SignInSettings(
     session_validity_seconds=300,
     limit_per_email=5,
     limit_window_seconds=900,
-    email_guard_after=5,
+    email_guard_after=1,
     guarded_per_day=3,
     initiate_min_duration_ms=600,
 )
