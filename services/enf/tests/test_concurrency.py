@@ -22,8 +22,8 @@ from tracerstack.samples import daily_keys
 UPLOADS = 20
 
 
-def _ready_upload(url: str, env: dict[str, str], outbox: Any, phone_number: str) -> dict[str, Any]:
-    """Register a phone, have NCTS text it a code, verify: what a case holds before uploading."""
+def _registered(url: str) -> dict[str, str]:
+    """A phone registered with the API: its bearer header."""
     session = requests.Session()
     nonce = session.post(f"{url}/register", timeout=10).json()["nonce"]
     token = session.put(
@@ -31,6 +31,13 @@ def _ready_upload(url: str, env: dict[str, str], outbox: Any, phone_number: str)
         json={"nonce": nonce, "platform": "test", "deviceVerificationPayload": "ok"},
         timeout=10,
     ).json()["token"]
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _ready_upload(url: str, env: dict[str, str], outbox: Any, phone_number: str) -> dict[str, Any]:
+    """Register a phone, have NCTS text it a code, verify: what a case holds before uploading."""
+    session = requests.Session()
+    bearer = _registered(url)
     onset = (datetime.now(UTC) - timedelta(days=3)).date().isoformat()
     sent = session.post(
         f"{url}/ncts/verification-codes",
@@ -42,7 +49,6 @@ def _ready_upload(url: str, env: dict[str, str], outbox: Any, phone_number: str)
     text = [m for m in outbox.outbox() if m["channel"] == "sms" and m["to"] == phone_number][-1]
     match = re.search(r"\b(\d{6})\b", text["body"])
     assert match
-    bearer = {"Authorization": f"Bearer {token}"}
     verified = session.post(
         f"{url}/exposures/verify", json={"hash": app_hash(match.group(1))}, headers=bearer,
         timeout=10,
@@ -152,17 +158,6 @@ def test_the_local_servers_listen_with_a_realistic_backlog(enf_url: str, outbox:
     partners_port = int(outbox.url.rsplit(":", 1)[1])
     assert _listen_backlog(api_port) >= 128
     assert _listen_backlog(partners_port) >= 128
-
-
-def _registered(url: str) -> dict[str, str]:
-    session = requests.Session()
-    nonce = session.post(f"{url}/register", timeout=10).json()["nonce"]
-    token = session.put(
-        f"{url}/register",
-        json={"nonce": nonce, "platform": "test", "deviceVerificationPayload": "ok"},
-        timeout=10,
-    ).json()["token"]
-    return {"Authorization": f"Bearer {token}"}
 
 
 def test_fifty_concurrent_verifies_of_one_code_give_one_claim_and_its_repeats_one_token(
