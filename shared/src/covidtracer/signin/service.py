@@ -113,6 +113,7 @@ def initiate(
         _throttle(tally, config, request.email, source_ip)
         user = deps.gateway.find_or_create_user(request.email)
         if user.mfa_enabled:
+            tally.refund()  # no code is emailed: the person is told to use their app
             raise MfaEnabled(user.user_id)
         record = SignInRecord(
             verification_id=deps.new_verification_id(),

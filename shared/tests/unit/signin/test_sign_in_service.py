@@ -346,3 +346,14 @@ def test_each_sign_in_started_is_counted_in_a_metric_an_alarm_watches(
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [line["SignInCodesSent"] for line in lines if "SignInCodesSent" in line] == [1]
     assert "a@b.nz" not in json.dumps(lines)
+
+
+def test_an_mfa_account_is_told_so_every_time_and_nothing_is_counted(
+    sign_in: SignIn, cognito: FakeCognito
+) -> None:
+    """No code is emailed to an account with an authenticator app, so its initiates count
+    against no limit: the person keeps being told what to do, never "too many attempts"."""
+    cognito.mfa = True
+    for _ in range(7):
+        with pytest.raises(MfaEnabled):
+            sign_in.initiate({"clientId": CLIENT, "email": "a@b.nz"}, "203.0.113.9")
