@@ -8,6 +8,10 @@ things a developer's machine needs that Chalice leaves out.
   the app runs, with API Gateway's raw ``{"message": "Missing Authentication Token"}``. Here
   they get the app's own ``urn:errors:not-found`` problem body (in AWS, the API's gateway
   responses do the same).
+- Each request's real peer address as ``requestContext.identity.sourceIp``, as API Gateway
+  reports it: Chalice's local gateway says ``127.0.0.1`` for everyone, so no per-address
+  limit could be exercised locally. The address comes from the socket, never from a header
+  such as ``X-Forwarded-For`` that any client can write.
 
 Run in a service's folder exactly like the CLI: ``python -m tracerstack.chalice_local local
 --no-autoreload --stage local --host 127.0.0.1 --port 8000``.
@@ -53,6 +57,15 @@ def install() -> None:
         self._send_http_response(status, headers, body)
 
     local.ChaliceRequestHandler._send_error_response = send_error_response  # type: ignore[method-assign]
+
+    chalice_setup = local.ChaliceRequestHandler.setup
+
+    def setup(self: Any) -> None:
+        # One handler (and one gateway) per connection: its peer is every request's source.
+        chalice_setup(self)
+        self.local_gateway.event_converter.LOCAL_SOURCE_IP = self.client_address[0]
+
+    local.ChaliceRequestHandler.setup = setup  # type: ignore[method-assign]
 
 
 def main() -> None:

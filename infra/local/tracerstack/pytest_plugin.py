@@ -13,7 +13,8 @@
   reads their record.
 - ``running_stack``: the whole ``make local`` stack (real processes, free ports, a private
   database) for the tests of the stack itself; ``tracerstack`` runs one of its commands.
-- ``http``: one request, its answer whatever the status.
+- ``http``: one request, its answer whatever the status (from a loopback address of the
+  caller's choosing); ``from_address``: Chalice's test client calling from an address.
 - ``unresponsive_server``: a loopback port that accepts connections and never answers.
 - ``service_env``: the environment a service reads, pointed at all of the above, with the
   shared package's caches reset so every test starts cold.
@@ -118,6 +119,19 @@ class Answer:
         return json.loads(self.body) if self.body else None
 
 
+@contextlib.contextmanager
+def from_address(client: Any, address: str) -> Iterator[None]:
+    """Requests through Chalice's test ``client`` come from ``address`` for the block: its
+    gateway reports one source address for every request, as ``chalice local`` did before
+    ``tracerstack.chalice_local``; per-address rules need several."""
+    converter = client.http._local_gateway.event_converter
+    converter.LOCAL_SOURCE_IP = address
+    try:
+        yield
+    finally:
+        del converter.LOCAL_SOURCE_IP
+
+
 def get_health(app: Any) -> Answer:
     """``GET /health`` on a Chalice ``app`` through Chalice's test client."""
     from chalice.test import Client
@@ -125,6 +139,22 @@ def get_health(app: Any) -> Answer:
     with Client(app) as client:
         response = client.http.get("/health")
     return Answer(response.status_code, dict(response.headers), response.body)
+
+
+class _FromAddress(urllib.request.HTTPHandler):
+    """Connects from a given local address: on Linux all of 127.0.0.0/8 is loopback, so a
+    test plays clients at 127.0.0.2, 127.0.0.3, … against a server on 127.0.0.1."""
+
+    def __init__(self, address: str) -> None:
+        super().__init__()
+        self._address = address
+
+    def http_open(self, req: urllib.request.Request) -> Any:
+        import functools
+        import http.client
+
+        connect = functools.partial(http.client.HTTPConnection, source_address=(self._address, 0))
+        return self.do_open(connect, req)
 
 
 def http(
@@ -135,14 +165,17 @@ def http(
     *,
     data: bytes | None = None,
     timeout: float = 30,
+    source_address: str | None = None,
 ) -> Answer:
-    """One request as a client sends it: ``body`` as JSON (or ``data`` as is)."""
+    """One request as a client sends it: ``body`` as JSON (or ``data`` as is), from
+    ``source_address`` if given (a loopback address such as ``127.0.0.2``)."""
     if body is not None:
         data = json.dumps(body).encode()
         headers = {"Content-Type": "application/json", **(headers or {})}
     request = urllib.request.Request(url, data=data, headers=headers or {}, method=method)
+    handlers = [_FromAddress(source_address)] if source_address else []
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with urllib.request.build_opener(*handlers).open(request, timeout=timeout) as response:
             return Answer(response.status, dict(response.headers), response.read())
     except urllib.error.HTTPError as error:
         return Answer(error.code, dict(error.headers), error.read())

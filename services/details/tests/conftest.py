@@ -28,10 +28,9 @@ from tracerstack.bootstrap import Bootstrap, bootstrap
 from tracerstack.environment import service_environment
 from tracerstack.pytest_plugin import Partners
 
-# Every test client calls from one address, so the per-IP sign-in throttle is lifted, and
-# the anti-enumeration padding of initiate is dropped, for tests that are not about sign-in
+# The anti-enumeration padding of initiate is dropped for tests that are not about sign-in
 # (``test_sign_in`` keeps the real limits).
-QUICK_SIGN_IN = {"SIGN_IN_LIMIT_PER_IP": "100000", "SIGN_IN_MIN_DURATION_MS": "0"}
+QUICK_SIGN_IN = {"SIGN_IN_MIN_DURATION_MS": "0"}
 # The details app uses no PostgreSQL: its tests need no database of their own.
 NO_DATABASE = "postgresql://unused/details"
 # NCTS's retries run without their backoff sleeps: the outage tests need the retries, not

@@ -14,16 +14,13 @@ import jwt
 import pytest
 from chalice.test import Client
 from conftest import (
-    NO_DATABASE,
     stack_of_its_own,
 )
 from sign_in_flow import codes_sent_to, confirm, initiate, new_email, post
 
-from covidtracer import aws, settings
+from covidtracer import settings
 from covidtracer.signin.tokens import cognito_issuer
-from tracerstack.bootstrap import Bootstrap
-from tracerstack.environment import service_environment
-from tracerstack.pytest_plugin import Partners
+from tracerstack.pytest_plugin import Partners, from_address
 
 # A stack of its own: the real sign-in limits per address, counted from nothing.
 aws_stack = stack_of_its_own()
@@ -243,26 +240,34 @@ def test_the_sixth_initiate_for_one_email_in_the_window_is_throttled(
     initiate(client, client_ids["ios"], new_email())
 
 
-def test_initiates_from_one_address_are_throttled_across_emails(
-    client: Client,
-    fresh_aws_stack: Bootstrap,
-    partners: Partners,
-    monkeypatch: pytest.MonkeyPatch,
+def test_many_people_behind_one_address_all_get_their_code(
+    client: Client, client_ids: dict[str, str], outbox: Partners
 ) -> None:
-    # Every test client calls from one address: this test needs counters of its own.
-    env = service_environment(fresh_aws_stack, partners_url=partners.url, database_url=NO_DATABASE)
-    for name, value in {**env, "SIGN_IN_LIMIT_PER_IP": "3"}.items():
-        monkeypatch.setenv(name, value)
-    settings.reset()
-    aws.reset()
-    client_ids = json.loads(env["APP_CLIENT_IDS"])
-    for _ in range(3):
-        initiate(client, client_ids["ios"], new_email())
-    status, body, headers = post(
-        client, "/user/auth/initiate", {"clientId": client_ids["ios"], "email": new_email()}
-    )
-    assert (status, body["type"]) == (429, "urn:errors:too-many-requests")
-    assert "Retry-After" in headers
+    """Issue 19 changed this test: 30 initiates an address used to refuse the 31st person
+    behind a carrier NAT address; now no per-address limit across emails exists (the edge's
+    rate rule bounds one address; thousands: the unit tier)."""
+    emails = [new_email() for _ in range(40)]
+    for email in emails:
+        initiate(client, client_ids["ios"], email)
+    assert all(len(codes_sent_to(outbox, email)) == 1 for email in emails)
+
+
+def test_initiates_for_your_email_from_elsewhere_never_stop_your_sign_in(
+    client: Client, client_ids: dict[str, str], outbox: Partners
+) -> None:
+    email = new_email()
+    with from_address(client, "198.51.100.7"):
+        for _ in range(5):
+            initiate(client, client_ids["ios"], email)
+        status, _, _ = post(
+            client, "/user/auth/initiate", {"clientId": client_ids["ios"], "email": email}
+        )
+        assert status == 429
+    with from_address(client, "203.0.113.9"):
+        started = initiate(client, client_ids["ios"], email)
+    code = codes_sent_to(outbox, email)[-1]
+    status, body = confirm(client, client_ids["ios"], email, code, started["verificationId"])
+    assert status == 200, body
 
 
 def test_the_answer_has_the_same_shape_for_new_and_existing_accounts(

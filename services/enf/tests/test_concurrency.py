@@ -22,8 +22,8 @@ from tracerstack.samples import daily_keys
 UPLOADS = 20
 
 
-def _ready_upload(url: str, env: dict[str, str], outbox: Any, phone_number: str) -> dict[str, Any]:
-    """Register a phone, have NCTS text it a code, verify: what a case holds before uploading."""
+def _registered(url: str) -> dict[str, str]:
+    """A phone registered with the API: its bearer header."""
     session = requests.Session()
     nonce = session.post(f"{url}/register", timeout=10).json()["nonce"]
     token = session.put(
@@ -31,6 +31,13 @@ def _ready_upload(url: str, env: dict[str, str], outbox: Any, phone_number: str)
         json={"nonce": nonce, "platform": "test", "deviceVerificationPayload": "ok"},
         timeout=10,
     ).json()["token"]
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _ready_upload(url: str, env: dict[str, str], outbox: Any, phone_number: str) -> dict[str, Any]:
+    """Register a phone, have NCTS text it a code, verify: what a case holds before uploading."""
+    session = requests.Session()
+    bearer = _registered(url)
     onset = (datetime.now(UTC) - timedelta(days=3)).date().isoformat()
     sent = session.post(
         f"{url}/ncts/verification-codes",
@@ -42,7 +49,6 @@ def _ready_upload(url: str, env: dict[str, str], outbox: Any, phone_number: str)
     text = [m for m in outbox.outbox() if m["channel"] == "sms" and m["to"] == phone_number][-1]
     match = re.search(r"\b(\d{6})\b", text["body"])
     assert match
-    bearer = {"Authorization": f"Bearer {token}"}
     verified = session.post(
         f"{url}/exposures/verify", json={"hash": app_hash(match.group(1))}, headers=bearer,
         timeout=10,
@@ -152,3 +158,39 @@ def test_the_local_servers_listen_with_a_realistic_backlog(enf_url: str, outbox:
     partners_port = int(outbox.url.rsplit(":", 1)[1])
     assert _listen_backlog(api_port) >= 128
     assert _listen_backlog(partners_port) >= 128
+
+
+def test_fifty_concurrent_verifies_of_one_code_give_one_claim_and_its_repeats_one_token(
+    enf_url: str, enf_env: dict[str, str], outbox: Any
+) -> None:
+    """Issue 19: a code is still claimed once among registrations racing for it, and the
+    claimant's own concurrent repeats (a retry racing a lost answer) all get its token."""
+    phones = [_registered(enf_url) for _ in range(50)]
+    sent = requests.post(
+        f"{enf_url}/ncts/verification-codes",
+        json={"phone": "+64210000999", "symptomOnset": datetime.now(UTC).date().isoformat()},
+        headers={"x-api-key": secret(enf_env, "NCTS_API_KEY_SECRET_ID")},
+        timeout=10,
+    )
+    assert sent.status_code == 201, sent.text
+    match = re.search(
+        r"\b(\d{6})\b", [m for m in outbox.outbox() if m["channel"] == "sms"][-1]["body"]
+    )
+    assert match
+    body = {"hash": app_hash(match.group(1))}
+
+    def verify(headers: dict[str, str]) -> tuple[int, str | None]:
+        response = requests.post(
+            f"{enf_url}/exposures/verify", json=body, headers=headers, timeout=30
+        )
+        return response.status_code, response.json().get("token")
+
+    answers = _all_at_once(50, lambda i: verify(phones[i]))
+    winners = [i for i, (status, _) in enumerate(answers) if status == 200]
+    assert len(winners) == 1 and sorted(s for s, _ in answers) == [200] + [403] * 49
+    token = answers[winners[0]][1]
+    repeats = _all_at_once(20, lambda _: verify(phones[winners[0]]))
+    assert repeats == [(200, token)] * 20
+    with psycopg2.connect(enf_env["DATABASE_URL"]) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM upload_tokens")
+        assert cur.fetchone()[0] == 1

@@ -61,6 +61,7 @@ def test_the_migrate_function_reports_what_it_ran(
         "0003_export_day_index",
         "0004_hardening",
         "0005_statement_timeout",
+        "0006_guessing",
     ]
     assert migrate({}, CONTEXT) == {"ran": [f"up {name}" for name in migrations]}
     assert migrate({}, CONTEXT) == {"ran": []}

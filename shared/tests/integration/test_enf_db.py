@@ -52,6 +52,7 @@ def test_the_migrations_go_up_and_down_cleanly(pg_schema: str, pg_schema_direct:
         "up 0003_export_day_index",
         "up 0004_hardening",
         "up 0005_statement_timeout",
+        "up 0006_guessing",
     ]
     assert {
         "exposures",
@@ -63,6 +64,7 @@ def test_the_migrations_go_up_and_down_cleanly(pg_schema: str, pg_schema_direct:
         "rate_limits",
     } <= _tables(pg_schema)
     assert migrations.migrate(conn, MIGRATIONS, target=0) == [
+        "down 0006_guessing",
         "down 0005_statement_timeout",
         "down 0004_hardening",
         "down 0003_export_day_index",

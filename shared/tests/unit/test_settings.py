@@ -148,7 +148,8 @@ def test_sign_in_settings_default_to_cognito_and_the_documented_limits() -> None
     assert sign_in.cognito_gateway == "aws"
     assert sign_in.verify_tokens_in_app is False
     assert sign_in.session_validity_seconds == 300
-    assert (sign_in.limit_per_email, sign_in.limit_per_ip) == (5, 30)
+    assert sign_in.limit_per_email == 5
+    assert (sign_in.email_guard_after, sign_in.guarded_per_day) == (1, 3)
     assert sign_in.limit_window_seconds == 900
 
 

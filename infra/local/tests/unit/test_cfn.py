@@ -726,3 +726,27 @@ def test_the_disaster_recovery_section_states_what_the_templates_do() -> None:
     assert f"`{deploy.StageConfig.load('prod').dr_region}`" in section
     for promise in ("RPO 5 minutes, RTO 4 hours", "<stage>-dr.json", "repoint DNS"):
         assert promise not in section  # the promises nothing backed (issue 18 item 14)
+
+
+@pytest.mark.parametrize(
+    ("module", "constant"),
+    [
+        ("covidtracer.enfkeys.service", "GUESS_METRIC"),
+        ("covidtracer.diary.service", "GUESS_METRIC"),
+        ("covidtracer.signin.service", "CODES_METRIC"),
+    ],
+)
+def test_every_signal_a_limit_reports_has_an_alarm(module: str, constant: str) -> None:
+    """Issue 19: the limits in all refuse nobody; they are metrics an operator is alarmed
+    on. The metric the code writes and the one the alarm watches must be the same."""
+    import importlib
+
+    name = getattr(importlib.import_module(module), constant)
+    resources = cfn.load(TEMPLATES / "observability.yaml")["Resources"]
+    watching = [
+        r["Properties"] for r in resources.values()
+        if r["Type"] == "AWS::CloudWatch::Alarm" and r["Properties"].get("MetricName") == name
+    ]  # fmt: skip
+    assert len(watching) == 1, name
+    assert watching[0]["Namespace"] == "CovidTracer"
+    assert watching[0]["Dimensions"] == [{"Name": "Stage", "Value": {"Ref": "Stage"}}]

@@ -21,11 +21,8 @@ the schema refuses is a bug: it is counted and reported as the CloudWatch metric
 
 from __future__ import annotations
 
-import contextlib
-import json
 import sys
 import threading
-import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -37,7 +34,6 @@ from covidtracer.analytics.settings import AnalyticsSettings, analytics_settings
 
 log = logs.get_logger(__name__)
 
-METRIC_NAMESPACE = "CovidTracer"
 DROPPED_METRIC = "AnalyticsEventsDropped"
 
 # One line at a time: a threaded host (chalice local) must not interleave two lines.
@@ -114,33 +110,18 @@ class Emitter:
             self._counts[name] += 1
 
     def _dropped(self, reason: str) -> None:
-        """Counts the drop and reports it at once: one embedded-metric log line, which
+        """Counts the drop and reports it at once through an embedded-metric log line, which
         CloudWatch turns into ``CovidTracer/AnalyticsEventsDropped`` by stage (an alarm
         watches it). Drops are bugs, so they are rare: no batching is needed."""
         self._count(f"dropped:{reason}")
-        now = time.time()
-        line = {
-            "_aws": {
-                "Timestamp": int(now * 1000),
-                "CloudWatchMetrics": [
-                    {
-                        "Namespace": METRIC_NAMESPACE,
-                        "Dimensions": [["Stage"]],
-                        "Metrics": [{"Name": DROPPED_METRIC, "Unit": "Count"}],
-                    }
-                ],
-            },
-            "Stage": self.config.stage if self.config else "unknown",
-            DROPPED_METRIC: 1,
-            "reasons": {reason: 1},
-            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
-            "level": "WARNING",
-            "logger": __name__,
-            "message": "analytics events dropped",
-        }
-        # A closed stdout (test runners) must not fail the request.
-        with contextlib.suppress(OSError, ValueError):
-            write_to_log(json.dumps(line, separators=(",", ":")) + "\n")
+        logs.metric(
+            DROPPED_METRIC,
+            1,
+            stage=self.config.stage if self.config else "unknown",
+            logger=__name__,
+            message="analytics events dropped",
+            reasons={reason: 1},
+        )
 
 
 # ---------------------------------------------------------------------------- the process's emitter

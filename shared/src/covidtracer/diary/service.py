@@ -11,6 +11,7 @@ from covidtracer import logs
 from covidtracer.analytics.emitter import emit
 from covidtracer.diary import model
 from covidtracer.diary.settings import DiarySettings
+from covidtracer.errors import ValidationError
 from covidtracer.ratelimit import service as ratelimit
 from covidtracer.ratelimit.model import Limit
 
@@ -21,11 +22,15 @@ if TYPE_CHECKING:
 log = logs.get_logger(__name__)
 
 
+GUESS_METRIC = "DiaryConsentCodeGuesses"
+
+
 @dataclass(frozen=True)
 class Dependencies:
     counters: Counters
     ncts: LocationHistory
     rules: DiarySettings
+    stage: str  # the guess metric's dimension
 
 
 @dataclass(frozen=True)
@@ -38,12 +43,14 @@ def upload_diary(deps: Dependencies, request: DiaryUploadRequest, now: datetime)
     """Validates the diary, drops entries past retention, hands the rest to NCTS in one
     request (all or nothing). Returns how many entries were sent.
 
-    The consent code is the credential, so guesses are limited: a code NCTS refuses counts
-    against the source address and against all callers (``TooManyRequests`` once either is
-    used up, before anything is forwarded); an accepted diary or an NCTS outage counts
-    nothing. Raises ``ValidationError`` (also ``ConsentCodeRejected`` from NCTS),
-    ``TooManyRequests`` or ``Unavailable``. Even a diary left empty by the cut is sent,
-    so NCTS still judges the consent code.
+    The consent code is the credential, so guesses are limited (docs/operations.md §10): a
+    code NCTS refuses counts against the source address (``TooManyRequests`` once its
+    allowance is used up, before anything is forwarded) and in all, which refuses nobody:
+    past its threshold every address's allowance shrinks, and each refused code is reported
+    as a metric. An accepted diary or an NCTS outage counts nothing. Raises
+    ``ValidationError`` (also ``ConsentCodeRejected`` from NCTS), ``TooManyRequests`` or
+    ``Unavailable``. Even a diary left empty by the cut is sent, so NCTS still judges the
+    consent code.
     """
     rules = deps.rules
     upload = model.parse_diary_upload(request.body, now=now, rules=rules)
@@ -52,13 +59,22 @@ def upload_diary(deps: Dependencies, request: DiaryUploadRequest, now: datetime)
     with ratelimit.counted(deps.counters, now) as tally:
         # Counted before NCTS answers (a guess must be refused before it is forwarded),
         # refunded once NCTS accepts the code.
-        tally.count(
-            [
-                (Limit("diary-guess-ip", rules.guesses_per_ip, window), request.source_ip),
-                (Limit("diary-guess", rules.guesses_global, window), "all"),
-            ]
+        guessing = tally.note(Limit("diary-guess", rules.guesses_global, window), "all") > (
+            rules.guesses_global
         )
-        deps.ncts.send_location_history(kept.consent_code, [e.wire() for e in kept.entries])
+        allowance = rules.guesses_per_ip_guarded if guessing else rules.guesses_per_ip
+        tally.count([(Limit("diary-guess-ip", allowance, window), request.source_ip)])
+        try:
+            deps.ncts.send_location_history(kept.consent_code, [e.wire() for e in kept.entries])
+        except ValidationError:  # NCTS refused the code (the diary itself was judged above)
+            logs.metric(
+                GUESS_METRIC,
+                1,
+                stage=deps.stage,
+                logger=__name__,
+                message="consent code refused",
+            )
+            raise
         tally.refund()
     dropped = len(upload.entries) - len(kept.entries)
     log.info("diary forwarded", extra={"entries": len(kept.entries), "dropped": dropped})

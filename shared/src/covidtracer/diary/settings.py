@@ -25,10 +25,14 @@ class DiarySettings:
     )
     # Phones' clocks drift; an entry a few minutes "in the future" is still a real visit.
     clock_skew_seconds: int = setting("DIARY_CLOCK_SKEW_SECONDS", 300, minimum=0, maximum=3600)
-    # Consent-code guesses (codes NCTS refused) per source address and in all: a person
-    # mistypes a code once or twice, and NCTS should never see a guessing run. Per address
-    # generous, because a carrier-grade NAT puts many phones behind one.
+    # Consent-code guesses (codes NCTS refused; docs/operations.md §10). Only NCTS can judge
+    # a consent code, so an address that keeps guessing must be stopped before its next one
+    # is forwarded: per source address, generous, because a carrier-grade NAT puts many
+    # phones behind one and a person mistypes a code once or twice. Guesses in all refuse
+    # nobody: past ``guesses_global`` in a window they are reported (a metric, which an
+    # alarm watches) and every address's allowance shrinks to ``guesses_per_ip_guarded``.
     guesses_per_ip: int = setting("DIARY_GUESSES_PER_IP", 20, minimum=1)
+    guesses_per_ip_guarded: int = setting("DIARY_GUESSES_PER_IP_GUARDED", 5, minimum=1)
     guesses_global: int = setting("DIARY_GUESSES_GLOBAL", 1_000, minimum=1)
     guess_window_seconds: int = setting(
         "DIARY_GUESS_WINDOW_SECONDS", 3_600, minimum=60, maximum=86_400

@@ -15,4 +15,4 @@ def dependencies() -> Dependencies:
 
     settings = details_settings()
     counters = DynamoCounters(settings.tables.rate_limits)
-    return Dependencies(counters, ncts.client(settings.partners), settings.diary)
+    return Dependencies(counters, ncts.client(settings.partners), settings.diary, settings.stage)

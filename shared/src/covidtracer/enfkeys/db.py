@@ -21,9 +21,12 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class VerifyState:
-    last_attempt_at: datetime | None
+    """A registration's own history of wrong codes (its guessing allowance)."""
+
+    last_failure_at: datetime | None
     failure_day: date | None
-    failures: int
+    failures: int  # on ``failure_day``
+    failures_since_success: int
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,15 @@ class Claimed:
 
     symptom_onset: date
     report_type: int
+    expires_at: datetime
+    code_id: int | None = None  # the claimed code's row: its upload token points back to it
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """The upload token a registration was given for a code it claimed."""
+
+    token: uuid.UUID
     expires_at: datetime
 
 
@@ -94,23 +106,33 @@ def delete_registration(cur: cursor, registration_id: uuid.UUID) -> bool:
 
 
 def lock_verify_state(cur: cursor, registration_id: uuid.UUID) -> VerifyState | None:
-    """The registration's code-guessing record, locked until the transaction ends."""
+    """The registration's code-guessing record, locked until the transaction ends (its
+    concurrent verifies queue here, so a repeat finds the first one's claim)."""
     cur.execute(
-        "SELECT last_verify_at, verify_failure_day, verify_failures FROM registrations"
-        " WHERE id = %s AND verified_at IS NOT NULL FOR UPDATE",
+        "SELECT last_verify_at, verify_failure_day, verify_failures, verify_failures_since_success"
+        " FROM registrations WHERE id = %s AND verified_at IS NOT NULL FOR UPDATE",
         (str(registration_id),),
     )
     row = cur.fetchone()
-    return VerifyState(row[0], row[1], int(row[2])) if row else None
+    return VerifyState(row[0], row[1], int(row[2]), int(row[3])) if row else None
 
 
-def record_verify_attempt(
-    cur: cursor, registration_id: uuid.UUID, now: datetime, failure_day: date | None, failures: int
+def record_verify_failure(
+    cur: cursor, registration_id: uuid.UUID, now: datetime, failure_day: date, failures: int
 ) -> None:
+    """A wrong code: ``last_verify_at`` is when the registration last gave one."""
     cur.execute(
-        "UPDATE registrations"
-        " SET last_verify_at = %s, verify_failure_day = %s, verify_failures = %s WHERE id = %s",
+        "UPDATE registrations SET last_verify_at = %s, verify_failure_day = %s,"
+        " verify_failures = %s, verify_failures_since_success = verify_failures_since_success + 1"
+        " WHERE id = %s",
         (now, failure_day, failures, str(registration_id)),
+    )
+
+
+def record_verify_success(cur: cursor, registration_id: uuid.UUID) -> None:
+    cur.execute(
+        "UPDATE registrations SET verify_failures_since_success = 0 WHERE id = %s",
+        (str(registration_id),),
     )
 
 
@@ -140,11 +162,23 @@ def claim_code(cur: cursor, code_hmac: bytes, now: datetime) -> Claimed | None:
     cur.execute(
         "UPDATE verification_codes SET claimed_at = %s"
         " WHERE code_hmac = %s AND claimed_at IS NULL AND expires_at > %s"
-        " RETURNING symptom_onset, report_type, expires_at",
+        " RETURNING symptom_onset, report_type, expires_at, id",
         (now, code_hmac, now),
     )
     row = cur.fetchone()
-    return Claimed(row[0], int(row[1]), row[2]) if row else None
+    return Claimed(row[0], int(row[1]), row[2], int(row[3])) if row else None
+
+
+def issued_token(cur: cursor, code_hmac: bytes, registration_id: uuid.UUID) -> IssuedToken | None:
+    """The upload token ``registration_id`` got when it claimed the code, if it did."""
+    cur.execute(
+        "SELECT t.id, t.expires_at FROM verification_codes AS c"
+        " JOIN upload_tokens AS t ON t.code_id = c.id"
+        " WHERE c.code_hmac = %s AND t.registration_id = %s",
+        (code_hmac, str(registration_id)),
+    )
+    row = cur.fetchone()
+    return IssuedToken(uuid.UUID(str(row[0])), row[1]) if row else None
 
 
 def code_expired_unclaimed(cur: cursor, code_hmac: bytes, now: datetime) -> bool:
@@ -166,8 +200,8 @@ def insert_upload_token(
 ) -> None:
     cur.execute(
         "INSERT INTO upload_tokens"
-        " (id, registration_id, symptom_onset, report_type, created_at, expires_at)"
-        " VALUES (%s, %s, %s, %s, %s, %s)",
+        " (id, registration_id, symptom_onset, report_type, created_at, expires_at, code_id)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s)",
         (
             str(token),
             str(registration_id),
@@ -175,6 +209,7 @@ def insert_upload_token(
             claimed.report_type,
             now,
             expires_at,
+            claimed.code_id,
         ),
     )
 
@@ -304,6 +339,34 @@ class SqlCounters:
 
     def release(self, bucket: str) -> None:
         self._cur.execute("UPDATE rate_limits SET hits = hits - 1 WHERE bucket = %s", (bucket,))
+
+
+def live_counts(cur: cursor, buckets: Sequence[str], now: datetime) -> dict[str, int]:
+    """The hits of those ``buckets`` whose window has not ended (absent ones are 0)."""
+    cur.execute(
+        "SELECT bucket, hits FROM rate_limits WHERE bucket = ANY(%s) AND expires_at > %s",
+        (list(buckets), now),
+    )
+    return {str(bucket): int(hits) for bucket, hits in cur.fetchall()}
+
+
+def guard_until(cur: cursor, name: str, now: datetime) -> datetime | None:
+    """When the guard ``name`` ends, if it is up."""
+    cur.execute(
+        "SELECT expires_at FROM rate_limits WHERE bucket = %s AND expires_at > %s", (name, now)
+    )
+    row = cur.fetchone()
+    return row[0] if row else None
+
+
+def raise_guard(cur: cursor, name: str, until: datetime) -> None:
+    """Put the guard ``name`` up until ``until`` (a guard already up longer stays so)."""
+    cur.execute(
+        "INSERT INTO rate_limits (bucket, hits, expires_at) VALUES (%s, 1, %s)"
+        " ON CONFLICT (bucket) DO UPDATE"
+        " SET expires_at = GREATEST(rate_limits.expires_at, EXCLUDED.expires_at)",
+        (name, until),
+    )
 
 
 def delete_rate_limits_ended_before(cur: cursor, now: datetime) -> int:

@@ -153,26 +153,38 @@ def parse_app_hash(body: Mapping[str, Any]) -> str:
 
 def verify_retry_after(
     *,
-    last_attempt_at: datetime | None,
+    last_failure_at: datetime | None,
     failure_day: date | None,
     failures: int,
+    failures_since_success: int,
     now: datetime,
     min_interval_seconds: int,
     daily_failures: int,
+    guarded_failures: int,
+    guarded_until: datetime | None,
 ) -> int | None:
-    """Seconds a registration must wait before guessing a code again, or None if it may now.
+    """Seconds a registration must wait before presenting a code again, or None if it may now.
 
-    One attempt per ``min_interval_seconds`` and at most ``daily_failures`` wrong codes per
-    UTC day: with 10^6 codes, this keeps guessing hopeless for one registration.
+    Only the registration's own wrong codes count here, so nobody else can use them up:
+    at most ``daily_failures`` a UTC day (with 10^6 codes, guessing stays hopeless for one
+    registration); while the guessing guard is up (until ``guarded_until``), at most
+    ``guarded_failures`` since its last right code; and ``min_interval_seconds`` after a
+    wrong code (never after a right one: a retry after a lost answer goes straight through).
     """
     if failure_day == now.date() and failures >= daily_failures:
         tomorrow = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), UTC)
-        return max(1, int((tomorrow - now).total_seconds()))
-    if last_attempt_at is not None:
-        waited = (now - last_attempt_at).total_seconds()
+        return _seconds_until(tomorrow, now)
+    if guarded_until is not None and failures_since_success >= guarded_failures:
+        return _seconds_until(guarded_until, now)
+    if last_failure_at is not None:
+        waited = (now - last_failure_at).total_seconds()
         if waited < min_interval_seconds:
             return max(1, int(min_interval_seconds - waited + 0.999))
     return None
+
+
+def _seconds_until(moment: datetime, now: datetime) -> int:
+    return max(1, int((moment - now).total_seconds()))
 
 
 # ---------------------------------------------------------------------------- requests

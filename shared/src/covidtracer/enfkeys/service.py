@@ -16,10 +16,10 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from covidtracer import db, ncts
+from covidtracer import db, logs, ncts
 from covidtracer.analytics.emitter import emit
 from covidtracer.enffiles import service as files
 from covidtracer.enfkeys import client_config_store, model, tokens
@@ -129,9 +129,12 @@ def _access_token(
 # ---------------------------------------------------------------------------- registration
 
 
-def _register_limit(settings: EnfSettings) -> Limit:
+def _register_limit(settings: EnfSettings, guarded: bool) -> Limit:
+    """Registrations completed per source address: fewer while the guessing guard is up,
+    since each is worth a few guesses (one bucket; only the allowance shrinks)."""
     t = settings.tokens
-    return Limit("register-ip", t.register_per_ip, t.register_ip_window_seconds)
+    allowed = t.register_per_ip_guarded if guarded else t.register_per_ip
+    return Limit("register-ip", allowed, t.register_ip_window_seconds)
 
 
 class _OwnStatementCounters:
@@ -153,19 +156,12 @@ class _OwnStatementCounters:
 def start_registration(deps: Deps, request: ApiRequest, now: datetime) -> str:
     """``POST /register``: a fresh nonce (32 random bytes, hex) for the device to attest.
 
-    Counted per source address and in all, in the same transaction as the new row, so a
-    refused registration (``TooManyRequests``) or a failed one counts nothing.
+    Counted nowhere: a nonce is one small row, deleted within the hour unless a device
+    attests it, and the edge's rate rule bounds how fast one address asks. (Counting nonces
+    per address let anyone behind a carrier NAT address stop every install from it.)
     """
-    settings = deps.settings
     nonce = deps.token_hex(32)
-    t = settings.tokens
-    with db.transaction(settings.database) as cur:
-        Tally(sql.SqlCounters(cur), now).count(
-            [
-                (_register_limit(settings), request.source_ip),
-                (Limit("register", t.register_global, t.register_global_window_seconds), "all"),
-            ]
-        )
+    with db.autocommit(deps.settings.database) as cur:
         sql.insert_registration(cur, deps.new_id(), nonce, now)
     return nonce
 
@@ -173,33 +169,43 @@ def start_registration(deps: Deps, request: ApiRequest, now: datetime) -> str:
 def complete_registration(deps: Deps, request: ApiRequest, now: datetime) -> dict[str, str]:
     """``PUT /register``: attest the device for the nonce, then issue its tokens.
 
-    Each attempt that reaches attestation counts against the source address (an
-    attestation provider outage is refunded). Raises ``NotFound`` for an unknown, used or
-    expired nonce, ``Forbidden`` when the attestation fails (the nonce stays usable until
-    it expires), ``TooManyRequests``.
+    Only a registration completed counts against its source address (fewer are allowed
+    while the guessing guard is up there or country-wide): a device that fails attestation,
+    an attestation provider outage and a nonce another request completed first are all
+    refunded. Raises ``NotFound`` for an unknown, used or expired nonce, ``Forbidden`` when
+    the attestation fails (the nonce stays usable until it expires), ``TooManyRequests``.
     """
     settings = deps.settings
     registration = model.parse_registration(request.body, settings.attestation.platforms)
     issued_after = now - timedelta(seconds=settings.tokens.nonce_ttl_seconds)
-    with db.transaction(settings.database) as cur:
+    with db.autocommit(settings.database) as cur:
         registration_id = sql.pending_registration(cur, registration.nonce, issued_after)
+        guarded = (
+            registration_id is not None
+            and _guard_until(cur, settings, request.source_ip, now) is not None
+        )
     if registration_id is None:
         raise NotFound("Invalid or expired nonce")
     with counted(_OwnStatementCounters(settings), now) as tally:
-        tally.count([(_register_limit(settings), request.source_ip)])
-        deps.verifier(registration.platform).verify(
-            registration.device_verification_payload, registration.nonce, now
-        )
-    secret = deps.token_hex(32)
-    # The signing key is read before the registration commits: if Secrets Manager is down
-    # the answer is a 503 and the nonce stays usable for the retry (nothing half-done).
-    key = deps.signing_key()
-    with db.transaction(settings.database) as cur:
-        completed = sql.complete_registration(
-            cur, registration_id, registration.nonce, tokens.refresh_hash(secret), now
-        )
-    if not completed:
-        raise NotFound("Invalid or expired nonce")
+        tally.count([(_register_limit(settings, guarded), request.source_ip)])
+        try:
+            deps.verifier(registration.platform).verify(
+                registration.device_verification_payload, registration.nonce, now
+            )
+        except Forbidden:
+            tally.refund()  # a device that cannot attest registers nothing
+            raise
+        secret = deps.token_hex(32)
+        # The signing key is read before the registration commits: if Secrets Manager is
+        # down the answer is a 503 and the nonce stays usable for the retry.
+        key = deps.signing_key()
+        with db.transaction(settings.database) as cur:
+            completed = sql.complete_registration(
+                cur, registration_id, registration.nonce, tokens.refresh_hash(secret), now
+            )
+        if not completed:
+            tally.refund()
+            raise NotFound("Invalid or expired nonce")
     emit("enf_device_registered", categories={"platform": registration.platform}, now=now)
     return _issue_pair(settings, key, registration_id, secret, now)
 
@@ -276,70 +282,124 @@ def request_code(deps: Deps, request: ApiRequest, now: datetime) -> datetime:
     return expires_at
 
 
+# Guessing upload codes (docs/operations.md §10). The guard is a row of ``rate_limits``
+# whose expiry is when it ends; the metric feeds the observability stack's alarm.
+VERIFY_GUARD = "verify-guard"
+GUESS_METRIC = "EnfUploadCodeGuesses"
+
+
+def _failure_limits(settings: EnfSettings) -> tuple[Limit, Limit]:
+    """Wrong codes per source address and in all: thresholds of the guard, never refusals."""
+    t = settings.tokens
+    window = t.verify_failure_window_seconds
+    return (
+        Limit("verify-failures-ip", t.verify_failures_per_ip, window),
+        Limit("verify-failures", t.verify_failures_global, window),
+    )
+
+
+def _guard_until(cur: Any, settings: EnfSettings, source_ip: str, now: datetime) -> datetime | None:
+    """When the guessing guard ends for a request from ``source_ip``, if it is up: the
+    country-wide one (raised for a day when wrong codes in all cross their threshold), or the
+    address's own (its wrong codes this window reached its budget: until the window ends)."""
+    per_ip, _ = _failure_limits(settings)
+    epoch = int(now.timestamp())
+    bucket = per_ip.bucket(source_ip, epoch)
+    ends = [sql.guard_until(cur, VERIFY_GUARD, now)]
+    if sql.live_counts(cur, [bucket], now).get(bucket, 0) >= per_ip.max_hits:
+        ends.append(datetime.fromtimestamp(per_ip.window_end(epoch), UTC))
+    return max((end for end in ends if end is not None), default=None)
+
+
+def _count_wrong_code(cur: Any, settings: EnfSettings, source_ip: str, now: datetime) -> None:
+    """A wrong code counts against its address and in all. While the count in all is at
+    its threshold, every further one keeps the country-wide guard up for a full guard
+    period, so an ongoing guesser never finds it down."""
+    per_ip, country = _failure_limits(settings)
+    epoch = int(now.timestamp())
+    counters = sql.SqlCounters(cur)
+    counters.hit(per_ip.bucket(source_ip, epoch), per_ip.window_end(epoch))
+    if counters.hit(country.bucket("all", epoch), country.window_end(epoch)) >= country.max_hits:
+        until = now + timedelta(hours=settings.tokens.verify_guard_hours)
+        sql.raise_guard(cur, VERIFY_GUARD, until)
+
+
+def _upload_token_for(
+    deps: Deps, cur: Any, registration_id: uuid.UUID, digest: bytes, now: datetime
+) -> tuple[uuid.UUID | DomainError, bool]:
+    """(the upload token or the refusal, whether it was a wrong code).
+
+    A code claimed now gets a new token; a code this registration claimed before gets the
+    same token again while it lives (the answer to the first verify was lost, or its upload
+    is being retried), so a repeat is never a wrong code. Any other code is wrong: expired
+    (``Gone``), unknown or claimed by another registration (``Forbidden``).
+    """
+    claimed = sql.claim_code(cur, digest, now)
+    if claimed is not None:
+        token = deps.new_id()
+        lifetime = timedelta(hours=deps.settings.tokens.upload_token_ttl_hours)
+        sql.insert_upload_token(cur, token, registration_id, claimed, now, now + lifetime)
+        sql.record_verify_success(cur, registration_id)
+        return token, False
+    issued = sql.issued_token(cur, digest, registration_id)
+    if issued is not None:
+        return (issued.token if issued.expires_at > now else Gone()), False
+    return (Gone() if sql.code_expired_unclaimed(cur, digest, now) else Forbidden()), True
+
+
 def verify_code(deps: Deps, request: ApiRequest, now: datetime) -> uuid.UUID:
     """``POST /exposures/verify``: exchange a code (by the app's hash) for an upload token.
 
-    Wrong codes are limited per registration (one attempt a second, a daily cap), per
-    source address and in all (registrations are free, so the last two bound a guesser who
-    makes many). A guess is counted before the code is looked up and refunded when it was
-    right: a refused request reveals nothing about the code, and successes are harmless.
+    Safe to repeat: the registration that claimed a code gets the same token for it again.
+    Only the registration's own wrong codes can refuse it (one attempt a second after a
+    wrong one, a daily cap, and while the guessing guard is up a few since its last right
+    code): every code within them is looked up, so a right code is never refused by what
+    others used up. Each wrong code counts against its address and in all; crossing either
+    threshold raises the guard (``_guard_until``) and is reported as a metric.
 
-    Raises ``TooManyRequests`` (too soon, or a failure allowance used up), ``Forbidden`` for
-    an unknown or used code (counted as a failure), ``Gone`` for an expired one.
+    Raises ``TooManyRequests`` (the registration must wait), ``Forbidden`` for an unknown
+    or used code, ``Gone`` for an expired one.
     """
     settings = deps.settings
     app_hash = model.parse_app_hash(request.body)
     registration_id = _access(deps, request.bearer, now)
     digest = code_hmac(deps.code_hash_key(), app_hash)
-    limits = settings.tokens
-    outcome: uuid.UUID | DomainError
+    t = settings.tokens
     with db.transaction(settings.database) as cur:
         state = sql.lock_verify_state(cur, registration_id)
         if state is None:
             raise Unauthorized()
         retry_after = model.verify_retry_after(
-            last_attempt_at=state.last_attempt_at,
+            last_failure_at=state.last_failure_at,
             failure_day=state.failure_day,
             failures=state.failures,
+            failures_since_success=state.failures_since_success,
             now=now,
-            min_interval_seconds=limits.verify_min_interval_seconds,
-            daily_failures=limits.verify_daily_failures,
+            min_interval_seconds=t.verify_min_interval_seconds,
+            daily_failures=t.verify_daily_failures,
+            guarded_failures=t.verify_guarded_failures,
+            guarded_until=_guard_until(cur, settings, request.source_ip, now),
         )
         if retry_after is not None:
             emit("upload_code_rejected", categories={"reason": "rate_limited"}, now=now)
             raise TooManyRequests(retry_after)
-        guesses = Tally(sql.SqlCounters(cur), now)
-        window = limits.verify_failure_window_seconds
-        guesses.count(
-            [
-                (
-                    Limit("verify-failures-ip", limits.verify_failures_per_ip, window),
-                    request.source_ip,
-                ),
-                (Limit("verify-failures", limits.verify_failures_global, window), "all"),
-            ]
-        )
-        claimed = sql.claim_code(cur, digest, now)
-        if claimed is not None:
-            guesses.refund()
-            outcome = deps.new_id()
-            sql.insert_upload_token(
-                cur,
-                outcome,
-                registration_id,
-                claimed,
-                now,
-                now + timedelta(hours=limits.upload_token_ttl_hours),
-            )
-            sql.record_verify_attempt(cur, registration_id, now, state.failure_day, state.failures)
-        else:
-            expired = sql.code_expired_unclaimed(cur, digest, now)
-            outcome = Gone() if expired else Forbidden()
+        outcome, wrong = _upload_token_for(deps, cur, registration_id, digest, now)
+        if wrong:
             today = now.date()
             failures = state.failures + 1 if state.failure_day == today else 1
-            sql.record_verify_attempt(cur, registration_id, now, today, failures)
+            sql.record_verify_failure(cur, registration_id, now, today, failures)
+            _count_wrong_code(cur, settings, request.source_ip, now)
     if isinstance(outcome, DomainError):
         reason = "expired" if isinstance(outcome, Gone) else "unknown"
+        if wrong:
+            logs.metric(
+                GUESS_METRIC,
+                1,
+                stage=settings.stage,
+                logger=__name__,
+                message="wrong upload code",
+                reason=reason,
+            )
         emit("upload_code_rejected", categories={"reason": reason}, now=now)
         raise outcome
     emit("upload_code_verified", now=now)
@@ -451,26 +511,38 @@ def exposure_config(deps: Deps, request: ApiRequest, now: datetime) -> dict[str,
 
 @contextmanager
 def _once_per_interval(
-    deps: Deps, registration_id: uuid.UUID, action: str, interval: int, now: datetime
+    deps: Deps,
+    registration_id: uuid.UUID,
+    source_ip: str,
+    action: tuple[str, int, int],
+    now: datetime,
 ) -> Iterator[Any]:
-    """The use case's transaction, entered only if the live registration did not do
-    ``action`` in the last ``interval`` seconds (``TooManyRequests`` then)."""
-    with db.transaction(deps.settings.database) as cur:
+    """The use case's transaction, entered only if the live registration did not do the
+    action (its name, interval in seconds, allowance per address) in the last interval and
+    its source address has not used up its allowance this window (``TooManyRequests`` then,
+    and neither is counted: the transaction rolls back, as it does when the block fails)."""
+    name, interval, per_ip = action
+    settings = deps.settings
+    with db.transaction(settings.database) as cur:
         _require_registration(cur, registration_id)
-        if not sql.take_action(
-            cur, registration_id, action, now, now - timedelta(seconds=interval)
-        ):
+        if not sql.take_action(cur, registration_id, name, now, now - timedelta(seconds=interval)):
             raise TooManyRequests(interval)
+        # Registrations are cheap: one address must not pump actions through many of them.
+        kind = name.partition(":")[0]
+        limit = Limit(f"{kind}-ip", per_ip, settings.per_ip_window_seconds)
+        Tally(sql.SqlCounters(cur), now).count([(limit, source_ip)])
         yield cur
 
 
 def record_metric(deps: Deps, request: ApiRequest, now: datetime) -> None:
-    """``POST /metrics``: count an allowed event at most once per its interval per device."""
+    """``POST /metrics``: count an allowed event at most once per its interval per device,
+    and at most ``metrics_per_ip`` an hour per source address."""
     settings = deps.settings
     registration_id = _access(deps, request.bearer, now)
     event = model.parse_metric(request.body, settings.metrics_intervals)
     interval = settings.metrics_intervals[event.event]
-    with _once_per_interval(deps, registration_id, f"metric:{event.event}", interval, now) as cur:
+    action = (f"metric:{event.event}", interval, settings.metrics_per_ip)
+    with _once_per_interval(deps, registration_id, request.source_ip, action, now) as cur:
         sql.count_metric(cur, now.date(), event.event, event.os, event.version)
     emit(
         "enf_metric_received",
@@ -480,17 +552,19 @@ def record_metric(deps: Deps, request: ApiRequest, now: datetime) -> None:
 
 
 def request_callback(deps: Deps, request: ApiRequest, now: datetime) -> None:
-    """``POST /callback``: forward a call-back request to NCTS.
+    """``POST /callback``: forward a call-back request to NCTS (once an interval per
+    registration, ``callback_per_ip`` an hour per source address).
 
     Raises ``Disabled`` when the notification settings switch call-backs off, and
-    ``Unavailable`` when NCTS is down (the rate-limit record is rolled back with it).
+    ``Unavailable`` when NCTS is down (the counts are rolled back with it).
     """
     if not deps.documents.notification().value().get("callbackEnabled"):
         raise Disabled()
+    settings = deps.settings
     registration_id = _access(deps, request.bearer, now)
     callback = model.parse_callback(request.body)
-    interval = deps.settings.callback_interval_seconds
-    with _once_per_interval(deps, registration_id, "callback", interval, now):
+    action = ("callback", settings.callback_interval_seconds, settings.callback_per_ip)
+    with _once_per_interval(deps, registration_id, request.source_ip, action, now):
         deps.ncts.request_callback(callback)
     emit("enf_callback_requested", now=now)
 

@@ -40,32 +40,41 @@ class EnfTokenSettings:
     nonce_ttl_seconds: int = setting("ENF_NONCE_TTL_SECONDS", 3600, minimum=60, maximum=86_400)
     code_ttl_hours: int = setting("ENF_CODE_TTL_HOURS", 24, minimum=1, maximum=72)
     upload_token_ttl_hours: int = setting("ENF_UPLOAD_TOKEN_TTL_HOURS", 24, minimum=1, maximum=72)
+    # Guessing upload codes (docs/operations.md §10 has the arithmetic). A right code is
+    # looked up first and never refused by anything another party can use up; only a
+    # registration's own wrong codes make it wait. A wrong code makes the next attempt wait
+    # this long, and at most so many a UTC day: 10 against 10^6 codes keeps one registration
+    # hopeless, and a person who mistypes still has nine more tries.
     verify_min_interval_seconds: int = setting(
         "ENF_VERIFY_MIN_INTERVAL_SECONDS", 1, minimum=0, maximum=3600
     )
-    # 10 wrong guesses a day against 10^6 codes: brute force stays hopeless.
     verify_daily_failures: int = setting("ENF_VERIFY_DAILY_FAILURES", 10, minimum=1, maximum=1000)
-    # Registrations are free, so per-registration limits alone do not bound guessing: these
-    # count what a guesser controls (its address) and the service as a whole.
-    # POST and PUT /register each count: 600 installs an hour behind one carrier NAT address
-    # is a launch-day surge, not an attack.
-    register_per_ip: int = setting("ENF_REGISTER_PER_IP", 1200, minimum=1)
-    register_ip_window_seconds: int = setting(
-        "ENF_REGISTER_IP_WINDOW_SECONDS", 3600, minimum=1, maximum=86_400
-    )
-    # 50 new registrations a second nationally: far above any surge NZ has seen.
-    register_global: int = setting("ENF_REGISTER_GLOBAL", 3000, minimum=1)
-    register_global_window_seconds: int = setting(
-        "ENF_REGISTER_GLOBAL_WINDOW_SECONDS", 60, minimum=1, maximum=3600
-    )
-    # A person mistypes a code a few times; 100 wrong codes an hour from one address is
-    # guessing. 600 an hour in all bounds a distributed guesser to ~14,400 a day (with 1,000
-    # live codes of 10^6, about 14 lucky guesses a day at most), while everyone's wrong codes
-    # together stay far below it.
-    verify_failures_per_ip: int = setting("ENF_VERIFY_FAILURES_PER_IP", 100, minimum=1)
-    verify_failures_global: int = setting("ENF_VERIFY_FAILURES_GLOBAL", 600, minimum=1)
+    # Registrations are cheap to make, so the registration's allowance alone bounds little:
+    # wrong codes are also counted per source address and in all. Neither refuses anyone;
+    # crossing either raises the guard, under which a registration may give only this many
+    # wrong codes since its last right one (a person's first attempts are never refused;
+    # a guesser's registration is spent after them) and an address completes fewer
+    # registrations. People mistype a few codes an hour in all (a tenth of the codes NCTS
+    # issues, at most a few dozen an hour at the busiest): 20 wrong codes an hour from one
+    # address, or 200 in all, is guessing.
+    verify_guarded_failures: int = setting("ENF_VERIFY_GUARDED_FAILURES", 3, minimum=1, maximum=100)
+    verify_failures_per_ip: int = setting("ENF_VERIFY_FAILURES_PER_IP", 20, minimum=1)
+    verify_failures_global: int = setting("ENF_VERIFY_FAILURES_GLOBAL", 200, minimum=1)
     verify_failure_window_seconds: int = setting(
         "ENF_VERIFY_FAILURE_WINDOW_SECONDS", 3600, minimum=60, maximum=86_400
+    )
+    # Once the country-wide count crosses its threshold the guard stays up this long, so a
+    # guesser cannot wait for the next window to guess unguarded again.
+    verify_guard_hours: int = setting("ENF_VERIFY_GUARD_HOURS", 24, minimum=1, maximum=168)
+    # Registrations completed (the device attested) per source address. Nonces and failed
+    # attestations count nothing: junk cannot stop installs from a carrier NAT address, and
+    # each registration that counts cost a genuine device's attestation. 600 an hour behind
+    # one address is a launch-day surge; under the guard, each registration is worth a few
+    # guesses, so an address completes 10 an hour (the app retries on its next foreground).
+    register_per_ip: int = setting("ENF_REGISTER_PER_IP", 600, minimum=1)
+    register_per_ip_guarded: int = setting("ENF_REGISTER_PER_IP_GUARDED", 10, minimum=1)
+    register_ip_window_seconds: int = setting(
+        "ENF_REGISTER_IP_WINDOW_SECONDS", 3600, minimum=1, maximum=86_400
     )
 
 
@@ -264,6 +273,15 @@ class EnfSettings(AwsServiceSettings):
         "ENF_METRICS_INTERVALS", DEFAULT_METRICS_INTERVALS, parse=_intervals
     )
     callback_interval_seconds: int = setting("ENF_CALLBACK_INTERVAL_SECONDS", 3600, minimum=0)
+    # Registrations are cheap, so per-registration intervals alone let one address pump
+    # call-back requests into the contact tracers' queue and metrics into the counts. A
+    # call-back a minute per address is far above what an alert wave brings from one carrier
+    # address; metrics come from every phone now and then (a few a day each).
+    callback_per_ip: int = setting("ENF_CALLBACK_PER_IP", 60, minimum=1)
+    metrics_per_ip: int = setting("ENF_METRICS_PER_IP", 3000, minimum=1)
+    per_ip_window_seconds: int = setting(
+        "ENF_PER_IP_WINDOW_SECONDS", 3600, minimum=60, maximum=86_400
+    )
     # The stage's default documents served to phones (None: the ones shipped in the package);
     # an operator's document in Parameter Store (``client_config``) takes their place.
     exposure_config_json: str | None = setting("ENF_EXPOSURE_CONFIG", None, parse=_json_document)

@@ -90,30 +90,35 @@ def require_ncts_key(deps: Dependencies, presented: str | None) -> None:
 def request_callback(deps: Dependencies, request: MatchRequest, now: datetime) -> None:
     """Forwards a callback request for a known event whose GLN the caller proves.
 
-    Limits (DESIGN §8): every well-formed request counts against its source address; only
-    a request that proved its event counts against the phone (per phone and event, so junk
-    sent with someone's number, or a request for another event, never uses up theirs); a
+    Limits (DESIGN §8; docs/operations.md §10), both on what is forwarded to the contact
+    tracers (junk that proves nothing costs one read and counts nowhere, so it cannot use up
+    a person's allowance): per source address, and per phone and event. A phone and event
+    already sent so often is answered as requested and not sent again (the tracers have
+    it): someone who sends a person's phone cannot refuse the person's own request. A
     refused request (429) or an NCTS outage (503) counts against nothing.
 
     Raises ``ValidationError`` (bad fields, unknown event, GLN hash mismatch),
-    ``TooManyRequests`` (per phone, per IP) or ``Unavailable``.
+    ``TooManyRequests`` (per IP) or ``Unavailable``.
     """
     callback = model.parse_callback_request(request.body)
     limits = deps.rules
+    stored = deps.events.get(callback.notification_id)
+    if stored is None or not stored.event.is_active(now, limits.feed_active_days):
+        raise ValidationError.of("NotificationId", "The exposure event does not exist.")
+    if not stored.event.matches(callback.event_id, callback.gln):
+        raise ValidationError.of("Gln", "The location does not match the exposure event.")
+    per_phone = Limit("callback-phone", limits.callback_limit_per_phone,
+                      limits.callback_phone_window_seconds)  # fmt: skip
     with ratelimit.counted(deps.counters, now) as tally:
+        if tally.note(per_phone, f"{callback.phone}\0{callback.notification_id}") > (
+            per_phone.max_hits
+        ):
+            tally.refund()
+            log.info("callback already requested")
+            return
         tally.count(
             [(Limit("callback-ip", limits.callback_limit_per_ip,
                     limits.callback_ip_window_seconds), request.source_ip)]
-        )  # fmt: skip
-        stored = deps.events.get(callback.notification_id)
-        if stored is None or not stored.event.is_active(now, limits.feed_active_days):
-            raise ValidationError.of("NotificationId", "The exposure event does not exist.")
-        if not stored.event.matches(callback.event_id, callback.gln):
-            raise ValidationError.of("Gln", "The location does not match the exposure event.")
-        tally.count(
-            [(Limit("callback-phone", limits.callback_limit_per_phone,
-                    limits.callback_phone_window_seconds),
-              f"{callback.phone}\0{callback.notification_id}")]
         )  # fmt: skip
         deps.ncts.send_callback_request(callback.wire())
     emit("location_callback_requested", now=now)

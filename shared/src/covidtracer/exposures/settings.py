@@ -23,8 +23,11 @@ class ExposureEventSettings:
     feed_active_days: int = setting("FEED_ACTIVE_DAYS", 14, minimum=1, maximum=60)
     feed_object_key: str = setting("FEED_OBJECT_KEY", "current-exposure-events.json")
     feed_max_age_seconds: int = setting("FEED_MAX_AGE_SECONDS", 300, minimum=0, maximum=86_400)
-    # Per phone: a person asks for a call a few times at most. Per IP: generous, because
-    # NZ mobile networks put many phones behind one carrier-grade NAT address.
+    # Callbacks forwarded to the contact tracers. Per phone and event: a person asks a few
+    # times at most; beyond that a request is answered and not sent again. Per IP (what an
+    # address can pump into the tracers' queue): generous, because NZ mobile networks put
+    # many phones behind one carrier-grade NAT address. Junk that proves no event counts in
+    # neither.
     callback_limit_per_phone: int = setting("CALLBACK_LIMIT_PER_PHONE", 5, minimum=1)
     callback_phone_window_seconds: int = setting(
         "CALLBACK_PHONE_WINDOW_SECONDS", 86_400, minimum=1, maximum=604_800

@@ -36,16 +36,17 @@ class Tally:
         self._epoch = int(now.timestamp())
         self._held: list[str] = []
 
-    def count(self, checks: Sequence[tuple[Limit, str]]) -> None:
-        """Counts one hit for each (limit, subject). Raises ``TooManyRequests`` (with the
-        longest wait) when any is over its limit, after giving back every hit this call
-        made; ``Unavailable`` when the store does not answer."""
-        waits, hits = [], []
+    def count(self, checks: Sequence[tuple[Limit, str]]) -> list[int]:
+        """Counts one hit for each (limit, subject); returns the counts, this hit included.
+        Raises ``TooManyRequests`` (with the longest wait) when any is over its limit, after
+        giving back every hit this call made; ``Unavailable`` when the store does not answer."""
+        waits, hits, counts = [], [], []
         try:
             for limit, subject in checks:
                 bucket = limit.bucket(subject, self._epoch)
                 count = self._counters.hit(bucket, limit.window_end(self._epoch))
                 hits.append(bucket)
+                counts.append(count)
                 if count > limit.max_hits:
                     waits.append(limit.retry_after(self._epoch))
         except Unavailable:
@@ -55,6 +56,16 @@ class Tally:
             self._release(hits)
             raise TooManyRequests(max(waits))
         self._held.extend(hits)
+        return counts
+
+    def note(self, limit: Limit, subject: str) -> int:
+        """Counts one hit that refuses nothing (a signal another rule reads: its
+        ``max_hits`` is the signal's threshold); returns the count, this hit included. It
+        is given back with the others."""
+        bucket = limit.bucket(subject, self._epoch)
+        count = self._counters.hit(bucket, limit.window_end(self._epoch))
+        self._held.append(bucket)
+        return count
 
     def refund(self) -> None:
         """Gives back every hit counted so far."""

@@ -51,7 +51,8 @@ class ConfirmRequest:
 
 @dataclass(frozen=True)
 class SignInRecord:
-    """The server side of a ``verificationId``: whose sign-in it is and Cognito's session."""
+    """The server side of a ``verificationId``: whose sign-in it is and Cognito's session
+    (``PENDING_SESSION`` until Cognito has started it)."""
 
     verification_id: str
     user_id: str
@@ -60,6 +61,11 @@ class SignInRecord:
     session: str
     created_at: int
     expires_at: int
+
+
+# A record is stored before its Cognito session starts (and its code is emailed): a store
+# that is down must refuse the sign-in before anything is sent.
+PENDING_SESSION = "pending"
 
 
 class StaleSession(Exception):

@@ -31,12 +31,24 @@ class SignInSettings:
     session_validity_seconds: int = setting(
         "AUTH_SESSION_VALIDITY_MINUTES", 300, parse=_minutes_as_seconds
     )
-    # Throttles on initiate: each sends an email, so they bound mail-bombing and guessing.
+    # Throttles on initiate (each emails a code; docs/operations.md §10 has the arithmetic).
+    # Per email *from one address*: the app's "resend code" (CLIENTS.md: the 6th initiate for
+    # one email gets 429 with Retry-After); someone typing a person's email elsewhere counts
+    # against their own address, never the person's. There is no per-address limit across
+    # emails: thousands of people share a carrier NAT address, and the edge's rate rule
+    # bounds what one address sends.
     limit_per_email: int = setting("SIGN_IN_LIMIT_PER_EMAIL", 5, minimum=1)
-    limit_per_ip: int = setting("SIGN_IN_LIMIT_PER_IP", 30, minimum=1)
     limit_window_seconds: int = setting(
         "SIGN_IN_LIMIT_WINDOW_SECONDS", 900, minimum=1, maximum=86_400
     )
+    # Initiates for one email from *other* addresses, this many in the window, mean it may
+    # be targeted (guessing its codes, or filling its inbox): then each address may start
+    # only ``guarded_per_day`` sign-ins for that email a day. A person's own address gets
+    # them too, so a targeted person still signs in (one who changes networks mid sign-in
+    # has three a day there), and sessions beyond the one address's five a window grow with
+    # the attacker's addresses by 3 a day each, never without bound.
+    email_guard_after: int = setting("SIGN_IN_EMAIL_GUARD_AFTER", 1, minimum=1)
+    guarded_per_day: int = setting("SIGN_IN_GUARDED_PER_DAY", 3, minimum=1)
     # Initiate answers no faster than this whether or not the account existed, so its
     # timing does not tell a caller who has an account.
     initiate_min_duration_ms: int = setting(

@@ -40,6 +40,7 @@ def sign_in_deps(details: DetailsSettings) -> SignInDeps:
         counters=dynamo_counters(details.tables.rate_limits),
         config=details.sign_in,
         client_ids=frozenset(details.app_client_ids.values()),
+        stage=details.stage,
     )
 
 

@@ -26,7 +26,10 @@ def _entry(**overrides: Any) -> dict[str, Any]:
 
 def _deps(rules: DiarySettings | None = None, issued: tuple[str, ...] = (CODE,)) -> Any:
     return service.Dependencies(
-        counters=MemoryCounters(), ncts=RecordingNcts(issued), rules=rules or DiarySettings()
+        counters=MemoryCounters(),
+        ncts=RecordingNcts(issued),
+        rules=rules or DiarySettings(),
+        stage="test",
     )
 
 
@@ -147,10 +150,24 @@ def test_diary_uploads_answered_503_are_not_counted_as_guesses() -> None:
     assert _upload(deps, {"consentCode": CODE, "locations": [_entry()]}) == 1
 
 
-def test_the_global_guess_limit_holds_back_every_address() -> None:
-    deps = _deps(DiarySettings(guesses_global=2))
+def test_guesses_in_all_refuse_nobody_and_tighten_every_address(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue 19 changed this test: guesses in all used to refuse every diary in the country
+    once used up. Now they are a signal (a metric, which an alarm watches) that tightens
+    what a guesser controls: each address's allowance."""
+    deps = _deps(DiarySettings(guesses_global=2, guesses_per_ip=4, guesses_per_ip_guarded=1))
     for address in ("203.0.113.1", "203.0.113.2"):
         with pytest.raises(ValidationError):
             _upload(deps, {"consentCode": "ZZ0000", "locations": [_entry()]}, address)
+    # Every address may still send a genuine diary ...
+    assert _upload(deps, {"consentCode": CODE, "locations": [_entry()]}, "203.0.113.3") == 1
+    # ... and while guessing goes on, each may guess once an hour instead of four times.
+    with pytest.raises(ValidationError):
+        _upload(deps, {"consentCode": "ZZ0001", "locations": [_entry()]}, "203.0.113.4")
     with pytest.raises(TooManyRequests):
-        _upload(deps, {"consentCode": CODE, "locations": [_entry()]}, "203.0.113.3")
+        _upload(deps, {"consentCode": "ZZ0002", "locations": [_entry()]}, "203.0.113.4")
+    metrics = [
+        line for line in capsys.readouterr().out.splitlines() if "DiaryConsentCodeGuesses" in line
+    ]
+    assert len(metrics) == 3 and all('"_aws"' in line for line in metrics)

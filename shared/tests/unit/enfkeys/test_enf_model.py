@@ -267,28 +267,47 @@ def test_a_likely_case_uploads_clinical_diagnosis_keys() -> None:
 # ---------------------------------------------------------------------------- guessing limits
 
 
+GUARD_ENDS = NOW + timedelta(hours=20)
+
+
 @pytest.mark.parametrize(
-    ("last", "failure_day", "failures", "retry_after"),
+    ("last_failure", "failure_day", "failures", "since_success", "guard", "retry_after"),
     [
-        (None, None, 0, None),
-        (NOW - timedelta(seconds=1), None, 0, None),
-        (NOW - timedelta(milliseconds=400), None, 0, 1),
-        (NOW - timedelta(hours=1), NOW.date(), 9, None),
-        (NOW - timedelta(hours=1), NOW.date(), 10, int(14.5 * 3600)),  # until UTC midnight
-        (NOW - timedelta(hours=1), NOW.date() - timedelta(days=1), 10, None),  # a new day
+        (None, None, 0, 0, None, None),
+        (NOW - timedelta(seconds=1), None, 0, 0, None, None),
+        (NOW - timedelta(milliseconds=400), None, 0, 0, None, 1),
+        (NOW - timedelta(hours=1), NOW.date(), 9, 9, None, None),
+        (NOW - timedelta(hours=1), NOW.date(), 10, 10, None, int(14.5 * 3600)),  # UTC midnight
+        (NOW - timedelta(hours=1), NOW.date() - timedelta(days=1), 10, 10, None, None),  # new day
+        # Under the guard: three wrong codes since the last right one, then the guard's end.
+        (None, None, 0, 0, GUARD_ENDS, None),
+        (NOW - timedelta(hours=1), NOW.date(), 2, 2, GUARD_ENDS, None),
+        (NOW - timedelta(hours=1), NOW.date(), 3, 3, GUARD_ENDS, 20 * 3600),
+        (NOW - timedelta(days=2), NOW.date() - timedelta(days=2), 3, 3, GUARD_ENDS, 20 * 3600),
+        # Wrong codes before a right one are forgiven; the daily cap still counts them.
+        (NOW - timedelta(hours=1), NOW.date(), 5, 0, GUARD_ENDS, None),
+        (NOW - timedelta(hours=1), NOW.date(), 10, 0, GUARD_ENDS, int(14.5 * 3600)),
     ],
 )
-def test_one_guess_a_second_and_a_daily_failure_cap(
-    last: datetime | None, failure_day: date | None, failures: int, retry_after: int | None
+def test_a_registrations_own_wrong_codes_are_what_make_it_wait(
+    last_failure: datetime | None,
+    failure_day: date | None,
+    failures: int,
+    since_success: int,
+    guard: datetime | None,
+    retry_after: int | None,
 ) -> None:
     assert (
         model.verify_retry_after(
-            last_attempt_at=last,
+            last_failure_at=last_failure,
             failure_day=failure_day,
             failures=failures,
+            failures_since_success=since_success,
             now=NOW,
             min_interval_seconds=1,
             daily_failures=10,
+            guarded_failures=3,
+            guarded_until=guard,
         )
         == retry_after
     )

@@ -194,6 +194,29 @@ def test_too_many_callbacks_from_one_ip_are_refused() -> None:
     assert statuses == [204, 204, 204, 429]
 
 
+def test_junk_callbacks_from_an_address_do_not_refuse_a_genuine_one_from_it() -> None:
+    """Issue 19: 100 junk callbacks (an unknown event, a wrong place) from a carrier NAT
+    address used up its allowance and refused a person's genuine callback; only callbacks
+    forwarded to the contact tracers count."""
+    deps = _known(replace(RULES, callback_limit_per_ip=3))
+    for junk in range(20):
+        assert _callback(deps, match(notificationId=f"nope{junk}")) == 400
+        assert _callback(deps, match(gln="9429300000000")) == 400
+    assert _callback(deps, match(phone="+64 21 444 0009")) == 204
+
+
+def test_a_callback_already_requested_for_a_phone_is_answered_without_sending_it_again() -> None:
+    """Someone who sends a person's phone for an event five times must not refuse the
+    person's own request: the contact tracers already have that phone for that event, so
+    the person's request is answered as requested (204) and not sent a sixth time."""
+    deps = _known()
+    person = "+64 21 444 0005"
+    for _ in range(5):
+        assert _callback(deps, match(phone=person, firstName="Someone"), "198.51.100.1") == 204
+    assert _callback(deps, match(phone=person)) == 204
+    assert len(deps.ncts.callbacks) == 5
+
+
 def test_junk_callbacks_with_someones_phone_do_not_block_their_genuine_one() -> None:
     deps = _known()
     victim = "+64 21 444 0001"

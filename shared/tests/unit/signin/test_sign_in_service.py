@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -14,6 +15,7 @@ from covidtracer.errors import (
     InvalidAuthSession,
     MfaEnabled,
     TooManyRequests,
+    Unavailable,
     ValidationError,
 )
 from covidtracer.ratelimit.repository import MemoryCounters
@@ -28,8 +30,9 @@ CONFIG = SignInSettings(
     verify_tokens_in_app=False,
     session_validity_seconds=300,
     limit_per_email=5,
-    limit_per_ip=30,
     limit_window_seconds=900,
+    email_guard_after=1,
+    guarded_per_day=3,
     initiate_min_duration_ms=600,
 )
 CLIENT = "ios-client"
@@ -115,13 +118,14 @@ def records() -> MemorySignInRecords:
 
 @pytest.fixture
 def sign_in(cognito: FakeCognito, clock: Clock, records: MemorySignInRecords) -> SignIn:
-    ids = iter(f"verification-{n}" for n in range(100))
+    ids = iter(f"verification-{n}" for n in range(10_000))
     deps = SignInDeps(
         gateway=cognito,
         records=records,
         counters=MemoryCounters(),
         config=CONFIG,
         client_ids=frozenset({CLIENT, "web-client"}),
+        stage="test",
         new_verification_id=lambda: next(ids),
         sleep=clock.sleep,
         monotonic=lambda: clock.now,
@@ -222,16 +226,96 @@ def test_a_concurrent_confirm_that_moved_the_session_wins(
         confirm(sign_in, "222222", "verification-0")
 
 
-def test_the_sixth_initiate_for_an_email_is_throttled_until_the_window_ends(
+def test_the_sixth_initiate_for_an_email_from_one_address_waits_until_the_window_ends(
     sign_in: SignIn, clock: Clock
 ) -> None:
+    """CLIENTS.md: the app's own resends, from one phone, get 429 with Retry-After."""
     clock.now = 1_700_000_100.0  # 100 s into a 15-minute window
     for _ in range(5):
-        sign_in.initiate({"clientId": CLIENT, "email": "a@b.nz"}, f"ip-{clock.now}")
+        sign_in.initiate({"clientId": CLIENT, "email": "a@b.nz"}, "203.0.113.9")
     with pytest.raises(TooManyRequests) as caught:
-        sign_in.initiate({"clientId": CLIENT, "email": "a@b.nz"}, "another-ip")
+        sign_in.initiate({"clientId": CLIENT, "email": "a@b.nz"}, "203.0.113.9")
     assert 0 < caught.value.retry_after_seconds <= 900
     assert caught.value.headers() == {"Retry-After": str(caught.value.retry_after_seconds)}
+
+
+def test_someone_typing_your_email_elsewhere_never_stops_your_sign_in(
+    sign_in: SignIn, cognito: FakeCognito
+) -> None:
+    """Issue 19 changed this rule: five initiates for an email from anywhere used to refuse
+    its owner for 15 minutes."""
+    for _ in range(5):
+        sign_in.initiate({"clientId": CLIENT, "email": "a@b.nz"}, "198.51.100.1")
+    with pytest.raises(TooManyRequests):
+        sign_in.initiate({"clientId": CLIENT, "email": "a@b.nz"}, "198.51.100.1")
+    mine = sign_in.initiate({"clientId": CLIENT, "email": "a@b.nz"}, "203.0.113.9")
+    assert confirm(sign_in, cognito.code, mine.verification_id) == "token-for-sub-0"
+
+
+def test_a_targeted_email_gets_a_few_sign_ins_a_day_from_each_address(
+    sign_in: SignIn, cognito: FakeCognito, clock: Clock
+) -> None:
+    """Initiates for one email from other addresses mean someone is after it (guessing its
+    codes, or bombing its inbox): each further address may start three sign-ins for it a
+    day, the owner's own address included, so the owner still signs in."""
+    for _ in range(5):
+        sign_in.initiate({"clientId": CLIENT, "email": "a@b.nz"}, "198.51.100.1")
+    for attacker in range(2, 6):
+        for _ in range(3):
+            sign_in.initiate({"clientId": CLIENT, "email": "a@b.nz"}, f"198.51.100.{attacker}")
+        with pytest.raises(TooManyRequests) as caught:
+            sign_in.initiate({"clientId": CLIENT, "email": "a@b.nz"}, f"198.51.100.{attacker}")
+        assert caught.value.retry_after_seconds > 900  # until the day's window ends
+    clock.now += 900  # a new 15-minute window: the others' initiates are still this day's
+    mine = sign_in.initiate({"clientId": CLIENT, "email": "a@b.nz"}, "203.0.113.9")
+    assert confirm(sign_in, cognito.code, mine.verification_id) == "token-for-sub-0"
+    # An address that never targeted anyone else is untouched.
+    sign_in.initiate({"clientId": CLIENT, "email": "c@d.nz"}, "198.51.100.2")
+
+
+def test_thousands_of_people_behind_one_carrier_address_all_get_their_code(
+    sign_in: SignIn, cognito: FakeCognito
+) -> None:
+    """A sign-up surge behind one carrier NAT address (CLIENTS.md): no per-address limit
+    refuses it (the edge's rate rule bounds one address; see docs/operations.md §10)."""
+    for person in range(3000):
+        sign_in.initiate({"clientId": CLIENT, "email": f"p{person}@b.nz"}, "203.0.113.9")
+    assert len(cognito.sessions) == 3000
+
+
+def test_a_sign_in_whose_record_cannot_be_stored_emails_nothing_and_is_refunded(
+    sign_in: SignIn, cognito: FakeCognito, records: MemorySignInRecords
+) -> None:
+    add = records.add
+
+    def down(record: Any) -> None:
+        raise Unavailable("dynamodb:sign_in_sessions")
+
+    records.add = down  # type: ignore[method-assign]
+    for _ in range(6):
+        with pytest.raises(Unavailable):
+            sign_in.initiate({"clientId": CLIENT, "email": "a@b.nz"}, "203.0.113.9")
+    assert cognito.sessions == {}, "no code is emailed for a sign-in nobody can confirm"
+    records.add = add  # type: ignore[method-assign]
+    for _ in range(5):  # the outage cost the person none of their five
+        sign_in.initiate({"clientId": CLIENT, "email": "a@b.nz"}, "203.0.113.9")
+
+
+def test_a_sign_in_whose_session_cannot_be_stored_is_refunded(
+    sign_in: SignIn, records: MemorySignInRecords
+) -> None:
+    def down(record: Any, session: str) -> None:
+        raise Unavailable("dynamodb:sign_in_sessions")
+
+    replace_session = records.replace_session
+    records.replace_session = down  # type: ignore[method-assign]
+    with pytest.raises(Unavailable):
+        sign_in.initiate({"clientId": CLIENT, "email": "a@b.nz"}, "203.0.113.9")
+    records.replace_session = replace_session  # type: ignore[method-assign]
+    for _ in range(5):
+        sign_in.initiate({"clientId": CLIENT, "email": "a@b.nz"}, "203.0.113.9")
+    with pytest.raises(InvalidAuthSession):  # the failed one's record leads nowhere
+        confirm(sign_in, "111111", "verification-0")
 
 
 def test_an_mfa_account_gets_its_user_id_and_no_code(sign_in: SignIn, cognito: FakeCognito) -> None:
@@ -250,3 +334,26 @@ def test_bad_requests_reach_neither_cognito_nor_the_throttle(
             sign_in.initiate({"clientId": "unknown", "email": "a@b.nz"}, "ip")
     assert cognito.created == 0
     sign_in.initiate({"clientId": CLIENT, "email": "a@b.nz"}, "ip")
+
+
+def test_each_sign_in_started_is_counted_in_a_metric_an_alarm_watches(
+    sign_in: SignIn, cognito: FakeCognito, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sign_in.initiate({"clientId": CLIENT, "email": "a@b.nz"}, "203.0.113.9")
+    cognito.mfa = True
+    with pytest.raises(MfaEnabled):  # no code is emailed, so nothing is counted
+        sign_in.initiate({"clientId": CLIENT, "email": "mfa@b.nz"}, "203.0.113.9")
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["SignInCodesSent"] for line in lines if "SignInCodesSent" in line] == [1]
+    assert "a@b.nz" not in json.dumps(lines)
+
+
+def test_an_mfa_account_is_told_so_every_time_and_nothing_is_counted(
+    sign_in: SignIn, cognito: FakeCognito
+) -> None:
+    """No code is emailed to an account with an authenticator app, so its initiates count
+    against no limit: the person keeps being told what to do, never "too many attempts"."""
+    cognito.mfa = True
+    for _ in range(7):
+        with pytest.raises(MfaEnabled):
+            sign_in.initiate({"clientId": CLIENT, "email": "a@b.nz"}, "203.0.113.9")
