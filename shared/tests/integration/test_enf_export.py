@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -288,18 +289,24 @@ def test_a_page_is_an_index_range_scan_in_key_order_without_a_sort(enf: EnfSetti
     window = model.Window(
         int(NOW.timestamp()) // DAY * DAY - DAY, int(NOW.timestamp()) // DAY * DAY, model.DAILY
     )
+    cursor_setting = export_service.sql.CURSOR_SETTING
     with psycopg2.connect(enf.database.url) as conn, conn.cursor() as cur:
         cur.execute("SET enable_seqscan = off; SET enable_bitmapscan = off; SET enable_sort = off")
+        cur.execute("SELECT set_config(%s, '', true)", (cursor_setting,))
         statement = export_service.sql._PAGE.split("COPY (", 1)[1].rsplit(") TO STDOUT", 1)[0]
         _, high = window.embargo_interval_bounds
         cur.execute(
             "EXPLAIN (FORMAT JSON) " + statement,
-            {"day": window.start // DAY, "end": window.end, "high": high, "after": b"",
-             "limit": 10, "none": 0},
+            {"day": window.start // DAY, "end": window.end, "high": high,
+             "cursor": cursor_setting, "limit": 10, "none": 0},
         )  # fmt: skip
         plan = json.dumps(cur.fetchone()[0])
     assert "exposures_export_day_idx" in plan and "Index Only Scan" in plan
     assert '"Sort"' not in plan and "Seq Scan" not in plan
+    # The cursor bounds the range scan (a page starts where the last one ended), not a filter
+    # over the day's keys from the first.
+    (index_cond,) = re.findall(r'"Index Cond": "([^"]*)"', plan)
+    assert "key_data >" in index_cond
 
 
 def test_the_query_spells_the_export_day_as_the_migration_indexes_it() -> None:
