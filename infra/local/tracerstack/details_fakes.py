@@ -49,6 +49,12 @@ class MemoryExposureEvents:
             stored, expires_at = found
             self.items[notification_id] = (replace(stored, pending=False), expires_at)
 
+    def mark_withdrawn(self, notification_id: str) -> None:
+        found = self.items.get(notification_id)
+        if found:
+            stored, expires_at = found
+            self.items[notification_id] = (replace(stored, pending=False), expires_at)
+
     def pending(self) -> Iterator[StoredEvent]:
         yield from (stored for stored, _ in list(self.items.values()) if stored.pending)
 

@@ -35,6 +35,11 @@ class ExposureEvents(Protocol):
         """Take the event out of ``pending()``: the feed holds this version and its push is
         done. Does nothing if the push is still pending or the event changed (or went)."""
 
+    def mark_withdrawn(self, notification_id: str) -> None:
+        """Take the event out of ``pending()`` for good, as its withdrawal's first step: no
+        writer merges it into the feed again (``service._merged_pending``). Does nothing if
+        there is no such event."""
+
     def delete(self, notification_id: str) -> bool:
         """Remove the event; ``False`` if there was none."""
 
@@ -180,6 +185,18 @@ class DynamoExposureEvents:
         except PynamoDBException as error:
             if dynamo.is_conditional_check_failure(error):
                 return  # push still pending, or changed or withdrawn meanwhile
+            raise dynamo.unavailable("exposure_events", error) from error
+
+    def mark_withdrawn(self, notification_id: str) -> None:
+        item = self._model(notification_id)
+        try:
+            item.update(
+                actions=[self._model.pending.remove()],
+                condition=self._model.notificationId.exists(),
+            )
+        except PynamoDBException as error:
+            if dynamo.is_conditional_check_failure(error):
+                return  # already gone
             raise dynamo.unavailable("exposure_events", error) from error
 
     def pending(self) -> Iterator[StoredEvent]:
