@@ -19,6 +19,7 @@ from covidtracer.enffiles.model import (
     FileRecord,
     Window,
 )
+from covidtracer.enffiles.padding import SampledKey
 
 if TYPE_CHECKING:
     from psycopg2.extensions import cursor
@@ -182,6 +183,27 @@ def _copy_value(cur: cursor, statement: str) -> bytes:
     length = int.from_bytes(data[position + 2 : position + 6], signed=True)
     start = position + 6
     return bytes(data[start : start + length]) if length > 0 else b""
+
+
+_SAMPLE = (
+    "SELECT extract(epoch FROM created_at)::bigint, rolling_start_number, rolling_period,"  # noqa: S608 - constants
+    " transmission_risk_level, report_type, coalesce(days_since_onset::integer, %(none)s)"
+    f" FROM exposures WHERE {EXPORT_DAY} = %(day)s AND key_data {{}} %(start)s"
+    " ORDER BY key_data LIMIT %(limit)s"
+)
+
+
+def sample_keys(cur: cursor, day: int, start: bytes, limit: int) -> list[SampledKey]:
+    """Up to ``limit`` keys that became available on ``day`` (days since the epoch), the
+    first from ``start`` on in key order, wrapping around to the lowest: what
+    ``padding`` shapes its fakes after (one index range scan each way)."""
+    params = {"day": day, "start": start, "limit": limit, "none": NO_ONSET}
+    cur.execute(_SAMPLE.format(">="), params)
+    rows = cur.fetchall()
+    if len(rows) < limit:
+        cur.execute(_SAMPLE.format("<"), {**params, "limit": limit - len(rows)})
+        rows += cur.fetchall()
+    return [SampledKey.of(*(int(value) for value in row)) for row in rows]
 
 
 def insert_files(cur: cursor, files: Sequence[NewFile], now: datetime) -> int:
