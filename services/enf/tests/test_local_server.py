@@ -24,7 +24,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tracerstack.pytest_plugin import serve_api
+from tracerstack.bootstrap import Bootstrap
+from tracerstack.environment import service_environment
+from tracerstack.pytest_plugin import Partners, serve_api
 
 NOT_FOUND = {"type": "urn:errors:not-found", "title": "The resource was not found.", "status": 404}
 
@@ -70,14 +72,24 @@ class Connection:
         self._buffer += data
 
 
-@pytest.fixture(params=["enf", "details"])
-def connection(request: pytest.FixtureRequest, enf_env: dict[str, str]) -> Iterator[Connection]:
-    with serve_api(request.param, enf_env) as url:
-        conn = Connection(url)
-        try:
-            yield conn
-        finally:
-            conn.close()
+@pytest.fixture(scope="module", params=["enf", "details"])
+def served(
+    request: pytest.FixtureRequest, aws_stack: Bootstrap, partners: Partners, database_url: str
+) -> Iterator[str]:
+    """The service under the local server, once for the module (``/health`` needs a database
+    to reach, not a schema)."""
+    env = service_environment(aws_stack, partners_url=partners.url, database_url=database_url)
+    with serve_api(request.param, env) as url:
+        yield url
+
+
+@pytest.fixture
+def connection(served: str) -> Iterator[Connection]:
+    conn = Connection(served)
+    try:
+        yield conn
+    finally:
+        conn.close()
 
 
 def _then_health_is_whole(conn: Connection) -> None:

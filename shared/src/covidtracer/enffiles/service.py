@@ -336,7 +336,8 @@ class _WindowWriter:
             offset += take
 
     def close(self) -> list[sql.NewFile]:
-        """Finish the last file; the window's files (none for a window without keys)."""
+        """Finish the last file; the window's files (none for a window without keys, real or
+        fake)."""
         for rows, fake in self._fakes.rest():
             self._append(rows, fake)
         if self._file.keys:
