@@ -298,6 +298,11 @@ class Padding:
         same-day keys of the day before's, that are available in ``[start, end)``."""
         day = window.start // DAY_SECONDS
         keys = self._day(day, past=True) + self._day(day - 1, past=False)
+        # A run's windows come oldest first: the days before these are done with.
+        for done in [d for d in self._keys if d[0] < day - 1]:
+            del self._keys[done]
+        for done_day in [d for d in self._schedules if d < day - 1]:
+            del self._schedules[done_day]
         return sorted(k.row for k in keys if window.start <= k.available < window.end)
 
     def merger(self, window: Window) -> Merger:
