@@ -205,18 +205,19 @@ def _keys(
     keys = []
     if past:
         layout = shape.layouts[onset]
-        ready = [back for back, _ in layout if back >= 2][-upload.ready :] if upload.ready else []
+        recent = [back for back, _ in layout if back >= 2][-upload.ready :] if upload.ready else []
+        oldest = recent[0] if recent else 1  # cut: the phone's oldest days
+        first = day * _INTERVALS_PER_DAY
         for back, like in layout:
-            if back >= 2 and back not in ready:
-                continue  # cut: the phone's oldest days
+            if back > oldest:
+                continue
             pick, key = draws.slot(back, len(like))
             source = like[pick]
-            start = (day - back) * _INTERVALS_PER_DAY + source.start_offset
-            row = PACKED_KEY.pack(
-                key, source.transmission_risk_level, start, source.rolling_period, report_type,
-                onset - back,
-            )  # fmt: skip
-            keys.append(_FakeKey(available_at(start, source.rolling_period, upload.at), row))
+            start = first - back * _INTERVALS_PER_DAY + source.start_offset
+            period = source.rolling_period
+            row = _pack(key, source.transmission_risk_level, start, period, report_type,
+                        onset - back)  # fmt: skip
+            keys.append(_FakeKey(available_at(start, period, upload.at), row))
     if upload.same_day and onset in shape.by_onset:
         # Today's key, as phones release it: whole, or cut at the upload.
         pick, key = draws.slot(0, len(shape.same_day))
@@ -225,11 +226,12 @@ def _keys(
         period = source.rolling_period
         if source.start_offset + period < _INTERVALS_PER_DAY:
             period = max(1, upload.at // INTERVAL_SECONDS - start)
-        row = PACKED_KEY.pack(
-            key, source.transmission_risk_level, start, period, report_type, onset
-        )
+        row = _pack(key, source.transmission_risk_level, start, period, report_type, onset)
         keys.append(_FakeKey(available_at(start, period, upload.at), row))
     return keys
+
+
+_pack = PACKED_KEY.pack
 
 
 def _schedule(
