@@ -5,7 +5,7 @@ ports to NCTS (callback requests) and FCM (pushes), whose adapters are
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pynamodb.attributes import BooleanAttribute, NumberAttribute, UnicodeAttribute
@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 
 class ExposureEvents(Protocol):
     def get(self, notification_id: str) -> StoredEvent | None: ...
+
+    def get_many(self, notification_ids: Sequence[str]) -> list[StoredEvent]:
+        """Those of the events that exist, each read strongly consistent, in no order."""
 
     def put(self, event: ExposureEvent, *, version: str, expires_at: int) -> None:
         """Store (or replace) the event with its push pending."""
@@ -142,6 +145,13 @@ class DynamoExposureEvents:
 
     def get(self, notification_id: str) -> StoredEvent | None:
         return dynamo.get_record(self._model, notification_id, "exposure_events", _to_stored)
+
+    def get_many(self, notification_ids: Sequence[str]) -> list[StoredEvent]:
+        try:  # BatchGetItem: 100 keys a request, unprocessed ones retried by pynamodb
+            items = self._model.batch_get(list(notification_ids), consistent_read=True)
+            return [_to_stored(item) for item in items]
+        except PynamoDBException as error:
+            raise dynamo.unavailable("exposure_events", error) from error
 
     def put(self, event: ExposureEvent, *, version: str, expires_at: int) -> None:
         attributes: dict[str, Any] = {name: event.texts.get(name, "") for name in EVENT_TEXTS}

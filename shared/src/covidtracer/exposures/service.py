@@ -182,9 +182,9 @@ def withdraw_exposure_event(deps: Dependencies, notification_id: str, now: datet
 FEED_WRITE_ATTEMPTS = 5
 
 MERGED_PENDING = 100
-"""Other pending events one write folds in at most: each costs a consistent read. Changes
-in flight at once are a handful; a backlog (FCM down for hours leaves events pending) is
-mostly shown already and skipped without a read."""
+"""Other pending events one write folds in at most (one consistent batch read: DynamoDB's
+BatchGetItem takes 100 keys). Changes in flight at once are a handful; a backlog (FCM down
+for hours leaves events pending) is mostly shown already and skipped without a read."""
 
 
 def publish_exposure_events_feed(deps: Dependencies, job: FeedJob, now: datetime) -> dict[str, int]:
@@ -364,23 +364,28 @@ def _merged_pending(
     deps: Dependencies, items: list[dict[str, str]], now: datetime, *, skip: str | None
 ) -> list[model.ExposureEvent]:
     """The pending events (``skip``, the writer's own, aside) that the feed ``items`` do not
-    show as they are, each as the table holds it now, at most ``MERGED_PENDING``. Read after
-    the feed: one stored since makes the write fail and come again."""
+    show as they are, each as the table holds it now (one consistent batch read), at most
+    ``MERGED_PENDING``. Read after the feed: one stored since makes the write fail and come
+    again."""
     active_days = deps.rules.feed_active_days
     shown = {item.get("notificationId"): item for item in items}
-    merged: list[model.ExposureEvent] = []
+    wanted: list[str] = []
     for listed in deps.events.pending():
         event = listed.event
         if event.notification_id == skip or not event.is_active(now, active_days):
             continue  # the writer's own change, or nothing to show
         if shown.get(event.notification_id) == event.feed_item():
             continue  # shown as the index has it: a newer version has its own writer
-        if len(merged) == MERGED_PENDING:
+        wanted.append(event.notification_id)
+        if len(wanted) == MERGED_PENDING:
             break
-        fresh = deps.events.get(event.notification_id)
-        if fresh is not None and fresh.pending:  # not withdrawn or published meanwhile
-            merged.append(fresh.event)
-    return merged
+    if not wanted:
+        return []
+    fresh = deps.events.get_many(wanted)
+    # Not withdrawn or published meanwhile; in the index's order (the last change wins).
+    order = {notification_id: n for n, notification_id in enumerate(wanted)}
+    kept = sorted((s for s in fresh if s.pending), key=lambda s: order[s.event.notification_id])
+    return [s.event for s in kept]
 
 
 def _push(deps: Dependencies, stored: model.StoredEvent) -> bool:
