@@ -22,7 +22,7 @@ reader thread, framing on the main thread, signing, deflate and S3 writes on the
 thread): the stages overlap, so they add up to more than the wall time.
 
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres \\
-        .venv/bin/python bench/enf_export.py [--repeat 3] [--keys 1400000] [--big 5000000]
+        .venv/bin/python bench/enf_export.py [--repeat 3] [--keys 1400000] [--big 5000000] [--pad]
 
 Medians of 3 runs (2026-12-01, this machine, 2 cores shared with other engineers' tests,
 load average 1.0-1.8 as printed):
@@ -279,6 +279,12 @@ def main() -> None:
         help="another checkout's shared/src: each repeat also runs the export with that code"
         " (alternating), and the medians of both are printed",
     )
+    parser.add_argument(
+        "--pad",
+        action="store_true",
+        help="with fake-key padding on (ENF_EXPORT_PAD_FILES, the deployed stages' default):"
+        " every file also carries its day's fakes",
+    )
     args = parser.parse_args()
 
     server_url = os.environ["DATABASE_URL"]
@@ -314,6 +320,7 @@ def main() -> None:
         # RAW because moto re-hashes a DIGEST (its signature would not verify); that does not
         # matter here, and RAW would time shipping each ~10 MB file to moto in base64.
         env["ENF_EXPORT_KMS_MESSAGE_TYPE"] = "DIGEST"
+        env["ENF_EXPORT_PAD_FILES"] = "true" if args.pad else "false"
         scenarios = ["spread", "one-day"] if args.scenario == "both" else [args.scenario]
         plan = [(scenario, args.keys) for scenario in scenarios]
         if args.big:

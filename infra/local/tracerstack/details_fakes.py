@@ -5,7 +5,7 @@ import this)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -34,6 +34,9 @@ class MemoryExposureEvents:
         found = self.items.get(notification_id)
         return found[0] if found else None
 
+    def get_many(self, notification_ids: Sequence[str]) -> list[StoredEvent]:
+        return [self.items[n][0] for n in dict.fromkeys(notification_ids) if n in self.items]
+
     def put(self, event: ExposureEvent, *, version: str, expires_at: int) -> None:
         self.items[event.notification_id] = (StoredEvent(event, True, version, True), expires_at)
 
@@ -46,6 +49,12 @@ class MemoryExposureEvents:
     def mark_published(self, notification_id: str, version: str) -> None:
         found = self.items.get(notification_id)
         if found and found[0].version == version and not found[0].push_pending:
+            stored, expires_at = found
+            self.items[notification_id] = (replace(stored, pending=False), expires_at)
+
+    def mark_withdrawn(self, notification_id: str) -> None:
+        found = self.items.get(notification_id)
+        if found:
             stored, expires_at = found
             self.items[notification_id] = (replace(stored, pending=False), expires_at)
 

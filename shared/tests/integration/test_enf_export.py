@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -249,6 +250,12 @@ def _secret() -> bytes:
     return b"server secret"
 
 
+def _day_file(config: EnfSettings, day: int) -> tuple[bytes, Any]:
+    """The one file of the day starting at ``day`` (epoch): (zip, parsed)."""
+    (found,) = [v for v in _exported(config).values() if v[1][0].start_timestamp == day]
+    return found
+
+
 def test_a_small_file_is_padded_with_fakes_that_a_rerun_repeats(
     enf: EnfSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -257,27 +264,34 @@ def test_a_small_file_is_padded_with_fakes_that_a_rerun_repeats(
     real = [_key(i) for i in range(5)]
     _insert(enf.database.url or "", [(k, _day_rsn(created, 1), 144, created) for k in real])
     result = _export(config, NOW, padding_key=_secret)
-    assert (result.files, result.keys) == (1, 5)  # the real keys are what the run reports
-    ((body, (export, signatures)),) = _exported(config).values()
+    # Every window has its day's fakes, real keys or none (14 dailies and today's delta);
+    # the real keys are what the run reports.
+    assert (result.files, result.keys) == (15, 5)
+    day = int(created.timestamp()) // DAY * DAY
+    body, (export, signatures) = _day_file(config, day)
     data = [k.key_data for k in export.keys]
-    assert 1000 <= len(data) <= 1100 and set(real) <= set(data) and data == sorted(data)
+    assert set(real) <= set(data) and data == sorted(data)
     fakes = [k for k in export.keys if k.key_data not in real]
-    assert {(k.rolling_start_interval_number, k.rolling_period) for k in fakes} == {
-        (_day_rsn(created, 1), 144)
-    }  # fakes copy the real keys' other fields
+    # Google's 1000 + 0-100 from the day's start, and the fake uploads of every window.
+    assert 1000 <= len(fakes) <= 1100 + 24 * 3 * 15
+    # No real key in the days before: fakes take the built-in shape of a phone's upload.
+    assert {(k.rolling_start_interval_number % 144, k.rolling_period, k.report_type,
+             k.transmission_risk_level) for k in fakes} == {(0, 144, 1, 0)}  # fmt: skip
     export_bin, _ = unzip_export(body)
     assert verify_signature(export_bin, signatures[0].signature, _signer(config).public_key_pem())
 
     with psycopg2.connect(config.database.url) as conn, conn.cursor() as cur:
         cur.execute("TRUNCATE export_files")
     _export(config, NOW, padding_key=_secret)
-    ((again, _),) = _exported(config).values()
+    again, _ = _day_file(config, day)
     assert unzip_export(again)[0] == export_bin
 
 
-def test_padding_needs_a_secret_and_leaves_files_over_its_target_alone(
+def test_padding_needs_a_secret_and_a_file_over_its_target_keeps_every_key(
     enf: EnfSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A file over Google's target still holds its day's fakes: a day's files keep every
+    key of its earlier ones, and an earlier file of a day that grew held fakes."""
     config = _padded(enf, monkeypatch)
     with pytest.raises(ValueError, match="padding_key"):
         _export(config, NOW)
@@ -285,8 +299,10 @@ def test_padding_needs_a_secret_and_leaves_files_over_its_target_alone(
     keys = [_key(i) for i in range(1101)]
     _insert(enf.database.url or "", [(k, _day_rsn(created, 1), 144, created) for k in keys])
     _export(config, NOW, padding_key=_secret)
-    ((_, (export, _)),) = _exported(config).values()
-    assert [k.key_data for k in export.keys] == keys
+    _, (export, _) = _day_file(config, int(created.timestamp()) // DAY * DAY)
+    data = [k.key_data for k in export.keys]
+    assert [k for k in data if k in set(keys)] == keys and data == sorted(data)
+    assert len(data) - len(keys) >= 1000
 
 
 def test_a_page_is_an_index_range_scan_in_key_order_without_a_sort(enf: EnfSettings) -> None:
@@ -295,18 +311,24 @@ def test_a_page_is_an_index_range_scan_in_key_order_without_a_sort(enf: EnfSetti
     window = model.Window(
         int(NOW.timestamp()) // DAY * DAY - DAY, int(NOW.timestamp()) // DAY * DAY, model.DAILY
     )
+    cursor_setting = export_service.sql.CURSOR_SETTING
     with psycopg2.connect(enf.database.url) as conn, conn.cursor() as cur:
         cur.execute("SET enable_seqscan = off; SET enable_bitmapscan = off; SET enable_sort = off")
+        cur.execute("SELECT set_config(%s, '', true)", (cursor_setting,))
         statement = export_service.sql._PAGE.split("COPY (", 1)[1].rsplit(") TO STDOUT", 1)[0]
         _, high = window.embargo_interval_bounds
         cur.execute(
             "EXPLAIN (FORMAT JSON) " + statement,
-            {"day": window.start // DAY, "end": window.end, "high": high, "after": b"",
-             "limit": 10, "none": 0},
+            {"day": window.start // DAY, "end": window.end, "high": high,
+             "cursor": cursor_setting, "limit": 10, "none": 0},
         )  # fmt: skip
         plan = json.dumps(cur.fetchone()[0])
     assert "exposures_export_day_idx" in plan and "Index Only Scan" in plan
     assert '"Sort"' not in plan and "Seq Scan" not in plan
+    # The cursor bounds the range scan (a page starts where the last one ended), not a filter
+    # over the day's keys from the first.
+    (index_cond,) = re.findall(r'"Index Cond": "([^"]*)"', plan)
+    assert "key_data >" in index_cond
 
 
 def test_the_query_spells_the_export_day_as_the_migration_indexes_it() -> None:

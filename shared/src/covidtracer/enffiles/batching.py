@@ -1,24 +1,14 @@
-"""How keys are shaped into export files: the per-file split rule and fake-key padding."""
+"""How keys are shaped into export files: the per-file split rule (fake keys: ``padding``)."""
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Sequence
 from dataclasses import replace
 
-from covidtracer.enffiles.exportfile import KEY_LENGTH, ExportBatch, ExportKey
+from covidtracer.enffiles.exportfile import ExportBatch
 
 MAX_KEYS_PER_FILE = 500_000
 """Google's per-file cap: phones must load a whole file at once, and 500,000 keys keep a
 file near 15 MB (DESIGN §4)."""
-
-PADDING_MINIMUM = 1000
-PADDING_JITTER = 100
-"""Google's padding: a small file is filled with fake keys up to 1000 plus 0-100 more, so a
-file's size does not tell how many people reported in that window (DESIGN §4)."""
-
-_PADDING_DOMAIN = b"covidtracer.enf.pad_keys.v1\x00"
-_PADDING_DRAW = 8  # bytes per random integer; the modulo bias of 2**64 is negligible here
 
 
 def split_batch(batch: ExportBatch, max_per_file: int = MAX_KEYS_PER_FILE) -> list[ExportBatch]:
@@ -64,40 +54,3 @@ def file_chunks(count: int, max_per_file: int = MAX_KEYS_PER_FILE) -> list[tuple
         (slice(offset, offset + max_per_file), file_number)
         for file_number, offset in enumerate(range(0, count, max_per_file), start=1)
     ]
-
-
-def pad_keys(
-    keys: Sequence[ExportKey],
-    *,
-    seed: bytes,
-    minimum: int = PADDING_MINIMUM,
-    jitter: int = PADDING_JITTER,
-) -> tuple[ExportKey, ...]:
-    """`keys` plus fake keys up to `minimum` + a jitter in [0, jitter]; deterministic in `seed`.
-
-    Each fake key has random key bytes and copies every other field from a real key picked
-    at random, so timing and report fields look like the file's real ones. An empty file
-    stays empty (there is nothing to imitate), as does one already at or above the target.
-
-    All randomness is SHAKE-256 of `seed`, so a re-run with the same keys and seed writes
-    the same export.bin. The seed must be secret and differ per file: whoever knows it can
-    regenerate the fakes and count the real keys, which is what padding hides. Derive it,
-    e.g., as HMAC-SHA256(server secret, region/start/end/file number).
-
-    Raises `ValueError` if `minimum` or `jitter` is negative.
-    """
-    if minimum < 0 or jitter < 0:
-        raise ValueError(f"minimum and jitter must not be negative, got {minimum}, {jitter}")
-    stream = hashlib.shake_256(_PADDING_DOMAIN + seed)
-    target = minimum + int.from_bytes(stream.digest(_PADDING_DRAW)) % (jitter + 1)
-    if not keys or len(keys) >= target:
-        return tuple(keys)
-    count = target - len(keys)
-    draw = KEY_LENGTH + _PADDING_DRAW
-    # SHAKE output is a prefix-stable stream: skip the bytes the jitter already used.
-    material = stream.digest(_PADDING_DRAW + count * draw)[_PADDING_DRAW:]
-    fakes = []
-    for start in range(0, count * draw, draw):
-        source = keys[int.from_bytes(material[start + KEY_LENGTH : start + draw]) % len(keys)]
-        fakes.append(source._replace(key_data=material[start : start + KEY_LENGTH]))
-    return (*keys, *fakes)

@@ -19,6 +19,7 @@ from covidtracer.enffiles.model import (
     FileRecord,
     Window,
 )
+from covidtracer.enffiles.padding import SampledKey
 
 if TYPE_CHECKING:
     from psycopg2.extensions import cursor
@@ -94,7 +95,7 @@ _PACKED_ROW = (
     " || int4send(coalesce(days_since_onset::integer, %(none)s))"
 )
 
-# One page: the next `limit` keys of the window after `after`, in key order, packed and
+# One page: the next `limit` keys of the window after the cursor, in key order, packed and
 # joined by PostgreSQL. The inner query is one index-only range scan of
 # exposures_export_day_idx that returns rows already in key order (no sort) and reads no
 # row it does not return, but for a delta's keys available later that day (the two
@@ -103,12 +104,24 @@ _PACKED_ROW = (
 # again on PostgreSQL 15); the byte-identity test against the key writer holds it to that.
 # COPY BINARY hands the value over as raw bytes: a SELECT would send it hex-encoded, twice
 # the bytes to encode, send and decode.
+#
+# The cursor (the last key of the previous page) never appears in the statement's text:
+# PostgreSQL logs the text of a statement that fails or whose connection is cut (a killed
+# job, a Lambda timeout), and a key there would be an exposure key in the database's log
+# (DESIGN §8; psycopg2 binds parameters into the text). The statement keeps the cursor in
+# a transaction-local setting instead: it reads it as its range's lower bound (a stable
+# expression, so still an index bound) and sets it to its own last key, taken from the
+# joined page; `packed_pages` clears it when a window's pages begin.
+CURSOR_SETTING = "covidtracer.export_after"
+_LAST_KEY = f"substring(page FROM length(page) - {PACKED_KEY.size - 1} FOR {KEY_LENGTH})"
 _PAGE = (
-    "COPY (SELECT string_agg(packed, ''::bytea) FROM ("  # noqa: S608 - constants; mogrify binds
+    "COPY (SELECT page, set_config(%(cursor)s, encode("  # noqa: S608 - constants; mogrify binds
+    f"{_LAST_KEY}, 'hex'), true) FROM (SELECT string_agg(packed, ''::bytea) AS page FROM ("
     f"SELECT {_PACKED_ROW} AS packed FROM exposures"
     f" WHERE {EXPORT_DAY} = %(day)s"
     " AND created_at < to_timestamp(%(end)s) AND rolling_start_number + rolling_period < %(high)s"
-    " AND key_data > %(after)s ORDER BY key_data LIMIT %(limit)s) AS page)"
+    " AND key_data > decode(current_setting(%(cursor)s), 'hex')"
+    " ORDER BY key_data LIMIT %(limit)s) AS rows) AS joined)"
     " TO STDOUT WITH (FORMAT binary)"
 )
 
@@ -122,23 +135,33 @@ def packed_pages(cur: cursor, window: Window, page_keys: int = PAGE_KEYS) -> Ite
     Available = created before the window end and embargo over before it, and either
     created or released in it: ``available_at`` in ``[start, end)``. Windows lie within one
     UTC day (``model.plan_windows``); run the pages in one REPEATABLE READ
-    transaction to read them from one snapshot. Raises ``ValueError`` for a window that
-    spans days or a ``page_keys`` below 1.
+    transaction to read them from one snapshot (the cursor between pages lives in the
+    transaction too). Raises ``ValueError`` for a window that spans days or a
+    ``page_keys`` below 1.
     """
     day, offset = divmod(window.start, DAY_SECONDS)
     if offset or window.end > window.start + DAY_SECONDS or page_keys < 1:
         raise ValueError(f"not a window within one UTC day: {window} (page_keys {page_keys})")
     _, high = window.embargo_interval_bounds
-    cur.execute(f"SET LOCAL work_mem = '{KEY_QUERY_WORK_MEM}'")
-    after = b""
+    cur.execute(
+        f"SET LOCAL work_mem = '{KEY_QUERY_WORK_MEM}'; SELECT set_config(%s, '', true)",
+        (CURSOR_SETTING,),
+    )
+    params = {
+        "day": day,
+        "end": window.end,
+        "high": high,
+        "limit": page_keys,
+        "none": NO_ONSET,
+        "cursor": CURSOR_SETTING,
+    }
+    statement = cur.mogrify(_PAGE, params).decode()
     while True:
-        params = {"day": day, "end": window.end, "high": high, "after": after}
-        page = _copy_value(cur, _PAGE, {**params, "limit": page_keys, "none": NO_ONSET})
+        page = _copy_value(cur, statement)
         if page:
             yield page
         if len(page) < page_keys * PACKED_KEY.size:
             return
-        after = page[-PACKED_KEY.size : -PACKED_KEY.size + KEY_LENGTH]
 
 
 def packed_keys(cur: cursor, window: Window) -> bytes:
@@ -146,11 +169,11 @@ def packed_keys(cur: cursor, window: Window) -> bytes:
     return b"".join(packed_pages(cur, window))
 
 
-def _copy_value(cur: cursor, statement: str, params: dict[str, object]) -> bytes:
-    """The single value of a one-row, one-column ``COPY … TO STDOUT (FORMAT binary)``;
-    ``b""`` for NULL."""
+def _copy_value(cur: cursor, statement: str) -> bytes:
+    """The first value of a one-row ``COPY … TO STDOUT (FORMAT binary)``; ``b""`` for
+    NULL."""
     buffer = io.BytesIO()
-    cur.copy_expert(cur.mogrify(statement, params).decode(), buffer)
+    cur.copy_expert(statement, buffer)
     data = buffer.getbuffer()
     if bytes(data[: len(_COPY_SIGNATURE)]) != _COPY_SIGNATURE:
         raise ValueError("not PostgreSQL binary COPY output")
@@ -160,6 +183,27 @@ def _copy_value(cur: cursor, statement: str, params: dict[str, object]) -> bytes
     length = int.from_bytes(data[position + 2 : position + 6], signed=True)
     start = position + 6
     return bytes(data[start : start + length]) if length > 0 else b""
+
+
+_SAMPLE = (
+    "SELECT extract(epoch FROM created_at)::bigint, rolling_start_number, rolling_period,"  # noqa: S608 - constants
+    " transmission_risk_level, report_type, coalesce(days_since_onset::integer, %(none)s)"
+    f" FROM exposures WHERE {EXPORT_DAY} = %(day)s AND key_data {{}} %(start)s"
+    " ORDER BY key_data LIMIT %(limit)s"
+)
+
+
+def sample_keys(cur: cursor, day: int, start: bytes, limit: int) -> list[SampledKey]:
+    """Up to ``limit`` keys that became available on ``day`` (days since the epoch), the
+    first from ``start`` on in key order, wrapping around to the lowest: what
+    ``padding`` shapes its fakes after (one index range scan each way)."""
+    params = {"day": day, "start": start, "limit": limit, "none": NO_ONSET}
+    cur.execute(_SAMPLE.format(">="), params)
+    rows = cur.fetchall()
+    if len(rows) < limit:
+        cur.execute(_SAMPLE.format("<"), {**params, "limit": limit - len(rows)})
+        rows += cur.fetchall()
+    return [SampledKey.of(*(int(value) for value in row)) for row in rows]
 
 
 def insert_files(cur: cursor, files: Sequence[NewFile], now: datetime) -> int:

@@ -11,14 +11,12 @@ NOTHING``.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import threading
 import uuid
 from collections.abc import Callable, Generator, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from queue import Full, Queue
 from typing import TYPE_CHECKING, Any, Protocol
@@ -26,22 +24,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 from covidtracer import db
 from covidtracer.analytics.emitter import emit
 from covidtracer.enffiles import db as sql
-from covidtracer.enffiles import model
-from covidtracer.enffiles.batching import (
-    MAX_KEYS_PER_FILE,
-    PADDING_JITTER,
-    PADDING_MINIMUM,
-    pad_keys,
-)
+from covidtracer.enffiles import model, padding
+from covidtracer.enffiles.batching import MAX_KEYS_PER_FILE
 from covidtracer.enffiles.exportfile import (
     PACKED_KEY,
     ExportBatch,
     PackedExportBin,
     SignatureInfo,
-    build_zip,
-    encode_export_bin,
     encode_signature_list,
-    unpack_keys,
 )
 from covidtracer.enffiles.pipeline import StreamingDeflate
 from covidtracer.enffiles.settings import EnfExportSettings
@@ -79,7 +69,7 @@ class Deps:
     stage: str
     signer: Signer
     store: FileStore
-    # The server secret fake keys are derived from (``padding_seed``); needed when
+    # The server secret fake keys are derived from (``padding``); needed when
     # ``export.pad_files`` is on.
     padding_key: Callable[[], bytes] | None
     # ``metrics.put_completed_metric``: the datapoint the export-lag alarm watches.
@@ -112,12 +102,13 @@ def _epoch(now: datetime) -> int:
 def export_keys(deps: Deps, run: ExportRun, now: datetime) -> ExportResult:
     """Build every planned window not yet built; returns what was written.
 
-    With ``export.pad_files``, files under Google's padding target get fake keys derived
-    from ``deps.padding_key()`` (a server secret; see `padding_seed`), so a re-run writes
-    the same export.bin. Returns ``skipped=True`` without doing anything if another run
-    holds the lease. Raises ``Unavailable`` if the database, KMS or S3 fails; nothing is
-    recorded for a window whose objects were not all written, so the next run builds it
-    again. Raises ``ValueError`` if padding is on and there is no ``padding_key``.
+    With ``export.pad_files``, every file holds its day's fake keys (``padding``: derived
+    from ``deps.padding_key()``, a server secret), so a re-run writes the same export.bin
+    and no comparison of a day's files separates real keys from fakes. Returns
+    ``skipped=True`` without doing anything if another run holds the lease. Raises
+    ``Unavailable`` if the database, KMS or S3 fails; nothing is recorded for a window whose
+    objects were not all written, so the next run builds it again. Raises ``ValueError`` if
+    padding is on and there is no ``padding_key``.
     """
     config = deps.export
     if config.pad_files and deps.padding_key is None:
@@ -141,7 +132,9 @@ def export_keys(deps: Deps, run: ExportRun, now: datetime) -> ExportResult:
                 oldest = datetime.fromtimestamp(windows[0].start, UTC) if windows else now
                 built = sql.built_windows(cur, oldest)
             todo = [w for w in windows if (w.start, w.end) not in built]
-            padding = deps.padding_key if config.pad_files else None
+            fakes = None
+            if config.pad_files and deps.padding_key is not None:
+                fakes = _plan_padding(conn, deps.padding_key(), config, todo)
             files_run = _Run(
                 info=SignatureInfo(config.verification_key_version, config.verification_key_id),
                 region=config.region,
@@ -150,7 +143,7 @@ def export_keys(deps: Deps, run: ExportRun, now: datetime) -> ExportResult:
                 now=now,
                 compression_level=config.compression_level,
                 max_per_file=run.max_per_file,
-                padding_secret=padding() if padding is not None else None,
+                padding=fakes,
             )
             files = keys = 0
             if todo:
@@ -169,18 +162,20 @@ PREFETCH_PAGES = 2
 """Pages the reader thread may be ahead of the encoder: enough to keep PostgreSQL busy
 while a page is encoded, few enough to cost 4 MiB."""
 
-_PADDING_SEED_DOMAIN = b"covidtracer.enf.export-padding.v1"
 
-
-def padding_seed(secret: bytes, region: str, start: int, end: int, part: int) -> bytes:
-    """`batching.pad_keys`'s seed for one file: secret, and different for every file.
-
-    HMAC-SHA256 of the file's identity under a key derived from the server secret for this
-    use alone. Whoever knows a seed can regenerate that file's fakes and count its real
-    keys, which is what padding hides; a re-run of the window derives the same seed.
-    """
-    key = hmac.new(secret, _PADDING_SEED_DOMAIN, hashlib.sha256).digest()
-    return hmac.new(key, f"{region}/{start}/{end}/{part}".encode(), hashlib.sha256).digest()
+def _plan_padding(
+    conn: connection, secret: bytes, config: EnfExportSettings, windows: list[model.Window]
+) -> padding.Padding:
+    """The windows' fakes, their samples of real keys read now on ``conn`` (the pipeline's
+    threads then need no database for them)."""
+    with conn, conn.cursor() as cur:
+        return padding.plan(
+            lambda day, start, limit: sql.sample_keys(cur, day, start, limit),
+            secret,
+            config.region,
+            windows,
+            config.window_minutes * 60,
+        )
 
 
 @dataclass(frozen=True)
@@ -194,7 +189,7 @@ class _Run:
     now: datetime
     compression_level: int
     max_per_file: int
-    padding_secret: bytes | None
+    padding: padding.Padding | None
 
 
 def _export_windows(
@@ -286,17 +281,13 @@ class _Handoff:
             pending.exception()
 
 
-_PAD_WHEN_AT_MOST = PADDING_MINIMUM + PADDING_JITTER
-"""A file with more keys than this never gets fakes, so its rows need not be kept."""
-
-
 class _WindowWriter:
-    """One window's files, from its pages in key order, by `batching.split_batch`'s rule.
+    """One window's files, from its pages in key order, by `batching.split_batch`'s rule,
+    with the window's fake keys (``padding``) merged in key order.
 
     A file's end_timestamp bump depends on whether the window has more keys than fit in
     one file, which is known only when a key beyond the first file arrives; the header is
-    rewritten then (`PackedExportBin.finish`). The rows of a file small enough to be padded
-    are kept to be re-encoded with their fakes.
+    rewritten then (`PackedExportBin.finish`). A file records its real keys' count.
     """
 
     def __init__(
@@ -311,12 +302,13 @@ class _WindowWriter:
         self._handoff = handoff
         self._deflater = deflater
         self._split = False
-        self._done: list[tuple[int, int, int]] = []  # (part, end_timestamp, keys)
+        self._done: list[tuple[int, int, int]] = []  # (part, end_timestamp, real keys)
+        self._fakes = run.padding.merger(window) if run.padding else padding.NO_PADDING
         self._start_file()
 
     def _start_file(self) -> None:
         self._file = PackedExportBin(self._batch(self._window.end))
-        self._small: bytearray | None = bytearray()
+        self._real = 0
         self._deflate = StreamingDeflate(
             self._run.compression_level, self._file.header_length, self._deflater
         )
@@ -327,26 +319,29 @@ class _WindowWriter:
         )
 
     def add(self, page: bytes) -> None:
-        rows, row, cap = memoryview(page), PACKED_KEY.size, self._run.max_per_file
+        for rows, fake in self._fakes.merged(page):
+            self._append(rows, fake)
+
+    def _append(self, rows: bytes | memoryview, fake: bool) -> None:
+        view, row, cap = memoryview(rows), PACKED_KEY.size, self._run.max_per_file
         offset = 0
-        while offset < len(rows):
+        while offset < len(view):
             if self._file.keys == cap:
                 self._split = True  # a key beyond the first file: every file is numbered
                 self._finish_file()
                 self._start_file()
-            take = min(cap - self._file.keys, (len(rows) - offset) // row) * row
-            chunk = rows[offset : offset + take]
-            self._file.append(chunk)
+            take = min(cap - self._file.keys, (len(view) - offset) // row) * row
+            self._file.append(view[offset : offset + take])
             self._deflate.feed(self._file.written_since(self._deflate.fed))
-            if self._small is not None:
-                if self._file.keys <= _PAD_WHEN_AT_MOST:
-                    self._small += chunk
-                else:
-                    self._small = None
+            if not fake:
+                self._real += take // row
             offset += take
 
     def close(self) -> list[sql.NewFile]:
-        """Finish the last file; the window's files (none for a window without keys)."""
+        """Finish the last file; the window's files (none for a window without keys, real or
+        fake)."""
+        for rows, fake in self._fakes.rest():
+            self._append(rows, fake)
         if self._file.keys:
             self._finish_file()
         parts = len(self._done)
@@ -368,35 +363,23 @@ class _WindowWriter:
     def _finish_file(self) -> None:
         part = len(self._done) + 1
         end_timestamp = self._window.end + (part if self._split else 0)
-        secret = self._run.padding_secret
-        export_bin: bytes | bytearray
-        deflate: StreamingDeflate | None = self._deflate
-        if secret is not None and self._small is not None and not self._split:
-            seed = padding_seed(secret, self._run.region, self._window.start, end_timestamp, part)
-            padded = pad_keys(unpack_keys(self._small), seed=seed)
-            export_bin = encode_export_bin(replace(self._batch(end_timestamp), keys=padded))
-            self._deflate.abandon()  # re-encoded with its fakes: deflated whole, it is small
-            deflate = None
-        else:
-            export_bin = self._file.finish(end_timestamp)
-        self._done.append((part, end_timestamp, self._file.keys))
+        export_bin = self._file.finish(end_timestamp)
+        self._done.append((part, end_timestamp, self._real))
         path = model.object_path(self._window, part)
-        self._handoff.submit(_publish_file, self._run, path, [export_bin], deflate)
+        self._handoff.submit(_publish_file, self._run, path, [export_bin], self._deflate)
 
 
 def _publish_file(
-    run: _Run, path: str, holder: list[bytes | bytearray], deflate: StreamingDeflate | None
+    run: _Run, path: str, holder: list[bytes | bytearray], deflate: StreamingDeflate
 ) -> None:
     """Sign, zip and upload one file (the finisher thread): its zip finished from the blocks
-    deflated while it was framed, or, without them, deflated whole. The export.bin comes in
-    a list that this empties, so the file is freed once zipped, not only after the upload."""
+    deflated while it was framed (fakes included: they are merged into the pages). The
+    export.bin comes in a list that this empties, so the file is freed once zipped, not only
+    after the upload."""
     export_bin = holder.pop()
     signature = run.signer.sign(export_bin)
     export_sig = encode_signature_list(run.info, 1, 1, signature)
-    if deflate is not None:
-        body = deflate.zip(export_bin, export_sig)
-    else:
-        body = build_zip(export_bin, export_sig, compresslevel=run.compression_level)
+    body = deflate.zip(export_bin, export_sig)
     del export_bin
     run.store.put(path, body, ZIP_CONTENT_TYPE, FILE_CACHE_CONTROL)
 

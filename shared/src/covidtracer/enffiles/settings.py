@@ -29,9 +29,11 @@ class EnfExportSettings:
     )
     # Deflate level of the zips: 1 is ~3x faster than 6 for a few % larger files.
     compression_level: int = setting("ENF_EXPORT_COMPRESSION_LEVEL", 1, minimum=0, maximum=9)
-    # Google's padding: a file under 1000 + 0-100 keys is filled with deterministic fake
-    # keys, so its size does not tell how many people reported (DESIGN §8). On unless a stage
-    # turns it off (the local stack, whose tests read back exactly what they upload).
+    # Fake-key padding (``padding``): every file of a day holds the day's fake uploads, at
+    # least Google's 1000 + 0-100 keys, carried from each delta to the next, so neither a
+    # file's size nor a comparison of a day's files tells which keys are real (DESIGN §8).
+    # On unless a stage turns it off (the local stack, whose tests read back exactly what
+    # they upload).
     pad_files: bool = setting("ENF_EXPORT_PAD_FILES", True)
     # Longer than a run takes, shorter than the 5-minute schedule.
     lease_seconds: int = setting("ENF_EXPORT_LEASE_SECONDS", 240, minimum=10, maximum=900)

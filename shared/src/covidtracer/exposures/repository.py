@@ -5,7 +5,7 @@ ports to NCTS (callback requests) and FCM (pushes), whose adapters are
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pynamodb.attributes import BooleanAttribute, NumberAttribute, UnicodeAttribute
@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 class ExposureEvents(Protocol):
     def get(self, notification_id: str) -> StoredEvent | None: ...
 
+    def get_many(self, notification_ids: Sequence[str]) -> list[StoredEvent]:
+        """Those of the events that exist, each read strongly consistent, in no order."""
+
     def put(self, event: ExposureEvent, *, version: str, expires_at: int) -> None:
         """Store (or replace) the event with its push pending."""
 
@@ -34,6 +37,11 @@ class ExposureEvents(Protocol):
     def mark_published(self, notification_id: str, version: str) -> None:
         """Take the event out of ``pending()``: the feed holds this version and its push is
         done. Does nothing if the push is still pending or the event changed (or went)."""
+
+    def mark_withdrawn(self, notification_id: str) -> None:
+        """Take the event out of ``pending()`` for good, as its withdrawal's first step: no
+        writer merges it into the feed again (``service._merged_pending``). Does nothing if
+        there is no such event."""
 
     def delete(self, notification_id: str) -> bool:
         """Remove the event; ``False`` if there was none."""
@@ -138,6 +146,13 @@ class DynamoExposureEvents:
     def get(self, notification_id: str) -> StoredEvent | None:
         return dynamo.get_record(self._model, notification_id, "exposure_events", _to_stored)
 
+    def get_many(self, notification_ids: Sequence[str]) -> list[StoredEvent]:
+        try:  # BatchGetItem: 100 keys a request, unprocessed ones retried by pynamodb
+            items = self._model.batch_get(list(notification_ids), consistent_read=True)
+            return [_to_stored(item) for item in items]
+        except PynamoDBException as error:
+            raise dynamo.unavailable("exposure_events", error) from error
+
     def put(self, event: ExposureEvent, *, version: str, expires_at: int) -> None:
         attributes: dict[str, Any] = {name: event.texts.get(name, "") for name in EVENT_TEXTS}
         item = self._model(
@@ -180,6 +195,18 @@ class DynamoExposureEvents:
         except PynamoDBException as error:
             if dynamo.is_conditional_check_failure(error):
                 return  # push still pending, or changed or withdrawn meanwhile
+            raise dynamo.unavailable("exposure_events", error) from error
+
+    def mark_withdrawn(self, notification_id: str) -> None:
+        item = self._model(notification_id)
+        try:
+            item.update(
+                actions=[self._model.pending.remove()],
+                condition=self._model.notificationId.exists(),
+            )
+        except PynamoDBException as error:
+            if dynamo.is_conditional_check_failure(error):
+                return  # already gone
             raise dynamo.unavailable("exposure_events", error) from error
 
     def pending(self) -> Iterator[StoredEvent]:

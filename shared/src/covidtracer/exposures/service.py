@@ -16,10 +16,20 @@ scanning the table, which is O(items in DynamoDB) and slow: an inbound change ap
 itself, the 2-hourly job the pending events and the expiries. Only a missing or unreadable
 document is recreated from a full scan (``_rebuild_feed``). Every write is conditional on
 the version that was read (or, for a rebuild, seen before its scan), so concurrent writers
-never overwrite each other's changes: the loser reads again and reapplies. A withdrawal
-edits the feed before it deletes the event, so a withdrawal that fails half-way leaves an
-event the feed no longer shows (NCTS's retry deletes it), never a feed showing an event the
-table has lost.
+never overwrite each other's changes.
+
+Concurrent inbound changes merge instead of queueing (issue 20: 100 events at 20 at once
+gave 21 × 503 when each writer only retried its own change): a writer applies, with its
+own change, every other pending event the feed does not show yet, so one write publishes
+all the changes stored before it; a writer that lost reads again and is done as soon as the
+feed shows its change, whoever wrote it. Pending events are read after the feed and each
+re-read consistently (the index lags), so a merged event is never staler than the feed it
+is merged into. A withdrawal first takes its event off the pending index
+(``mark_withdrawn``), then edits the feed, then deletes the event: a writer that merged it
+before it was marked read the feed before the withdrawal's write, so its own write fails
+and it reads again; none merges it after. A withdrawal that fails half-way leaves an event
+the feed may still show but the table still holds (NCTS's retry finishes it), never a feed
+showing an event the table has lost.
 """
 
 from __future__ import annotations
@@ -163,6 +173,7 @@ def withdraw_exposure_event(deps: Dependencies, notification_id: str, now: datet
     malformed id, ``Unavailable`` on storage or feed failure."""
     if not model.RECORD_ID.fullmatch(notification_id):
         raise ValidationError.of("NotificationId", "The value is not in the expected format.")
+    deps.events.mark_withdrawn(notification_id)  # no concurrent writer merges it back
     _update_feed(deps, now, remove=notification_id)
     deps.events.delete(notification_id)
     emit("exposure_event_withdrawn", now=now)
@@ -171,8 +182,14 @@ def withdraw_exposure_event(deps: Dependencies, notification_id: str, now: datet
 # ---------------------------------------------------------------------------- §2.5 feed
 
 # Conditional feed writes that lost to a concurrent writer before giving up with a 503 (the
-# caller retries): changes arrive one at a time from NCTS, so a second loss is already rare.
+# caller retries). Writers merge each other's pending changes, so a loser usually finds its
+# change published on its next read.
 FEED_WRITE_ATTEMPTS = 5
+
+MERGED_PENDING = 100
+"""Other pending events one write folds in at most (one consistent batch read: DynamoDB's
+BatchGetItem takes 100 keys). Changes in flight at once are a handful; a backlog (FCM down
+for hours leaves events pending) is mostly shown already and skipped without a read."""
 
 
 def publish_exposure_events_feed(deps: Dependencies, job: FeedJob, now: datetime) -> dict[str, int]:
@@ -198,6 +215,7 @@ def publish_exposure_events_feed(deps: Dependencies, job: FeedJob, now: datetime
             fresh
             for listed in deps.events.pending()
             if (fresh := deps.events.get(listed.event.notification_id)) is not None
+            and fresh.pending  # not withdrawn or published meanwhile
         ]
         try:
             items = model.feed_items(document)
@@ -239,26 +257,33 @@ def _rebuild_feed(
 
     Raises ``Unavailable`` when the table cannot be read or the feed not written.
     """
-    rules = deps.rules
-    key = rules.feed_object_key
     for _ in range(FEED_WRITE_ATTEMPTS):
-        seen = deps.feed.version(key)  # before the scan: a change during it wins
-        stored = [s for s in deps.events.scan() if s.event.notification_id != withdrawn]
-        items = model.active_items((s.event for s in stored), now, rules.feed_active_days)
         try:
-            deps.feed.write(
-                key, model.feed_document(items), rules.feed_max_age_seconds, replaces=seen
-            )
+            stored, items = _write_rebuilt(deps, now, withdrawn)
             break
         except model.FeedChanged:
             continue
     else:
         raise Unavailable("s3:feed (concurrent writers)")
-    log.warning("exposure-events feed rebuilt from a table scan", extra={"items": len(items)})
-    emit("exposure_feed_published", counts={"items": len(items)}, now=now)
     pending = [s for s in stored if s.pending]
     summary = _finish_pending(deps, pending, now, retry_pushes)
     return {"items": len(items), "expired": 0, **summary}
+
+
+def _write_rebuilt(
+    deps: Dependencies, now: datetime, withdrawn: str | None
+) -> tuple[list[model.StoredEvent], list[dict[str, str]]]:
+    """One rebuild from a full scan, conditional on the feed's version seen before it:
+    (the events scanned, the items written). ``FeedChanged`` if another writer came first."""
+    rules = deps.rules
+    key = rules.feed_object_key
+    seen = deps.feed.version(key)  # before the scan: a change during it wins
+    stored = [s for s in deps.events.scan() if s.event.notification_id != withdrawn]
+    items = model.active_items((s.event for s in stored), now, rules.feed_active_days)
+    deps.feed.write(key, model.feed_document(items), rules.feed_max_age_seconds, replaces=seen)
+    log.warning("exposure-events feed rebuilt from a table scan", extra={"items": len(items)})
+    emit("exposure_feed_published", counts={"items": len(items)}, now=now)
+    return stored, items
 
 
 def _finish_pending(
@@ -286,33 +311,86 @@ def _update_feed(
     upsert: model.ExposureEvent | None = None,
     remove: str | None = None,
 ) -> None:
-    """Applies one inbound change to the stored feed (see the module's docstring). With no
-    feed yet, or one this code cannot read, rebuilds it from the table instead. Raises
-    ``Unavailable`` when the feed cannot be read or written."""
+    """Applies one inbound change to the stored feed, with the other pending changes it
+    does not show yet (see the module's docstring); done as soon as the feed shows the
+    change, whoever wrote it. With no feed yet, or one this code cannot read, rebuilds it
+    from the table instead. Raises ``Unavailable`` when the feed cannot be read or written."""
     rules = deps.rules
     key, active_days = rules.feed_object_key, rules.feed_active_days
+    own = upsert.notification_id if upsert else remove
     for _ in range(FEED_WRITE_ATTEMPTS):
         current = deps.feed.read(key)
-        if current is None:
-            break
-        document, version = current
         try:
-            items = model.feed_items(document)
-            changed = model.updated_items(items, now, active_days, upsert=upsert, remove=remove)
-        except ValueError:
-            log.warning("stored feed unreadable: rebuilding it")
-            break
-        updated = model.feed_document(changed)
-        if updated == document:
-            return  # a repeat of a change already published
-        try:
-            deps.feed.write(key, updated, rules.feed_max_age_seconds, replaces=version)
+            if current is None:
+                stored, _ = _write_rebuilt(deps, now, remove)
+                _finish_pending(deps, [s for s in stored if s.pending], now, False)
+                return
+            document, version = current
+            try:
+                items = model.feed_items(document)
+                if _shows(items, now, active_days, upsert=upsert, remove=remove):
+                    return  # published: a repeat, or merged by a concurrent writer
+                merged = _merged_pending(deps, items, now, skip=own)
+                changed = model.updated_items(
+                    items, now, active_days, upserts=merged, upsert=upsert, remove=remove
+                )
+            except ValueError:
+                log.warning("stored feed unreadable: rebuilding it")
+                stored, _ = _write_rebuilt(deps, now, remove)
+                _finish_pending(deps, [s for s in stored if s.pending], now, False)
+                return
+            deps.feed.write(
+                key, model.feed_document(changed), rules.feed_max_age_seconds, replaces=version
+            )
             return
         except model.FeedChanged:
             continue
-    else:
-        raise Unavailable("s3:feed (concurrent writers)")
-    _rebuild_feed(deps, now, retry_pushes=False, withdrawn=remove)
+    raise Unavailable("s3:feed (concurrent writers)")
+
+
+def _shows(
+    items: list[dict[str, str]],
+    now: datetime,
+    active_days: int,
+    *,
+    upsert: model.ExposureEvent | None,
+    remove: str | None,
+) -> bool:
+    """Whether ``items`` already reflect the change: the upserted event as it is now (or no
+    item for it once it is no longer active), the removed one gone."""
+    gone = remove if upsert is None else upsert.notification_id
+    shown = [item for item in items if item.get("notificationId") == gone]
+    if upsert is not None and upsert.is_active(now, active_days):
+        return shown == [upsert.feed_item()]
+    return not shown
+
+
+def _merged_pending(
+    deps: Dependencies, items: list[dict[str, str]], now: datetime, *, skip: str | None
+) -> list[model.ExposureEvent]:
+    """The pending events (``skip``, the writer's own, aside) that the feed ``items`` do not
+    show as they are, each as the table holds it now (one consistent batch read), at most
+    ``MERGED_PENDING``. Read after the feed: one stored since makes the write fail and come
+    again."""
+    active_days = deps.rules.feed_active_days
+    shown = {item.get("notificationId"): item for item in items}
+    wanted: list[str] = []
+    for listed in deps.events.pending():
+        event = listed.event
+        if event.notification_id == skip or not event.is_active(now, active_days):
+            continue  # the writer's own change, or nothing to show
+        if shown.get(event.notification_id) == event.feed_item():
+            continue  # shown as the index has it: a newer version has its own writer
+        wanted.append(event.notification_id)
+        if len(wanted) == MERGED_PENDING:
+            break
+    if not wanted:
+        return []
+    fresh = deps.events.get_many(wanted)
+    # Not withdrawn or published meanwhile; in the index's order (the last change wins).
+    order = {notification_id: n for n, notification_id in enumerate(wanted)}
+    kept = sorted((s for s in fresh if s.pending), key=lambda s: order[s.event.notification_id])
+    return [s.event for s in kept]
 
 
 def _push(deps: Dependencies, stored: model.StoredEvent) -> bool:

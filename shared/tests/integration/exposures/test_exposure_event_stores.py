@@ -116,3 +116,26 @@ def test_pending_lists_only_events_not_yet_published_and_pushed(events: Any) -> 
         model.parse_exposure_event({**EVENT, "notificationId": "n2"}), version="v2", expires_at=1
     )
     assert sorted(s.event.notification_id for s in events.pending()) == ["n1", "n2", "n3"]
+
+
+def test_a_withdrawn_event_leaves_pending_but_stays_readable_until_deleted(events: Any) -> None:
+    events.put(
+        model.parse_exposure_event({**EVENT, "notificationId": "w1"}), version="v1", expires_at=1
+    )
+    assert "w1" in [s.event.notification_id for s in events.pending()]
+    events.mark_withdrawn("w1")
+    assert "w1" not in [s.event.notification_id for s in events.pending()]
+    assert events.get("w1").pending is False
+    events.mark_withdrawn("gone")  # nothing to withdraw: no error, no item made
+    assert events.get("gone") is None
+
+
+def test_get_many_reads_the_events_that_exist(events: Any) -> None:
+    for n in ("m1", "m2"):
+        events.put(
+            model.parse_exposure_event({**EVENT, "notificationId": n}), version="v1", expires_at=1
+        )
+    found = events.get_many(["m2", "missing", "m1", "m2"])
+    assert sorted(s.event.notification_id for s in found) == ["m1", "m2"]
+    assert all(s.pending for s in found)
+    assert events.get_many([]) == []

@@ -240,3 +240,60 @@ def test_withdrawing_with_no_feed_yet_rebuilds_it_without_the_event() -> None:
     service.withdraw_exposure_event(deps, "a", NOW)
     assert [i["notificationId"] for i in _published(deps)] == ["b"]
     assert deps.events.get("a") is None
+
+
+# ---------------------------------------------------------------------------- issue 20, item 5
+
+
+def test_a_writer_is_done_when_a_concurrent_writer_published_its_change_for_it() -> None:
+    """Request A stored its event and is about to write the feed when request B's write
+    lands: B merged A's pending event, so A finds it shown and writes nothing."""
+    deps = _deps()
+    service.receive_exposure_event(deps, _body("first"), NOW)
+    in_flight = model.parse_exposure_event(_body("a"))
+    deps.events.put(in_flight, version="va", expires_at=0)  # A: stored, feed not yet written
+    service.receive_exposure_event(deps, _body("b"), NOW)  # B merges A's change
+    assert sorted(i["notificationId"] for i in _published(deps)) == ["a", "b", "first"]
+    version = deps.feed.version(KEY)
+    service._update_feed(deps, NOW, upsert=in_flight)  # A's own feed write
+    assert deps.feed.version(KEY) == version  # nothing left to write
+    assert _published(deps) == _rebuilt(deps)
+
+
+def test_a_writer_that_reads_again_never_publishes_an_event_being_withdrawn() -> None:
+    """An event's update stays pending (its push failed); NCTS withdraws it while the feed
+    job writes: the withdrawal's feed write lands between the job's read and its write, and
+    the event is still in the table when the job reads again. It must not come back into
+    the public feed (the job, like every writer, folds in the pending events)."""
+
+    class Withdrawing(MemoryFeedStore):
+        """Runs the withdrawal (all but its delete) just before the next write."""
+
+        withdraw: Any = None
+
+        def write(self, key: str, body: bytes, max_age: int, *, replaces: str | None) -> None:
+            withdraw, self.withdraw = self.withdraw, None
+            if withdraw is not None:
+                withdraw()
+            super().write(key, body, max_age, replaces=replaces)
+
+    class DeferredDelete(MemoryExposureEvents):
+        def __init__(self) -> None:
+            super().__init__()
+            self.deferred: list[str] = []
+
+        def delete(self, notification_id: str) -> bool:
+            self.deferred.append(notification_id)
+            return True
+
+    events, feed = DeferredDelete(), Withdrawing()
+    deps = _with(events=events, feed=feed, counters=MemoryCounters())
+    service.receive_exposure_event(deps, _body("x"), NOW)
+    update = model.parse_exposure_event(_body("x", appBannerTitle="Updated"))
+    events.put(update, version="v2", expires_at=0)  # stored; its feed write failed
+    feed.withdraw = lambda: service.withdraw_exposure_event(deps, "x", NOW)
+    service.publish_exposure_events_feed(deps, JOB, NOW)
+    assert events.deferred == ["x"]  # the withdrawal ran, up to its delete
+    assert _published(deps) == []
+    MemoryExposureEvents.delete(events, "x")
+    assert _published(deps) == _rebuilt(deps)
