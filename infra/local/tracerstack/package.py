@@ -118,6 +118,14 @@ def _function_suffix(logical_id: str) -> str:
     return "-" + re.sub(r"(?<!^)(?=[A-Z])", "_", logical_id).lower()
 
 
+def role_policy(service: str) -> tuple[dict[str, Any], list[str]]:
+    """The policy document of ``service``'s execution role exactly as its packaged template
+    holds it (``Fn::Sub`` over the stack's parameters), and the stack outputs it refers to.
+    The local stack resolves the same document to its own ARNs (``tracerstack.iam.roles``)."""
+    outputs = _Placeholders()
+    return _policy(service, outputs), outputs.used
+
+
 def _policy(service: str, outputs: _Placeholders) -> dict[str, Any]:
     policy = service_policy(service, outputs)
     for statement in policy["Statement"]:

@@ -13,7 +13,11 @@
 - ``http``: one request, its answer whatever the status.
 - ``unresponsive_server``: a loopback port that accepts connections and never answers.
 - ``service_env``: the environment a service reads, pointed at all of the above, with the
-  shared package's caches reset so every test starts cold.
+  shared package's caches reset so every test starts cold; it signs as the execution role of
+  ``aws_role`` (each service's tests name theirs), or as the administrator for ``None``.
+- IAM: moto refuses what a role's policy does not allow (``tracerstack.iam``), and a test
+  during which it refused anything fails, even if the code swallowed the error (an
+  analytics event, a metric); ``iam_denials`` hands a test the refusals it expects.
 - ``serve_api``: a service under ``chalice local`` (as the local stack runs it) on a free
   port, for tests that need real HTTP and a threaded server.
 """
@@ -32,7 +36,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,6 +84,10 @@ def _one_botocore_loader() -> Iterator[None]:
     botocore.session.create_loader = real
 
 
+# The IAM gate of this process's moto server, once one is started.
+_gates: list[Any] = []
+
+
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
     from tracerstack import awsapis
@@ -88,8 +96,36 @@ def moto_endpoint() -> Iterator[str]:
         os.environ.setdefault(name, value)
     port = free_port()
     server = awsapis.start("127.0.0.1", port)
+    _gates.append(server.iam_gate)
     yield f"http://127.0.0.1:{port}"
+    _gates.remove(server.iam_gate)
     server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _nothing_refused_by_iam() -> Iterator[None]:
+    """Fails the test if moto's IAM gate refused a role anything during it: a missing
+    permission must fail a test even where the code treats the refusal as an outage."""
+    yield
+    refused = [denial for gate in _gates for denial in gate.take_denials()]
+    if refused:
+        lines = "\n".join(
+            f"  {d.principal}: {d.action} on {d.resource} ({d.reason})" for d in refused
+        )
+        pytest.fail(f"IAM refused a service role during this test:\n{lines}", pytrace=False)
+
+
+@pytest.fixture
+def iam_denials() -> Callable[[], list[Any]]:
+    """Takes the refusals recorded so far (a test that expects some reads them here)."""
+    return lambda: [denial for gate in _gates for denial in gate.take_denials()]
+
+
+@pytest.fixture
+def aws_role() -> str | None:
+    """The service whose execution role ``service_env`` signs as; ``None``: the
+    administrator. Each service's tests override it with their service."""
+    return None
 
 
 @pytest.fixture(scope="module")
@@ -306,10 +342,11 @@ def unresponsive_server() -> Iterator[UnresponsiveServer]:
 
 
 def _reset_shared_caches() -> None:
-    from covidtracer import aws, db, settings
+    from covidtracer import aws, db, dynamo, settings
 
     settings.reset()
     aws.reset()
+    dynamo.reset()  # bound models keep the credentials they first signed with
     db.close()
 
 
@@ -318,9 +355,12 @@ def service_env(
     aws_stack: Bootstrap,
     partners: Partners,
     database_url: str,
+    aws_role: str | None,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[dict[str, str]]:
-    env = service_environment(aws_stack, partners_url=partners.url, database_url=database_url)
+    env = service_environment(
+        aws_stack, partners_url=partners.url, database_url=database_url, service=aws_role
+    )
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     _reset_shared_caches()

@@ -23,7 +23,7 @@ from chalice.test import Client
 from sign_in_flow import SignedIn
 from sign_in_flow import sign_in as sign_in_through
 
-from covidtracer import config
+from covidtracer import aws, config, dynamo
 from tracerstack.bootstrap import Bootstrap, bootstrap
 from tracerstack.environment import service_environment
 from tracerstack.pytest_plugin import Partners
@@ -87,7 +87,13 @@ def stack_of_its_own() -> Any:
 @pytest.fixture(scope="module")
 def stack_env(aws_stack: Bootstrap, partners: Partners) -> dict[str, str]:
     """The environment the app reads, pointed at the module's stack and the stand-ins."""
-    return service_environment(aws_stack, partners_url=partners.url, database_url=NO_DATABASE)
+    return service_environment(
+        aws_stack, partners_url=partners.url, database_url=NO_DATABASE, service="details"
+    )
+
+
+# The access key the cached AWS clients sign with.
+_signing_as = [""]
 
 
 @pytest.fixture
@@ -102,6 +108,11 @@ def service_env(
     env = dict(stack_env)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
+    if _signing_as[0] != env["AWS_ACCESS_KEY_ID"]:
+        # Another stack's role: clients made with the last one's credentials would be refused.
+        aws.reset()
+        dynamo.reset()
+        _signing_as[0] = env["AWS_ACCESS_KEY_ID"]
     config.reset()
     yield env
     config.reset()
@@ -145,7 +156,9 @@ def member(shared_stack: Bootstrap, partners: Partners) -> SignedIn:
     with a stack of its own cannot use it)."""
     from app import app
 
-    env = service_environment(shared_stack, partners_url=partners.url, database_url=NO_DATABASE)
+    env = service_environment(
+        shared_stack, partners_url=partners.url, database_url=NO_DATABASE, service="details"
+    )
     with pytest.MonkeyPatch.context() as patch:
         for name, value in {**env, **QUICK_SIGN_IN}.items():
             patch.setenv(name, value)

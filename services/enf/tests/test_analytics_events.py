@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from chalice.test import Client
@@ -73,7 +74,7 @@ def test_a_whole_upload_succeeds_while_firehose_never_answers(
 
 
 def test_a_misconfigured_stream_drops_and_counts_and_the_request_still_succeeds(
-    enf_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    enf_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, iam_denials: Any
 ) -> None:
     monkeypatch.setenv("ANALYTICS_STREAM_NAME", "no-such-stream")
     settings.reset()
@@ -85,6 +86,8 @@ def test_a_misconfigured_stream_drops_and_counts_and_the_request_still_succeeds(
     assert emitter.flush(10)
     stats = emitter.current().stats()
     assert stats["emitted"] == 1 and stats["dropped:undeliverable"] == 1
+    # A stream outside the role is refused by IAM, exists or not (as in AWS).
+    assert {d.action for d in iam_denials()} == {"firehose:PutRecordBatch"}
 
 
 def test_a_job_waits_for_its_events_no_longer_than_the_flush_timeout(
