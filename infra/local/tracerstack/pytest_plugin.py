@@ -343,7 +343,11 @@ def unresponsive_server() -> Iterator[UnresponsiveServer]:
 
 def _reset_shared_caches() -> None:
     from covidtracer import aws, db, dynamo, settings
+    from covidtracer.analytics import emitter
 
+    # Events already emitted go out under the credentials (and to the stream) of the test
+    # that emitted them, before the next test's settings replace those.
+    emitter.flush(2)
     settings.reset()
     aws.reset()
     dynamo.reset()  # bound models keep the credentials they first signed with

@@ -14,6 +14,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import json
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -106,16 +107,29 @@ def service_env(
     settings and everything wired from them are still forgotten before and after each test;
     a test that moves the endpoint resets the clients itself (``test_faults``)."""
     env = dict(stack_env)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
     if _signing_as[0] != env["AWS_ACCESS_KEY_ID"]:
         # Another stack's role: clients made with the last one's credentials would be refused.
-        aws.reset()
-        dynamo.reset()
+        _forget_clients()
         _signing_as[0] = env["AWS_ACCESS_KEY_ID"]
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
     config.reset()
     yield env
+    if os.environ.get("AWS_ACCESS_KEY_ID") != env["AWS_ACCESS_KEY_ID"]:
+        # The test signed as another stack's role: forget the clients it made.
+        _forget_clients()
+        _signing_as[0] = ""
     config.reset()
+
+
+def _forget_clients() -> None:
+    """Drop the AWS clients and bound models, once the analytics events already emitted
+    have gone out with the credentials (and to the stream) they were emitted under."""
+    from covidtracer.analytics import emitter
+
+    emitter.flush(5)
+    aws.reset()
+    dynamo.reset()
 
 
 @pytest.fixture

@@ -31,8 +31,9 @@ def _packaged(name: str) -> dict[str, Any]:
 def parameters(
     enf_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[dict[str, str]]:
-    """Parameters of this test's own (moto is shared by the session), read on every request."""
-    prefix = f"/covidtracer/t{uuid.uuid4().hex[:10]}/enf"
+    """Parameters of this test's own (moto is shared by the session), read on every request:
+    under the stage's path, the only one the ENF role may read (docs/operations.md §9)."""
+    prefix = f"/covidtracer/{enf_env['STAGE']}/enf/t{uuid.uuid4().hex[:10]}"
     names = {
         "exposure": f"{prefix}/exposure-config",
         "notification": f"{prefix}/notification-config",

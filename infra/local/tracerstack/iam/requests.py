@@ -320,10 +320,8 @@ def _s3(request: ApiRequest, resources: Resources) -> list[Request]:
         checks = [Request("s3:GetObject", object_arn)]
         kms_key = resources.object_kms_key(bucket, key)
         return checks + ([Request("kms:Decrypt", kms_key)] if kms_key else [])
-    if (
-        (method == "PUT"
-        and _only(query, "partNumber", "uploadId"))
-        or (method == "POST" and ("uploads" in query or "uploadId" in query))
+    if (method == "PUT" and _only(query, "partNumber", "uploadId")) or (
+        method == "POST" and ("uploads" in query or "uploadId" in query)
     ):
         checks = [Request("s3:PutObject", object_arn)]
         if "x-amz-copy-source" in request.headers:
