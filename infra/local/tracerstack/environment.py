@@ -140,9 +140,16 @@ def client_ids(outputs: Mapping[str, str]) -> dict[str, str]:
 FCM_PROJECT_ID = "covidtracer-local"
 
 
+_seeded: set[tuple[str, str, str]] = set()
+
+
 def seed_fcm_service_account(boot: Bootstrap, partners_url: str) -> None:
     """Store a service account whose token URI is the stand-in's, as an operator would store
-    Google's JSON in the cloud, so the FCM adapter runs its real OAuth2 grant locally."""
+    Google's JSON in the cloud, so the FCM adapter runs its real OAuth2 grant locally. Once
+    per stack and stand-in: every service's environment is built from the same stack."""
+    if (boot.endpoint_url, boot.stage, partners_url) in _seeded:
+        return
+    _seeded.add((boot.endpoint_url, boot.stage, partners_url))
     account = {
         "type": "service_account",
         "project_id": FCM_PROJECT_ID,
