@@ -104,11 +104,7 @@ class IamGate:
 
     def _refusal(self, request: ApiRequest, access_key: str, authorization: str) -> Any:
         session = _session(self._account, access_key)
-        if session is None:
-            return _error(
-                request, "invalid-key", "The security token included in the request is invalid."
-            )
-        if request.headers.get("x-amz-security-token") != session.token:
+        if session is None or request.headers.get("x-amz-security-token") != session.token:
             return _error(
                 request, "invalid-key", "The security token included in the request is invalid."
             )
@@ -231,8 +227,10 @@ class _MotoResources:
         backend = secretsmanager_backends[self._account][region]
         try:
             return str(backend.describe_secret(secret_id).arn)
-        except Exception:  # an unknown secret: authorized on what was asked, as AWS does
-            return secret_id
+        except Exception:  # an unknown secret: authorized on the ARN its name would have
+            if secret_id.startswith("arn:"):
+                return secret_id
+            return f"arn:aws:secretsmanager:{region}:{self._account}:secret:{secret_id}"
 
     def kms_key_arn(self, region: str, key_id: str) -> str:
         from moto.kms.models import kms_backends
