@@ -163,7 +163,8 @@ def test_conditions_hold_as_iam_documents(
 
 
 def test_a_deny_whose_condition_fails_does_not_deny() -> None:
-    # moto treats a failed condition as an explicit deny; IAM does not.
+    # A statement whose condition does not hold does not apply, whatever its effect (moto
+    # turns an Allow whose condition fails into a deny).
     policies = _policy(
         _allow("cloudwatch:PutMetricData", "*"),
         {

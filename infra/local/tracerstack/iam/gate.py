@@ -3,9 +3,10 @@
 moto authenticates requests from its own IAM users and STS sessions when
 ``INITIAL_NO_AUTH_ACTION_COUNT`` is set, but its authorization only compares actions: every
 service but S3, SQS and IAM itself is checked against resource ``*``, so a statement scoped
-to a table's ARN never matches, and an ``Allow`` whose ``Condition`` does not hold is
-treated as an explicit deny (``moto/iam/access_control.py``). This gate keeps moto's
-identities (roles made with ``CreateRole``/``PutRolePolicy``, credentials from
+to a table's ARN never matches; it collects no condition keys from a request, so a
+``Condition`` never narrows a statement; and a condition it does evaluate and finds false
+turns an ``Allow`` into an explicit deny (``moto/iam/access_control.py``, 5.2). This gate
+keeps moto's identities (roles made with ``CreateRole``/``PutRolePolicy``, credentials from
 ``AssumeRole``) and decides with the resources and condition keys AWS authorizes
 (``tracerstack.iam.requests``, ``tracerstack.iam.policy``):
 
