@@ -108,7 +108,7 @@ def _nothing_refused_by_iam() -> Iterator[None]:
     """Fails the test if moto's IAM gate refused a role anything during it: a missing
     permission must fail a test even where the code treats the refusal as an outage."""
     yield
-    refused = [denial for gate in _gates for denial in gate.take_denials()]
+    refused = _take_refusals()
     if refused:
         lines = "\n".join(
             f"  {d.principal}: {d.action} on {d.resource} ({d.reason})" for d in refused
@@ -119,7 +119,11 @@ def _nothing_refused_by_iam() -> Iterator[None]:
 @pytest.fixture
 def iam_denials() -> Callable[[], list[Any]]:
     """Takes the refusals recorded so far (a test that expects some reads them here)."""
-    return lambda: [denial for gate in _gates for denial in gate.take_denials()]
+    return _take_refusals
+
+
+def _take_refusals() -> list[Any]:
+    return [denial for gate in _gates for denial in gate.take_denials()]
 
 
 @pytest.fixture
