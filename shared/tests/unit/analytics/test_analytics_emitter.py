@@ -80,22 +80,24 @@ class Hanging:
 
     def __init__(self) -> None:
         self.release = threading.Event()
+        self.returned = threading.Event()
         self.calls = 0
 
     def put(self, stream: str, records: Sequence[bytes]) -> list[bool]:
         self.calls += 1
         self.release.wait(10)
+        self.returned.set()
         raise TimeoutError("read timeout")
 
 
 def test_while_firehose_hangs_emit_returns_at_once_and_a_full_buffer_drops_and_counts() -> None:
     transport = Hanging()
     sent = emitter(transport, buffer_capacity=100, max_attempts=1)
-    started = time.perf_counter()
     for _ in range(5_000):
         sent.emit("enf_metric_received", None, {"metric": "DAILY_ACTIVE_TRACE", "os": "ios"})
-    elapsed = time.perf_counter() - started
-    assert elapsed < 1.0  # 5,000 emits while the sender is stuck: no emit waited on it
+    # 5,000 emits while the sender is stuck: no emit waited on it, for it is stuck still (a
+    # wall-clock bound here failed on a loaded machine; this holds whatever the load).
+    assert not transport.returned.is_set()
     stats = sent.stats()
     assert stats["dropped:buffer_full"] >= 5_000 - 100 - 500
     assert stats["pending"] <= 100 + 500
