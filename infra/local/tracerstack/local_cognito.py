@@ -131,12 +131,16 @@ def _client(session: Any, service: str, region: str) -> Any:
 
     from covidtracer import settings
 
+    where = settings.aws_settings()
+    connect, read, attempts = aws.budget(service, where)
     return session.client(
         service,
         region_name=region,
-        endpoint_url=settings.aws_settings().endpoint_url,
+        endpoint_url=where.endpoint_url,
         config=Config(
-            connect_timeout=aws.CONNECT_TIMEOUT_SECONDS, read_timeout=aws.READ_TIMEOUT_SECONDS
+            connect_timeout=connect,
+            read_timeout=read,
+            retries={"mode": "standard", "total_max_attempts": attempts},
         ),
     )
 

@@ -123,11 +123,7 @@ def service_env(
 
 
 def _forget_clients() -> None:
-    """Drop the AWS clients and bound models, once the analytics events already emitted
-    have gone out with the credentials (and to the stream) they were emitted under."""
-    from covidtracer.analytics import emitter
-
-    emitter.flush(5)
+    """Drop the AWS clients and bound models (they keep the credentials they signed with)."""
     aws.reset()
     dynamo.reset()
 
