@@ -1,5 +1,6 @@
-"""moto in server mode, as the local stack and the tests run it, with DynamoDB's atomicity and
-CloudWatch Logs' subscription filter patterns.
+"""moto in server mode, as the local stack and the tests run it: with DynamoDB's atomicity,
+CloudWatch Logs' subscription filter patterns, and IAM enforced on the services' execution
+roles (``tracerstack.iam.gate``).
 
 DynamoDB applies each write to an item atomically — ``UpdateItem ADD`` is how the rate
 limiter counts — but moto's server runs requests on threads with no lock, so two concurrent
@@ -74,14 +75,19 @@ def apply_subscription_filter_patterns() -> None:
 
 
 def start(host: str, port: int) -> ThreadedMotoServer:
-    """A moto server on ``host:port`` in a thread of this process, started."""
+    """A moto server on ``host:port`` in a thread of this process, started; its IAM gate is
+    ``server.iam_gate`` (the denials it recorded)."""
+    from tracerstack.iam.gate import IamGate
+
     apply_subscription_filter_patterns()
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     server.start()
     # werkzeug reads ``server.app`` for each request.
     wsgi = server._server  # moto exposes no hook for middleware
     assert wsgi is not None
-    wsgi.app = with_atomic_dynamodb_writes(wsgi.app)
+    gate = IamGate(with_atomic_dynamodb_writes(wsgi.app))
+    wsgi.app = gate
+    server.iam_gate = gate
     return server
 
 

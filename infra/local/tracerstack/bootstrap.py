@@ -67,11 +67,16 @@ class Bootstrap:
 
 
 @functools.cache
-def _client(endpoint_url: str, service: str, region: str) -> Any:
+def admin_client(endpoint_url: str, service: str, region: str) -> Any:
+    """A client signing as the local account's administrator (the IAM gate lets it do
+    anything): for the bootstrap, and for tests' set-up and checks, never for service code."""
     return boto3.session.Session(
         aws_access_key_id="testing",
         aws_secret_access_key="testing",  # noqa: S106 - moto
     ).client(service, region_name=region, endpoint_url=endpoint_url)
+
+
+_client = admin_client
 
 
 def bootstrap(

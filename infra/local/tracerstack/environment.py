@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from tracerstack.bootstrap import Bootstrap
 from tracerstack.release import release_version
 
-# moto accepts any credentials; these keep boto3 from looking for real ones.
+# The local account administrator's key: the bootstrap, the tests' set-up and the stand-ins
+# sign with it, and the IAM gate lets it do anything (tracerstack.iam.gate).
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 
@@ -60,12 +61,22 @@ def from_outputs(
 
 
 def service_environment(
-    boot: Bootstrap, *, partners_url: str, database_url: str, stage: str = "local"
+    boot: Bootstrap,
+    *,
+    partners_url: str,
+    database_url: str,
+    stage: str = "local",
+    service: str | None = None,
 ) -> dict[str, str]:
-    """The local stack's and the tests' environment: moto, the stand-ins, a local database."""
+    """The local stack's and the tests' environment: moto, the stand-ins, a local database.
+
+    With ``service``, the AWS credentials are those of that service's execution role
+    (``tracerstack.iam.roles``), so moto refuses what its packaged policy does not allow;
+    without, the administrator's (tests of shared code, benchmarks, set-up).
+    """
     seed_fcm_service_account(boot, partners_url)
     return {
-        **LOCAL_CREDENTIALS,
+        **role_credentials(boot, service, stage),
         **from_outputs(
             boot.outputs,
             stage=stage,
@@ -99,6 +110,24 @@ def service_environment(
     }
 
 
+def role_credentials(boot: Bootstrap, service: str | None, stage: str) -> dict[str, str]:
+    """The credentials ``service`` signs with (the administrator's for ``None``). The details
+    API's also carry the auth service's: locally its Cognito driver invokes the auth triggers,
+    which in AWS run as the auth Lambdas, under the auth role (``tracerstack.local_cognito``)."""
+    if service is None:
+        return dict(LOCAL_CREDENTIALS)
+    from tracerstack.iam import roles
+
+    own = roles.credentials(boot, service, stage)
+    if service == "details":
+        own[AUTH_TRIGGER_CREDENTIALS] = json.dumps(roles.credentials(boot, "auth", stage))
+    return own
+
+
+# The auth role's credentials for the local Cognito driver's trigger calls (JSON).
+AUTH_TRIGGER_CREDENTIALS = "COVIDTRACER_LOCAL_AUTH_TRIGGER_CREDENTIALS"
+
+
 def client_ids(outputs: Mapping[str, str]) -> dict[str, str]:
     return {
         "ios": outputs["IosClientId"],
@@ -110,9 +139,16 @@ def client_ids(outputs: Mapping[str, str]) -> dict[str, str]:
 FCM_PROJECT_ID = "covidtracer-local"
 
 
+_seeded: set[tuple[str, str, str]] = set()
+
+
 def seed_fcm_service_account(boot: Bootstrap, partners_url: str) -> None:
     """Store a service account whose token URI is the stand-in's, as an operator would store
-    Google's JSON in the cloud, so the FCM adapter runs its real OAuth2 grant locally."""
+    Google's JSON in the cloud, so the FCM adapter runs its real OAuth2 grant locally. Once
+    per stack and stand-in: every service's environment is built from the same stack."""
+    if (boot.endpoint_url, boot.stage, partners_url) in _seeded:
+        return
+    _seeded.add((boot.endpoint_url, boot.stage, partners_url))
     account = {
         "type": "service_account",
         "project_id": FCM_PROJECT_ID,

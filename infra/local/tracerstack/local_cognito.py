@@ -78,14 +78,70 @@ def trigger_runner(deps: triggers.TriggerDeps) -> TriggerRunner:
 
 def local_cognito(details: DetailsSettings) -> LocalCognito:
     """The driver for the details API's settings (``COGNITO_GATEWAY=local``)."""
-    from covidtracer.signin import wiring
-
     return LocalCognito(
         user_pool_id=details.user_pool_id,
         region=details.aws.region,
         sessions=DynamoLocalSessions(details.tables.sign_in_sessions),
-        run_trigger=trigger_runner(wiring.trigger_deps()),
+        run_trigger=trigger_runner(auth_trigger_deps()),
         session_validity_seconds=details.sign_in.session_validity_seconds,
+    )
+
+
+def auth_trigger_deps() -> triggers.TriggerDeps:
+    """The triggers' production deps, signing as the auth role when its credentials are
+    given (else as this process: tests of shared code run as the administrator). In AWS
+    the triggers run as the auth Lambdas, under the auth role, not as the API that started
+    the sign-in; the local stack and the tests hand the details API the auth role's
+    credentials for them (``tracerstack.environment.role_credentials``)."""
+    import os
+
+    from covidtracer.signin import wiring
+    from tracerstack.environment import AUTH_TRIGGER_CREDENTIALS
+
+    deps = wiring.trigger_deps()
+    credentials = os.environ.get(AUTH_TRIGGER_CREDENTIALS)
+    if not credentials:
+        return deps
+    from covidtracer.signin.messaging import SesCodeMailer, SqsPostAuthenticationQueue
+    from covidtracer.signin.settings import auth_settings
+
+    auth = auth_settings()
+    session = _session(json.loads(credentials))
+    return triggers.TriggerDeps(
+        mailer=SesCodeMailer(auth.email_sender, _client(session, "ses", auth.aws.ses_region)),
+        queue=SqsPostAuthenticationQueue(
+            auth.post_authentication_queue_url, _client(session, "sqs", auth.aws.region)
+        ),
+        users=deps.users,
+    )
+
+
+def _session(credentials: dict[str, str]) -> Any:
+    import boto3
+
+    return boto3.session.Session(
+        aws_access_key_id=credentials["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=credentials["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=credentials["AWS_SESSION_TOKEN"],
+    )
+
+
+def _client(session: Any, service: str, region: str) -> Any:
+    from botocore.config import Config
+
+    from covidtracer import settings
+
+    where = settings.aws_settings()
+    connect, read, attempts = aws.budget(service, where)
+    return session.client(
+        service,
+        region_name=region,
+        endpoint_url=where.endpoint_url,
+        config=Config(
+            connect_timeout=connect,
+            read_timeout=read,
+            retries={"mode": "standard", "total_max_attempts": attempts},
+        ),
     )
 
 

@@ -18,7 +18,8 @@ prod, and a deployment from any clone updates the same stack:
   permissions, the regional WAF association of both APIs;
 - each function's log group is a resource of the stack (``<Function>LogGroup``) with the
   stage's retention, never one Lambda makes on first use;
-- the execution role carries exactly the resources the service uses;
+- the execution role carries exactly the resources the service uses
+  (``tracerstack.iam.statements``, enforced on the local stack and in the tests);
 - the APIs answer API Gateway's own errors (unknown route, missing auth, throttling, WAF,
   5xx) in the documented error shape, refuse TLS 1.0 and 1.1, and the ENF API returns export
   zips as bytes to any ``Accept`` (iOS sends ``*/*``; CLIENTS.md).
@@ -42,6 +43,7 @@ from covidtracer import errors
 from covidtracer.analytics.model import LOG_FILTER_PATTERN
 from tracerstack import REPO_ROOT, SERVICES
 from tracerstack.environment import from_outputs
+from tracerstack.iam.statements import service_policy
 from tracerstack.release import release_version
 
 SERVICE_NAMES = ("auth", "details", "export", "enf")
@@ -134,6 +136,14 @@ def _function_suffix(logical_id: str) -> str:
     return "-" + re.sub(r"(?<!^)(?=[A-Z])", "_", logical_id).lower()
 
 
+def role_policy(service: str) -> tuple[dict[str, Any], list[str]]:
+    """The policy document of ``service``'s execution role exactly as its packaged template
+    holds it (``Fn::Sub`` over the stack's parameters), and the stack outputs it refers to.
+    The local stack resolves the same document to its own ARNs (``tracerstack.iam.roles``)."""
+    outputs = _Placeholders()
+    return _policy(service, outputs), outputs.used
+
+
 def _policy(service: str, outputs: _Placeholders) -> dict[str, Any]:
     policy = service_policy(service, outputs)
     for statement in policy["Statement"]:
@@ -151,161 +161,6 @@ def _sub_all(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _sub_all(v) for k, v in value.items()}
     return value
-
-
-def _allow(
-    actions: list[str], resource: Any, condition: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """One IAM statement allowing ``actions`` on ``resource`` (under ``condition``)."""
-    statement = {"Effect": "Allow", "Action": actions, "Resource": resource}
-    return statement | ({"Condition": condition} if condition else {})
-
-
-def service_policy(service: str, outputs: Mapping[str, str]) -> dict[str, Any]:
-    """Least-privilege IAM policy for one service's Lambdas (``${...}`` for Fn::Sub)."""
-    partition, account_region = "${AWS::Partition}", "${AWS::Region}:${AWS::AccountId}"
-    table_arns = [
-        f"arn:{partition}:dynamodb:{account_region}:table/{outputs[name]}"
-        for name in (
-            "UsersTable",
-            "PersonalDetailsTable",
-            "ExposureEventsTable",
-            "RateLimitsTable",
-            "SignInSessionsTable",
-        )
-    ]
-    # The services' analytics events are lines of their logs (issue 22): CloudWatch Logs, not
-    # the functions, puts them into Firehose, under the analytics stack's subscription role.
-    statements = [
-        _allow(["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"], "*"),
-    ]
-    if service in ("auth", "details", "export"):
-        statements.append(
-            _allow(
-                [
-                    "dynamodb:GetItem",
-                    "dynamodb:PutItem",
-                    "dynamodb:UpdateItem",
-                    "dynamodb:DeleteItem",
-                    "dynamodb:Query",
-                    "dynamodb:BatchGetItem",
-                    "dynamodb:DescribeTable",
-                    "dynamodb:ConditionCheckItem",
-                ],
-                table_arns + [f"{arn}/index/*" for arn in table_arns],
-            )
-        )
-    if service == "auth":
-        statements += [
-            _allow(
-                ["ses:SendEmail"],
-                "*",
-                {"StringEquals": {"ses:FromAddress": outputs["SenderAddress"]}},
-            ),
-            _allow(
-                [
-                    "sqs:SendMessage",
-                    "sqs:ReceiveMessage",
-                    "sqs:DeleteMessage",
-                    "sqs:GetQueueAttributes",
-                ],
-                outputs["PostAuthenticationQueueArn"],
-            ),
-        ]
-    if service == "details":
-        statements += [
-            _allow(
-                [
-                    "cognito-idp:AdminGetUser",
-                    "cognito-idp:AdminCreateUser",
-                    "cognito-idp:AdminInitiateAuth",
-                    "cognito-idp:AdminRespondToAuthChallenge",
-                ],
-                outputs["UserPoolArn"],
-            ),
-            _allow(
-                ["s3:PutObject", "s3:GetObject"],
-                f"arn:{partition}:s3:::{outputs['FeedBucket']}/*",
-            ),
-            _allow(["secretsmanager:GetSecretValue"], outputs["NctsApiKeySecretArn"]),
-        ]
-    if service == "export":
-        reports = f"{outputs['AnalyticsBucketArn']}/reports/usage/*"
-        statements += [
-            # The daily usage report reads the day's events and writes its CSVs.
-            _allow(["s3:ListBucket"], outputs["AnalyticsBucketArn"]),
-            _allow(["s3:GetObject"], [f"{outputs['AnalyticsBucketArn']}/events/*", reports]),
-            _allow(["s3:PutObject"], reports),
-        ]
-        statements += [
-            _allow(
-                [
-                    "dynamodb:GetRecords",
-                    "dynamodb:GetShardIterator",
-                    "dynamodb:DescribeStream",
-                    "dynamodb:ListStreams",
-                ],
-                outputs["PersonalDetailsStreamArn"],
-            ),
-            _allow(
-                [
-                    "sqs:SendMessage",
-                    "sqs:ReceiveMessage",
-                    "sqs:DeleteMessage",
-                    "sqs:ChangeMessageVisibility",
-                    "sqs:GetQueueAttributes",
-                ],
-                outputs["PersonalDataUpdatesQueueArn"],
-            ),
-            _allow(
-                ["s3:PutObject", "s3:GetObject"],
-                f"arn:{partition}:s3:::{outputs['UserDetailsBucket']}/*",
-            ),
-            _allow(["kms:GenerateDataKey", "kms:Decrypt"], outputs["DataKeyArn"]),
-        ]
-    if service == "enf":
-        exports = f"arn:{partition}:s3:::{outputs['EnfExportsBucket']}"
-        statements += [
-            _allow(
-                [
-                    "ec2:CreateNetworkInterface",
-                    "ec2:DescribeNetworkInterfaces",
-                    "ec2:DeleteNetworkInterface",
-                ],
-                "*",
-            ),
-            _allow(
-                ["secretsmanager:GetSecretValue"],
-                [
-                    outputs["DatabaseSecretArn"],
-                    outputs["NctsApiKeySecretArn"],
-                    outputs["EnfTokenSigningSecretArn"],
-                    outputs["EnfCodeHashSecretArn"],
-                ],
-            ),
-            _allow(["kms:Decrypt"], outputs["DatabaseKeyArn"]),
-            _allow(
-                ["kms:Sign", "kms:GetPublicKey"],
-                f"arn:{partition}:kms:{account_region}:key/{outputs['ExportSigningKeyId']}",
-            ),
-            _allow(
-                ["s3:PutObject", "s3:GetObject", "s3:ListBucket", "s3:DeleteObject"],
-                [exports, f"{exports}/*"],
-            ),
-            _allow(["sms-voice:SendTextMessage"], "*"),
-            # The operator-changeable client documents (exposure and notification
-            # settings); a missing parameter means "serve the shipped default".
-            _allow(
-                ["ssm:GetParameter"],
-                f"arn:{partition}:ssm:{account_region}:parameter/covidtracer/${{Stage}}/enf/*",
-            ),
-            _allow(
-                ["cloudwatch:PutMetricData"],
-                "*",
-                {"StringEquals": {"cloudwatch:namespace": "CovidTracer"}},
-            ),
-        ]
-    return {"Version": "2012-10-17", "Statement": statements}
 
 
 def _problem(error: type[errors.DomainError], status: int | None = None) -> dict[str, Any]:
@@ -459,11 +314,8 @@ def _stream_failure_handling(
         "OnFailure": {"Destination": {"Ref": "PersonalDetailsStreamFailuresQueueArn"}}
     }
     outputs.need("PersonalDetailsStreamFailuresQueueArn")
-    # Lambda sends to the destination with the function's execution role.
-    policy = resources["DefaultRole"]["Properties"]["Policies"][0]["PolicyDocument"]
-    policy["Statement"].append(
-        _allow(["sqs:SendMessage"], _sub("${PersonalDetailsStreamFailuresQueueArn}"))
-    )
+    # Lambda sends to the destination with the function's execution role: the export's
+    # statements grant it (tracerstack.iam.statements).
 
 
 def _analytics_subscriptions(

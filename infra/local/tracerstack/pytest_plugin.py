@@ -17,7 +17,11 @@
   caller's choosing); ``from_address``: Chalice's test client calling from an address.
 - ``unresponsive_server``: a loopback port that accepts connections and never answers.
 - ``service_env``: the environment a service reads, pointed at all of the above, with the
-  shared package's caches reset so every test starts cold.
+  shared package's caches reset so every test starts cold; it signs as the execution role of
+  ``aws_role`` (each service's tests name theirs), or as the administrator for ``None``.
+- IAM: moto refuses what a role's policy does not allow (``tracerstack.iam``), and a test
+  during which it refused anything fails, even if the code swallowed the error (an
+  analytics event, a metric); ``iam_denials`` hands a test the refusals it expects.
 - ``serve_api``: a service under ``chalice local`` (as the local stack runs it) on a free
   port, for tests that need real HTTP and a threaded server.
 """
@@ -46,6 +50,7 @@ import pytest
 from tracerstack import SERVICES
 from tracerstack.bootstrap import Bootstrap, bootstrap
 from tracerstack.environment import LOCAL_CREDENTIALS, service_environment
+from tracerstack.iam.gate import DENIALS_PATH
 from tracerstack.pooler import Pooler, direct_url
 from tracerstack.stack import with_database
 
@@ -85,6 +90,10 @@ def _one_botocore_loader() -> Iterator[None]:
     botocore.session.create_loader = real
 
 
+# The IAM gate of this process's moto server, once one is started.
+_gates: list[Any] = []
+
+
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
     from tracerstack import awsapis
@@ -93,8 +102,40 @@ def moto_endpoint() -> Iterator[str]:
         os.environ.setdefault(name, value)
     port = free_port()
     server = awsapis.start("127.0.0.1", port)
+    _gates.append(server.iam_gate)
     yield f"http://127.0.0.1:{port}"
+    _gates.remove(server.iam_gate)
     server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _nothing_refused_by_iam() -> Iterator[None]:
+    """Fails the test if moto's IAM gate refused a role anything during it: a missing
+    permission must fail a test even where the code treats the refusal as an outage."""
+    yield
+    refused = _take_refusals()
+    if refused:
+        lines = "\n".join(
+            f"  {d.principal}: {d.action} on {d.resource} ({d.reason})" for d in refused
+        )
+        pytest.fail(f"IAM refused a service role during this test:\n{lines}", pytrace=False)
+
+
+@pytest.fixture
+def iam_denials() -> Callable[[], list[Any]]:
+    """Takes the refusals recorded so far (a test that expects some reads them here)."""
+    return _take_refusals
+
+
+def _take_refusals() -> list[Any]:
+    return [denial for gate in _gates for denial in gate.take_denials()]
+
+
+@pytest.fixture
+def aws_role() -> str | None:
+    """The service whose execution role ``service_env`` signs as; ``None``: the
+    administrator. Each service's tests override it with their service."""
+    return None
 
 
 @pytest.fixture(scope="module")
@@ -181,6 +222,17 @@ def http(
         return Answer(error.code, dict(error.headers), error.read())
 
 
+def iam_refusals(env: dict[str, str]) -> list[dict[str, Any]]:
+    """What IAM refused the services of the stack ``env`` runs (none if it is down)."""
+    try:
+        refused: list[dict[str, Any]] = http(
+            "GET", f"http://127.0.0.1:{env['AWS_PORT']}{DENIALS_PATH}"
+        ).json()
+    except OSError:
+        return []  # stopped by the block, which checked before it stopped it
+    return refused
+
+
 def tracerstack(
     env: dict[str, str], *args: str, timeout: float = 180
 ) -> subprocess.CompletedProcess[str]:
@@ -198,7 +250,9 @@ def tracerstack(
 @contextlib.contextmanager
 def running_stack(local_dir: Path, server_url: str) -> Iterator[dict[str, str]]:
     """``make local`` on free ports with its own state folder and its own database on
-    ``server_url``'s server (dropped afterwards), so no run inherits another's schema."""
+    ``server_url``'s server (dropped afterwards), so no run inherits another's schema.
+    Whatever the block did, IAM must have refused no service role anything (a test that
+    provokes a refusal empties the stack's record of them: ``DELETE {iam_denials}``)."""
     import psycopg2
 
     database = f"covidtracer_stack_{uuid.uuid4().hex[:12]}"
@@ -213,9 +267,11 @@ def running_stack(local_dir: Path, server_url: str) -> Iterator[dict[str, str]]:
         },
     }
     started = tracerstack(env, "up")
+    refused: Any = []
     try:
         assert started.returncode == 0, started.stdout + started.stderr
         yield env
+        refused = iam_refusals(env)
     finally:
         tracerstack(env, "down")
         admin = psycopg2.connect(server_url)
@@ -223,6 +279,7 @@ def running_stack(local_dir: Path, server_url: str) -> Iterator[dict[str, str]]:
         with admin.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
         admin.close()
+    assert not refused, f"IAM refused the local stack's services: {refused}"
 
 
 @pytest.fixture(scope="session")
@@ -456,7 +513,7 @@ def _reset_shared_caches() -> None:
 
     settings.reset()
     aws.reset()
-    dynamo.reset()
+    dynamo.reset()  # bound models keep the credentials they first signed with
     db.close()
 
 
@@ -473,9 +530,12 @@ def service_env(
     aws_stack: Bootstrap,
     partners: Partners,
     database_url: str,
+    aws_role: str | None,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[dict[str, str]]:
-    env = service_environment(aws_stack, partners_url=partners.url, database_url=database_url)
+    env = service_environment(
+        aws_stack, partners_url=partners.url, database_url=database_url, service=aws_role
+    )
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     _reset_shared_caches()

@@ -1,12 +1,12 @@
 """The local stand-in for EventBridge schedules: runs each job on its period.
 
 A job its service does not define yet is skipped quietly (the job runner says so when run
-by hand). Each run is a separate process, as each Lambda invocation would be.
+by hand). Each run is a separate process, as each Lambda invocation would be, with its
+service's settings and execution role (``.local/env-<service>.json``).
 """
 
 from __future__ import annotations
 
-import os
 import time
 
 from tracerstack import jobs
@@ -28,14 +28,16 @@ def next_due(job: jobs.Job, now: float, wall: float) -> float:
 
 
 def main() -> None:
-    environment = dict(os.environ)
+    from tracerstack import stack  # started by it, so not imported at module level
+
     due = {name: next_due(job, time.monotonic(), time.time()) for name, job in jobs.JOBS.items()}
     while True:
         now = time.monotonic()
         for name, job in jobs.JOBS.items():
             if now >= due[name]:
                 due[name] = next_due(job, now, time.time())
-                code = jobs.run(name, environment)
+                # The job's own service's settings and role, as its Lambda has.
+                code = jobs.run(name, stack.service_environment_of(job.service))
                 if code not in (0, 3):
                     print(f"job {name} exited with {code}", flush=True)
         time.sleep(TICK_SECONDS)

@@ -12,6 +12,12 @@ and the stream poller. It returns once
 both ``/health`` endpoints answer 200 and ``.local/stack.json`` is written. Every process
 it starts is recorded in ``.local/run.json`` with its command line, and ``down`` ends exactly those.
 
+Each service's processes (its API, its jobs, the stream poller for export, the Cognito
+driver's trigger calls for auth) sign with the credentials of that service's execution role,
+built from its packaged statements, and moto refuses what the role does not allow, as AWS
+would (``tracerstack.iam``); ``.local/env-<service>.json`` holds each one's settings, and the
+refusals are in ``.local/logs/moto.log`` and at ``iam_denials`` (``stack.json``).
+
 AWS state lives in moto's memory and is created afresh by each ``up``; PostgreSQL data
 survives in ``.local/pgdata``.
 """
@@ -36,7 +42,10 @@ from typing import Any
 from tracerstack import REPO_ROOT, SERVICES, cloudwatch, jobs, scheduler
 from tracerstack.bootstrap import bootstrap
 from tracerstack.environment import client_ids, service_environment
+from tracerstack.iam.gate import DENIALS_PATH
 from tracerstack.pooler import Pooler, Server
+
+SERVICE_NAMES = ("auth", "details", "export", "enf")
 
 LOCAL_DIR = Path(os.environ.get("COVIDTRACER_LOCAL_DIR", REPO_ROOT / ".local"))
 HOST = "127.0.0.1"
@@ -314,10 +323,14 @@ def up() -> None:
         run["processes"].append(shipper)
 
         partners_url = f"http://{HOST}:{ports.partners}"
-        env = service_environment(boot, partners_url=partners_url, database_url=pooled_url)
-        env["ENF_EXPORT_WINDOW_MINUTES"] = LOCAL_EXPORT_WINDOW_MINUTES
-        env["ENF_EXPORT_SETTLE_SECONDS"] = str(scheduler.LOCAL_SETTLE_SECONDS)
+        env = _local_environment(boot, partners_url, pooled_url, service=None)
         (LOCAL_DIR / "env.json").write_text(json.dumps(env, indent=2))
+        envs = {
+            service: _local_environment(boot, partners_url, pooled_url, service=service)
+            for service in SERVICE_NAMES
+        }
+        for service, service_env in envs.items():
+            service_env_file(service).write_text(json.dumps(service_env, indent=2))
 
         partners = _start(
             "partners",
@@ -374,14 +387,27 @@ def up() -> None:
                         "--port",
                         str(port),
                     ],
-                    env,
+                    envs[name],
                     cwd=SERVICES / name,
                 )
             )
-        run["processes"].append(_start("scheduler", [python, "-m", "tracerstack.scheduler"], env))
-        # Lambda's event source mapping for the PersonalDetails stream (DESIGN §3).
+        # Each job runs with its own service's settings and role (env-<service>.json).
         run["processes"].append(
-            _start("streams", [python, "-m", "tracerstack.streams"], env, cwd=SERVICES / "export")
+            _start(
+                "scheduler",
+                [python, "-m", "tracerstack.scheduler"],
+                {"COVIDTRACER_LOCAL_DIR": str(LOCAL_DIR)},
+            )
+        )
+        # Lambda's event source mapping for the PersonalDetails stream (DESIGN §3), which
+        # reads the stream with the export function's role.
+        run["processes"].append(
+            _start(
+                "streams",
+                [python, "-m", "tracerstack.streams"],
+                envs["export"],
+                cwd=SERVICES / "export",
+            )
         )
         _save_run(run)
 
@@ -393,7 +419,7 @@ def up() -> None:
 
         # Publish the (empty) feed now, as the deployed schedule has long since done: the
         # URL phones read answers 200 from the first minute, not CloudFront's 403.
-        if jobs.run("events-feed", env) != 0:
+        if jobs.run("events-feed", envs["details"]) != 0:
             raise StackError("the first exposure-events feed was not written; see the output")
         stack = _stack_json(boot, ports, env)
         (LOCAL_DIR / "stack.json").write_text(json.dumps(stack, indent=2))
@@ -459,6 +485,8 @@ def _stack_json(boot: Any, ports: Ports, env: dict[str, str]) -> dict[str, Any]:
         },
         "user_pool_id": out["UserPoolId"],
         "database_url": env["DATABASE_URL"],
+        # What IAM refused the services' roles since start-up (GET; DELETE empties it).
+        "iam_denials": f"{boot.endpoint_url}{DENIALS_PATH}",
     }
 
 
@@ -502,6 +530,8 @@ def down(quiet: bool = False) -> None:
     # Its settings name ports nothing serves now; `chalice local` in a service folder reads
     # them, and must say the stack is down rather than time out against them.
     (LOCAL_DIR / "env.json").unlink(missing_ok=True)
+    for service in SERVICE_NAMES:
+        service_env_file(service).unlink(missing_ok=True)
     if not quiet:
         _say(f"stopped {len(records) + (1 if postgres else 0)} processes of the local stack")
 
@@ -509,8 +539,32 @@ def down(quiet: bool = False) -> None:
 def job(name: str) -> int:
     if not _running(_load_run()):
         raise StackError("the local stack is not running; `make local` first")
-    environment = json.loads((LOCAL_DIR / "env.json").read_text())
-    return jobs.run(name, environment)
+    known = jobs.JOBS.get(name)
+    if known is None:
+        return jobs.run(name, {})  # refused with the list of jobs
+    return jobs.run(name, service_environment_of(known.service))
+
+
+def _local_environment(
+    boot: Any, partners_url: str, database_url: str, service: str | None
+) -> dict[str, str]:
+    """A service's settings in the local stack (the administrator's for ``None``)."""
+    env = service_environment(
+        boot, partners_url=partners_url, database_url=database_url, service=service
+    )
+    env["ENF_EXPORT_WINDOW_MINUTES"] = LOCAL_EXPORT_WINDOW_MINUTES
+    env["ENF_EXPORT_SETTLE_SECONDS"] = str(scheduler.LOCAL_SETTLE_SECONDS)
+    return env
+
+
+def service_env_file(service: str) -> Path:
+    """The settings ``service``'s processes run with, its role's credentials included."""
+    return LOCAL_DIR / f"env-{service}.json"
+
+
+def service_environment_of(service: str) -> dict[str, str]:
+    environment: dict[str, str] = json.loads(service_env_file(service).read_text())
+    return environment
 
 
 def main() -> None:

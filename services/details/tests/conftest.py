@@ -14,6 +14,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import json
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -23,7 +24,7 @@ from chalice.test import Client
 from sign_in_flow import SignedIn
 from sign_in_flow import sign_in as sign_in_through
 
-from covidtracer import config
+from covidtracer import aws, config, dynamo
 from tracerstack.bootstrap import Bootstrap, bootstrap
 from tracerstack.environment import service_environment
 from tracerstack.pytest_plugin import Partners
@@ -86,7 +87,13 @@ def stack_of_its_own() -> Any:
 @pytest.fixture(scope="module")
 def stack_env(aws_stack: Bootstrap, partners: Partners) -> dict[str, str]:
     """The environment the app reads, pointed at the module's stack and the stand-ins."""
-    return service_environment(aws_stack, partners_url=partners.url, database_url=NO_DATABASE)
+    return service_environment(
+        aws_stack, partners_url=partners.url, database_url=NO_DATABASE, service="details"
+    )
+
+
+# The access key the cached AWS clients sign with.
+_signing_as = [""]
 
 
 @pytest.fixture
@@ -99,11 +106,25 @@ def service_env(
     settings and everything wired from them are still forgotten before and after each test;
     a test that moves the endpoint resets the clients itself (``test_faults``)."""
     env = dict(stack_env)
+    if _signing_as[0] != env["AWS_ACCESS_KEY_ID"]:
+        # Another stack's role: clients made with the last one's credentials would be refused.
+        _forget_clients()
+        _signing_as[0] = env["AWS_ACCESS_KEY_ID"]
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     config.reset()
     yield env
+    if os.environ.get("AWS_ACCESS_KEY_ID") != env["AWS_ACCESS_KEY_ID"]:
+        # The test signed as another stack's role: forget the clients it made.
+        _forget_clients()
+        _signing_as[0] = ""
     config.reset()
+
+
+def _forget_clients() -> None:
+    """Drop the AWS clients and bound models (they keep the credentials they signed with)."""
+    aws.reset()
+    dynamo.reset()
 
 
 @pytest.fixture
@@ -144,7 +165,9 @@ def member(shared_stack: Bootstrap, partners: Partners) -> SignedIn:
     with a stack of its own cannot use it)."""
     from app import app
 
-    env = service_environment(shared_stack, partners_url=partners.url, database_url=NO_DATABASE)
+    env = service_environment(
+        shared_stack, partners_url=partners.url, database_url=NO_DATABASE, service="details"
+    )
     with pytest.MonkeyPatch.context() as patch:
         for name, value in {**env, **QUICK_SIGN_IN}.items():
             patch.setenv(name, value)

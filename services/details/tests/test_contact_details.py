@@ -261,7 +261,7 @@ def test_another_persons_token_never_reads_or_changes_my_record(
 
 
 def test_a_dynamodb_outage_is_a_503_that_echoes_nothing(
-    api: Api, member: SignedIn, monkeypatch: pytest.MonkeyPatch
+    api: Api, member: SignedIn, monkeypatch: pytest.MonkeyPatch, iam_denials: Any
 ) -> None:
     me = member
     monkeypatch.setenv("PERSONAL_DETAILS_TABLE", "no-such-table")
@@ -271,3 +271,5 @@ def test_a_dynamodb_outage_is_a_503_that_echoes_nothing(
         assert (status, answer["type"]) == (503, "urn:errors:unavailable"), method
         assert headers["Retry-After"] and headers["Cache-Control"] == "no-store"
         assert "Aroha" not in json.dumps(answer) and "no-such-table" not in json.dumps(answer)
+    # A table outside the role is refused by IAM before DynamoDB looks for it, as in AWS.
+    assert {d.resource.rpartition("/")[2] for d in iam_denials()} == {"no-such-table"}

@@ -122,12 +122,16 @@ def test_a_lone_surrogate_in_gender_is_a_400_not_a_503(api: Api, member: SignedI
 # ---------------------------------------------------------------------- 8: one NCTS key check
 
 
-def test_the_ncts_key_unreadable_is_a_503(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_ncts_key_unreadable_is_a_503(
+    api: Api, monkeypatch: pytest.MonkeyPatch, iam_denials: Any
+) -> None:
     monkeypatch.setenv("NCTS_API_KEY_SECRET_ID", "covidtracer/nowhere/ncts-api-key")
     settings.reset()
     status, headers, problem = api.send("POST", EVENTS, event("k1"), {"x-api-key": "guess"})
     assert status == 503, problem
     assert problem["type"] == "urn:errors:unavailable" and headers["Retry-After"]
+    # A secret outside the role is refused by IAM, exists or not (as in AWS).
+    assert [d.action for d in iam_denials()] == ["secretsmanager:GetSecretValue"]
 
 
 def test_a_callback_ncts_refuses_is_a_400_not_a_503(

@@ -18,7 +18,15 @@ from typing import Any
 
 import pytest
 
+from tracerstack.bootstrap import Bootstrap, admin_client
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+@pytest.fixture
+def aws_role() -> str:
+    """This service's tests sign as its execution role (``tracerstack.iam``)."""
+    return "enf"
 
 
 @pytest.fixture
@@ -72,11 +80,8 @@ def sql(env: dict[str, str], statement: str, params: tuple[Any, ...] = ()) -> An
 
 
 def secret(env: dict[str, str], name: str) -> str:
-    import boto3
-
-    client = boto3.client(
-        "secretsmanager", region_name=env["AWS_REGION"], endpoint_url=env["AWS_ENDPOINT_URL"]
-    )
+    """A secret's value, read as the administrator (as NCTS was handed its key)."""
+    client = admin_client(env["AWS_ENDPOINT_URL"], "secretsmanager", env["AWS_REGION"])
     return str(client.get_secret_value(SecretId=env[name])["SecretString"])
 
 
@@ -160,24 +165,21 @@ def request_code(
 
 
 @pytest.fixture
-def apple_devicecheck_key(enf_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> str:
-    """A DeviceCheck signing key (.p8) in Secrets Manager and the ids the iOS verifier signs
-    its team JWT with; returns the secret's ARN. Call ``settings.reset()`` after it."""
-    import boto3
+def apple_devicecheck_key(
+    enf_env: dict[str, str], aws_stack: Bootstrap, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """A DeviceCheck signing key (.p8) in the stack's own secret, put there by the
+    administrator as an operator does (docs/operations.md, "A new stage"), and the ids the iOS
+    verifier signs its team JWT with; returns the secret's ARN. Call ``settings.reset()``
+    after it."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
     pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    secrets_client = boto3.client(
-        "secretsmanager",
-        region_name=enf_env["AWS_REGION"],
-        endpoint_url=enf_env["AWS_ENDPOINT_URL"],
-    )
-    arn: str = secrets_client.create_secret(Name=f"apple-{id(pem)}", SecretString=pem.decode())[
-        "ARN"
-    ]
+    arn = aws_stack.outputs["AppleDeviceCheckKeySecretArn"]
+    aws_stack.client("secretsmanager").put_secret_value(SecretId=arn, SecretString=pem.decode())
     monkeypatch.setenv("APPLE_TEAM_ID", "TEAM123456")
     monkeypatch.setenv("APPLE_KEY_ID", "KEY1234567")
     monkeypatch.setenv("APPLE_DEVICECHECK_KEY_SECRET_ID", arn)

@@ -12,13 +12,13 @@ from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any
 
-import boto3
 import psycopg2
 import pytest
 from chalice.test import Client
 from conftest import Phone, request_code
 
 from covidtracer import settings
+from tracerstack.bootstrap import admin_client
 from tracerstack.samples import daily_keys
 
 
@@ -31,8 +31,9 @@ def _packaged(name: str) -> dict[str, Any]:
 def parameters(
     enf_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[dict[str, str]]:
-    """Parameters of this test's own (moto is shared by the session), read on every request."""
-    prefix = f"/covidtracer/t{uuid.uuid4().hex[:10]}/enf"
+    """Parameters of this test's own (moto is shared by the session), read on every request:
+    under the stage's path, the only one the ENF role may read (docs/operations.md §9)."""
+    prefix = f"/covidtracer/{enf_env['STAGE']}/enf/t{uuid.uuid4().hex[:10]}"
     names = {
         "exposure": f"{prefix}/exposure-config",
         "notification": f"{prefix}/notification-config",
@@ -49,7 +50,8 @@ def parameters(
 
 
 def _ssm(env: dict[str, str]) -> Any:
-    return boto3.client("ssm", region_name=env["AWS_REGION"], endpoint_url=env["AWS_ENDPOINT_URL"])
+    # The operator's hand, not the service's.
+    return admin_client(env["AWS_ENDPOINT_URL"], "ssm", env["AWS_REGION"])
 
 
 def _put(env: dict[str, str], name: str, document: Any) -> None:

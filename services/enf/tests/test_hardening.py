@@ -15,6 +15,8 @@ import requests
 from conftest import Phone, request_code, secret
 
 from covidtracer import settings
+from tracerstack.bootstrap import Bootstrap
+from tracerstack.environment import role_credentials
 from tracerstack.pytest_plugin import serve_api
 
 TODAY = datetime.now(UTC).date().isoformat()
@@ -255,7 +257,7 @@ def test_a_nonce_with_a_trailing_newline_is_a_400(client: Any) -> None:
 
 
 def test_the_ncts_key_unreadable_is_a_503_as_on_the_app_api(
-    client: Any, monkeypatch: pytest.MonkeyPatch
+    client: Any, monkeypatch: pytest.MonkeyPatch, iam_denials: Any
 ) -> None:
     monkeypatch.setenv("NCTS_API_KEY_SECRET_ID", "covidtracer/nowhere/ncts-api-key")
     settings.reset()
@@ -263,6 +265,8 @@ def test_the_ncts_key_unreadable_is_a_503_as_on_the_app_api(
     status, problem = _send(client, "POST", "/ncts/verification-codes", body, {"x-api-key": "k"})
     assert status == 503, problem
     assert problem["type"] == "urn:errors:unavailable"
+    # A secret outside the role is refused by IAM, exists or not (as in AWS).
+    assert [d.action for d in iam_denials()] == ["secretsmanager:GetSecretValue"]
 
 
 # ---------------------------------------------------------------------- 9: unknown routes
@@ -270,9 +274,11 @@ def test_the_ncts_key_unreadable_is_a_503_as_on_the_app_api(
 
 @pytest.mark.parametrize("service", ["enf", "details"])
 def test_unknown_routes_answer_in_the_documented_error_shape_locally(
-    enf_env: dict[str, str], service: str
+    enf_env: dict[str, str], aws_stack: Bootstrap, service: str
 ) -> None:
-    with serve_api(service, enf_env) as url:
+    # Each API signs as its own role, as in the local stack.
+    env = {**enf_env, **role_credentials(aws_stack, service, enf_env["STAGE"])}
+    with serve_api(service, env) as url:
         for method, path in (("GET", "/nowhere"), ("POST", "/v3/exposures"), ("GET", "/")):
             headers = {"Authorization": "Bearer x"} if path == "/" else {}
             response = requests.request(method, f"{url}{path}", headers=headers, timeout=10)

@@ -17,6 +17,8 @@ import requests
 from conftest import app_hash, secret
 
 from covidtracer.enfkeys.settings import enf_settings
+from tracerstack.bootstrap import Bootstrap
+from tracerstack.environment import role_credentials
 from tracerstack.pytest_plugin import serve_api
 from tracerstack.samples import daily_keys
 
@@ -33,7 +35,11 @@ def _post(url: str, body: Any, headers: dict[str, str] | None = None) -> request
 
 
 def test_no_personal_data_in_any_log_after_a_full_journey(
-    enf_env: dict[str, str], outbox: Any, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+    enf_env: dict[str, str],
+    aws_stack: Bootstrap,
+    outbox: Any,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     logs = tmp_path / "services.log"
     ncts = {"x-api-key": secret(enf_env, "NCTS_API_KEY_SECRET_ID")}
@@ -42,7 +48,9 @@ def test_no_personal_data_in_any_log_after_a_full_journey(
     # The wrong code and the right one follow each other at once: what they log is the point,
     # not the one-attempt-a-second limit (tested on its own).
     enf_env = {**enf_env, "ENF_VERIFY_MIN_INTERVAL_SECONDS": "0"}
-    with serve_api("details", enf_env, logs) as details, serve_api("enf", enf_env, logs) as enf:
+    # Each API signs as its own role, as in the local stack.
+    details_env = {**enf_env, **role_credentials(aws_stack, "details", enf_env["STAGE"])}
+    with serve_api("details", details_env, logs) as details, serve_api("enf", enf_env, logs) as enf:
         # --- app API: sign in, contact details, diary, exposure event, callback
         client_id = json.loads(enf_env["APP_CLIENT_IDS"])["ios"]
         started = _post(f"{details}/user/auth/initiate", {"clientId": client_id, "email": EMAIL})

@@ -45,12 +45,17 @@ def _stack_env_file() -> Path | None:
         return None
     if os.environ.get("AWS_CHALICE_CLI_MODE") != "true":
         return None
-    if local_dir := os.environ.get("COVIDTRACER_LOCAL_DIR"):
-        return Path(local_dir) / _STACK_FILE
-    for folder in (Path.cwd(), *Path.cwd().parents):
-        if (folder / "services").is_dir() and (folder / "shared").is_dir():
-            return folder / ".local" / _STACK_FILE
-    return Path(".local") / _STACK_FILE
+    cwd = Path.cwd()
+    root = next(
+        (f for f in (cwd, *cwd.parents) if (f / "services").is_dir() and (f / "shared").is_dir()),
+        None,
+    )
+    local = Path(os.environ.get("COVIDTRACER_LOCAL_DIR") or (root or Path()) / ".local")
+    if root is not None and cwd.is_relative_to(services := root / "services") and cwd != services:
+        own = local / f"env-{cwd.relative_to(services).parts[0]}.json"
+        if own.exists():
+            return own
+    return local / _STACK_FILE
 
 
 @cache

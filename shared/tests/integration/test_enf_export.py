@@ -38,6 +38,13 @@ DAY = 86_400
 
 
 @pytest.fixture
+def aws_role() -> str:
+    """The export ships in the ENF service: it signs (KMS), writes (S3) and reports
+    (CloudWatch) as the ENF execution role."""
+    return "enf"
+
+
+@pytest.fixture
 def enf(
     service_env: dict[str, str],
     pg_schema: str,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -96,3 +97,27 @@ def test_a_service_reads_its_settings_and_names_itself_in_their_problems() -> No
     assert Service.from_env({"NAME": "n"}) == Service(name="n")
     with pytest.raises(SettingsError, match=r"^demo-service settings are invalid"):
         Service.from_env({})
+
+
+@pytest.mark.parametrize(
+    ("folder", "expected"),
+    [
+        # chalice local in a service's folder: that service's settings and role credentials
+        ("services/details", ".local/env-details.json"),
+        ("services/details/chalicelib", ".local/env-details.json"),
+        # elsewhere, or a service the stack wrote nothing for: the administrator's settings
+        (".", ".local/env.json"),
+        ("services/auth", ".local/env.json"),
+    ],
+)
+def test_chalice_local_reads_the_stack_file_of_the_service_it_runs_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, folder: str, expected: str
+) -> None:
+    for made in ("shared", "services/details/chalicelib", "services/auth", ".local"):
+        (tmp_path / made).mkdir(parents=True, exist_ok=True)
+    (tmp_path / ".local" / "env-details.json").write_text("{}")
+    for name in ("STAGE", "COVIDTRACER_SETTINGS_GIVEN", "COVIDTRACER_LOCAL_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CHALICE_CLI_MODE", "true")
+    monkeypatch.chdir(tmp_path / folder)
+    assert config._stack_env_file() == tmp_path / expected

@@ -15,8 +15,9 @@ from typing import Any
 import psutil
 import pytest
 
-from tracerstack.pytest_plugin import free_port, http, running_stack, tracerstack
+from tracerstack.pytest_plugin import free_port, http, iam_refusals, running_stack, tracerstack
 from tracerstack.release import release_version
+from tracerstack.stack import SERVICE_NAMES
 
 STACK_KEYS = {
     "details_api",
@@ -30,6 +31,7 @@ STACK_KEYS = {
     "outbox",
     "export_public_key_pem",
     "buckets",
+    "iam_denials",
 }
 
 
@@ -468,6 +470,47 @@ def test_chalice_local_without_the_stack_says_what_is_missing_in_its_log(tmp_pat
     assert "Traceback" not in output
 
 
+def _session(env: dict[str, str]) -> Any:
+    import boto3
+
+    return boto3.session.Session(
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=env["AWS_SESSION_TOKEN"],
+        region_name=env["AWS_REGION"],
+    )
+
+
+def test_each_service_signs_as_its_own_role_and_moto_refuses_what_it_may_not(
+    stack: tuple[dict[str, str], Path],
+) -> None:
+    from botocore.exceptions import ClientError
+
+    local_dir = stack[1]
+    settings = json.loads((local_dir / "stack.json").read_text())
+    envs = {s: json.loads((local_dir / f"env-{s}.json").read_text()) for s in SERVICE_NAMES}
+    keys = {env["AWS_ACCESS_KEY_ID"] for env in envs.values()}
+    assert len(keys) == 4 and "testing" not in keys  # four roles, none the administrator
+    endpoint = settings["aws_endpoint"]
+    # The details API may not read the ENF files, nor the ENF API a person's details.
+    details = _session(envs["details"]).client("s3", endpoint_url=endpoint)
+    with pytest.raises(ClientError) as read_files:
+        details.get_object(Bucket=settings["buckets"]["enf_exports"], Key="exposures/index.txt")
+    enf = _session(envs["enf"]).client("dynamodb", endpoint_url=endpoint)
+    with pytest.raises(ClientError) as read_details:
+        enf.get_item(
+            TableName=envs["enf"]["PERSONAL_DETAILS_TABLE"], Key={"userId": {"S": "someone"}}
+        )
+    assert read_files.value.response["Error"]["Code"] == "AccessDenied"
+    assert read_details.value.response["Error"]["Code"] == "AccessDeniedException"
+    refused = http("GET", settings["iam_denials"]).json()
+    assert [(d["principal"].split("/")[1], d["action"]) for d in refused] == [
+        ("covidtracer-local-details", "s3:GetObject"),
+        ("covidtracer-local-enf", "dynamodb:GetItem"),
+    ]
+    http("DELETE", settings["iam_denials"])  # provoked here: not a service's mistake
+
+
 def test_down_ends_every_process_it_started_and_only_those(
     stack: tuple[dict[str, str], Path],
 ) -> None:
@@ -476,6 +519,7 @@ def test_down_ends_every_process_it_started_and_only_those(
     pids = [record["pid"] for record in run["processes"]]
     # moto, PgBouncer, the log shipper, partners, edge, two APIs, scheduler, stream poller
     assert len(pids) == 9
+    assert iam_refusals(env) == []  # the journeys above ran within every role
     stopped = tracerstack(env, "down")
     assert stopped.returncode == 0, stopped.stdout
     for pid in pids:

@@ -23,7 +23,7 @@ from covidtracer.enfkeys.settings import EnfSettings
 from covidtracer.nctsexport.settings import ExportSettings
 from covidtracer.signin.settings import AuthSettings
 from tracerstack import SERVICES, TEMPLATES, cfn, deploy, vendor
-from tracerstack.package import BUILD, SERVICE_NAMES
+from tracerstack.package import BUILD, SERVICE_NAMES, role_policy
 from tracerstack.release import release_version
 
 SETTINGS = {
@@ -254,6 +254,54 @@ def test_each_role_grants_only_its_services_resources() -> None:
     assert "dynamodb:PutItem" in details and "dynamodb:PutItem" not in enf
     # The client documents an operator changes without a redeploy (Parameter Store).
     assert "parameter/covidtracer/${Stage}/enf/*" in enf and "ssm:" not in details
+
+
+def _role_policy(template: dict[str, Any]) -> dict[str, Any]:
+    [policy] = template["Resources"]["DefaultRole"]["Properties"]["Policies"]
+    document: dict[str, Any] = policy["PolicyDocument"]
+    return document
+
+
+@pytest.mark.parametrize("service", SERVICE_NAMES)
+def test_the_role_holds_exactly_the_statements_the_local_stack_and_the_tests_enforce(
+    service: str,
+) -> None:
+    # tracerstack.iam.roles builds each local role from this same function, so what the
+    # tests run under is what deploys.
+    assert _role_policy(_template(service)) == role_policy(service)[0]
+
+
+# The only statements on every resource, each with the AWS documentation that leaves no other
+# choice (tracerstack.iam.statements): actions that take no resource type.
+UNSCOPABLE = {
+    # https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/iam-cw-condition-keys-namespace.html
+    ("cloudwatch:PutMetricData",): {"StringEquals": {"cloudwatch:namespace": "CovidTracer"}},
+    # https://docs.aws.amazon.com/lambda/latest/dg/configuration-vpc.html
+    ("ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"): None,
+}
+
+
+@pytest.mark.parametrize("service", SERVICE_NAMES)
+def test_no_statement_grants_a_whole_service_or_every_resource_unless_aws_requires_it(
+    service: str,
+) -> None:
+    for statement in _role_policy(_template(service))["Statement"]:
+        actions = tuple(statement["Action"])
+        assert not any(action.endswith(":*") or action == "*" for action in actions), statement
+        resources = statement["Resource"]
+        if resources == "*":
+            assert actions in UNSCOPABLE, statement
+            assert statement.get("Condition") == UNSCOPABLE[actions], statement
+
+
+@pytest.mark.parametrize("service", SERVICE_NAMES)
+def test_the_role_policy_fits_iams_inline_policy_size(service: str) -> None:
+    # A role's inline policies total at most 10,240 characters, whitespace not counted
+    # (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html). The
+    # references are about as long as the ARNs CloudFormation puts in their place; the
+    # margin covers the longer ones (secret ARNs, stage names).
+    document = json.dumps(_role_policy(_template(service)), separators=(",", ":"))
+    assert len(document) <= 8_000, len(document)
 
 
 @pytest.mark.parametrize("service", SERVICE_NAMES)

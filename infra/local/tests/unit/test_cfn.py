@@ -635,33 +635,6 @@ def test_the_export_signing_key_has_a_replica_in_the_dr_region_phones_already_tr
     assert outputs["ExportSigningKeyArn"]["Value"] == {"Fn::GetAtt": ["ExportSigningKey", "Arn"]}
 
 
-@pytest.mark.parametrize(("stage", "dr_region"), [("prod", "ap-southeast-4"), ("dev", "")])
-def test_the_dr_stacks_go_to_the_stages_dr_region_and_only_where_it_has_one(
-    stage: str, dr_region: str
-) -> None:
-    from tracerstack import deploy
-
-    config = deploy.StageConfig.load(stage)
-    assert config.dr_region == dr_region
-    lines: list[str] = []
-    ctx = deploy.Context(stage=config, dry_run=True, log=lines.append)
-    deploy.execute(deploy.plan(), ctx)
-    text = "\n".join(lines)
-    order = [line.split()[1] for line in lines if line.startswith("  stack covidtracer-")]
-    if dr_region:
-        assert f"covidtracer-{stage}-dr in {dr_region}" in text
-        assert f"covidtracer-{stage}-dr-signing in {dr_region}" in text
-        assert order.index(f"covidtracer-{stage}-dr") < order.index(f"covidtracer-{stage}-data")
-        assert order.index(f"covidtracer-{stage}-data") < order.index(
-            f"covidtracer-{stage}-dr-signing"
-        )
-        assert '"DrRegion": "ap-southeast-4"' in text
-    else:
-        assert f"covidtracer-{stage}-dr " not in text and "no DR region" in text
-        assert '"DrRegion": ""' in text
-    assert f"covidtracer-{stage}-backup in {config.region}" in text
-
-
 def test_failed_backups_copies_and_replication_reach_the_alarm_topic() -> None:
     """AWS Backup sends job state changes to EventBridge; EventBridge may publish to an encrypted
     topic only if the key lets events.amazonaws.com use it (sns-key-management, above)."""

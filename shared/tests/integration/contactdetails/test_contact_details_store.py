@@ -123,7 +123,7 @@ def test_the_item_is_exactly_the_export_contract(
     assert item["ethnicity"] == {"M": {"selected": {"L": []}, "other": {"S": "Tongan"}}}
 
 
-def test_a_missing_table_is_unavailable(service_env: dict[str, str]) -> None:
+def test_a_missing_table_is_unavailable(service_env: dict[str, str], iam_denials: Any) -> None:
     store = DynamoContactDetails("no-such-table")
     with pytest.raises(Unavailable):
         store.get("u1")
@@ -133,6 +133,8 @@ def test_a_missing_table_is_unavailable(service_env: dict[str, str]) -> None:
         store.update("u1", {"firstName": "A"}, "t")
     with pytest.raises(Unavailable):
         store.delete("u1")
+    # Under the role a table outside it is refused by IAM before DynamoDB looks (as in AWS).
+    assert {d.resource.rpartition("/")[2] for d in iam_denials()} == {"no-such-table"}
 
 
 def test_the_email_comes_from_the_users_row_else_from_cognito(

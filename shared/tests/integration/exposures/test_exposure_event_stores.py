@@ -90,13 +90,17 @@ def test_counters_count_each_bucket_atomically(counters: Any) -> None:
     assert counters.hit("b2", 100) == 1
 
 
-def test_dynamodb_down_is_unavailable(service_env: dict[str, str], aws_stack: Bootstrap) -> None:
+def test_dynamodb_down_is_unavailable(
+    service_env: dict[str, str], aws_stack: Bootstrap, iam_denials: Any
+) -> None:
     from covidtracer.errors import Unavailable
 
     store = DynamoExposureEvents("no-such-table")
     with pytest.raises(Unavailable):
         store.get("n1")
     assert aws_stack.stage  # the stack itself is fine: only the table is missing
+    # Under the role a table outside it is refused by IAM before DynamoDB looks (as in AWS).
+    assert {d.resource.rpartition("/")[2] for d in iam_denials()} == {"no-such-table"}
 
 
 def test_pending_lists_only_events_not_yet_published_and_pushed(events: Any) -> None:

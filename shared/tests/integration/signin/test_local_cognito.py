@@ -11,17 +11,18 @@ from typing import Any
 
 import pytest
 
-from covidtracer import aws
 from covidtracer.contactdetails.settings import details_settings
 from covidtracer.errors import InvalidAuthSession, MfaEnabled
 from covidtracer.signin import triggers, wiring
 from covidtracer.signin.cognito import CognitoUser, Retry, Tokens
 from covidtracer.signin.repository import DynamoUsers
 from covidtracer.signin.tokens import verifier
+from tracerstack.bootstrap import Bootstrap
 from tracerstack.local_cognito import (
     DynamoLocalSessions,
     LocalCognito,
     TriggerRunner,
+    auth_trigger_deps,
     trigger_runner,
 )
 from tracerstack.pytest_plugin import Partners
@@ -51,7 +52,8 @@ def clock() -> list[float]:
 
 @pytest.fixture
 def spy(service_env: dict[str, str]) -> Spy:
-    return Spy(trigger_runner(wiring.trigger_deps()))
+    # As local_cognito() wires them: signing as the auth role, as the auth Lambdas do.
+    return Spy(trigger_runner(auth_trigger_deps()))
 
 
 @pytest.fixture
@@ -174,13 +176,15 @@ def test_a_session_belongs_to_its_client(
 
 
 def test_sign_in_queues_the_users_upsert_and_the_consumer_writes_the_row(
-    driver: LocalCognito, outbox: Partners, service_env: dict[str, str]
+    driver: LocalCognito, outbox: Partners, service_env: dict[str, str], aws_stack: Bootstrap
 ) -> None:
     email, user, session = begin(driver, service_env)
     driver.answer(user.user_id, client_id(service_env), session, code_for(outbox, email))
 
     queue = service_env["POST_AUTHENTICATION_QUEUE_URL"]
-    received = aws.sqs().receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+    # The test plays the queue's event source mapping.
+    sqs = aws_stack.client("sqs")
+    received = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
     mine = [m for m in received if user.user_id in m["Body"]]
     assert json.loads(mine[0]["Body"])["email"] == email
     records = [{"messageId": m["MessageId"], "body": m["Body"]} for m in mine]
@@ -193,12 +197,12 @@ def test_sign_in_queues_the_users_upsert_and_the_consumer_writes_the_row(
 
 
 def test_an_account_that_turned_on_mfa_is_asked_for_it_at_the_end(
-    driver: LocalCognito, outbox: Partners, service_env: dict[str, str]
+    driver: LocalCognito, outbox: Partners, service_env: dict[str, str], aws_stack: Bootstrap
 ) -> None:
     email, user, session = begin(driver, service_env)
     tokens = driver.answer(user.user_id, client_id(service_env), session, code_for(outbox, email))
     assert isinstance(tokens, Tokens)
-    cognito = aws.cognito()
+    cognito = aws_stack.client("cognito-idp")  # a legacy account's MFA: set up by hand
     cognito.associate_software_token(AccessToken=tokens.access_token)
     cognito.verify_software_token(AccessToken=tokens.access_token, UserCode="123456")
     cognito.admin_set_user_mfa_preference(

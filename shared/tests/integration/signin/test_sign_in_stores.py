@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -99,7 +100,9 @@ def test_a_local_cognito_session_answers_once(service_env: dict[str, str]) -> No
     ],
 )
 def test_a_missing_table_is_unavailable(
-    service_env: dict[str, str], call: Callable[[DynamoSignInRecords], object]
+    service_env: dict[str, str], call: Callable[[DynamoSignInRecords], object], iam_denials: Any
 ) -> None:
     with pytest.raises(Unavailable):
         call(DynamoSignInRecords("no-such-table"))
+    # Under the role a table outside it is refused by IAM before DynamoDB looks (as in AWS).
+    assert {d.resource.rpartition("/")[2] for d in iam_denials()} == {"no-such-table"}
