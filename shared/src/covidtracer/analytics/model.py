@@ -74,7 +74,7 @@ METRIC = _words(
     "UPLOAD_VERIFICATION_FAILED",
     "CHECK_IN",
 )
-REPORT_TYPE = _words("confirmed", "likely")
+REPORT_TYPE = _words("confirmed", "likely", "user-report", "negative")
 CODE_REJECTION = _words("unknown", "expired", "rate_limited")
 PUSH_OUTCOME = _words("sent", "deferred")
 CHANGE = _words("new", "updated", "repeat")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from covidtracer.enfkeys.model import MAX_ROLLING_PERIOD, ExposureKey
+from covidtracer.enfkeys.model import MAX_ROLLING_PERIOD, REVOKED, ExposureKey
 
 if TYPE_CHECKING:
     from psycopg2.extensions import cursor
@@ -200,6 +200,9 @@ _CLAIM_AND_INSERT = (
     " FROM claimed AS c, unnest(%(keys)s::bytea[], %(starts)s::integer[],"
     " %(periods)s::integer[], %(risks)s::smallint[]) AS u(k, s, p, t)"
     " WHERE u.s / %(per_day)s - c.onset_day = ANY(%(infectious)s::integer[])"
+    # A negative code's upload claims its token and stores nothing (a negative report only
+    # revokes keys already published, through Google's /v1/publish).
+    " AND c.report_type <> %(revoked)s"
     " ON CONFLICT (key_data) DO NOTHING RETURNING 1"
     ") SELECT (SELECT count(*) FROM claimed), (SELECT count(*) FROM stored)"
 )
@@ -231,6 +234,7 @@ def claim_and_insert_keys(
             "registration": str(registration_id),
             "per_day": INTERVALS_PER_DAY,
             "infectious": sorted(infectious_days),
+            "revoked": REVOKED,
             "keys": [k.key_data for k in keys],
             "starts": [k.rolling_start_number for k in keys],
             "periods": [k.rolling_period for k in keys],
