@@ -25,7 +25,9 @@ class VerificationSettings:
     # default 15m; pkg/config/certificate_signing_config.go: ALLOWED_CLOCK_SKEW default 5s
     # (iat and nbf are back-dated by it).
     certificate_minutes: int = setting("ENF_CERTIFICATE_MINUTES", 15, minimum=1, maximum=60)
-    clock_skew_seconds: int = setting("ENF_CERTIFICATE_CLOCK_SKEW_SECONDS", 5, minimum=0, maximum=60)
+    clock_skew_seconds: int = setting(
+        "ENF_CERTIFICATE_CLOCK_SKEW_SECONDS", 5, minimum=0, maximum=60
+    )
     # pkg/config/api_server_config.go: VERIFICATION_TOKEN_DURATION default 24h.
     token_hours: int = setting("ENF_VERIFICATION_TOKEN_HOURS", 24, minimum=1, maximum=72)
     # The Secrets Manager secret holding the apps' API keys and other health authorities
