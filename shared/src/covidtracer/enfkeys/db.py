@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from covidtracer.enfkeys.model import MAX_ROLLING_PERIOD, REVOKED, ExposureKey
+from covidtracer.enfkeys.model import MAX_ROLLING_PERIOD, REVOKED, ExposureKey, StoredKey
 
 if TYPE_CHECKING:
     from psycopg2.extensions import cursor
@@ -356,3 +356,29 @@ def delete_idle_registrations_before(cur: cursor, cutoff: datetime) -> int:
         (cutoff,),
     )
     return int(cur.rowcount)
+
+
+# ------------------------------------------------------------------ keys of other contracts
+
+
+def insert_keys(cur: cursor, keys: Sequence[StoredKey], now: datetime) -> list[bytes]:
+    """Store keys that another contract (Google's /v1/publish) validated, in one statement;
+    a key already stored is left as it was. Returns the key bytes that were new."""
+    cur.execute(
+        "INSERT INTO exposures (key_data, rolling_start_number, rolling_period,"
+        " transmission_risk_level, report_type, days_since_onset, created_at)"
+        " SELECT u.k, u.s, u.p, u.t, u.r, u.d, %(now)s FROM unnest(%(keys)s::bytea[],"
+        " %(starts)s::integer[], %(periods)s::integer[], %(risks)s::smallint[],"
+        " %(reports)s::smallint[], %(days)s::smallint[]) AS u(k, s, p, t, r, d)"
+        " ON CONFLICT (key_data) DO NOTHING RETURNING key_data",
+        {
+            "now": now,
+            "keys": [k.key_data for k in keys],
+            "starts": [k.rolling_start_number for k in keys],
+            "periods": [k.rolling_period for k in keys],
+            "risks": [k.transmission_risk_level for k in keys],
+            "reports": [k.report_type for k in keys],
+            "days": [k.days_since_onset for k in keys],
+        },
+    )
+    return [bytes(row[0]) for row in cur.fetchall()]

@@ -1,0 +1,96 @@
+"""``/v1/publish``'s SQL, one named function per statement on the caller's cursor: the keys a
+publish finds already stored (locked), their revision, the certificates it accepted and the
+revision tokens' wrapped data keys. New keys go in through ``enfkeys.db.insert_keys``, the
+same table and rules as COVID Green's upload."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from covidtracer.publish.model import StoredState
+
+if TYPE_CHECKING:
+    from psycopg2.extensions import cursor
+
+
+def lock_stored_keys(cur: cursor, key_data: Sequence[bytes]) -> dict[bytes, StoredState]:
+    """The keys among ``key_data`` already stored, locked until the transaction ends (two
+    revisions of one key queue, and the second sees the first's result)."""
+    cur.execute(
+        "SELECT key_data, rolling_start_number, rolling_period, report_type, revised_report_type"
+        " FROM exposures WHERE key_data = ANY(%s::bytea[]) ORDER BY key_data FOR UPDATE",
+        (list(key_data),),
+    )
+    return {
+        bytes(row[0]): StoredState(int(row[1]), int(row[2]), int(row[3]), row[4])
+        for row in cur.fetchall()
+    }
+
+
+def revise_key(
+    cur: cursor,
+    key_data: bytes,
+    report_type: int,
+    days_since_onset: int,
+    transmission_risk: int,
+    now: datetime,
+) -> bool:
+    """Record a key's revision (once: a revised key is never revised again)."""
+    cur.execute(
+        "UPDATE exposures SET revised_report_type = %s, revised_days_since_onset = %s,"
+        " revised_transmission_risk = %s, revised_at = %s"
+        " WHERE key_data = %s AND revised_at IS NULL",
+        (report_type, days_since_onset, transmission_risk, now, key_data),
+    )
+    return bool(cur.rowcount)
+
+
+def remember_certificate(cur: cursor, digest: bytes, keys_digest: bytes, now: datetime) -> bool:
+    """Record that a publish with this certificate is being stored; False if one already
+    was (a concurrent twin waits here on the first's row until it commits or rolls back)."""
+    cur.execute(
+        "INSERT INTO publish_certificates (certificate_hash, keys_digest, inserted, created_at)"
+        " VALUES (%s, %s, 0, %s) ON CONFLICT (certificate_hash) DO NOTHING RETURNING 1",
+        (digest, keys_digest, now),
+    )
+    return cur.fetchone() is not None
+
+
+def set_inserted(cur: cursor, digest: bytes, inserted: int) -> None:
+    cur.execute(
+        "UPDATE publish_certificates SET inserted = %s WHERE certificate_hash = %s",
+        (inserted, digest),
+    )
+
+
+def remembered_certificate(cur: cursor, digest: bytes) -> tuple[bytes, int] | None:
+    """(keys digest, keys inserted) of the publish that used this certificate."""
+    cur.execute(
+        "SELECT keys_digest, inserted FROM publish_certificates WHERE certificate_hash = %s",
+        (digest,),
+    )
+    row = cur.fetchone()
+    return (bytes(row[0]), int(row[1])) if row else None
+
+
+def delete_certificates_before(cur: cursor, cutoff: datetime) -> int:
+    cur.execute("DELETE FROM publish_certificates WHERE created_at < %s", (cutoff,))
+    return int(cur.rowcount)
+
+
+def revision_keys(cur: cursor) -> list[tuple[int, bytes]]:
+    """(id, wrapped data key) of every revision-token data key, newest first."""
+    cur.execute("SELECT id, wrapped_key FROM revision_keys ORDER BY id DESC")
+    return [(int(row[0]), bytes(row[1])) for row in cur.fetchall()]
+
+
+def insert_revision_key(cur: cursor, wrapped: bytes, now: datetime) -> int:
+    cur.execute(
+        "INSERT INTO revision_keys (wrapped_key, created_at) VALUES (%s, %s) RETURNING id",
+        (wrapped, now),
+    )
+    row = cur.fetchone()
+    assert row is not None, "INSERT … RETURNING returns its row"
+    return int(row[0])
