@@ -37,7 +37,7 @@ from typing import Any
 
 from covidtracer import errors
 from tracerstack import REPO_ROOT, SERVICES
-from tracerstack.environment import from_outputs
+from tracerstack.environment import from_outputs, google_contract_environment
 from tracerstack.release import release_version
 
 SERVICE_NAMES = ("auth", "details", "export", "enf")
@@ -104,6 +104,7 @@ def _environment(service: str, outputs: _Placeholders) -> dict[str, Any]:
         env["APPLE_DEVICECHECK_KEY_SECRET_ID"] = outputs["AppleDeviceCheckKeySecretArn"]
         for name in ENF_OPERATOR_VARIABLES:
             env[name] = "${" + _parameter_name(name) + "}"
+        env.update(google_contract_environment(outputs))
     return {name: _sub(value) for name, value in env.items()}
 
 
@@ -276,6 +277,7 @@ def service_policy(service: str, outputs: Mapping[str, str]) -> dict[str, Any]:
                 ["s3:PutObject", "s3:GetObject", "s3:ListBucket", "s3:DeleteObject"],
                 [exports, f"{exports}/*"],
             ),
+            *_google_contract_statements(outputs, partition, account_region),
             _allow(["sms-voice:SendTextMessage"], "*"),
             # The operator-changeable client documents (exposure and notification
             # settings); a missing parameter means "serve the shipped default".
@@ -290,6 +292,22 @@ def service_policy(service: str, outputs: Mapping[str, str]) -> dict[str, Any]:
             ),
         ]
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+def _google_contract_statements(
+    outputs: Mapping[str, str], partition: str, account_region: str
+) -> list[dict[str, Any]]:
+    """The ENF role's grants for Google's contracts (issue 21): sign certificates with their
+    KMS key (and read its public half, the key server's own health-authority key), wrap and
+    unwrap the revision tokens' data keys, read the apps secret."""
+    return [
+        _allow(
+            ["kms:Sign", "kms:GetPublicKey"],
+            f"arn:{partition}:kms:{account_region}:key/{outputs['CertificateSigningKeyId']}",
+        ),
+        _allow(["kms:Encrypt", "kms:Decrypt"], outputs["RevisionTokenKeyArn"]),
+        _allow(["secretsmanager:GetSecretValue"], outputs["EnfAppsSecretArn"]),
+    ]
 
 
 def _problem(error: type[errors.DomainError], status: int | None = None) -> dict[str, Any]:

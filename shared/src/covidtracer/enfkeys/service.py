@@ -41,8 +41,10 @@ from covidtracer.errors import (
     ValidationError,
 )
 from covidtracer.logs import get_logger
+from covidtracer.publish import db as publish_sql
 from covidtracer.ratelimit.model import Limit
 from covidtracer.ratelimit.service import Tally, counted
+from covidtracer.verification import db as verification_sql
 
 log = get_logger(__name__)
 
@@ -516,7 +518,8 @@ def cleanup(deps: Deps, request: None, now: datetime) -> dict[str, int]:
 
     Keys older than ``ENF_KEY_RETENTION_DAYS`` (never under 10 days: settings refuse it and
     so does this guard), codes and upload tokens past their lifetime, nonces never attested
-    within the hour, and registrations idle longer than a refresh token lives.
+    within the hour, registrations idle longer than a refresh token lives, and Google's
+    verification tokens and remembered publish certificates past theirs.
     """
     settings = deps.settings
     retention_days = settings.keys.retention_days
@@ -539,6 +542,13 @@ def cleanup(deps: Deps, request: None, now: datetime) -> dict[str, int]:
                 cur, now - timedelta(days=t.refresh_token_days)
             ),
             "rate_limits": sql.delete_rate_limits_ended_before(cur, now),
+            # Google's contract (covidtracer.verification, covidtracer.publish).
+            "verification_tokens": verification_sql.delete_tokens_created_before(
+                cur, now - timedelta(hours=settings.verification.token_hours)
+            ),
+            "publish_certificates": publish_sql.delete_certificates_before(
+                cur, now - timedelta(hours=settings.publish.certificate_memory_hours)
+            ),
         }
     log.info("enf cleanup", extra={"deleted": deleted})
     return deleted

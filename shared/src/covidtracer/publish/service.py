@@ -18,7 +18,7 @@ import os
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Protocol
 
 from covidtracer import db
@@ -268,9 +268,3 @@ def _seal(deps: Deps, keys: Sequence[revision.RevisableKey], now: datetime) -> s
         return ""
     key_id, data_key = deps.keyring.current(now)
     return revision.seal(keys, key_id, data_key, deps.settings.publish.revision_token_min_keys)
-
-
-def cleanup(cur: Any, settings: EnfSettings, now: datetime) -> int:
-    """Remembered certificates past ``certificate_memory_hours`` (the hourly job)."""
-    hours = settings.publish.certificate_memory_hours
-    return sql.delete_certificates_before(cur, now - timedelta(hours=hours))

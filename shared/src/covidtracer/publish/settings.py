@@ -12,12 +12,15 @@ from dataclasses import dataclass
 
 from covidtracer.config import Env, setting
 
+# The healthAuthorityID this deployment's phones publish as, by default.
+DEFAULT_APP_ID = "nz.govt.health.covidtracer"
+
 
 @dataclass(frozen=True, kw_only=True)
 class PublishSettings:
     # The healthAuthorityIDs (Google's "authorized apps") that may publish with this
     # deployment's own certificates; other health authorities list theirs in the apps document.
-    app_ids: tuple[str, ...] = setting("ENF_PUBLISH_APP_IDS", ("nz.govt.health.covidtracer",))
+    app_ids: tuple[str, ...] = setting("ENF_PUBLISH_APP_IDS", (DEFAULT_APP_ID,))
     # config.go MAX_SYMPTOM_ONSET_DAYS=14: a key further from the onset is dropped (warning).
     max_symptom_onset_days: int = setting(
         "ENF_PUBLISH_MAX_SYMPTOM_ONSET_DAYS", 14, minimum=1, maximum=28

@@ -229,10 +229,3 @@ def certificate(deps: Deps, request: JsonRequest, now: datetime) -> dict[str, st
         raise VerificationApiError(400, model.TOKEN_INVALID, "verification token invalid")
     emit("verification_certificate_issued", now=now)
     return {"certificate": signed}
-
-
-def cleanup(cur: Any, settings: EnfSettings, now: datetime) -> int:
-    """Verification tokens past their life (the hourly retention job)."""
-    return sql.delete_tokens_created_before(
-        cur, now - timedelta(hours=settings.verification.token_hours)
-    )
