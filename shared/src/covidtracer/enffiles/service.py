@@ -243,10 +243,10 @@ def _export_windows(
                     for current, page in pages:
                         if window is None:
                             window = _WindowWriter(run, current, handoff)
-                        if page is not None:
+                        if not isinstance(page, _Revised):
                             window.add(page)
                             continue
-                        written = window.close()
+                        written = window.close(page)
                         if written:
                             handoff.submit(_record_window, conn, current, written, run.now)
                         files += len(written)
@@ -259,15 +259,21 @@ def _export_windows(
     return files, keys
 
 
+class _Revised(bytes):
+    """The end of a window's pages, carrying its revised keys (`PACKED_KEY` rows)."""
+
+
 def _pages(
     reader: connection, windows: list[model.Window], page_keys: int
-) -> Iterator[tuple[model.Window, bytes | None]]:
-    """(window, page) for every page of every window, then (window, None) at its end."""
+) -> Iterator[tuple[model.Window, bytes]]:
+    """(window, page) for every page of every window, then (window, its revised keys as a
+    `_Revised`) at its end, read in the same snapshot."""
     for window in windows:
         with reader, reader.cursor() as cur:
             for page in sql.packed_pages(cur, window, page_keys):
                 yield window, page
-        yield window, None
+            revised = _Revised(sql.packed_revised_keys(cur, window))
+        yield window, revised
 
 
 class _Handoff:
@@ -313,6 +319,7 @@ class _WindowWriter:
         self._handoff = handoff
         self._split = False
         self._done: list[tuple[int, int, int]] = []  # (part, end_timestamp, keys)
+        self._revised = b""  # the revised keys, written into the window's last file
         self._start_file()
 
     def _start_file(self) -> None:
@@ -342,9 +349,11 @@ class _WindowWriter:
                     self._small = None
             offset += take
 
-    def close(self) -> list[sql.NewFile]:
-        """Finish the last file; the window's files (none for a window without keys)."""
-        if self._file.keys:
+    def close(self, revised: bytes = b"") -> list[sql.NewFile]:
+        """Finish the last file, with the window's ``revised`` keys; the window's files
+        (none for a window without keys or revised keys)."""
+        if self._file.keys or revised:
+            self._revised = revised
             self._finish_file()
         parts = len(self._done)
         return [
@@ -370,8 +379,14 @@ class _WindowWriter:
         if secret is not None and self._small is not None and not self._split:
             seed = padding_seed(secret, self._run.region, self._window.start, end_timestamp, part)
             padded = pad_keys(unpack_keys(self._small), seed=seed)
-            export_bin = encode_export_bin(replace(self._batch(end_timestamp), keys=padded))
+            batch = replace(
+                self._batch(end_timestamp),
+                keys=padded,
+                revised_keys=tuple(unpack_keys(self._revised)),
+            )
+            export_bin = encode_export_bin(batch)
         else:
+            self._file.append_revised(self._revised)
             export_bin = self._file.finish(end_timestamp)
         self._done.append((part, end_timestamp, self._file.keys))
         path = model.object_path(self._window, part)
