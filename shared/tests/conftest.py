@@ -12,9 +12,6 @@ def enf_environ() -> dict[str, str]:
     return {
         "ENF_EXPORTS_BUCKET": "exports",
         "EXPORT_SIGNING_KEY_ID": "key",
-    "ENF_CERTIFICATE_SIGNING_KEY_ID": "certificate-key",
-    "ENF_REVISION_TOKEN_KEY_ID": "arn:revision-key",
-    "ENF_APPS_SECRET_ID": "arn:apps",
         "ENF_CERTIFICATE_SIGNING_KEY_ID": "certificate-key",
         "ENF_REVISION_TOKEN_KEY_ID": "arn:revision-key",
         "ENF_APPS_SECRET_ID": "arn:apps",

@@ -119,19 +119,13 @@ def parse_publish(body: Mapping[str, Any]) -> PublishRequest:
     wrong JSON type, or a key object with an unknown field, is a 400 ``bad_request``; a key
     whose values break the shape rules is kept here with its ``problem`` (dropped later,
     a partial failure)."""
-    raw_keys = body.get("temporaryExposureKeys") or []
-    texts = {
-        name: body.get(name, "")
-        for name in (
-            "healthAuthorityID",
-            "verificationPayload",
-            "hmacKey",
-            "revisionToken",
-            "padding",
-        )
-    }
-    onset = body.get("symptomOnsetInterval", 0)
-    traveler = body.get("traveler", False)
+    raw_keys = body.get("temporaryExposureKeys")
+    raw_keys = [] if raw_keys is None else raw_keys  # JSON null leaves Go's slice empty
+    # JSON null leaves a Go field at its zero value.
+    names = ("healthAuthorityID", "verificationPayload", "hmacKey", "revisionToken", "padding")
+    texts = {name: _or(body.get(name), "") for name in names}
+    onset = _or(body.get("symptomOnsetInterval"), 0)
+    traveler = _or(body.get("traveler"), False)
     if (
         not isinstance(raw_keys, list)
         or not all(isinstance(value, str) for value in texts.values())
@@ -148,6 +142,10 @@ def parse_publish(body: Mapping[str, Any]) -> PublishRequest:
         traveler=traveler,
         revision_token=texts["revisionToken"],
     )
+
+
+def _or(value: Any, zero: Any) -> Any:
+    return zero if value is None else value
 
 
 def _is_int(value: object, low: int, high: int) -> bool:
