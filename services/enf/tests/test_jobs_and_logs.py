@@ -53,7 +53,13 @@ def test_the_migrate_function_reports_what_it_ran(
 
     monkeypatch.setenv("DATABASE_URL", pg_schema)
     settings.reset()
-    migrations = ["0001_enf_api", "0002_exports", "0003_export_day_index", "0004_hardening"]
+    migrations = [
+        "0001_enf_api",
+        "0002_exports",
+        "0003_export_day_index",
+        "0004_hardening",
+        "0005_google_contract",
+    ]
     assert migrate({}, CONTEXT) == {"ran": [f"up {name}" for name in migrations]}
     assert migrate({}, CONTEXT) == {"ran": []}
     assert migrate({"target": 0}, CONTEXT) == {"ran": [f"down {name}" for name in migrations[::-1]]}

@@ -51,6 +51,7 @@ def test_the_migrations_go_up_and_down_cleanly(pg_schema: str) -> None:
         "up 0002_exports",
         "up 0003_export_day_index",
         "up 0004_hardening",
+        "up 0005_google_contract",
     ]
     assert {
         "exposures",
@@ -60,8 +61,12 @@ def test_the_migrations_go_up_and_down_cleanly(pg_schema: str) -> None:
         "export_files",
         "export_lease",
         "rate_limits",
+        "verification_tokens",
+        "revision_keys",
+        "publish_certificates",
     } <= _tables(pg_schema)
     assert migrations.migrate(conn, MIGRATIONS, target=0) == [
+        "down 0005_google_contract",
         "down 0004_hardening",
         "down 0003_export_day_index",
         "down 0002_exports",
