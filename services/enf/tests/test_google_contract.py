@@ -159,7 +159,7 @@ def test_a_likely_report_is_revised_to_confirmed_with_its_revision_token_and_exp
     assert "insertedExposures" not in revised  # revised, not inserted (Go's omitempty)
     assert [row[4] for row in _stored(enf_env)] == [CONFIRMED_TEST, CONFIRMED_TEST]
     # The day's file: the keys as first published (likely), and revised (confirmed).
-    index, batches = _export(datetime.now(UTC) + timedelta(days=1))
+    _, batches = _export(datetime.now(UTC) + timedelta(days=1))
     assert {k.report_type for b in batches for k in b.keys} == {CONFIRMED_CLINICAL_DIAGNOSIS}
     revised_keys = {
         base64.b64encode(k.key_data).decode(): k for b in batches for k in b.revised_keys
