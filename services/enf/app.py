@@ -81,8 +81,9 @@ def _call(  # noqa: UP047
 
 def _google_request(request: Request) -> JsonRequest:
     """The current request for one of Google's routes: the body as sent."""
+    raw = request.raw_body or b""
     return JsonRequest(
-        raw_body=request.raw_body or b"",
+        raw_body=raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw,
         content_type=str(request.headers.get("content-type", "")),
         api_key=request.headers.get("x-api-key"),
         source_ip=source_ip(request),
