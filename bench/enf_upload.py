@@ -30,6 +30,8 @@ import pstats
 import sys
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -93,7 +95,9 @@ def _prepare(database_url: str, uploads: int, workers: int) -> list[list[dict[st
     return events
 
 
-def _worker(events: list[dict[str, Any]], start_at: float, profile: bool, out: Any) -> None:
+def _worker(
+    events: list[dict[str, Any]], start_at: float, profile: bool, out: Any, expected: int = 204
+) -> None:
     sys.path.insert(0, str(REPO / "services" / "enf"))
     import logging
 
@@ -120,7 +124,7 @@ def _worker(events: list[dict[str, Any]], start_at: float, profile: bool, out: A
         t0 = time.perf_counter()
         response = enf.app(event, context)
         latencies.append(time.perf_counter() - t0)
-        if response["statusCode"] != 204:
+        if response["statusCode"] != expected:
             raise SystemExit(f"upload failed: {response['statusCode']} {response['body']}")
     elapsed = time.perf_counter() - began
     if profiler:
@@ -130,12 +134,23 @@ def _worker(events: list[dict[str, Any]], start_at: float, profile: bool, out: A
     out.put((latencies, elapsed))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--uploads", type=int, default=6000)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--profile", action="store_true", help="cProfile the first worker")
-    args = parser.parse_args()
+@dataclass(frozen=True)
+class Measured:
+    uploads: int
+    rate: float
+    p50_ms: float
+    p99_ms: float
+    stored: int
+
+
+Prepare = Callable[[str, int, int], list[list[dict[str, Any]]]]
+
+
+def measure(
+    uploads: int, workers: int, profile: bool, prepare: Prepare = _prepare, expected: int = 204
+) -> Measured:
+    """Run ``uploads`` events from ``prepare(database_url, count, workers)`` through the
+    handler in ``workers`` processes, against a database of its own and a moto server."""
     server_url = os.environ.get("DATABASE_URL")
     if not server_url:
         raise SystemExit("set DATABASE_URL (a server the bench may create a database on)")
@@ -143,7 +158,7 @@ def main() -> None:
     import psycopg2
     from moto.server import ThreadedMotoServer
 
-    from covidtracer import migrations, settings
+    from covidtracer import aws, migrations, settings
     from covidtracer.enfkeys.schema import MIGRATIONS
     from tracerstack.bootstrap import bootstrap
     from tracerstack.environment import LOCAL_CREDENTIALS, service_environment
@@ -164,18 +179,20 @@ def main() -> None:
         conn = psycopg2.connect(database_url)
         migrations.migrate(conn, MIGRATIONS)
         conn.close()
-        boot = bootstrap(f"http://127.0.0.1:{port}", "bench")
+        # moto keeps its state per process: each measurement makes resources of its own.
+        boot = bootstrap(f"http://127.0.0.1:{port}", f"bench{uuid.uuid4().hex[:6]}")
         env = service_environment(
             boot, partners_url="http://127.0.0.1:9", database_url=database_url
         )
         os.environ.update(env)
         settings.reset()
-        per_worker = _prepare(database_url, args.uploads + 20 * args.workers, args.workers)
+        aws.reset()  # clients and secrets of an earlier measurement's moto are gone
+        per_worker = prepare(database_url, uploads + 20 * workers, workers)
         ctx = multiprocessing.get_context("fork")
         out = ctx.Queue()
         start_at = time.time() + 3.0
         procs = [
-            ctx.Process(target=_worker, args=(events, start_at, args.profile and i == 0, out))
+            ctx.Process(target=_worker, args=(events, start_at, profile and i == 0, out, expected))
             for i, events in enumerate(per_worker)
         ]
         for proc in procs:
@@ -185,24 +202,42 @@ def main() -> None:
             proc.join()
         latencies = sorted(x for lat, _ in results for x in lat)
         wall = max(elapsed for _, elapsed in results)
-        rate = len(latencies) / wall
-        p50 = latencies[len(latencies) // 2] * 1000
-        p99 = latencies[int(len(latencies) * 0.99)] * 1000
         with psycopg2.connect(database_url) as check, check.cursor() as cur:
             cur.execute("SELECT count(*) FROM exposures")
             stored = cur.fetchone()[0]
-        print(
-            f"ENF upload ({KEYS_PER_UPLOAD} keys, {args.workers} workers, {len(latencies)} uploads,"
-            f" {stored} keys stored): {rate:,.0f} uploads/s (target >= {TARGET_RATE:,};"
-            f" COVID Green {PEER_RATE}: {rate / PEER_RATE:.1f}x), p50 {p50:.2f} ms, p99"
-            f" {p99:.2f} ms (target <= {TARGET_P99_MS:.0f} ms; COVID Green {PEER_P99_MS} ms);"
-            f" load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+        return Measured(
+            uploads=len(latencies),
+            rate=len(latencies) / wall,
+            p50_ms=latencies[len(latencies) // 2] * 1000,
+            p99_ms=latencies[int(len(latencies) * 0.99)] * 1000,
+            stored=stored,
         )
     finally:
+        os.environ["DATABASE_URL"] = server_url  # the next measurement makes its own database
         moto.stop()
         with admin.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         admin.close()
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--uploads", type=int, default=6000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--profile", action="store_true", help="cProfile the first worker")
+    args = parser.parse_args()
+    m = measure(args.uploads, args.workers, args.profile)
+    print(
+        f"ENF upload ({KEYS_PER_UPLOAD} keys, {args.workers} workers, {m.uploads} uploads,"
+        f" {m.stored} keys stored): {m.rate:,.0f} uploads/s (target >= {TARGET_RATE:,};"
+        f" COVID Green {PEER_RATE}: {m.rate / PEER_RATE:.1f}x), p50 {m.p50_ms:.2f} ms, p99"
+        f" {m.p99_ms:.2f} ms (target <= {TARGET_P99_MS:.0f} ms; COVID Green {PEER_P99_MS} ms);"
+        f" load average {load_average()}"
+    )
 
 
 if __name__ == "__main__":
