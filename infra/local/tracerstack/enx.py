@@ -12,10 +12,10 @@ import hmac
 import json
 import os
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from tracerstack.samples import interval
+from tracerstack.samples import daily_keys
 
 # (status, body) of a POST of ``body`` to ``path`` with ``headers``.
 Post = Callable[[str, dict[str, Any], dict[str, str]], tuple[int, Any]]
@@ -38,15 +38,14 @@ def enx_keys(
     days: int, now: datetime | None = None, first_day_back: int = 1
 ) -> list[dict[str, Any]]:
     """``days`` daily keys in Google's field names, from ``first_day_back`` days ago back."""
-    today = interval(now or datetime.now(UTC)) // 144 * 144
     return [
         {
-            "key": base64.b64encode(os.urandom(16)).decode(),
-            "rollingStartNumber": today - 144 * day,
-            "rollingPeriod": 144,
-            "transmissionRisk": 0,
+            "key": key["keyData"],
+            "rollingStartNumber": key["rollingStartNumber"],
+            "rollingPeriod": key["rollingPeriod"],
+            "transmissionRisk": key["transmissionRiskLevel"],
         }
-        for day in range(first_day_back, first_day_back + days)
+        for key in daily_keys(first_day_back + days, now)[first_day_back:]
     ]
 
 

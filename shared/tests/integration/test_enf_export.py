@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,7 +13,7 @@ from typing import Any
 import psycopg2
 import pytest
 
-from covidtracer import aws, db, settings
+from covidtracer import aws, settings
 from covidtracer.enffiles import model
 from covidtracer.enffiles import service as export_service
 from covidtracer.enffiles import wiring as files_wiring
@@ -34,19 +34,6 @@ from tracerstack.exportreader import read_export_zip, unzip_export
 
 NOW = datetime(2021, 10, 15, 13, 30, tzinfo=UTC)
 DAY = 86_400
-
-
-@pytest.fixture
-def enf(
-    service_env: dict[str, str], pg_schema: str, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[EnfSettings]:
-    monkeypatch.setenv("DATABASE_URL", pg_schema)
-    settings.reset()
-    db.close()
-    config = enf_settings()
-    schema.migrate(config.database)
-    yield config
-    db.close()
 
 
 def _signer(config: EnfSettings) -> KmsSigner:

@@ -8,20 +8,18 @@ import base64
 import json
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import psycopg2
-import pytest
 
-from covidtracer import aws, db, settings
+from covidtracer import aws, db
 from covidtracer.enffiles import db as files_sql
 from covidtracer.enffiles.exportfile import unpack_keys
 from covidtracer.enffiles.model import Window
 from covidtracer.enfkeys import db as keys_sql
-from covidtracer.enfkeys import schema
-from covidtracer.enfkeys.settings import EnfSettings, enf_settings
+from covidtracer.enfkeys.settings import EnfSettings
 from covidtracer.publish import db as publish_sql
 from covidtracer.publish import revision
 from covidtracer.publish import service as publish
@@ -34,19 +32,6 @@ from covidtracer.verification.model import JsonRequest
 from tracerstack.enx import enx_keys, tekmac
 
 NOW = datetime.now(UTC).replace(microsecond=0)
-
-
-@pytest.fixture
-def enf(
-    service_env: dict[str, str], pg_schema: str, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[EnfSettings]:
-    monkeypatch.setenv("DATABASE_URL", pg_schema)
-    settings.reset()
-    db.close()
-    config = enf_settings()
-    schema.migrate(config.database)
-    yield config
-    db.close()
 
 
 def _together(count: int, work: Callable[[int], Any]) -> list[Any]:
