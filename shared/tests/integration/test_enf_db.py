@@ -18,6 +18,8 @@ from covidtracer.enfkeys import model, service, wiring
 from covidtracer.enfkeys.model import ExposureKey, StoredKey
 from covidtracer.enfkeys.schema import MIGRATIONS
 from covidtracer.enfkeys.settings import EnfSettings
+from covidtracer.publish import db as publish_sql
+from covidtracer.verification import db as verification_sql
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -243,6 +245,10 @@ def test_cleanup_deletes_exactly_what_is_past_retention(dsn: str, settings: EnfS
             sql.insert_upload_token(
                 cur, uuid.uuid4(), live, _claimed(), NOW - age, NOW - age + timedelta(hours=24)
             )
+            # Google's contract: verification tokens (24 h) and remembered certificates (24 h).
+            claim = verification_sql.Claim("claimed", 1, NOW.date())
+            verification_sql.insert_token(cur, uuid.uuid4(), "enx", claim, NOW - age, NOW)
+            publish_sql.remember_certificate(cur, bytes([fill]) * 32, b"keys", NOW - age)
     deleted = service.cleanup(wiring.deps_for(settings), None, NOW)
     assert deleted == {
         "keys": 1,
@@ -251,6 +257,8 @@ def test_cleanup_deletes_exactly_what_is_past_retention(dsn: str, settings: EnfS
         "nonces": 1,
         "registrations": 1,
         "rate_limits": 0,
+        "verification_tokens": 1,
+        "publish_certificates": 1,
     }
     with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
         cur.execute("SELECT key_data FROM exposures")

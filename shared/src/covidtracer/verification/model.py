@@ -16,7 +16,7 @@ import binascii
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -101,8 +101,6 @@ class JsonRequest:
     content_type: str = ""
     api_key: str | None = None
     source_ip: str = "unknown"
-    chaff: bool = False
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 def decode_json(
