@@ -297,3 +297,35 @@ def test_chaff_gets_a_plausible_answer_and_changes_nothing(
     refused = client.http.post("/api/verify", headers=chaff, body="{}")
     assert refused.status_code == 401
     assert _stored(enf_env) == []
+
+
+def test_a_likely_report_is_revoked_with_a_negative_code_and_exported_as_revoked(
+    client: Client, enf_env: dict[str, str], outbox: Any
+) -> None:
+    phone = _phone(client, enf_env)
+    keys = enx_keys(2)
+    status, answer = phone.share(request_code(client, enf_env, outbox, test_type="likely"), keys)
+    assert status == 200 and answer["insertedExposures"] == 2, answer
+    status, revoked = phone.share(request_code(client, enf_env, outbox, test_type="negative"), keys)
+    assert status == 200 and "insertedExposures" not in revoked, revoked
+    revoked_type = 5  # export.proto ReportType REVOKED
+    assert [row[4] for row in _stored(enf_env)] == [revoked_type, revoked_type]
+    _, batches = _export(datetime.now(UTC) + timedelta(days=1))
+    assert {k.report_type for b in batches for k in b.revised_keys} == {revoked_type}
+
+
+def test_a_negative_code_stores_no_keys_on_either_contract(
+    client: Client, enf_env: dict[str, str], outbox: Any
+) -> None:
+    status, answer = _phone(client, enf_env).share(
+        request_code(client, enf_env, outbox, test_type="negative"), enx_keys(2)
+    )
+    assert status == 200 and "insertedExposures" not in answer and "revisionToken" not in answer
+    app = Phone(client)
+    verified = app.verify(request_code(client, enf_env, outbox, test_type="negative"))
+    assert verified.status_code == 200, verified.body
+    keys = [dict(k, keyData=k["key"], transmissionRiskLevel=0) for k in enx_keys(2)]
+    for key in keys:
+        del key["key"], key["transmissionRisk"]
+    assert app.upload(verified.json_body["token"], keys).status_code == 204
+    assert _stored(enf_env) == []

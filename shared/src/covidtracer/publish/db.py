@@ -9,10 +9,51 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from covidtracer.enfkeys.db import INSERT_KEYS, key_params
+from covidtracer.enfkeys.model import StoredKey
 from covidtracer.publish.model import StoredState
 
 if TYPE_CHECKING:
     from psycopg2.extensions import cursor
+
+
+# A publish's common case in ONE statement (one round trip, atomic by itself): none of its
+# keys is stored yet and its certificate is new. Then the certificate is remembered and the
+# keys stored; otherwise (a revision, a retry, a spent certificate) nothing changes and the
+# caller takes the transaction of ``lock_stored_keys`` and the rest. A concurrent twin waits
+# on the first's certificate row and, once it commits, conflicts: it changes nothing.
+_PUBLISH_NEW = (
+    "WITH existing AS (SELECT 1 FROM exposures"  # noqa: S608 - constants; values are bound
+    " WHERE key_data = ANY(%(incoming)s::bytea[]) LIMIT 1),"
+    " remembered AS (INSERT INTO publish_certificates"
+    " (certificate_hash, keys_digest, inserted, created_at)"
+    " SELECT %(cert)s, %(digest)s, cardinality(%(keys)s::bytea[]), %(now)s"
+    " WHERE NOT EXISTS (SELECT 1 FROM existing)"
+    " ON CONFLICT (certificate_hash) DO NOTHING RETURNING 1),"
+    " stored AS (" + INSERT_KEYS + " WHERE EXISTS (SELECT 1 FROM remembered)"
+    " ON CONFLICT (key_data) DO NOTHING RETURNING key_data)"
+    " SELECT (SELECT count(*) FROM remembered), array(SELECT key_data FROM stored)"
+)
+
+
+def publish_new_keys(
+    cur: cursor,
+    digest: bytes,
+    keys_digest: bytes,
+    incoming: Sequence[bytes],
+    keys: Sequence[StoredKey],
+    now: datetime,
+) -> list[bytes] | None:
+    """Remember the certificate and store ``keys`` (those of ``incoming`` to store) if none
+    of ``incoming`` is stored and the certificate is new: the keys stored (a key another
+    request stored meanwhile is not among them); else ``None``, nothing changed. The
+    certificate's ``inserted`` is ``len(keys)``: the caller corrects it (``set_inserted``)
+    in the rare race where fewer were new."""
+    params = {"cert": digest, "digest": keys_digest, "now": now, "incoming": list(incoming)}
+    cur.execute(_PUBLISH_NEW, {**params, **key_params(keys)})
+    row = cur.fetchone()
+    assert row is not None, "the statement always returns one row"
+    return [bytes(key) for key in row[1]] if row[0] else None
 
 
 def lock_stored_keys(cur: cursor, key_data: Sequence[bytes]) -> dict[bytes, StoredState]:

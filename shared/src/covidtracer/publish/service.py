@@ -9,6 +9,10 @@ digest of the keys it stored, how many) in the publish's own transaction; a publ
 certificate is remembered with the same keys is answered as the first was, with a revision
 token for those keys, and stores nothing again. A concurrent twin waits on the first's row
 and then gets that same answer. A certificate is otherwise good for one publish.
+
+The common publish (new keys, a new certificate) is one statement, as COVID Green's upload
+is (``db.publish_new_keys``); a revision, a retry or a spent certificate takes the
+transaction that locks the stored keys.
 """
 
 from __future__ import annotations
@@ -132,17 +136,31 @@ def _publish(deps: Deps, request: JsonRequest, now: datetime) -> dict[str, Any]:
         raise PublishApiError(400, model.BAD_REQUEST, message, shaped.warnings)
     cert = model.certificate_digest(asked.verification_payload)
     digest = upload_digest([k.key for k in shaped.keys])
+    revised: list[revision.RevisableKey] = []
     with google_errors(_make, model.INTERNAL_ERROR):
-        with db.transaction(settings.database) as cur:
-            if sql.remember_certificate(cur, cert, digest, now):
-                stored = sql.lock_stored_keys(cur, [k.key.key_data for k in shaped.keys])
-                inserted, revised = _store(cur, shaped.keys, stored, token_keys, token_failed, now)
-                sql.set_inserted(cur, cert, len(inserted))
-                count = len(inserted)
-                published = inserted + revised
-            else:
-                count, published = _same_publish_again(cur, cert, digest, shaped.keys)
-                revised = []
+        # The common case first: new keys under a new certificate, in one statement.
+        fresh = _fresh(shaped.keys, set())
+        with db.autocommit(settings.database) as cur:
+            incoming = [k.key.key_data for k in shaped.keys]
+            new_keys = sql.publish_new_keys(cur, cert, digest, incoming, fresh, now)
+            if new_keys is not None and len(new_keys) != len(fresh):
+                sql.set_inserted(cur, cert, len(new_keys))
+        if new_keys is not None:
+            added = set(new_keys)
+            published = [_revisable(n) for n in shaped.keys if n.key.key_data in added]
+            count = len(published)
+        else:
+            with db.transaction(settings.database) as cur:
+                if sql.remember_certificate(cur, cert, digest, now):
+                    stored = sql.lock_stored_keys(cur, [k.key.key_data for k in shaped.keys])
+                    inserted, revised = _store(
+                        cur, shaped.keys, stored, token_keys, token_failed, now
+                    )
+                    sql.set_inserted(cur, cert, len(inserted))
+                    count = len(inserted)
+                    published = inserted + revised
+                else:
+                    count, published = _same_publish_again(cur, cert, digest, shaped.keys)
         kept = [k for k in token_keys if model.retained(*_validity(k), now, rules.max_age_days)]
         token = _seal(deps, [*kept, *published], now)
     if published and count:
@@ -222,7 +240,15 @@ def _store(
                 now,
             )
             revised.append(_revisable(new))
-    fresh = [
+    fresh = _fresh(incoming, set(stored))
+    new_keys = set(keys_sql.insert_keys(cur, fresh, now)) if fresh else set()
+    inserted = [_revisable(n) for n in incoming if n.key.key_data in new_keys]
+    return inserted, revised
+
+
+def _fresh(incoming: Sequence[NewKey], stored: set[bytes]) -> list[StoredKey]:
+    """The keys to store: those not stored yet, and never a negative report's."""
+    return [
         StoredKey(
             key_data=n.key.key_data,
             rolling_start_number=n.key.rolling_start_number,
@@ -234,9 +260,6 @@ def _store(
         for n in incoming
         if n.key.key_data not in stored and n.report_type != REVOKED
     ]
-    new_keys = set(keys_sql.insert_keys(cur, fresh, now)) if fresh else set()
-    inserted = [_revisable(n) for n in incoming if n.key.key_data in new_keys]
-    return inserted, revised
 
 
 def _revisable(new: NewKey) -> revision.RevisableKey:
