@@ -253,3 +253,13 @@ def test_a_revision_token_that_is_not_ours_does_not_open(damage: str) -> None:
     token = base64.b64encode(bytes(raw)).decode() if damage != "not base64" else "%%%"
     with pytest.raises(revision.InvalidToken):
         revision.open_token(token, keys)
+
+
+def test_hmackey_in_any_case_is_the_hmacKey_field_as_gos_decoder_reads_it() -> None:
+    from covidtracer.verification.model import JsonRequest, decode_json
+
+    body = b'{"hmackey": "AA==", "HEALTHAUTHORITYID": "x", "temporaryExposureKeys": []}'
+    decoded = decode_json(
+        JsonRequest(body, "application/json"), model.PUBLISH_FIELDS, model.refused
+    )
+    assert decoded == {"hmacKey": "AA==", "healthAuthorityID": "x", "temporaryExposureKeys": []}
