@@ -255,7 +255,7 @@ def test_a_revision_token_that_is_not_ours_does_not_open(damage: str) -> None:
         revision.open_token(token, keys)
 
 
-def test_hmackey_in_any_case_is_the_hmacKey_field_as_gos_decoder_reads_it() -> None:
+def test_hmackey_in_any_case_is_the_hmac_key_field_as_gos_decoder_reads_it() -> None:
     from covidtracer.verification.model import JsonRequest, decode_json
 
     body = b'{"hmackey": "AA==", "HEALTHAUTHORITYID": "x", "temporaryExposureKeys": []}'
