@@ -329,3 +329,25 @@ def test_a_negative_code_stores_no_keys_on_either_contract(
         del key["key"], key["transmissionRisk"]
     assert app.upload(verified.json_body["token"], keys).status_code == 204
     assert _stored(enf_env) == []
+
+
+def test_wrong_codes_share_one_guess_budget_with_exposures_verify_and_429_in_googles_shape(
+    client: Client, enf_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from covidtracer import settings
+
+    monkeypatch.setenv("ENF_VERIFY_FAILURES_PER_IP", "2")
+    settings.reset()
+    phone = _phone(client, enf_env)
+    for _ in range(2):
+        status, answer = phone.verify("000000")
+        assert (status, answer["errorCode"]) == (400, "code_not_found")
+    response = client.http.post(
+        "/api/verify",
+        headers={"Content-Type": "application/json", "X-API-Key": phone.api_key},
+        body=json.dumps({"code": "000001"}),
+    )
+    assert response.status_code == 429 and int(response.headers["Retry-After"]) > 0
+    assert json.loads(response.body)["errorCode"] == ""
+    # The same address's next wrong code at COVID Green's route is over the same limit.
+    assert Phone(client).verify("000002").status_code == 429
