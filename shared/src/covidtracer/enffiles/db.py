@@ -164,6 +164,14 @@ _REVISED = (
 )
 
 
+def any_revised_keys(cur: cursor) -> bool:
+    """Whether any stored key was revised at all (the partial index answers): a run reads
+    no window's revised keys when none was."""
+    cur.execute("SELECT EXISTS (SELECT 1 FROM exposures WHERE revised_at IS NOT NULL)")
+    row = cur.fetchone()
+    return bool(row and row[0])
+
+
 def packed_revised_keys(cur: cursor, window: Window) -> bytes:
     """The keys revised in the window (and past their embargo), as `exportfile.PACKED_KEY`
     rows of their revised values, in key order: the file's revised_keys."""

@@ -268,12 +268,14 @@ def _pages(
 ) -> Iterator[tuple[model.Window, bytes]]:
     """(window, page) for every page of every window, then (window, its revised keys as a
     `_Revised`) at its end, read in the same snapshot."""
+    with reader, reader.cursor() as cur:
+        revisions = sql.any_revised_keys(cur)  # one query a run, not one a window
     for window in windows:
         with reader, reader.cursor() as cur:
             for page in sql.packed_pages(cur, window, page_keys):
                 yield window, page
-            revised = _Revised(sql.packed_revised_keys(cur, window))
-        yield window, revised
+            revised = sql.packed_revised_keys(cur, window) if revisions else b""
+        yield window, _Revised(revised)
 
 
 class _Handoff:
