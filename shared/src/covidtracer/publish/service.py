@@ -137,6 +137,7 @@ def _publish(deps: Deps, request: JsonRequest, now: datetime) -> dict[str, Any]:
     cert = model.certificate_digest(asked.verification_payload)
     digest = upload_digest([k.key for k in shaped.keys])
     revised: list[revision.RevisableKey] = []
+    again = False  # the very same publish, answered before (nothing new to count)
     with google_errors(_make, model.INTERNAL_ERROR):
         # The common case first: new keys under a new certificate, in one statement.
         fresh = _fresh(shaped.keys, set())
@@ -161,9 +162,10 @@ def _publish(deps: Deps, request: JsonRequest, now: datetime) -> dict[str, Any]:
                     published = inserted + revised
                 else:
                     count, published = _same_publish_again(cur, cert, digest, shaped.keys)
+                    again = True
         kept = [k for k in token_keys if model.retained(*_validity(k), now, rules.max_age_days)]
         token = _seal(deps, [*kept, *published], now)
-    if published and count:
+    if count and not again:
         emit("keys_uploaded", counts={"keys": count}, categories={"platform": "enx"}, now=now)
     if revised:
         emit("keys_revised", counts={"keys": len(revised)}, now=now)
