@@ -114,6 +114,9 @@ def verify(deps: Deps, request: JsonRequest, now: datetime) -> dict[str, str]:
     outcome: sql.Claim
     with google_errors(VerificationApiError, model.INTERNAL):
         key = deps.code_hash_key()
+        # Read before the claim commits: if Secrets Manager is down the answer is a 503 and
+        # the code stays unclaimed for the retry (nothing half-done).
+        signing = tokens.hs256_key(deps.signing_key())
         token_id = deps.new_id()
         with db.transaction(settings.database) as cur:
             guesses = Tally(SqlCounters(cur), now)
@@ -137,7 +140,7 @@ def verify(deps: Deps, request: JsonRequest, now: datetime) -> dict[str, str]:
         emit("upload_code_rejected", categories={"reason": _REASONS[outcome.outcome]}, now=now)
         raise _CODE_ERRORS[outcome.outcome]()
     emit("upload_code_verified", now=now)
-    token = _verification_token(deps, token_id, outcome, expires_at, now)
+    token = _verification_token(signing, token_id, outcome, expires_at, now)
     return model.verify_response(outcome.report_type, outcome.symptom_onset, token)
 
 
@@ -154,7 +157,7 @@ _REASONS = {sql.USED: "unknown", sql.EXPIRED: "expired", sql.NOT_FOUND: "unknown
 
 
 def _verification_token(
-    deps: Deps, token_id: uuid.UUID, claim: sql.Claim, expires_at: datetime, now: datetime
+    signing: Any, token_id: uuid.UUID, claim: sql.Claim, expires_at: datetime, now: datetime
 ) -> str:
     """The token as verify.go makes it: a JWT naming the token row (``jti``), with the
     test type and dates in ``sub``. Opaque to phones (docs/api.md: sent back exactly)."""
@@ -168,9 +171,7 @@ def _verification_token(
         "iat": int(now.timestamp()),
         "exp": int(expires_at.timestamp()),
     }
-    with google_errors(VerificationApiError, model.INTERNAL):
-        key = tokens.hs256_key(deps.signing_key())
-    return jwt.encode(claims, key, algorithm="HS256")
+    return jwt.encode(claims, signing, algorithm="HS256")
 
 
 def _token_id(deps: Deps, token: str, now: datetime) -> uuid.UUID:
