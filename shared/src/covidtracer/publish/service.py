@@ -139,6 +139,8 @@ def _publish(deps: Deps, request: JsonRequest, now: datetime) -> dict[str, Any]:
     revised: list[revision.RevisableKey] = []
     again = False  # the very same publish, answered before (nothing new to count)
     with google_errors(_make, model.INTERNAL_ERROR):
+        # The data key first: if KMS is down the answer is a 503 before anything is stored.
+        sealing = deps.keyring.current(now)
         # The common case first: new keys under a new certificate, in one statement.
         fresh = _fresh(shaped.keys, set())
         with db.autocommit(settings.database) as cur:
@@ -164,7 +166,7 @@ def _publish(deps: Deps, request: JsonRequest, now: datetime) -> dict[str, Any]:
                     count, published = _same_publish_again(cur, cert, digest, shaped.keys)
                     again = True
         kept = [k for k in token_keys if model.retained(*_validity(k), now, rules.max_age_days)]
-        token = _seal(deps, [*kept, *published], now)
+        token = _seal([*kept, *published], sealing, settings.publish.revision_token_min_keys)
     if count and not again:
         emit("keys_uploaded", counts={"keys": count}, categories={"platform": "enx"}, now=now)
     if revised:
@@ -288,8 +290,8 @@ def _same_publish_again(
     return remembered[1], mine
 
 
-def _seal(deps: Deps, keys: Sequence[revision.RevisableKey], now: datetime) -> str:
+def _seal(keys: Sequence[revision.RevisableKey], data_key: tuple[int, bytes], min_keys: int) -> str:
+    """The revision token for ``keys`` (none for no keys: Go's omitempty drops it)."""
     if not keys:
         return ""
-    key_id, data_key = deps.keyring.current(now)
-    return revision.seal(keys, key_id, data_key, deps.settings.publish.revision_token_min_keys)
+    return revision.seal(keys, data_key[0], data_key[1], min_keys)
