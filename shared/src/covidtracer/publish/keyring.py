@@ -15,11 +15,18 @@ from typing import Any
 
 from covidtracer import aws, db
 from covidtracer.errors import Unavailable
+from covidtracer.logs import get_logger
 from covidtracer.publish import db as sql
 from covidtracer.settings import DatabaseSettings
 
 DATA_KEY_BYTES = 32
+log = get_logger(__name__)
 _CONTEXT = {"purpose": "covidtracer-enf-revision-token"}
+# KMS's answers for a ciphertext that its key will never open again (not an outage).
+_NOT_UNWRAPPABLE = frozenset(
+    {"InvalidCiphertextException", "IncorrectKeyException", "NotFoundException",
+     "DisabledException", "KMSInvalidStateException"}
+)  # fmt: skip
 
 
 class RevisionKeyring:
@@ -63,16 +70,29 @@ class RevisionKeyring:
             return
         with db.autocommit(self._database) as cur:
             rows = sql.revision_keys(cur)
-            if not rows:
-                wrapped = self._call("encrypt", Plaintext=self._new_key(DATA_KEY_BYTES))
-                rows = [(sql.insert_revision_key(cur, wrapped, now), wrapped)]
-        for key_id, wrapped in rows:
-            if key_id not in self._keys:
-                self._keys[key_id] = self._call("decrypt", CiphertextBlob=wrapped)
-        listed = {key_id for key_id, _ in rows}
-        self._keys = {k: v for k, v in self._keys.items() if k in listed}
+            keys = {key_id: self._keys.get(key_id) or self._unwrap(key_id, wrapped)
+                    for key_id, wrapped in rows}  # fmt: skip
+            usable = {key_id: key for key_id, key in keys.items() if key is not None}
+            if not rows or keys[rows[0][0]] is None:
+                # None yet, or the newest no longer unwraps (its KMS key is gone): a new one.
+                key = self._new_key(DATA_KEY_BYTES)
+                wrapped = self._call("encrypt", Plaintext=key)
+                rows.insert(0, (sql.insert_revision_key(cur, wrapped, now), wrapped))
+                usable[rows[0][0]] = key
+        self._keys = usable
         self._newest = rows[0][0]
         self._read_at = self._clock()
+
+    def _unwrap(self, key_id: int, wrapped: bytes) -> bytes | None:
+        """The data key, or ``None`` if KMS says this ciphertext is not its own (its key was
+        deleted or replaced): tokens sealed with it no longer open. A KMS outage raises."""
+        try:
+            return self._call("decrypt", CiphertextBlob=wrapped)
+        except Unavailable as error:
+            if aws.error_code(error.__cause__ or error) not in _NOT_UNWRAPPABLE:
+                raise
+            log.error("a revision data key no longer unwraps", extra={"key_id": key_id})
+            return None
 
     def _call(self, operation: str, **arguments: Any) -> bytes:
         from botocore.exceptions import BotoCoreError, ClientError
