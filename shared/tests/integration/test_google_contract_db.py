@@ -170,13 +170,14 @@ def test_the_export_reads_a_key_revised_in_the_window_with_its_revised_values(
 def test_a_data_key_kms_no_longer_unwraps_is_passed_over_and_a_new_one_made(
     enf: EnfSettings,
 ) -> None:
-    # E.g. its KMS key was deleted, or (on the local stack) moto started afresh while
-    # PostgreSQL kept its rows: the newest key cannot be unwrapped.
+    # E.g. its KMS key was disabled or its ciphertext damaged: the newest cannot be unwrapped.
+    kms_key = enf.publish.revision_key_id
     with db.transaction(enf.database) as cur:
-        lost = publish_sql.insert_revision_key(cur, os.urandom(120), NOW)
+        lost = publish_sql.insert_revision_key(cur, kms_key, os.urandom(120), NOW)
+        former = publish_sql.insert_revision_key(cur, "arn:a-former-kms-key", b"x", NOW)
     keyring = RevisionKeyring(enf.database, enf.publish.revision_key_id, 0)
     key_id, data_key = keyring.current(NOW)
-    assert key_id != lost and len(data_key) == 32
-    assert set(keyring.all(NOW)) == {key_id}
+    assert key_id not in (lost, former) and len(data_key) == 32
+    assert set(keyring.all(NOW)) == {key_id}  # a former KMS key's rows are not even read
     keys = [revision.RevisableKey(os.urandom(16), 2_700_000, 144)]
     assert revision.open_token(revision.seal(keys, key_id, data_key, 28), keyring.all(NOW))

@@ -121,16 +121,21 @@ def delete_certificates_before(cur: cursor, cutoff: datetime) -> int:
     return int(cur.rowcount)
 
 
-def revision_keys(cur: cursor) -> list[tuple[int, bytes]]:
-    """(id, wrapped data key) of every revision-token data key, newest first."""
-    cur.execute("SELECT id, wrapped_key FROM revision_keys ORDER BY id DESC")
+def revision_keys(cur: cursor, kms_key_id: str) -> list[tuple[int, bytes]]:
+    """(id, wrapped data key) of the revision-token data keys that KMS key wrapped, newest
+    first (keys of a former KMS key are not read: it no longer opens them)."""
+    cur.execute(
+        "SELECT id, wrapped_key FROM revision_keys WHERE kms_key_id = %s ORDER BY id DESC",
+        (kms_key_id,),
+    )
     return [(int(row[0]), bytes(row[1])) for row in cur.fetchall()]
 
 
-def insert_revision_key(cur: cursor, wrapped: bytes, now: datetime) -> int:
+def insert_revision_key(cur: cursor, kms_key_id: str, wrapped: bytes, now: datetime) -> int:
     cur.execute(
-        "INSERT INTO revision_keys (wrapped_key, created_at) VALUES (%s, %s) RETURNING id",
-        (wrapped, now),
+        "INSERT INTO revision_keys (kms_key_id, wrapped_key, created_at) VALUES (%s, %s, %s)"
+        " RETURNING id",
+        (kms_key_id, wrapped, now),
     )
     row = cur.fetchone()
     assert row is not None, "INSERT … RETURNING returns its row"

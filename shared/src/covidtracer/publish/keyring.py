@@ -1,5 +1,6 @@
 """The revision tokens' data keys: AES-256 keys stored in ``revision_keys`` only wrapped by a
-KMS key (``Encrypt``/``Decrypt`` with an encryption context), unwrapped on first use and
+KMS key (``Encrypt``/``Decrypt`` with an encryption context; each row names its KMS key, and
+only the configured key's rows are read), unwrapped on first use and
 kept ``cache_seconds`` (Google: internal/revision/revision.go's cache of unwrapped keys).
 The newest seals new tokens; every one still listed opens old ones. When there is none yet,
 the first publish makes one (as Google bootstraps its first key)."""
@@ -69,7 +70,7 @@ class RevisionKeyring:
         if fresh and self._newest is not None:
             return
         with db.autocommit(self._database) as cur:
-            rows = sql.revision_keys(cur)
+            rows = sql.revision_keys(cur, self._kms_key_id)
             keys = {key_id: self._keys.get(key_id) or self._unwrap(key_id, wrapped)
                     for key_id, wrapped in rows}  # fmt: skip
             usable = {key_id: key for key_id, key in keys.items() if key is not None}
@@ -77,7 +78,9 @@ class RevisionKeyring:
                 # None yet, or the newest no longer unwraps (its KMS key is gone): a new one.
                 key = self._new_key(DATA_KEY_BYTES)
                 wrapped = self._call("encrypt", Plaintext=key)
-                rows.insert(0, (sql.insert_revision_key(cur, wrapped, now), wrapped))
+                rows.insert(
+                    0, (sql.insert_revision_key(cur, self._kms_key_id, wrapped, now), wrapped)
+                )
                 usable[rows[0][0]] = key
         self._keys = usable
         self._newest = rows[0][0]

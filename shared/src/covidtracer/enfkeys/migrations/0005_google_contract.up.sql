@@ -25,9 +25,11 @@ ALTER TABLE exposures
 CREATE INDEX exposures_revised_at_idx ON exposures (revised_at) WHERE revised_at IS NOT NULL;
 
 -- Revision-token data keys: AES-256 keys, stored only wrapped by the KMS key
--- (ENF_REVISION_TOKEN_KEY_ID); the newest is used to encrypt, every one to decrypt.
+-- (ENF_REVISION_TOKEN_KEY_ID, named in kms_key_id); the newest of that KMS key's is used to
+-- encrypt, every one of them to decrypt.
 CREATE TABLE revision_keys (
   id serial PRIMARY KEY,
+  kms_key_id text NOT NULL,
   wrapped_key bytea NOT NULL,
   created_at timestamptz NOT NULL
 );
