@@ -47,6 +47,9 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -112,7 +115,12 @@ def _prepare(database_url: str, uploads: int, workers: int) -> list[list[dict[st
 
 
 def _worker(
-    events: list[dict[str, Any]], start_at: float, profile: bool, out: Any, stdout_fd: int
+    events: list[dict[str, Any]],
+    start_at: float,
+    profile: bool,
+    out: Any,
+    stdout_fd: int,
+    expected: int = 204,
 ) -> None:
     os.dup2(stdout_fd, 1)  # the function's log: a pipe the parent drains
     sys.path.insert(0, str(REPO / "services" / "enf"))
@@ -141,7 +149,7 @@ def _worker(
         t0 = time.perf_counter()
         response = enf.app(event, context)
         latencies.append(time.perf_counter() - t0)
-        if response["statusCode"] != 204:
+        if response["statusCode"] != expected:
             raise SystemExit(f"upload failed: {response['statusCode']} {response['body']}")
     elapsed = time.perf_counter() - began
     if profiler:
@@ -151,74 +159,24 @@ def _worker(
     out.put((latencies, elapsed))
 
 
-def _run(database_url: str, args: argparse.Namespace, events_on: bool) -> dict[str, float]:
-    """One measured run: fresh upload tokens, the workers forked, their results merged."""
-    import psycopg2
-
-    from covidtracer import settings
-
-    with psycopg2.connect(database_url) as conn, conn.cursor() as cur:
-        cur.execute("TRUNCATE exposures, upload_tokens, registrations CASCADE")
-    os.environ["ANALYTICS_EVENTS"] = "true" if events_on else "false"
-    settings.reset()
-    per_worker = _prepare(database_url, args.uploads + 20 * args.workers, args.workers)
-    read_end, write_end = os.pipe()
-    lines = [0]
-
-    def drain() -> None:
-        with os.fdopen(read_end, "rb") as pipe:
-            for line in pipe:
-                lines[0] += line.startswith(b'{"categories"')
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-    ctx = multiprocessing.get_context("fork")
-    out = ctx.Queue()
-    start_at = time.time() + 3.0
-    procs = [
-        ctx.Process(
-            target=_worker, args=(events, start_at, args.profile and i == 0, out, write_end)
-        )
-        for i, events in enumerate(per_worker)
-    ]
-    for proc in procs:
-        proc.start()
-    results = [out.get() for _ in procs]
-    for proc in procs:
-        proc.join()
-    os.close(write_end)
-    reader.join(10)
-    latencies = sorted(x for lat, _ in results for x in lat)
-    wall = max(elapsed for _, elapsed in results)
-    with psycopg2.connect(database_url) as check, check.cursor() as cur:
-        cur.execute("SELECT count(*) FROM exposures")
-        stored = cur.fetchone()[0]
-    return {
-        "uploads": len(latencies),
-        "rate": len(latencies) / wall,
-        "p50": latencies[len(latencies) // 2] * 1000,
-        "p99": latencies[int(len(latencies) * 0.99)] * 1000,
-        "stored": stored,
-        "event_lines": lines[0],
-    }
+@dataclass(frozen=True)
+class Measured:
+    uploads: int
+    rate: float
+    p50_ms: float
+    p99_ms: float
+    stored: int
+    event_lines: int
 
 
-def _line(run: dict[str, float]) -> str:
-    return (
-        f"{run['rate']:,.0f} uploads/s, p50 {run['p50']:.2f} ms, p99 {run['p99']:.2f} ms"
-        f" ({run['uploads']:.0f} uploads, {run['stored']:.0f} keys stored,"
-        f" {run['event_lines']:.0f} event lines in the log); load average"
-        f" {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
-    )
+# (database_url, requests, workers) -> each worker's API Gateway events.
+Prepare = Callable[[str, int, int], list[list[dict[str, Any]]]]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--uploads", type=int, default=6000)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--pairs", type=int, default=3, help="on/off pairs to run")
-    parser.add_argument("--profile", action="store_true", help="cProfile the first worker")
-    args = parser.parse_args()
+@contextmanager
+def bench_stack() -> Iterator[str]:
+    """A moto server, a migrated database of its own and the ENF settings pointing at both;
+    yields the database's URL and removes everything afterwards."""
     server_url = os.environ.get("DATABASE_URL")
     if not server_url:
         raise SystemExit("set DATABASE_URL (a server the bench may create a database on)")
@@ -226,7 +184,7 @@ def main() -> None:
     import psycopg2
     from moto.server import ThreadedMotoServer
 
-    from covidtracer import migrations, settings
+    from covidtracer import aws, migrations, settings
     from covidtracer.enfkeys.schema import MIGRATIONS
     from tracerstack.bootstrap import bootstrap
     from tracerstack.environment import LOCAL_CREDENTIALS, service_environment
@@ -247,39 +205,141 @@ def main() -> None:
         conn = psycopg2.connect(database_url)
         migrations.migrate(conn, MIGRATIONS)
         conn.close()
-        boot = bootstrap(f"http://127.0.0.1:{port}", "bench")
+        # moto keeps its state per process: each stack makes resources of its own.
+        boot = bootstrap(f"http://127.0.0.1:{port}", f"bench{uuid.uuid4().hex[:6]}")
         env = service_environment(
             boot, partners_url="http://127.0.0.1:9", database_url=database_url
         )
         os.environ.update(env)
         settings.reset()
-        pairs = []
-        for pair in range(args.pairs):
-            order = (True, False) if pair % 2 == 0 else (False, True)
-            runs = {on: _run(database_url, args, on) for on in order}
-            pairs.append(runs)
-            for on in order:
-                print(f"  pair {pair + 1}, events {'on ' if on else 'off'}: {_line(runs[on])}")
-        on_rates = [p[True]["rate"] for p in pairs]
-        ratios = [p[True]["rate"] / p[False]["rate"] for p in pairs]
-        rate = statistics.median(on_rates)
-        off_rate = statistics.median(p[False]["rate"] for p in pairs)
-        p99 = statistics.median(p[True]["p99"] for p in pairs)
-        ratio = statistics.median(ratios)
-        print(
-            f"ENF upload ({KEYS_PER_UPLOAD} keys, {args.workers} workers, medians of"
-            f" {args.pairs} pairs), events on: {rate:,.0f} uploads/s (target >= {TARGET_RATE:,};"
-            f" COVID Green {PEER_RATE}: {rate / PEER_RATE:.1f}x), p99 {p99:.2f} ms (target <="
-            f" {TARGET_P99_MS:.0f} ms); events off: {off_rate:,.0f} uploads/s; on/off"
-            f" {ratio:.2f} (target >= {TARGET_EVENTS_RATIO}; pairs:"
-            f" {', '.join(f'{r:.2f}' for r in ratios)}); load average"
-            f" {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
-        )
+        aws.reset()  # clients and secrets of an earlier stack's moto are gone
+        yield database_url
     finally:
+        os.environ["DATABASE_URL"] = server_url  # the next stack makes its own database
         moto.stop()
         with admin.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         admin.close()
+
+
+def run_once(
+    database_url: str,
+    requests: int,
+    workers: int,
+    *,
+    events_on: bool = True,
+    profile: bool = False,
+    prepare: Prepare = _prepare,
+    expected: int = 204,
+) -> Measured:
+    """One measured run: fresh events from ``prepare``, the workers forked, their results
+    merged. Each worker's stdout (the function's log) is a pipe drained and counted here."""
+    import psycopg2
+
+    from covidtracer import settings
+
+    with psycopg2.connect(database_url) as conn, conn.cursor() as cur:
+        cur.execute("TRUNCATE exposures, upload_tokens, registrations CASCADE")
+    os.environ["ANALYTICS_EVENTS"] = "true" if events_on else "false"
+    settings.reset()
+    per_worker = prepare(database_url, requests + 20 * workers, workers)
+    read_end, write_end = os.pipe()
+    lines = [0]
+
+    def drain() -> None:
+        with os.fdopen(read_end, "rb") as pipe:
+            for line in pipe:
+                lines[0] += line.startswith(b'{"categories"')
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    start_at = time.time() + 3.0
+    procs = [
+        ctx.Process(
+            target=_worker,
+            args=(events, start_at, profile and i == 0, out, write_end, expected),
+        )
+        for i, events in enumerate(per_worker)
+    ]
+    for proc in procs:
+        proc.start()
+    results = [out.get() for _ in procs]
+    for proc in procs:
+        proc.join()
+    os.close(write_end)
+    reader.join(10)
+    latencies = sorted(x for lat, _ in results for x in lat)
+    wall = max(elapsed for _, elapsed in results)
+    with psycopg2.connect(database_url) as check, check.cursor() as cur:
+        cur.execute("SELECT count(*) FROM exposures")
+        stored = cur.fetchone()[0]
+    return Measured(
+        uploads=len(latencies),
+        rate=len(latencies) / wall,
+        p50_ms=latencies[len(latencies) // 2] * 1000,
+        p99_ms=latencies[int(len(latencies) * 0.99)] * 1000,
+        stored=stored,
+        event_lines=lines[0],
+    )
+
+
+def measure(
+    uploads: int, workers: int, profile: bool, prepare: Prepare = _prepare, expected: int = 204
+) -> Measured:
+    """One run (events on) against a stack of its own (``bench/enf_publish.py`` uses it)."""
+    with bench_stack() as database_url:
+        return run_once(
+            database_url, uploads, workers, profile=profile, prepare=prepare, expected=expected
+        )
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def _line(run: Measured) -> str:
+    return (
+        f"{run.rate:,.0f} uploads/s, p50 {run.p50_ms:.2f} ms, p99 {run.p99_ms:.2f} ms"
+        f" ({run.uploads} uploads, {run.stored} keys stored,"
+        f" {run.event_lines} event lines in the log); load average {load_average()}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--uploads", type=int, default=6000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--pairs", type=int, default=3, help="on/off pairs to run")
+    parser.add_argument("--profile", action="store_true", help="cProfile the first worker")
+    args = parser.parse_args()
+    with bench_stack() as database_url:
+        pairs = []
+        for pair in range(args.pairs):
+            order = (True, False) if pair % 2 == 0 else (False, True)
+            runs = {
+                on: run_once(
+                    database_url, args.uploads, args.workers, events_on=on, profile=args.profile
+                )
+                for on in order
+            }
+            pairs.append(runs)
+            for on in order:
+                print(f"  pair {pair + 1}, events {'on ' if on else 'off'}: {_line(runs[on])}")
+    ratios = [p[True].rate / p[False].rate for p in pairs]
+    rate = statistics.median(p[True].rate for p in pairs)
+    off_rate = statistics.median(p[False].rate for p in pairs)
+    p99 = statistics.median(p[True].p99_ms for p in pairs)
+    ratio = statistics.median(ratios)
+    print(
+        f"ENF upload ({KEYS_PER_UPLOAD} keys, {args.workers} workers, medians of"
+        f" {args.pairs} pairs), events on: {rate:,.0f} uploads/s (target >= {TARGET_RATE:,};"
+        f" COVID Green {PEER_RATE}: {rate / PEER_RATE:.1f}x), p99 {p99:.2f} ms (target <="
+        f" {TARGET_P99_MS:.0f} ms); events off: {off_rate:,.0f} uploads/s; on/off"
+        f" {ratio:.2f} (target >= {TARGET_EVENTS_RATIO}; pairs:"
+        f" {', '.join(f'{r:.2f}' for r in ratios)}); load average {load_average()}"
+    )
 
 
 if __name__ == "__main__":

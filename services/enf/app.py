@@ -3,6 +3,10 @@
 Each handler decodes its request into an ``ApiRequest``, calls one use case of
 ``covidtracer.enfkeys.service`` (or, for the export job, ``covidtracer.enffiles.service``)
 with the stage's adapters (``wiring.deps()``, built on first use) and encodes the answer.
+Google's routes (``/api/verify``, ``/api/certificate``: ``covidtracer.verification``;
+``/v1/publish``: ``covidtracer.publish``) take their body undecoded (a ``JsonRequest``):
+its content type, size and fields are part of Google's contract. Those routes and COVID
+Green's upload routes answer ``X-Chaff`` requests without running (``covidtracer.chaff``).
 """
 
 # No `from __future__ import annotations` here: Chalice's IAM policy analyzer reads this
@@ -15,13 +19,30 @@ from typing import Any, TypeVar
 from chalice import Rate, Response  # type: ignore[attr-defined]
 from chalice.app import Request
 
-from covidtracer import health, logs, snapstart
+from covidtracer import chaff, health, logs, snapstart
 from covidtracer.enffiles import service as files
 from covidtracer.enffiles import wiring as files_wiring
 from covidtracer.enfkeys import schema, service, wiring
 from covidtracer.enfkeys.model import ApiRequest
 from covidtracer.enfkeys.settings import enf_settings
-from covidtracer.http import ApiApp, bearer_token, json_body, json_response, no_content, source_ip
+from covidtracer.http import (
+    ApiApp,
+    ChaffRoute,
+    bearer_token,
+    chaff_answer_no_content,
+    chaff_answer_padding,
+    chaff_answer_token,
+    chaff_middleware,
+    json_body,
+    json_response,
+    no_content,
+    source_ip,
+)
+from covidtracer.publish import service as publish
+from covidtracer.publish import wiring as publish_wiring
+from covidtracer.verification import service as verification
+from covidtracer.verification import wiring as verification_wiring
+from covidtracer.verification.model import JsonRequest
 
 logs.configure()
 app = ApiApp("covidtracer-enf")
@@ -63,6 +84,43 @@ def _call(  # noqa: UP047
 ) -> T:
     """Runs one use case on the current request, with the stage's adapters and the time."""
     return use_case(wiring.deps(), _request(body=body), _now())
+
+
+def _google_request(request: Request) -> JsonRequest:
+    """The current request for one of Google's routes: the body as sent."""
+    raw = request.raw_body or b""
+    return JsonRequest(
+        raw_body=raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw,
+        content_type=str(request.headers.get("content-type", "")),
+        api_key=request.headers.get("x-api-key"),
+        source_ip=source_ip(request),
+    )
+
+
+def _api_key_of_chaff(request: Request) -> None:
+    # docs/api.md "Chaffing requests": chaff to the verification API needs a valid API key.
+    verification.require_app(verification_wiring.deps(), _google_request(request))
+
+
+def _tracker(size: int) -> chaff.Tracker:
+    return chaff.Tracker(default_size=size, default_latency_ms=50)
+
+
+# Each route's fake answer; sizes are a real answer's until real ones have been seen.
+app.register_middleware(
+    chaff_middleware(
+        {
+            "POST /api/verify": ChaffRoute(_tracker(520), chaff_answer_padding, _api_key_of_chaff),
+            "POST /api/certificate": ChaffRoute(
+                _tracker(560), chaff_answer_padding, _api_key_of_chaff
+            ),
+            "POST /v1/publish": ChaffRoute(_tracker(2900), chaff_answer_padding),
+            "POST /exposures/verify": ChaffRoute(_tracker(47), chaff_answer_token),
+            "POST /exposures": ChaffRoute(_tracker(0), chaff_answer_no_content),
+        }
+    ),
+    "http",
+)
 
 
 @app.route("/health", methods=["GET"])
@@ -114,6 +172,24 @@ def post_exposures() -> Response:
 @app.route("/exposures", methods=["GET"])
 def get_exposures() -> Response:
     return json_response(_call(service.list_files))
+
+
+@app.route("/api/verify", methods=["POST"], content_types=["*/*"])
+def post_api_verify() -> Response:
+    request = _google_request(_current())
+    return json_response(verification.verify(verification_wiring.deps(), request, _now()))
+
+
+@app.route("/api/certificate", methods=["POST"], content_types=["*/*"])
+def post_api_certificate() -> Response:
+    request = _google_request(_current())
+    return json_response(verification.certificate(verification_wiring.deps(), request, _now()))
+
+
+@app.route("/v1/publish", methods=["POST"], content_types=["*/*"])
+def post_v1_publish() -> Response:
+    request = _google_request(_current())
+    return json_response(publish.publish(publish_wiring.deps(), request, _now()))
 
 
 @app.route("/data/{folder}/{name}", methods=["GET"])

@@ -12,6 +12,9 @@ def enf_environ() -> dict[str, str]:
     return {
         "ENF_EXPORTS_BUCKET": "exports",
         "EXPORT_SIGNING_KEY_ID": "key",
+        "ENF_CERTIFICATE_SIGNING_KEY_ID": "certificate-key",
+        "ENF_REVISION_TOKEN_KEY_ID": "arn:revision-key",
+        "ENF_APPS_SECRET_ID": "arn:apps",
         "NCTS_API_KEY_SECRET_ID": "arn:ncts",
         "NCTS_BASE_URL": "http://127.0.0.1:9",
         "ENF_TOKEN_SIGNING_SECRET_ID": "arn:token",

@@ -265,6 +265,10 @@ def _secret(clients: ClientFactory, p: dict[str, Any]) -> Created:
         if not generate.get("ExcludePunctuation"):
             alphabet += "!#$%&*+-.:;<=>?@^_~"
         value = "".join(secrets.choice(alphabet) for _ in range(generate.get("PasswordLength", 32)))
+        if "GenerateStringKey" in generate:
+            # A JSON secret: the template with the generated string under that key.
+            document = json.loads(generate.get("SecretStringTemplate", "{}"))
+            value = json.dumps({**document, generate["GenerateStringKey"]: value})
     arn = clients("secretsmanager").create_secret(
         Name=p["Name"], Description=p.get("Description", ""), SecretString=value
     )["ARN"]

@@ -60,6 +60,17 @@ def from_outputs(
     }
 
 
+def google_contract_environment(outputs: Mapping[str, str]) -> dict[str, str]:
+    """The ENF service's settings for Google's verification and key-server contracts (issue
+    21): the certificate key, the revision-token wrapping key and the apps secret (API keys
+    and health authorities live in the secret, never in the environment)."""
+    return {
+        "ENF_CERTIFICATE_SIGNING_KEY_ID": outputs["CertificateSigningKeyId"],
+        "ENF_REVISION_TOKEN_KEY_ID": outputs["RevisionTokenKeyArn"],
+        "ENF_APPS_SECRET_ID": outputs["EnfAppsSecretArn"],
+    }
+
+
 def service_environment(
     boot: Bootstrap,
     *,
@@ -85,6 +96,7 @@ def service_environment(
             # The local stack lets phones register with platform "test" (DESIGN §5).
             attestation_platforms="ios,android,test",
         ),
+        **google_contract_environment(boot.outputs),
         "AWS_REGION": boot.region,
         "AWS_DEFAULT_REGION": boot.region,
         "AWS_ENDPOINT_URL": boot.endpoint_url,
@@ -97,6 +109,7 @@ def service_environment(
         "SIGN_IN_MIN_DURATION_MS": "50",
         # moto's KMS Sign ignores MessageType=DIGEST (it hashes the digest again).
         "ENF_EXPORT_KMS_MESSAGE_TYPE": "RAW",
+        "ENF_CERTIFICATE_KMS_MESSAGE_TYPE": "RAW",
         # Deployed stages pad small export files with fake keys (the default); here a by-hand
         # upload and the tests read back exactly the keys they uploaded.
         "ENF_EXPORT_PAD_FILES": "false",

@@ -52,8 +52,8 @@ def unzip_export(data: bytes) -> tuple[bytes, bytes]:
 
 def decode_export_bin(export_bin: bytes) -> ExportBatch:
     """Parse export.bin. Absent optional key fields come back as the runtime sees them:
-    rolling_period 144, report_type and days_since_onset `None`. revised_keys (field 8) are
-    not part of `ExportBatch` and are ignored. Raises `ExportFormatError` for a wrong header,
+    rolling_period 144, report_type and days_since_onset `None`; revised_keys (field 8) as
+    `ExportBatch.revised_keys`. Raises `ExportFormatError` for a wrong header,
     bytes that are not a TemporaryExposureKeyExport, or a missing header field."""
     if export_bin[: len(EXPORT_HEADER)] != EXPORT_HEADER:
         raise ExportFormatError(f"export.bin must start with {EXPORT_HEADER!r}")
@@ -69,6 +69,7 @@ def decode_export_bin(export_bin: bytes) -> ExportBatch:
         **{name: getattr(message, name) for name in _REQUIRED_EXPORT_FIELDS},
         signature_infos=tuple(_signature_info(info) for info in message.signature_infos),
         keys=tuple(_export_key(key) for key in message.keys),
+        revised_keys=tuple(_export_key(key) for key in message.revised_keys),
     )
 
 

@@ -42,7 +42,7 @@ from typing import Any
 from covidtracer import errors
 from covidtracer.analytics.model import LOG_FILTER_PATTERN
 from tracerstack import REPO_ROOT, SERVICES
-from tracerstack.environment import from_outputs
+from tracerstack.environment import from_outputs, google_contract_environment
 from tracerstack.iam.statements import service_policy
 from tracerstack.release import release_version
 
@@ -122,6 +122,7 @@ def _environment(service: str, outputs: _Placeholders) -> dict[str, Any]:
         env["APPLE_DEVICECHECK_KEY_SECRET_ID"] = outputs["AppleDeviceCheckKeySecretArn"]
         for name in ENF_OPERATOR_VARIABLES:
             env[name] = "${" + _parameter_name(name) + "}"
+        env.update(google_contract_environment(outputs))
     return {name: _sub(value) for name, value in env.items()}
 
 

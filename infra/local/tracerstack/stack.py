@@ -487,6 +487,28 @@ def _stack_json(boot: Any, ports: Ports, env: dict[str, str]) -> dict[str, Any]:
         "database_url": env["DATABASE_URL"],
         # What IAM refused the services' roles since start-up (GET; DELETE empties it).
         "iam_denials": f"{boot.endpoint_url}{DENIALS_PATH}",
+        "google": _google_contract(boot, f"http://{HOST}:{ports.enf}"),
+    }
+
+
+def _google_contract(boot: Any, enf_api: str) -> dict[str, Any]:
+    """What an ENX phone is configured with (issue 21): the verification server and key
+    server (both the ENF API), the device API key, the healthAuthorityID it publishes as,
+    and the certificate key a key server checks certificates with."""
+    from covidtracer.publish.settings import DEFAULT_APP_ID
+    from covidtracer.verification.model import parse_apps_document
+
+    out = boot.outputs
+    document = boot.client("secretsmanager").get_secret_value(SecretId=out["EnfAppsSecretArn"])
+    public_key = boot.client("kms").get_public_key(KeyId=out["CertificateSigningKeyId"])
+    apps = json.loads(document["SecretString"])
+    parse_apps_document(document["SecretString"])  # the stack's own document must be valid
+    return {
+        "verification_api": enf_api,
+        "key_server": enf_api,
+        "api_key": apps["apiKey"],
+        "health_authority_id": DEFAULT_APP_ID,
+        "certificate_public_key_pem": _pem(public_key["PublicKey"]),
     }
 
 

@@ -16,6 +16,7 @@ import psycopg2
 import pytest
 from chalice.test import Client
 from conftest import Phone, request_code, sql
+from conftest import secret as secret_of
 
 from covidtracer import aws, db, settings
 from covidtracer.enfkeys.settings import enf_settings
@@ -257,3 +258,42 @@ def test_apple_devicecheck_down_then_back_and_the_attempts_are_refunded(
             assert client.http.put("/register", headers=headers, body=body).status_code == 503
         partners.clear()
         assert client.http.put("/register", headers=headers, body=body).status_code == 200
+
+
+def test_aws_gone_is_a_503_in_googles_shapes_and_a_token_survives_a_kms_outage(
+    aws_proxy: TcpProxy, enf_env: dict[str, str], outbox: Any
+) -> None:
+    """Google's routes (issue 21): the apps secret, the certificate key (KMS) and the
+    revision keys are in AWS; an outage is a 503 in the route's own shape, and the
+    verification token whose certificate KMS could not sign is still good afterwards."""
+    from app import app
+
+    from tracerstack.enx import EnxPhone, enx_keys
+
+    def post(path: str, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, Any]:
+        response = client.http.post(
+            path, headers={"Content-Type": "application/json", **headers}, body=json.dumps(body)
+        )
+        return response.status_code, json.loads(response.body)
+
+    with Client(app) as client:
+        code = request_code(client, enf_env, outbox)
+        api_key = json.loads(secret_of(enf_env, "ENF_APPS_SECRET_ID"))["apiKey"]
+        phone = EnxPhone(post, api_key, "nz.govt.health.covidtracer")
+        keys = enx_keys(2)
+        aws_proxy.cut()
+        status, answer = phone.verify(code)
+        assert (status, answer["errorCode"]) == (503, "internal_server_error")  # apps secret
+        status, answer = phone.publish("a.b.c", keys)
+        assert (status, answer["code"]) == (503, "unable_to_load_health_authority")
+        aws_proxy.restore()
+        status, verified = phone.verify(code)  # the 503 claimed nothing
+        assert status == 200, verified
+        aws_proxy.cut()
+        status, answer = phone.certificate(verified["token"], keys)
+        assert (status, answer["errorCode"]) == (503, "internal_server_error")  # KMS Sign
+        aws_proxy.restore()
+        status, certified = phone.certificate(verified["token"], keys)
+        assert status == 200, certified
+        status, published = phone.publish(certified["certificate"], keys)
+        assert (status, published["insertedExposures"]) == (200, 2)

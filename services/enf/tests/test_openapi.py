@@ -50,10 +50,13 @@ def _registered_phone(enf_url: str, env: dict[str, str]) -> Callable[[str, str],
         timeout=10,
     ).json()
     ncts = {"x-api-key": secret(env, "NCTS_API_KEY_SECRET_ID")}
+    device = {"x-api-key": json.loads(secret(env, "ENF_APPS_SECRET_ID"))["apiKey"]}
 
     def headers_for(method: str, path: str) -> dict[str, str]:
         if path.startswith("/ncts/"):
             return ncts
+        if path.startswith("/api/"):
+            return device  # Google's verification API: the device API key
         if path == "/refresh":
             return {"Authorization": f"Bearer {tokens['refreshToken']}"}
         if (method, path) == ("DELETE", "/register"):
@@ -103,6 +106,17 @@ def test_hostile_values_in_every_field_of_every_route_find_no_server_error(
         ("GET", "/data/exposures/1-2-00001.zip"): {},
         ("POST", "/refresh"): {},
         ("DELETE", "/register"): {},
+        ("POST", "/api/verify"): {"code": "123456", "accept": ["confirmed"], "padding": "AA=="},
+        ("POST", "/api/certificate"): {"token": "a.b.c", "ekeyhmac": "A" * 43 + "=",
+                                       "padding": "AA=="},
+        ("POST", "/v1/publish"): {"temporaryExposureKeys": [{"key": "AAAAAAAAAAAAAAAAAAAAAA==",
+                                                             "rollingStartNumber": 2_700_000,
+                                                             "rollingPeriod": 144,
+                                                             "transmissionRisk": 0}],
+                                  "healthAuthorityID": "nz.govt.health.covidtracer",
+                                  "verificationPayload": "a.b.c", "hmacKey": "AA==",
+                                  "symptomOnsetInterval": 2_700_000, "traveler": False,
+                                  "revisionToken": "", "padding": "AA=="},
     }  # fmt: skip
 
     statuses, failures = attack(enf_url, routes, headers_for)

@@ -22,13 +22,15 @@ import functools
 import json
 import re
 import time
+import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from chalice import Chalice, Response  # type: ignore[attr-defined]
 from chalice.app import Request
 
-from covidtracer import logs
+from covidtracer import chaff, logs
 from covidtracer.config import SettingsError
 from covidtracer.errors import (
     DomainError,
@@ -266,3 +268,65 @@ def _normalise(response: Response) -> Response:
             return error_response(MethodNotAllowed(str(response.headers.get("Allow", ""))))
         return error_response(error_type() if error_type else InternalError())
     return response
+
+
+# ---------------------------------------------------------------------------- chaff
+
+
+@dataclass(frozen=True)
+class ChaffRoute:
+    """How one route answers chaff (``covidtracer.chaff``): the fake answer of a given body
+    size, and a check a chaff request must still pass (the verification API's API key)."""
+
+    tracker: chaff.Tracker
+    answer: Callable[[int], Response]
+    check: Callable[[Request], None] | None = None
+
+
+def chaff_answer_padding(size: int) -> Response:
+    """Google's chaff answer (go-chaff's JSON responder): ``{"padding": …}`` of ``size``."""
+    return json_response({"padding": chaff.padding_text(size - len('{"padding":""}'))})
+
+
+def chaff_answer_token(size: int) -> Response:
+    """``POST /exposures/verify``'s answer shape, with a token that exists nowhere."""
+    return json_response({"token": str(uuid.uuid4())})
+
+
+def chaff_answer_no_content(size: int) -> Response:
+    return no_content()
+
+
+def chaff_middleware(
+    routes: Mapping[str, ChaffRoute], sleep: Callable[[float], None] = time.sleep
+) -> Callable[[Request, Callable[..., Response]], Response]:
+    """An HTTP middleware for the ``"METHOD /path"`` routes of ``routes``: a request with an
+    ``X-Chaff`` header gets the route's fake answer, as large and as slow as its recent real
+    answers, and reaches no view (nothing is stored or counted); every other request's
+    answer size and latency is recorded."""
+
+    def middleware(event: Request, get_response: Callable[..., Response]) -> Response:
+        context = event.context or {}
+        route = routes.get(f"{event.method} {context.get('resourcePath')}")
+        if route is None:
+            return get_response(event)
+        started = time.perf_counter()
+        if not chaff.is_chaff(event.headers):
+            response = get_response(event)
+            body = response.body
+            size = len(body.encode() if isinstance(body, str) else body or b"")
+            route.tracker.record(size, (time.perf_counter() - started) * 1000)
+            return response
+        try:
+            if route.check is not None:
+                route.check(event)
+        except DomainError as error:
+            return error_response(error)
+        plausible = route.tracker.plausible()
+        response = route.answer(plausible.size)
+        remaining = plausible.latency_ms / 1000 - (time.perf_counter() - started)
+        if remaining > 0:
+            sleep(remaining)
+        return response
+
+    return middleware

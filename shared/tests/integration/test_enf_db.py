@@ -18,6 +18,8 @@ from covidtracer.enfkeys import model, service, wiring
 from covidtracer.enfkeys.model import ExposureKey, StoredKey
 from covidtracer.enfkeys.schema import MIGRATIONS
 from covidtracer.enfkeys.settings import EnfSettings
+from covidtracer.publish import db as publish_sql
+from covidtracer.verification import db as verification_sql
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -53,6 +55,7 @@ def test_the_migrations_go_up_and_down_cleanly(pg_schema: str, pg_schema_direct:
         "up 0004_hardening",
         "up 0005_statement_timeout",
         "up 0006_guessing",
+        "up 0007_google_contract",
     ]
     assert {
         "exposures",
@@ -62,8 +65,12 @@ def test_the_migrations_go_up_and_down_cleanly(pg_schema: str, pg_schema_direct:
         "export_files",
         "export_lease",
         "rate_limits",
+        "verification_tokens",
+        "revision_keys",
+        "publish_certificates",
     } <= _tables(pg_schema)
     assert migrations.migrate(conn, MIGRATIONS, target=0) == [
+        "down 0007_google_contract",
         "down 0006_guessing",
         "down 0005_statement_timeout",
         "down 0004_hardening",
@@ -242,6 +249,10 @@ def test_cleanup_deletes_exactly_what_is_past_retention(dsn: str, settings: EnfS
             sql.insert_upload_token(
                 cur, uuid.uuid4(), live, _claimed(), NOW - age, NOW - age + timedelta(hours=24)
             )
+            # Google's contract: verification tokens (24 h) and remembered certificates (24 h).
+            claim = verification_sql.Claim("claimed", 1, NOW.date())
+            verification_sql.insert_token(cur, uuid.uuid4(), "enx", claim, NOW - age, NOW)
+            publish_sql.remember_certificate(cur, bytes([fill]) * 32, b"keys", NOW - age)
     deleted = service.cleanup(wiring.deps_for(settings), None, NOW)
     assert deleted == {
         "keys": 1,
@@ -250,6 +261,8 @@ def test_cleanup_deletes_exactly_what_is_past_retention(dsn: str, settings: EnfS
         "nonces": 1,
         "registrations": 1,
         "rate_limits": 0,
+        "verification_tokens": 1,
+        "publish_certificates": 1,
     }
     with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
         cur.execute("SELECT key_data FROM exposures")

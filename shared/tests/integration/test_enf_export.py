@@ -6,7 +6,7 @@ import json
 import random
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,7 +14,7 @@ from typing import Any
 import psycopg2
 import pytest
 
-from covidtracer import aws, db, settings
+from covidtracer import aws, settings
 from covidtracer.enffiles import model
 from covidtracer.enffiles import service as export_service
 from covidtracer.enffiles import wiring as files_wiring
@@ -42,26 +42,6 @@ def aws_role() -> str:
     """The export ships in the ENF service: it signs (KMS), writes (S3) and reports
     (CloudWatch) as the ENF execution role."""
     return "enf"
-
-
-@pytest.fixture
-def enf(
-    service_env: dict[str, str],
-    pg_schema: str,
-    pg_schema_direct: str,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[EnfSettings]:
-    # Migrations on the server itself (they hold a session lock); the export through the
-    # pooler, as it reaches Aurora through RDS Proxy.
-    monkeypatch.setenv("DATABASE_URL", pg_schema_direct)
-    settings.reset()
-    schema.migrate(enf_settings().database)
-    monkeypatch.setenv("DATABASE_URL", pg_schema)
-    settings.reset()
-    db.close()
-    config = enf_settings()
-    yield config
-    db.close()
 
 
 def _signer(config: EnfSettings) -> KmsSigner:

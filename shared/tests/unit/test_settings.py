@@ -34,6 +34,9 @@ ENF = {
     "SMS_AUTH_TOKEN_SECRET_ID": "arn:sms",
     "ENF_EXPORTS_BUCKET": "exports",
     "EXPORT_SIGNING_KEY_ID": "key",
+    "ENF_CERTIFICATE_SIGNING_KEY_ID": "certificate-key",
+    "ENF_REVISION_TOKEN_KEY_ID": "arn:revision-key",
+    "ENF_APPS_SECRET_ID": "arn:apps",
     "NCTS_API_KEY_SECRET_ID": "arn:secret",
     "NCTS_BASE_URL": "https://ncts.example.nz",
 }

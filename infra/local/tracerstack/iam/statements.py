@@ -255,7 +255,22 @@ def _enf(outputs: Mapping[str, str]) -> list[dict[str, Any]]:
             "*",
             {"StringEquals": {"cloudwatch:namespace": "CovidTracer"}},
         ),
+        *_google_contract(outputs),
     ]
 
 
 _SERVICES = {"auth": _auth, "details": _details, "export": _export, "enf": _enf}
+
+
+def _google_contract(outputs: Mapping[str, str]) -> list[dict[str, Any]]:
+    """The ENF role's grants for Google's contracts (issue 21): sign certificates with their
+    KMS key (and read its public half, the key server's own health-authority key), wrap and
+    unwrap the revision tokens' data keys, read the apps secret."""
+    return [
+        allow(
+            ["kms:Sign", "kms:GetPublicKey"],
+            f"arn:{PARTITION}:kms:{REGION_ACCOUNT}:key/{outputs['CertificateSigningKeyId']}",
+        ),
+        allow(["kms:Encrypt", "kms:Decrypt"], outputs["RevisionTokenKeyArn"]),
+        allow(["secretsmanager:GetSecretValue"], outputs["EnfAppsSecretArn"]),
+    ]

@@ -63,7 +63,8 @@ def _words(*values: str) -> Vocabulary:
     return Vocabulary(frozenset(values))
 
 
-PLATFORM = _words("ios", "android", "test")
+# "enx": a key upload through Google's /v1/publish (an ENX phone or a Google-protocol app).
+PLATFORM = _words("ios", "android", "test", "enx")
 OS = _words("ios", "android")
 # The app's version as phones send it to POST /metrics ("8.0.0"); free text is refused.
 APP_VERSION = Vocabulary(pattern=re.compile(r"^\d{1,3}(?:\.\d{1,3}){0,3}$"))
@@ -79,7 +80,7 @@ METRIC = _words(
     "UPLOAD_VERIFICATION_FAILED",
     "CHECK_IN",
 )
-REPORT_TYPE = _words("confirmed", "likely")
+REPORT_TYPE = _words("confirmed", "likely", "user-report", "negative")
 CODE_REJECTION = _words("unknown", "expired", "rate_limited")
 PUSH_OUTCOME = _words("sent", "deferred")
 CHANGE = _words("new", "updated", "repeat")
@@ -121,7 +122,9 @@ EventName = Literal[
     "upload_code_issued",
     "upload_code_verified",
     "upload_code_rejected",
+    "verification_certificate_issued",
     "keys_uploaded",
+    "keys_revised",
     "export_files_written",
     "enf_metric_received",
     "enf_callback_requested",
@@ -153,7 +156,9 @@ CATALOGUE: Final[Mapping[str, EventSpec]] = {
     "upload_code_issued": _spec("enf", report_type=REPORT_TYPE),
     "upload_code_verified": _spec("enf"),
     "upload_code_rejected": _spec("enf", reason=CODE_REJECTION),
+    "verification_certificate_issued": _spec("enf"),  # POST /api/certificate
     "keys_uploaded": _spec("enf", ("keys",), platform=PLATFORM),
+    "keys_revised": _spec("enf", ("keys",)),  # /v1/publish with a revision token
     "export_files_written": _spec("enf", ("files", "keys")),
     "enf_metric_received": _spec("enf", metric=METRIC, os=OS, app_version=APP_VERSION),
     "enf_callback_requested": _spec("enf"),

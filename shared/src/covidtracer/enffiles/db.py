@@ -169,6 +169,42 @@ def packed_keys(cur: cursor, window: Window) -> bytes:
     return b"".join(packed_pages(cur, window))
 
 
+# A revised key (Google's /v1/publish, revision token) as its revised_keys record: its
+# revised report type, days since onset and transmission risk. It is available when it was
+# revised, or when its embargo ends if that is later; the few revised keys are read through
+# the partial index on revised_at (migration 0007).
+_REVISED = (
+    "COPY (SELECT string_agg(packed, ''::bytea) FROM ("
+    "SELECT key_data || int2send(coalesce(revised_transmission_risk, transmission_risk_level))"
+    " || int4send(rolling_start_number) || int4send(rolling_period)"
+    " || int2send(revised_report_type)"
+    " || int4send(coalesce(revised_days_since_onset::integer, %(none)s)) AS packed"
+    " FROM exposures WHERE revised_at IS NOT NULL AND revised_at < to_timestamp(%(end)s)"
+    " AND GREATEST(revised_at, to_timestamp((rolling_start_number::bigint + rolling_period)"
+    " * %(interval)s + %(embargo)s)) >= to_timestamp(%(start)s)"
+    " AND rolling_start_number + rolling_period < %(high)s"
+    " ORDER BY key_data) AS revised) TO STDOUT WITH (FORMAT binary)"
+)
+
+
+def any_revised_keys(cur: cursor) -> bool:
+    """Whether any stored key was revised at all (the partial index answers): a run reads
+    no window's revised keys when none was."""
+    cur.execute("SELECT EXISTS (SELECT 1 FROM exposures WHERE revised_at IS NOT NULL)")
+    row = cur.fetchone()
+    return bool(row and row[0])
+
+
+def packed_revised_keys(cur: cursor, window: Window) -> bytes:
+    """The keys revised in the window (and past their embargo), as `exportfile.PACKED_KEY`
+    rows of their revised values, in key order: the file's revised_keys."""
+    _, high = window.embargo_interval_bounds
+    params = {"start": window.start, "end": window.end, "high": high, "none": NO_ONSET}
+    embargo = {"interval": INTERVAL_SECONDS, "embargo": EMBARGO_SECONDS}
+    # Only times and bounds: nothing secret goes into the statement text.
+    return _copy_value(cur, cur.mogrify(_REVISED, {**params, **embargo}).decode())
+
+
 def _copy_value(cur: cursor, statement: str) -> bytes:
     """The first value of a one-row ``COPY … TO STDOUT (FORMAT binary)``; ``b""`` for
     NULL."""

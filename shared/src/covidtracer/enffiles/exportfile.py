@@ -64,6 +64,7 @@ _EXPORT_BATCH_NUM = 4
 _EXPORT_BATCH_SIZE = 5
 _EXPORT_SIGNATURE_INFOS = 6
 _EXPORT_KEYS = 7
+_EXPORT_REVISED_KEYS = 8
 _KEY_KEY_DATA = 1
 _KEY_TRANSMISSION_RISK_LEVEL = 2
 _KEY_ROLLING_START_INTERVAL_NUMBER = 3
@@ -128,6 +129,8 @@ class ExportBatch:
     batch_size: int
     signature_infos: tuple[SignatureInfo, ...]
     keys: tuple[ExportKey, ...]
+    # Keys published before whose report type changed (field 8): Google's revised_keys.
+    revised_keys: tuple[ExportKey, ...] = ()
 
     @classmethod
     def one_of_one(
@@ -168,6 +171,7 @@ def encode_export_bin(batch: ExportBatch) -> bytes:
     """
     out = _export_header(batch)
     _append_key_records(out, sorted(batch.keys, key=_key_data_of))
+    _append_key_records(out, sorted(batch.revised_keys, key=_key_data_of), _revised_frame)
     return bytes(out)
 
 
@@ -225,6 +229,13 @@ class PackedExportBin:
         """A copy of what was framed after ``offset`` (the export pipeline deflates it)."""
         return bytes(self._out[offset:])
 
+    def append_revised(self, packed_keys: bytes | memoryview) -> None:
+        """Append `PACKED_KEY` rows as revised_keys (field 8), after every key: the field
+        order the protobuf runtime writes. Raises `ValueError` as `append` does."""
+        if len(packed_keys) % PACKED_KEY.size:
+            raise ValueError(f"packed keys must be whole {PACKED_KEY.size}-byte rows")
+        _append_framed(self._out, _PACKED_SPLIT.iter_unpack(packed_keys), _packed_revised_frame)
+
     def finish(self, end_timestamp: int | None = None) -> bytearray:
         """The export.bin, as the writer's own buffer (a file's worth: no copy); with
         `end_timestamp`, the header carries that one instead. Append nothing after."""
@@ -247,10 +258,17 @@ def unpack_keys(packed_keys: bytes | bytearray | memoryview) -> list[ExportKey]:
     ]
 
 
-def _packed_frame(shape: bytes) -> tuple[bytes, bytes]:
+def _packed_key(shape: bytes) -> ExportKey:
     risk, start, period, report_type, onset = _PACKED_FIELDS.unpack(shape)
-    key = ExportKey(b"", risk, start, period, report_type, None if onset == NO_ONSET else onset)
-    return _key_frame(key)
+    return ExportKey(b"", risk, start, period, report_type, None if onset == NO_ONSET else onset)
+
+
+def _packed_frame(shape: bytes) -> tuple[bytes, bytes]:
+    return _key_frame(_packed_key(shape))
+
+
+def _packed_revised_frame(shape: bytes) -> tuple[bytes, bytes]:
+    return _key_frame(_packed_key(shape), _EXPORT_REVISED_KEYS)
 
 
 def _export_header(batch: ExportBatch) -> bytearray:
@@ -309,12 +327,17 @@ def _signature_info_message(info: SignatureInfo) -> bytes:
     )
 
 
-def _append_key_records(out: bytearray, keys: list[ExportKey]) -> None:
-    """Append one `keys` field per key; raises `ValueError` for a key that is not 16 bytes."""
+def _append_key_records(
+    out: bytearray,
+    keys: list[ExportKey],
+    frame_of: Callable[[tuple[Any, ...]], tuple[bytes, bytes]] | None = None,
+) -> None:
+    """Append one `keys` field per key (or, with `_revised_frame`, one `revised_keys`
+    field); raises `ValueError` for a key that is not 16 bytes."""
     for key in keys:
         if len(key[0]) != KEY_LENGTH:
             raise ValueError(f"key_data must be {KEY_LENGTH} bytes, got {len(key[0])}")
-    _append_framed(out, ((key[0], key[1:]) for key in keys), _shape_frame)
+    _append_framed(out, ((key[0], key[1:]) for key in keys), frame_of or _shape_frame)
 
 
 def _append_framed[Shape: Hashable](
@@ -345,8 +368,13 @@ def _shape_frame(shape: tuple[Any, ...]) -> tuple[bytes, bytes]:
     return _key_frame(ExportKey(b"", *shape))
 
 
-def _key_frame(key: ExportKey) -> tuple[bytes, bytes]:
-    """(bytes before key_data, bytes after it) of this key's record in the export message."""
+def _revised_frame(shape: tuple[Any, ...]) -> tuple[bytes, bytes]:
+    return _key_frame(ExportKey(b"", *shape), _EXPORT_REVISED_KEYS)
+
+
+def _key_frame(key: ExportKey, field_number: int = _EXPORT_KEYS) -> tuple[bytes, bytes]:
+    """(bytes before key_data, bytes after it) of this key's record in the export message,
+    as field `field_number` (7 keys, 8 revised_keys)."""
     tail = (
         _int32_field(_KEY_TRANSMISSION_RISK_LEVEL, key.transmission_risk_level)
         + _int32_field(_KEY_ROLLING_START_INTERVAL_NUMBER, key.rolling_start_interval_number)
@@ -356,7 +384,7 @@ def _key_frame(key: ExportKey) -> tuple[bytes, bytes]:
         tail += _report_type_field(key.report_type)
     if key.days_since_onset is not None:
         tail += _days_since_onset_field(key.days_since_onset)
-    return _key_head(len(tail)), tail
+    return _key_head(len(tail), field_number), tail
 
 
 # Field encodings by value. Bounded caches: real values are few (risk 0-8, one start
@@ -385,8 +413,8 @@ def _days_since_onset_field(value: int) -> bytes:
 
 
 @lru_cache(maxsize=64)
-def _key_head(tail_length: int) -> bytes:
+def _key_head(tail_length: int, field_number: int = _EXPORT_KEYS) -> bytes:
     key_data_field = wire.tag(_KEY_KEY_DATA, wire.LENGTH_DELIMITED) + wire.varint(KEY_LENGTH)
     message_length = len(key_data_field) + KEY_LENGTH + tail_length
-    keys_field = wire.tag(_EXPORT_KEYS, wire.LENGTH_DELIMITED) + wire.varint(message_length)
+    keys_field = wire.tag(field_number, wire.LENGTH_DELIMITED) + wire.varint(message_length)
     return keys_field + key_data_field

@@ -230,10 +230,10 @@ def _export_windows(
                     for current, page in pages:
                         if window is None:
                             window = _WindowWriter(run, current, handoff, deflater)
-                        if page is not None:
+                        if not isinstance(page, _Revised):
                             window.add(page)
                             continue
-                        written = window.close()
+                        written = window.close(page)
                         if written:
                             handoff.submit(_record_window, conn, current, written, run.now)
                         files += len(written)
@@ -246,15 +246,23 @@ def _export_windows(
     return files, keys
 
 
+class _Revised(bytes):
+    """The end of a window's pages, carrying its revised keys (`PACKED_KEY` rows)."""
+
+
 def _pages(
     reader: connection, windows: list[model.Window], page_keys: int
-) -> Iterator[tuple[model.Window, bytes | None]]:
-    """(window, page) for every page of every window, then (window, None) at its end."""
+) -> Iterator[tuple[model.Window, bytes]]:
+    """(window, page) for every page of every window, then (window, its revised keys as a
+    `_Revised`) at its end, read in the same snapshot."""
+    with reader, reader.cursor() as cur:
+        revisions = sql.any_revised_keys(cur)  # one query a run, not one a window
     for window in windows:
         with reader, reader.cursor() as cur:
             for page in sql.packed_pages(cur, window, page_keys):
                 yield window, page
-        yield window, None
+            revised = sql.packed_revised_keys(cur, window) if revisions else b""
+        yield window, _Revised(revised)
 
 
 class _Handoff:
@@ -304,6 +312,7 @@ class _WindowWriter:
         self._split = False
         self._done: list[tuple[int, int, int]] = []  # (part, end_timestamp, real keys)
         self._fakes = run.padding.merger(window) if run.padding else padding.NO_PADDING
+        self._revised = b""  # the revised keys, written into the window's last file
         self._start_file()
 
     def _start_file(self) -> None:
@@ -337,12 +346,13 @@ class _WindowWriter:
                 self._real += take // row
             offset += take
 
-    def close(self) -> list[sql.NewFile]:
-        """Finish the last file; the window's files (none for a window without keys, real or
-        fake)."""
+    def close(self, revised: bytes = b"") -> list[sql.NewFile]:
+        """Finish the last file, with the window's ``revised`` keys; the window's files
+        (none for a window without keys, real, fake or revised)."""
         for rows, fake in self._fakes.rest():
             self._append(rows, fake)
-        if self._file.keys:
+        if self._file.keys or revised:
+            self._revised = revised
             self._finish_file()
         parts = len(self._done)
         return [
@@ -363,6 +373,9 @@ class _WindowWriter:
     def _finish_file(self) -> None:
         part = len(self._done) + 1
         end_timestamp = self._window.end + (part if self._split else 0)
+        if self._revised:
+            self._file.append_revised(self._revised)
+            self._deflate.feed(self._file.written_since(self._deflate.fed))
         export_bin = self._file.finish(end_timestamp)
         self._done.append((part, end_timestamp, self._real))
         path = model.object_path(self._window, part)

@@ -11,9 +11,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from covidtracer.enfkeys.model import MAX_ROLLING_PERIOD, ExposureKey
+from covidtracer.enfkeys.model import MAX_ROLLING_PERIOD, REVOKED, ExposureKey, StoredKey
 
 if TYPE_CHECKING:
     from psycopg2.extensions import cursor
@@ -235,6 +235,9 @@ _CLAIM_AND_INSERT = (
     " FROM claimed AS c, unnest(%(keys)s::bytea[], %(starts)s::integer[],"
     " %(periods)s::integer[], %(risks)s::smallint[]) AS u(k, s, p, t)"
     " WHERE u.s / %(per_day)s - c.onset_day = ANY(%(infectious)s::integer[])"
+    # A negative code's upload claims its token and stores nothing (a negative report only
+    # revokes keys already published, through Google's /v1/publish).
+    " AND c.report_type <> %(revoked)s"
     " ON CONFLICT (key_data) DO NOTHING RETURNING 1"
     ") SELECT (SELECT count(*) FROM claimed), (SELECT count(*) FROM stored)"
 )
@@ -266,6 +269,7 @@ def claim_and_insert_keys(
             "registration": str(registration_id),
             "per_day": INTERVALS_PER_DAY,
             "infectious": sorted(infectious_days),
+            "revoked": REVOKED,
             "keys": [k.key_data for k in keys],
             "starts": [k.rolling_start_number for k in keys],
             "periods": [k.rolling_period for k in keys],
@@ -415,3 +419,39 @@ def delete_idle_registrations_before(cur: cursor, cutoff: datetime) -> int:
         (cutoff,),
     )
     return int(cur.rowcount)
+
+
+# ------------------------------------------------------------------ keys of other contracts
+
+
+# Keys another contract validated (Google's /v1/publish), as INSERT … SELECT over unnested
+# arrays (``key_params``), ready for an ON CONFLICT clause or a further WHERE.
+INSERT_KEYS = (
+    "INSERT INTO exposures (key_data, rolling_start_number, rolling_period,"
+    " transmission_risk_level, report_type, days_since_onset, created_at)"
+    " SELECT u.k, u.s, u.p, u.t, u.r, u.d, %(now)s FROM unnest(%(keys)s::bytea[],"
+    " %(starts)s::integer[], %(periods)s::integer[], %(risks)s::smallint[],"
+    " %(reports)s::smallint[], %(days)s::smallint[]) AS u(k, s, p, t, r, d)"
+)
+
+
+def key_params(keys: Sequence[StoredKey]) -> dict[str, list[Any]]:
+    """``INSERT_KEYS``' arrays for ``keys``."""
+    return {
+        "keys": [k.key_data for k in keys],
+        "starts": [k.rolling_start_number for k in keys],
+        "periods": [k.rolling_period for k in keys],
+        "risks": [k.transmission_risk_level for k in keys],
+        "reports": [k.report_type for k in keys],
+        "days": [k.days_since_onset for k in keys],
+    }
+
+
+def insert_keys(cur: cursor, keys: Sequence[StoredKey], now: datetime) -> list[bytes]:
+    """Store keys that another contract validated, in one statement; a key already stored
+    is left as it was. Returns the key bytes that were new."""
+    cur.execute(
+        INSERT_KEYS + " ON CONFLICT (key_data) DO NOTHING RETURNING key_data",
+        {"now": now, **key_params(keys)},
+    )
+    return [bytes(row[0]) for row in cur.fetchall()]

@@ -33,7 +33,17 @@ MAX_TRANSMISSION_RISK = 8
 # Google's report types (the export's TemporaryExposureKey.report_type).
 CONFIRMED_TEST = 1
 CONFIRMED_CLINICAL_DIAGNOSIS = 2
-TEST_TYPES = {"confirmed": CONFIRMED_TEST, "likely": CONFIRMED_CLINICAL_DIAGNOSIS}
+SELF_REPORT = 3
+REVOKED = 5
+# The test types NCTS may ask a code for, by Google's names (exposure-notifications-server
+# pkg/api/v1/verification_types.go: confirmed, likely, user-report, negative). A negative
+# code only revokes keys already published (``covidtracer.publish``): it never stores keys.
+TEST_TYPES = {
+    "confirmed": CONFIRMED_TEST,
+    "likely": CONFIRMED_CLINICAL_DIAGNOSIS,
+    "user-report": SELF_REPORT,
+    "negative": REVOKED,
+}
 
 CODE_DIGITS = 6
 APP_HASH = re.compile(r"[0-9a-f]{256}")
@@ -354,6 +364,54 @@ def parse_upload(body: Mapping[str, Any], platforms: Sequence[str], rules: KeyRu
     )
 
 
+@dataclass(frozen=True)
+class KeyFields:
+    """A contract's JSON names of a key's four fields (COVID Green's and Google's differ)."""
+
+    key_data: str
+    rolling_start_number: str
+    rolling_period: str
+    transmission_risk: str
+    # Google's transmissionRisk is optional (omitted means 0); COVID Green's is required.
+    risk_optional: bool = False
+
+
+COVID_GREEN_KEY = KeyFields(
+    "keyData", "rollingStartNumber", "rollingPeriod", "transmissionRiskLevel"
+)
+
+
+def parse_key(item: object, fields: KeyFields) -> tuple[ExposureKey | None, dict[str, str]]:
+    """One uploaded key's shape, by either contract: the key, or ``None`` and a message per
+    bad field (keyed ``KeyData``, ``RollingStartNumber``, ``RollingPeriod``,
+    ``TransmissionRiskLevel``; messages never quote the value)."""
+    if not isinstance(item, dict):
+        return None, {"": "Each key must be an object."}
+    problems: dict[str, str] = {}
+    key_data = _key_bytes(item.get(fields.key_data))
+    if key_data is None:
+        problems["KeyData"] = f"The key must be {KEY_LENGTH} bytes in base64."
+    start = _integer(item.get(fields.rolling_start_number), 0, 2**31 - 1)
+    if start is None:
+        problems["RollingStartNumber"] = "The rolling start number is invalid."
+    period = _integer(item.get(fields.rolling_period), 1, MAX_ROLLING_PERIOD)
+    if period is None:
+        problems["RollingPeriod"] = (
+            f"The rolling period must be between 1 and {MAX_ROLLING_PERIOD}."
+        )
+    raw_risk = item.get(fields.transmission_risk)
+    risk = _integer(
+        0 if raw_risk is None and fields.risk_optional else raw_risk, 0, MAX_TRANSMISSION_RISK
+    )
+    if risk is None:
+        problems["TransmissionRiskLevel"] = (
+            f"The transmission risk level must be between 0 and {MAX_TRANSMISSION_RISK}."
+        )
+    if key_data is None or start is None or period is None or risk is None:
+        return None, problems
+    return ExposureKey(key_data, start, period, risk), {}
+
+
 def _parse_keys(
     raw: object, rules: KeyRules, errors: dict[str, list[str]]
 ) -> tuple[ExposureKey, ...]:
@@ -362,28 +420,11 @@ def _parse_keys(
         return ()
     keys = []
     for index, item in enumerate(raw):
-        prefix = f"Exposures[{index}]"
-        if not isinstance(item, dict):
-            errors[prefix] = ["Each key must be an object."]
-            continue
-        key_data = _key_bytes(item.get("keyData"))
-        if key_data is None:
-            errors[f"{prefix}.KeyData"] = [f"The key must be {KEY_LENGTH} bytes in base64."]
-        start = _integer(item.get("rollingStartNumber"), 0, 2**31 - 1)
-        if start is None:
-            errors[f"{prefix}.RollingStartNumber"] = ["The rolling start number is invalid."]
-        period = _integer(item.get("rollingPeriod"), 1, MAX_ROLLING_PERIOD)
-        if period is None:
-            errors[f"{prefix}.RollingPeriod"] = [
-                f"The rolling period must be between 1 and {MAX_ROLLING_PERIOD}."
-            ]
-        risk = _integer(item.get("transmissionRiskLevel"), 0, MAX_TRANSMISSION_RISK)
-        if risk is None:
-            errors[f"{prefix}.TransmissionRiskLevel"] = [
-                f"The transmission risk level must be between 0 and {MAX_TRANSMISSION_RISK}."
-            ]
-        if key_data is not None and start is not None and period is not None and risk is not None:
-            keys.append(ExposureKey(key_data, start, period, risk))
+        key, problems = parse_key(item, COVID_GREEN_KEY)
+        for name, message in problems.items():
+            errors[f"Exposures[{index}]" + (f".{name}" if name else "")] = [message]
+        if key is not None:
+            keys.append(key)
     return tuple(keys)
 
 
@@ -425,42 +466,50 @@ def interval_number(moment: datetime) -> int:
     return int(moment.timestamp()) // INTERVAL_SECONDS
 
 
-def validate_keys(keys: Sequence[ExposureKey], rules: KeyRules, now: datetime) -> None:
-    """Google's key-server rules that need the clock or the whole set.
+def key_age_problem(key: ExposureKey, rules: KeyRules, now: datetime) -> str | None:
+    """Why one key is refused by the clock (it starts in the future, or it stopped being
+    valid more than ``max_age_days`` ago), or ``None``."""
+    if key.rolling_start_number > interval_number(now):
+        return "The key starts in the future."
+    if key.end_interval <= interval_number(now - timedelta(days=rules.max_age_days)):
+        return f"The key expired more than {rules.max_age_days} days ago."
+    return None
 
-    - no key starts in the future;
-    - every key was valid at some point in the last ``max_age_days``;
-    - at most ``max_keys_per_start_interval`` keys share a start interval (a phone may reissue
-      today's key), and keys with different starts do not overlap.
-    Raises ``ValidationError`` naming every offending key.
-    """
-    errors: dict[str, list[str]] = {}
-    current = interval_number(now)
-    oldest = interval_number(now - timedelta(days=rules.max_age_days))
-    for index, key in enumerate(keys):
-        if key.rolling_start_number > current:
-            errors[f"Exposures[{index}].RollingStartNumber"] = ["The key starts in the future."]
-        elif key.end_interval <= oldest:
-            errors[f"Exposures[{index}].RollingStartNumber"] = [
-                f"The key expired more than {rules.max_age_days} days ago."
-            ]
+
+def key_set_problems(keys: Sequence[ExposureKey], rules: KeyRules) -> list[str]:
+    """Why a set of keys is refused as a whole: more than ``max_keys_per_start_interval``
+    keys share a start interval (a phone may reissue today's key), or keys with different
+    starts overlap."""
+    problems = []
     by_start: dict[int, int] = {}
     for key in keys:
         by_start[key.rolling_start_number] = by_start.get(key.rolling_start_number, 0) + 1
-    crowded = [
-        start for start, count in by_start.items() if count > rules.max_keys_per_start_interval
-    ]
-    if crowded:
-        errors.setdefault("Exposures", []).append(
+    if any(count > rules.max_keys_per_start_interval for count in by_start.values()):
+        problems.append(
             f"At most {rules.max_keys_per_start_interval} keys may share a start interval."
         )
     previous_end: int | None = None
     for start in sorted(by_start):
         if previous_end is not None and start < previous_end:
-            errors.setdefault("Exposures", []).append("Keys with different starts overlap.")
+            problems.append("Keys with different starts overlap.")
             break
         ends = [k.end_interval for k in keys if k.rolling_start_number == start]
         previous_end = max(ends) if previous_end is None else max(previous_end, *ends)
+    return problems
+
+
+def validate_keys(keys: Sequence[ExposureKey], rules: KeyRules, now: datetime) -> None:
+    """Google's key-server rules that need the clock or the whole set: ``key_age_problem``
+    for each key and ``key_set_problems``. Raises ``ValidationError`` naming every
+    offending key."""
+    errors: dict[str, list[str]] = {}
+    for index, key in enumerate(keys):
+        problem = key_age_problem(key, rules, now)
+        if problem is not None:
+            errors[f"Exposures[{index}].RollingStartNumber"] = [problem]
+    problems = key_set_problems(keys, rules)
+    if problems:
+        errors["Exposures"] = problems
     if errors:
         raise ValidationError(errors)
 

@@ -41,8 +41,10 @@ from covidtracer.errors import (
     ValidationError,
 )
 from covidtracer.logs import get_logger
+from covidtracer.publish import db as publish_sql
 from covidtracer.ratelimit.model import Limit
 from covidtracer.ratelimit.service import Tally, counted
+from covidtracer.verification import db as verification_sql
 
 log = get_logger(__name__)
 
@@ -324,6 +326,28 @@ def _count_wrong_code(cur: Any, settings: EnfSettings, source_ip: str, now: date
         sql.raise_guard(cur, VERIFY_GUARD, until)
 
 
+def address_retry_after(
+    cur: Any, settings: EnfSettings, source_ip: str, now: datetime
+) -> int | None:
+    """For a contract without registrations (Google's ``POST /api/verify``): seconds until
+    ``source_ip`` may try a code again, once its wrong codes this window reached its
+    allowance (fewer while the country-wide guard is up), else ``None``. Only the address's
+    own wrong codes refuse it; wrong codes in all never refuse anyone."""
+    per_ip, _ = _failure_limits(settings)
+    epoch = int(now.timestamp())
+    bucket = per_ip.bucket(source_ip, epoch)
+    guarded = sql.guard_until(cur, VERIFY_GUARD, now) is not None
+    allowance = settings.tokens.verify_guarded_failures if guarded else per_ip.max_hits
+    if sql.live_counts(cur, [bucket], now).get(bucket, 0) >= allowance:
+        return max(1, per_ip.window_end(epoch) - epoch)
+    return None
+
+
+def record_wrong_code(cur: Any, settings: EnfSettings, source_ip: str, now: datetime) -> None:
+    """A wrong code of either contract: against its address and in all (the guard)."""
+    _count_wrong_code(cur, settings, source_ip, now)
+
+
 def _upload_token_for(
     deps: Deps, cur: Any, registration_id: uuid.UUID, digest: bytes, now: datetime
 ) -> tuple[uuid.UUID | DomainError, bool]:
@@ -590,7 +614,8 @@ def cleanup(deps: Deps, request: None, now: datetime) -> dict[str, int]:
 
     Keys older than ``ENF_KEY_RETENTION_DAYS`` (never under 10 days: settings refuse it and
     so does this guard), codes and upload tokens past their lifetime, nonces never attested
-    within the hour, and registrations idle longer than a refresh token lives.
+    within the hour, registrations idle longer than a refresh token lives, and Google's
+    verification tokens and remembered publish certificates past theirs.
     """
     settings = deps.settings
     retention_days = settings.keys.retention_days
@@ -613,6 +638,13 @@ def cleanup(deps: Deps, request: None, now: datetime) -> dict[str, int]:
                 cur, now - timedelta(days=t.refresh_token_days)
             ),
             "rate_limits": sql.delete_rate_limits_ended_before(cur, now),
+            # Google's contract (covidtracer.verification, covidtracer.publish).
+            "verification_tokens": verification_sql.delete_tokens_created_before(
+                cur, now - timedelta(hours=settings.verification.token_hours)
+            ),
+            "publish_certificates": publish_sql.delete_certificates_before(
+                cur, now - timedelta(hours=settings.publish.certificate_memory_hours)
+            ),
         }
     log.info("enf cleanup", extra={"deleted": deleted})
     return deleted

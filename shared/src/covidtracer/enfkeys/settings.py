@@ -11,7 +11,9 @@ from typing import Any
 from covidtracer import config
 from covidtracer.config import Env, setting
 from covidtracer.enffiles.settings import MIN_KEY_RETENTION_DAYS, EnfExportSettings
+from covidtracer.publish.settings import PublishSettings
 from covidtracer.settings import AwsServiceSettings, DatabaseSettings, PartnerSettings
+from covidtracer.verification.settings import VerificationSettings
 
 __all__ = ["MIN_KEY_RETENTION_DAYS", "EnfSettings", "enf_settings"]
 
@@ -289,6 +291,9 @@ class EnfSettings(AwsServiceSettings):
         "ENF_NOTIFICATION_CONFIG", None, parse=_json_document
     )
     client_config: EnfClientConfigSettings
+    # Google's contract beside COVID Green's: /api/verify, /api/certificate, /v1/publish.
+    verification: VerificationSettings
+    publish: PublishSettings
 
     @property
     def attestation_platforms(self) -> tuple[str, ...]:

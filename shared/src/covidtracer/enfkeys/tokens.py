@@ -31,7 +31,7 @@ class Claims:
 
 
 @cache
-def _jwk(key: str) -> Any:
+def hs256_key(key: str) -> Any:
     """The signing key prepared once: PyJWT's checks of a raw HMAC key cost ~0.3 ms a call."""
     import jwt
 
@@ -64,7 +64,7 @@ def issue(
     }
     if refresh_secret is not None:
         claims["rfs"] = refresh_secret
-    return jwt.encode(claims, _jwk(key), algorithm="HS256")
+    return jwt.encode(claims, hs256_key(key), algorithm="HS256")
 
 
 def verify(key: str, token: str | None, *, kind: str, now: datetime) -> Claims:
@@ -76,7 +76,7 @@ def verify(key: str, token: str | None, *, kind: str, now: datetime) -> Claims:
     try:
         claims = jwt.decode(
             token,
-            _jwk(key),
+            hs256_key(key),
             algorithms=["HS256"],
             audience=ISSUER,
             issuer=ISSUER,

@@ -38,18 +38,19 @@ def runtime_export_bin(batch: ExportBatch) -> bytes:
             verification_key_id=info.verification_key_id,
             signature_algorithm=info.signature_algorithm,
         )
-    for key in sorted(batch.keys, key=lambda k: k.key_data):
-        record = message.keys.add(
-            key_data=key.key_data,
-            transmission_risk_level=key.transmission_risk_level,
-            rolling_start_interval_number=key.rolling_start_interval_number,
-        )
-        if key.rolling_period != DEFAULT_ROLLING_PERIOD:
-            record.rolling_period = key.rolling_period
-        if key.report_type is not None:
-            record.report_type = key.report_type
-        if key.days_since_onset is not None:
-            record.days_since_onset_of_symptoms = key.days_since_onset
+    for field, keys in ((message.keys, batch.keys), (message.revised_keys, batch.revised_keys)):
+        for key in sorted(keys, key=lambda k: k.key_data):
+            record = field.add(
+                key_data=key.key_data,
+                transmission_risk_level=key.transmission_risk_level,
+                rolling_start_interval_number=key.rolling_start_interval_number,
+            )
+            if key.rolling_period != DEFAULT_ROLLING_PERIOD:
+                record.rolling_period = key.rolling_period
+            if key.report_type is not None:
+                record.report_type = key.report_type
+            if key.days_since_onset is not None:
+                record.days_since_onset_of_symptoms = key.days_since_onset
     serialized: bytes = message.SerializeToString()
     return EXPORT_HEADER + serialized
 
@@ -112,6 +113,19 @@ def test_hand_encoding_equals_the_runtime_when_keys_repeat_field_values(seed: in
     keys = tuple(rng.choice(pool)._replace(key_data=rng.randbytes(16)) for _ in range(2000))
 
     assert encode_export_bin(batch_of(keys)) == runtime_export_bin(batch_of(keys))
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_revised_keys_are_field_8_after_the_keys_as_the_runtime_writes_them(seed: int) -> None:
+    rng = random.Random(seed)
+    keys = tuple(random_key(rng) for _ in range(rng.randrange(0, 50)))
+    revised = tuple(random_key(rng) for _ in range(rng.randrange(1, 20)))
+    batch = batch_of(keys, revised_keys=revised)
+
+    assert encode_export_bin(batch) == runtime_export_bin(batch)
+    assert decode_export_bin(encode_export_bin(batch)).revised_keys == tuple(
+        sorted(revised, key=lambda k: k.key_data)
+    )
 
 
 @pytest.mark.parametrize("seed", range(10))

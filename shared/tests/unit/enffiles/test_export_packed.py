@@ -87,6 +87,19 @@ def test_packed_rows_encode_exactly_as_the_key_writer_and_the_runtime(seed: int)
     assert packed == runtime_export_bin(batch)
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_packed_revised_rows_encode_as_the_runtime_writes_revised_keys(seed: int) -> None:
+    rng = random.Random(seed)
+    keys = [random_db_key(rng) for _ in range(rng.randrange(0, 30))]
+    revised = [random_db_key(rng) for _ in range(rng.randrange(1, 30))]
+    writer = PackedExportBin(batch_of(()))
+    writer.append(pack(sorted(keys, key=lambda k: k.key_data)))
+    writer.append_revised(pack(sorted(revised, key=lambda k: k.key_data)))
+
+    expected = batch_of(tuple(keys), revised_keys=tuple(revised))
+    assert bytes(writer.finish()) == runtime_export_bin(expected)
+
+
 def test_packed_rows_take_a_memoryview_slice() -> None:
     keys = [ExportKey(bytes([n]) * 16, 4, 2_650_000, 144, 1, -2) for n in range(10)]
     rows = memoryview(pack(keys))[3 * PACKED_KEY.size : 7 * PACKED_KEY.size]

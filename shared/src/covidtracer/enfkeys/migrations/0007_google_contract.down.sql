@@ -1,0 +1,9 @@
+DROP TABLE publish_certificates;
+DROP TABLE revision_keys;
+DROP INDEX exposures_revised_at_idx;
+ALTER TABLE exposures
+  DROP COLUMN revised_report_type,
+  DROP COLUMN revised_at,
+  DROP COLUMN revised_days_since_onset,
+  DROP COLUMN revised_transmission_risk;
+DROP TABLE verification_tokens;
