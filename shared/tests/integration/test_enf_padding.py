@@ -24,7 +24,6 @@ from typing import Any
 
 import psycopg2
 import pytest
-import test_enf_export as export_tests
 from test_enf_export import _export, _exported, _padded, _secret
 
 from covidtracer.enffiles.exportfile import ExportKey
@@ -43,7 +42,6 @@ UPLOADS = [
 ]  # fmt: skip
 HISTORY_UPLOADS_PER_DAY = 3  # the days before: what "a real upload" looks like
 
-enf = export_tests.enf  # the export tests' fixture: settings on a migrated schema of its own
 
 
 @dataclass(frozen=True)

@@ -468,6 +468,9 @@ def _realistic_outputs(stage: str) -> dict[str, str]:
         "EnfExportsBucket": f"covidtracer-{s}-enf-exports-{a}",
         "EnfTokenSigningSecretArn": secret("enf-token-signing"),
         "ExportSigningKeyId": "mrk-1234abcd12ab34cd56ef1234567890ab",  # a multi-Region key
+        "CertificateSigningKeyId": "1234abcd-12ab-34cd-56ef-1234567890ac",
+        "RevisionTokenKeyArn": key,
+        "EnfAppsSecretArn": secret("enf-apps"),
         "ExposureEventsTable": f"covidtracer-{s}-exposure-events",
         "FcmServiceAccountSecretArn": secret("fcm-service-account"),
         "FeedBucket": f"covidtracer-{s}-feed-{a}",
