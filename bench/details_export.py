@@ -51,6 +51,7 @@ Medians of 3 (2026-12-01, this machine, 2 cores shared, load average 2.3-3.9 as 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -59,6 +60,7 @@ import time
 import urllib.request
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from covidtracer.nctsexport import messages, service
@@ -80,7 +82,22 @@ BEFORE_SECONDS = 9.2  # issue 12: ids only, every user read back
 # https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/on-demand-capacity-mode.html
 NEW_TABLE_READ_UNITS = 12_000
 LAMBDA_MB_PER_VCPU = 1_769
-STAGE_MEMORY_MB = {"dev": 512, "prod": 1_024}  # services/export/.chalice/config.json
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _function_memory_mb() -> dict[str, int]:
+    """The export function's memory per stage (services/export/.chalice/config.json): its
+    own size in the release stage, else the stage's."""
+    config = json.loads((REPO / "services" / "export" / ".chalice" / "config.json").read_text())
+    own = config["stages"]["release"]["lambda_functions"]["export_personal_details"]
+    return {
+        stage: int(own.get("lambda_memory_size", config["stages"][stage]["lambda_memory_size"]))
+        for stage in ("dev", "prod")
+    }
+
+
+STAGE_MEMORY_MB = _function_memory_mb()
 
 
 class DynamoLatency:

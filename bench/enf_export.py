@@ -101,8 +101,14 @@ def _dsn_with_db(url: str, name: str) -> str:
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 
+def _connect(url: str) -> Any:
+    """The bench's own connection to the server itself: without the database's statement
+    timeout (migration 0005), which the seeding and the reads-alone baseline outlast."""
+    return psycopg2.connect(url, options="-c statement_timeout=0")
+
+
 def _admin(url: str, statement: str) -> None:
-    conn = psycopg2.connect(url)
+    conn = _connect(url)
     conn.autocommit = True
     try:
         with conn.cursor() as cur:
@@ -115,7 +121,7 @@ def seed(dsn: str, keys: int, one_day: bool) -> float:
     """Replace every key and file; returns seconds taken."""
     started = time.perf_counter()
     today = int(NOW.timestamp()) // DAY
-    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+    with _connect(dsn) as conn, conn.cursor() as cur:
         cur.execute("TRUNCATE exposures, export_files, export_lease")
         cur.execute(_SEED, {"today": today, "keys": keys, "one_day": one_day})
     _admin(dsn, "VACUUM ANALYZE exposures")
@@ -215,7 +221,7 @@ def _one_run(env: dict[str, str], profile: str | None, out: Any, code: str | Non
 def timed_run(
     env: dict[str, str], dsn: str, profile: str | None = None, code: str | None = None
 ) -> dict[str, Any]:
-    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+    with _connect(dsn) as conn, conn.cursor() as cur:
         cur.execute("TRUNCATE export_files, export_lease")
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
@@ -244,7 +250,7 @@ def db_read_alone(dsn: str) -> float:
 
     settle = EnfExportSettings().settle_seconds
     windows = export_model.plan_windows(int(NOW.timestamp()), 14, settle_seconds=settle)
-    conn = psycopg2.connect(dsn)
+    conn = _connect(dsn)
     conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
     try:
         started = time.perf_counter()
@@ -308,7 +314,7 @@ def main() -> None:
         from covidtracer import migrations
         from covidtracer.enfkeys.schema import MIGRATIONS
 
-        conn = psycopg2.connect(dsn)
+        conn = _connect(dsn)
         try:
             migrations.migrate(conn, MIGRATIONS)
         finally:

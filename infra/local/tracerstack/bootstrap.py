@@ -97,6 +97,19 @@ def bootstrap(
     return Bootstrap(stage, region, ses_region, endpoint_url, outputs)
 
 
+def retire(boot: Bootstrap) -> None:
+    """Deletes what a test stage holds against a quota. Firehose allows 50 delivery streams
+    per account and Region (https://docs.aws.amazon.com/firehose/latest/dev/limits.html) and
+    moto enforces it; every stage creates two, so a test session that made a stage per test
+    module and kept them all would stop at its 26th. Everything else a stage creates is free
+    and goes with the moto server."""
+    firehose = boot.client("firehose")
+    prefix = f"covidtracer-{boot.stage}-"
+    for name in firehose.list_delivery_streams(Limit=10000)["DeliveryStreamNames"]:
+        if name.startswith(prefix):
+            firehose.delete_delivery_stream(DeliveryStreamName=name)
+
+
 def _create_template(
     template: dict[str, Any],
     name: str,

@@ -48,7 +48,7 @@ from typing import Any
 import pytest
 
 from tracerstack import SERVICES
-from tracerstack.bootstrap import Bootstrap, bootstrap
+from tracerstack.bootstrap import Bootstrap, bootstrap, retire
 from tracerstack.environment import LOCAL_CREDENTIALS, service_environment
 from tracerstack.iam.gate import DENIALS_PATH
 from tracerstack.pooler import Pooler, direct_url
@@ -139,13 +139,26 @@ def aws_role() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def aws_stack(moto_endpoint: str) -> Bootstrap:
-    return bootstrap(moto_endpoint, f"t{uuid.uuid4().hex[:10]}")
+def aws_stack(moto_endpoint: str) -> Iterator[Bootstrap]:
+    with isolated_stage(moto_endpoint) as boot:
+        yield boot
 
 
 @pytest.fixture
-def fresh_aws_stack(moto_endpoint: str) -> Bootstrap:
-    return bootstrap(moto_endpoint, f"t{uuid.uuid4().hex[:10]}")
+def fresh_aws_stack(moto_endpoint: str) -> Iterator[Bootstrap]:
+    with isolated_stage(moto_endpoint) as boot:
+        yield boot
+
+
+@contextlib.contextmanager
+def isolated_stage(moto_endpoint: str) -> Iterator[Bootstrap]:
+    """A stage of its own on ``moto_endpoint``, retired when the block ends: the stages of
+    a session share one moto server and its quotas (``bootstrap.retire``)."""
+    boot = bootstrap(moto_endpoint, f"t{uuid.uuid4().hex[:10]}")
+    try:
+        yield boot
+    finally:
+        retire(boot)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import json
 import os
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -25,9 +24,9 @@ from sign_in_flow import SignedIn
 from sign_in_flow import sign_in as sign_in_through
 
 from covidtracer import aws, config, dynamo
-from tracerstack.bootstrap import Bootstrap, bootstrap
+from tracerstack.bootstrap import Bootstrap
 from tracerstack.environment import service_environment
-from tracerstack.pytest_plugin import Partners
+from tracerstack.pytest_plugin import Partners, isolated_stage
 
 # The anti-enumeration padding of initiate is dropped for tests that are not about sign-in
 # (``test_sign_in`` keeps the real limits).
@@ -60,12 +59,13 @@ class Api:
 
 
 @pytest.fixture(scope="session")
-def shared_stack(moto_endpoint: str) -> Bootstrap:
+def shared_stack(moto_endpoint: str) -> Iterator[Bootstrap]:
     """One stack for the whole session (tracerstack's is one per module: a bootstrap costs a
     second or two on this machine). Modules whose assertions need a stage nobody else wrote
     to (the exact feed, the stream's records, a deleted table, the real sign-in limits per
     address) take one of their own (``stack_of_its_own``)."""
-    return bootstrap(moto_endpoint, f"t{uuid.uuid4().hex[:10]}")
+    with isolated_stage(moto_endpoint) as boot:
+        yield boot
 
 
 @pytest.fixture(scope="session")
@@ -78,8 +78,9 @@ def stack_of_its_own() -> Any:
     ``aws_stack = stack_of_its_own()``."""
 
     @pytest.fixture(scope="module", name="aws_stack")
-    def own_stack(moto_endpoint: str) -> Bootstrap:
-        return bootstrap(moto_endpoint, f"t{uuid.uuid4().hex[:10]}")
+    def own_stack(moto_endpoint: str) -> Iterator[Bootstrap]:
+        with isolated_stage(moto_endpoint) as boot:
+            yield boot
 
     return own_stack
 
