@@ -106,3 +106,22 @@ def test_two_stages_do_not_share_resources(
 ) -> None:
     assert aws_stack.outputs["UsersTable"] != fresh_aws_stack.outputs["UsersTable"]
     assert aws_stack.outputs["UserPoolId"] != fresh_aws_stack.outputs["UserPoolId"]
+
+
+def test_a_retired_stage_gives_back_its_delivery_streams_and_only_its_own(
+    moto_endpoint: str, aws_stack: Bootstrap
+) -> None:
+    """Firehose's 50 streams per Region hold on the test session's one moto server: a stage
+    that kept its two would stop the 26th module's bootstrap."""
+    from tracerstack.bootstrap import bootstrap, retire
+
+    firehose = aws_stack.client("firehose")
+    other = bootstrap(moto_endpoint, "retiring")
+    theirs = {f"covidtracer-retiring-{name}" for name in ("analytics", "service-events")}
+    assert theirs <= set(firehose.list_delivery_streams()["DeliveryStreamNames"])
+
+    retire(other)
+
+    left = set(firehose.list_delivery_streams()["DeliveryStreamNames"])
+    assert not theirs & left
+    assert f"covidtracer-{aws_stack.stage}-analytics" in left
