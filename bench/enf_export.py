@@ -184,7 +184,8 @@ def _one_run(env: dict[str, str], profile: str | None, out: Any, code: str | Non
     writer.append = phases.wrap("encode", writer.append)
     signer.sign = phases.wrap("sign (KMS)", signer.sign)  # type: ignore[method-assign]
     service: Any = export_service
-    service.build_zip = phases.wrap("zip", service.build_zip)
+    if hasattr(service, "build_zip"):  # before issue 22: the whole zip built at the end
+        service.build_zip = phases.wrap("zip", service.build_zip)
     streaming = getattr(service, "StreamingDeflate", None)
     if streaming is not None:  # issue 22: deflated page by page, the zip finished at the end
         streaming.zip = phases.wrap("zip (finish)", streaming.zip)

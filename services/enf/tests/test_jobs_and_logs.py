@@ -63,6 +63,7 @@ def test_the_migrate_function_reports_what_it_ran(
         "0005_statement_timeout",
         "0006_guessing",
         "0007_google_contract",
+        "0008_key_mask",
     ]
     assert migrate({}, CONTEXT) == {"ran": [f"up {name}" for name in migrations]}
     assert migrate({}, CONTEXT) == {"ran": []}

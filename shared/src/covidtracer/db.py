@@ -223,10 +223,17 @@ def autocommit(database: DatabaseSettings) -> Iterator[cursor]:
                 conn.autocommit = False
 
 
+# ``unmask_keys`` refused keys masked with a secret its database no longer has
+# (``enfkeys.keymask``): the connection's cached secret is stale, so it is not reused.
+STALE_KEY_MASK = "CTKM1"
+
+
 def _is_driver_failure(error: BaseException) -> bool:
     """Whether the connection may be unusable after ``error`` (then it is not reused)."""
     import psycopg2
 
+    if isinstance(error, psycopg2.Error) and error.pgcode == STALE_KEY_MASK:
+        return True
     return isinstance(error, Unavailable | psycopg2.OperationalError | psycopg2.InterfaceError)
 
 

@@ -56,6 +56,7 @@ def test_the_migrations_go_up_and_down_cleanly(pg_schema: str, pg_schema_direct:
         "up 0005_statement_timeout",
         "up 0006_guessing",
         "up 0007_google_contract",
+        "up 0008_key_mask",
     ]
     assert {
         "exposures",
@@ -68,8 +69,10 @@ def test_the_migrations_go_up_and_down_cleanly(pg_schema: str, pg_schema_direct:
         "verification_tokens",
         "revision_keys",
         "publish_certificates",
+        "key_mask",
     } <= _tables(pg_schema)
     assert migrations.migrate(conn, MIGRATIONS, target=0) == [
+        "down 0008_key_mask",
         "down 0007_google_contract",
         "down 0006_guessing",
         "down 0005_statement_timeout",

@@ -1,4 +1,5 @@
-"""Issue 20, item 2: no exposure key reaches PostgreSQL's log when an export dies mid-page.
+"""Issue 20, item 2: no exposure key reaches PostgreSQL's log when an export dies mid-page,
+nor when a statement that stores, finds or revises keys is cancelled.
 
 PostgreSQL logs the text of a statement that fails, is cancelled or whose connection is
 terminated (``log_min_error_statement = error``, its default): whatever the statement text
@@ -154,3 +155,65 @@ def test_an_export_killed_mid_page_leaves_no_key_in_the_postgresql_log(
             break
     assert killed_mid_statement.search(text), text[-2000:]  # the page's statement is logged …
     assert _logged_keys(text, keys) == []  # … and no key with it
+
+
+def test_key_statements_cancelled_mid_wait_leave_no_key_in_the_postgresql_log(
+    logged_server: tuple[str, Path],
+) -> None:
+    """Every statement that carries keys (COVID Green's upload, Google's publish, the lock
+    and revision of stored keys), cancelled by a statement timeout while it waits for a
+    table another transaction holds: PostgreSQL logs each statement, and no key with it."""
+    import secrets
+    import uuid
+
+    from covidtracer import migrations
+    from covidtracer.enfkeys import db as keys_sql
+    from covidtracer.enfkeys.model import ExposureKey, StoredKey
+    from covidtracer.enfkeys.schema import MIGRATIONS
+    from covidtracer.publish import db as publish_sql
+
+    server_url, log = logged_server
+    setup = psycopg2.connect(server_url)
+    setup.autocommit = True
+    migrations.migrate(setup, MIGRATIONS)
+    keys = [secrets.token_bytes(16) for _ in range(14)]
+    shaped = [ExposureKey(k, (int(NOW.timestamp()) // DAY - 2) * 144, 144, 0) for k in keys]
+    stored = [StoredKey(k.key_data, k.rolling_start_number, 144, 0, 1, 0) for k in shaped]
+    statements = {
+        "upload": lambda cur: keys_sql.claim_and_insert_keys(
+            cur, uuid.uuid4(), uuid.uuid4(), shaped, NOW, infectious_days=frozenset({0})
+        ),
+        "insert": lambda cur: keys_sql.insert_keys(cur, stored, NOW),
+        "publish": lambda cur: publish_sql.publish_new_keys(cur, b"c", b"d", keys, stored, NOW),
+        "lock": lambda cur: publish_sql.lock_stored_keys(cur, keys),
+        "revise": lambda cur: publish_sql.revise_key(cur, keys[0], 1, 0, 2, NOW),
+    }
+    logged_before = log.stat().st_size
+
+    holder = psycopg2.connect(server_url)
+    conn = psycopg2.connect(server_url)
+    conn.autocommit = True
+    try:
+        with holder.cursor() as cur:
+            cur.execute("LOCK TABLE exposures IN ACCESS EXCLUSIVE MODE")
+        with conn.cursor() as cur:
+            cur.execute("SET statement_timeout = 300")
+            for run in statements.values():
+                with pytest.raises(psycopg2.errors.QueryCanceled):
+                    run(cur)
+    finally:
+        holder.rollback()
+        holder.close()
+        conn.close()
+        setup.close()
+    time.sleep(0.5)  # the backends' lines reach the log
+    with log.open("rb") as file:
+        file.seek(logged_before)
+        text = file.read().decode("utf-8", "replace")
+
+    cancelled = re.findall(
+        r"ERROR: +canceling statement due to statement timeout\n[^\n]*STATEMENT: +([^\n]*)", text
+    )
+    assert len(cancelled) == len(statements), text[-3000:]  # each statement is logged …
+    assert all("unmask_keys(" in statement for statement in cancelled)
+    assert _logged_keys(text, set(keys)) == []  # … and no key with it

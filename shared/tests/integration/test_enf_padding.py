@@ -43,7 +43,6 @@ UPLOADS = [
 HISTORY_UPLOADS_PER_DAY = 3  # the days before: what "a real upload" looks like
 
 
-
 @dataclass(frozen=True)
 class Upload:
     at: datetime

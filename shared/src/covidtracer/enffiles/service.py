@@ -330,6 +330,15 @@ class _WindowWriter:
     def add(self, page: bytes) -> None:
         for rows, fake in self._fakes.merged(page):
             self._append(rows, fake)
+        self._feed()
+
+    def _feed(self) -> None:
+        """Hand what was framed since the last feed to the deflate thread: once per page,
+        not per merged segment (a day's fakes cut a page into thousands of segments, and
+        a hand-off per segment cost more than the deflate)."""
+        framed = self._file.written_since(self._deflate.fed)
+        if framed:
+            self._deflate.feed(framed)
 
     def _append(self, rows: bytes | memoryview, fake: bool) -> None:
         view, row, cap = memoryview(rows), PACKED_KEY.size, self._run.max_per_file
@@ -341,7 +350,6 @@ class _WindowWriter:
                 self._start_file()
             take = min(cap - self._file.keys, (len(view) - offset) // row) * row
             self._file.append(view[offset : offset + take])
-            self._deflate.feed(self._file.written_since(self._deflate.fed))
             if not fake:
                 self._real += take // row
             offset += take
@@ -375,7 +383,7 @@ class _WindowWriter:
         end_timestamp = self._window.end + (part if self._split else 0)
         if self._revised:
             self._file.append_revised(self._revised)
-            self._deflate.feed(self._file.written_since(self._deflate.fed))
+        self._feed()
         export_bin = self._file.finish(end_timestamp)
         self._done.append((part, end_timestamp, self._real))
         path = model.object_path(self._window, part)

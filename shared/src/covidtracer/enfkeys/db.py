@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
+from covidtracer.enfkeys.keymask import masked_params, unmasked
 from covidtracer.enfkeys.model import MAX_ROLLING_PERIOD, REVOKED, ExposureKey, StoredKey
 
 if TYPE_CHECKING:
@@ -223,7 +224,7 @@ INTERVALS_PER_DAY = MAX_ROLLING_PERIOD  # a day's intervals: the statement's ``p
 # day is one of the infectious days. An integration test holds the two to the same answers.
 # Nothing is claimed (and so nothing inserted) unless the token is unused and unexpired.
 _CLAIM_AND_INSERT = (
-    "WITH claimed AS ("
+    "WITH claimed AS ("  # noqa: S608 - constants; values are bound
     " UPDATE upload_tokens SET claimed_at = %(now)s, upload_digest = %(digest)s"
     " WHERE id = %(token)s AND registration_id = %(registration)s"
     " AND claimed_at IS NULL AND expires_at > %(now)s"
@@ -232,7 +233,7 @@ _CLAIM_AND_INSERT = (
     " INSERT INTO exposures (key_data, rolling_start_number, rolling_period,"
     " transmission_risk_level, report_type, days_since_onset, created_at)"
     " SELECT u.k, u.s, u.p, u.t, c.report_type, u.s / %(per_day)s - c.onset_day, %(now)s"
-    " FROM claimed AS c, unnest(%(keys)s::bytea[], %(starts)s::integer[],"
+    f" FROM claimed AS c, unnest({unmasked('keys')}, %(starts)s::integer[],"
     " %(periods)s::integer[], %(risks)s::smallint[]) AS u(k, s, p, t)"
     " WHERE u.s / %(per_day)s - c.onset_day = ANY(%(infectious)s::integer[])"
     # A negative code's upload claims its token and stores nothing (a negative report only
@@ -270,10 +271,10 @@ def claim_and_insert_keys(
             "per_day": INTERVALS_PER_DAY,
             "infectious": sorted(infectious_days),
             "revoked": REVOKED,
-            "keys": [k.key_data for k in keys],
             "starts": [k.rolling_start_number for k in keys],
             "periods": [k.rolling_period for k in keys],
             "risks": [k.transmission_risk_level for k in keys],
+            **masked_params(cur, "keys", [k.key_data for k in keys]),
         },
     )
     row = cur.fetchone()
@@ -427,18 +428,18 @@ def delete_idle_registrations_before(cur: cursor, cutoff: datetime) -> int:
 # Keys another contract validated (Google's /v1/publish), as INSERT … SELECT over unnested
 # arrays (``key_params``), ready for an ON CONFLICT clause or a further WHERE.
 INSERT_KEYS = (
-    "INSERT INTO exposures (key_data, rolling_start_number, rolling_period,"
+    "INSERT INTO exposures (key_data, rolling_start_number, rolling_period,"  # noqa: S608 - constants; values are bound
     " transmission_risk_level, report_type, days_since_onset, created_at)"
-    " SELECT u.k, u.s, u.p, u.t, u.r, u.d, %(now)s FROM unnest(%(keys)s::bytea[],"
+    f" SELECT u.k, u.s, u.p, u.t, u.r, u.d, %(now)s FROM unnest({unmasked('keys')},"
     " %(starts)s::integer[], %(periods)s::integer[], %(risks)s::smallint[],"
     " %(reports)s::smallint[], %(days)s::smallint[]) AS u(k, s, p, t, r, d)"
 )
 
 
-def key_params(keys: Sequence[StoredKey]) -> dict[str, list[Any]]:
-    """``INSERT_KEYS``' arrays for ``keys``."""
+def key_params(cur: cursor, keys: Sequence[StoredKey]) -> dict[str, Any]:
+    """``INSERT_KEYS``' arrays for ``keys`` (theirs masked: ``keymask``)."""
     return {
-        "keys": [k.key_data for k in keys],
+        **masked_params(cur, "keys", [k.key_data for k in keys]),
         "starts": [k.rolling_start_number for k in keys],
         "periods": [k.rolling_period for k in keys],
         "risks": [k.transmission_risk_level for k in keys],
@@ -452,6 +453,6 @@ def insert_keys(cur: cursor, keys: Sequence[StoredKey], now: datetime) -> list[b
     is left as it was. Returns the key bytes that were new."""
     cur.execute(
         INSERT_KEYS + " ON CONFLICT (key_data) DO NOTHING RETURNING key_data",
-        {"now": now, **key_params(keys)},
+        {"now": now, **key_params(cur, keys)},
     )
     return [bytes(row[0]) for row in cur.fetchall()]

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from covidtracer.enfkeys.db import INSERT_KEYS, key_params
+from covidtracer.enfkeys.keymask import masked_params, unmasked
 from covidtracer.enfkeys.model import StoredKey
 from covidtracer.publish.model import StoredState
 
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 # on the first's certificate row and, once it commits, conflicts: it changes nothing.
 _PUBLISH_NEW = (
     "WITH existing AS (SELECT 1 FROM exposures"  # noqa: S608 - constants; values are bound
-    " WHERE key_data = ANY(%(incoming)s::bytea[]) LIMIT 1),"
+    f" WHERE key_data = ANY({unmasked('incoming')}) LIMIT 1),"
     " remembered AS (INSERT INTO publish_certificates"
     " (certificate_hash, keys_digest, inserted, created_at)"
     " SELECT %(cert)s, %(digest)s, cardinality(%(keys)s::bytea[]), %(now)s"
@@ -49,8 +50,9 @@ def publish_new_keys(
     request stored meanwhile is not among them); else ``None``, nothing changed. The
     certificate's ``inserted`` is ``len(keys)``: the caller corrects it (``set_inserted``)
     in the rare race where fewer were new."""
-    params = {"cert": digest, "digest": keys_digest, "now": now, "incoming": list(incoming)}
-    cur.execute(_PUBLISH_NEW, {**params, **key_params(keys)})
+    params = {"cert": digest, "digest": keys_digest, "now": now}
+    incoming_params = masked_params(cur, "incoming", incoming)
+    cur.execute(_PUBLISH_NEW, {**params, **incoming_params, **key_params(cur, keys)})
     row = cur.fetchone()
     assert row is not None, "the statement always returns one row"
     return [bytes(key) for key in row[1]] if row[0] else None
@@ -60,9 +62,10 @@ def lock_stored_keys(cur: cursor, key_data: Sequence[bytes]) -> dict[bytes, Stor
     """The keys among ``key_data`` already stored, locked until the transaction ends (two
     revisions of one key queue, and the second sees the first's result)."""
     cur.execute(
-        "SELECT key_data, rolling_start_number, rolling_period, report_type, revised_report_type"
-        " FROM exposures WHERE key_data = ANY(%s::bytea[]) ORDER BY key_data FOR UPDATE",
-        (list(key_data),),
+        "SELECT key_data, rolling_start_number, rolling_period, report_type,"  # noqa: S608 - bound
+        f" revised_report_type FROM exposures WHERE key_data = ANY({unmasked('keys')})"
+        " ORDER BY key_data FOR UPDATE",
+        masked_params(cur, "keys", key_data),
     )
     return {
         bytes(row[0]): StoredState(int(row[1]), int(row[2]), int(row[3]), row[4])
@@ -80,10 +83,16 @@ def revise_key(
 ) -> bool:
     """Record a key's revision (once: a revised key is never revised again)."""
     cur.execute(
-        "UPDATE exposures SET revised_report_type = %s, revised_days_since_onset = %s,"
-        " revised_transmission_risk = %s, revised_at = %s"
-        " WHERE key_data = %s AND revised_at IS NULL",
-        (report_type, days_since_onset, transmission_risk, now, key_data),
+        "UPDATE exposures SET revised_report_type = %(report)s,"  # noqa: S608 - values are bound
+        " revised_days_since_onset = %(days)s, revised_transmission_risk = %(risk)s,"
+        f" revised_at = %(now)s WHERE key_data = ({unmasked('key')})[1] AND revised_at IS NULL",
+        {
+            "report": report_type,
+            "days": days_since_onset,
+            "risk": transmission_risk,
+            "now": now,
+            **masked_params(cur, "key", [key_data]),
+        },
     )
     return bool(cur.rowcount)
 

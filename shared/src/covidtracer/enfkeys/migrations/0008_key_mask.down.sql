@@ -1,0 +1,2 @@
+DROP FUNCTION unmask_keys(bytea[], bytea, bytea);
+DROP TABLE key_mask;
