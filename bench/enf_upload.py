@@ -154,7 +154,7 @@ def _worker(
     elapsed = time.perf_counter() - began
     if profiler:
         profiler.disable()
-        stats = pstats.Stats(profiler)
+        stats = pstats.Stats(profiler, stream=sys.stderr)  # stdout is the drained log pipe
         stats.sort_stats(os.environ.get("BENCH_SORT", "cumulative")).print_stats(25)
     out.put((latencies, elapsed))
 
