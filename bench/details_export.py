@@ -65,8 +65,9 @@ import time
 import urllib.request
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
+
+from lambda_cpu import function_memory_mb, on_lambda
 
 from covidtracer.nctsexport import messages, service
 from covidtracer.nctsexport.repository import (
@@ -86,23 +87,8 @@ BEFORE_SECONDS = 9.2  # issue 12: ids only, every user read back
 # consistent read of an item under 4 KB is one):
 # https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/on-demand-capacity-mode.html
 NEW_TABLE_READ_UNITS = 12_000
-LAMBDA_MB_PER_VCPU = 1_769
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _function_memory_mb() -> dict[str, int]:
-    """The export function's memory per stage (services/export/.chalice/config.json): its
-    own size in the release stage, else the stage's."""
-    config = json.loads((REPO / "services" / "export" / ".chalice" / "config.json").read_text())
-    own = config["stages"]["release"]["lambda_functions"]["export_personal_details"]
-    return {
-        stage: int(own.get("lambda_memory_size", config["stages"][stage]["lambda_memory_size"]))
-        for stage in ("dev", "prod")
-    }
-
-
-STAGE_MEMORY_MB = _function_memory_mb()
+STAGE_MEMORY_MB = function_memory_mb("export", "export_personal_details")
 
 
 class DynamoLatency:
@@ -136,7 +122,6 @@ class DynamoLatency:
 
 def _serve_batch_get(items: dict[str, dict[str, Any]], latency: float, port: int) -> None:
     import http.server
-    import json
     import threading
 
     lock = threading.Lock()
@@ -345,10 +330,7 @@ def main() -> None:
             )
             print(f"  DynamoDB read units a real table would charge per run: {units}")
         cpu = statistics.median(cpu_seconds)
-        lambda_seconds = ", ".join(
-            f"{stage} ({mb} MB) ~{cpu * max(1.0, LAMBDA_MB_PER_VCPU / mb):.2f} s"
-            for stage, mb in STAGE_MEMORY_MB.items()
-        )
+        lambda_seconds = on_lambda(cpu, STAGE_MEMORY_MB)
         print(
             f"ids only, DynamoDB's latency ({args.latency * 1000:.0f} ms a call, {args.parallel}"
             f" in flight, a new table's {NEW_TABLE_READ_UNITS:,} read units/s: read capacity alone"
