@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from covidtracer.enfkeys.keymask import masked_params, unmasked
+from covidtracer.enfkeys import keymask
 from covidtracer.enfkeys.model import MAX_ROLLING_PERIOD, REVOKED, ExposureKey, StoredKey
 
 if TYPE_CHECKING:
@@ -224,7 +224,7 @@ INTERVALS_PER_DAY = MAX_ROLLING_PERIOD  # a day's intervals: the statement's ``p
 # day is one of the infectious days. An integration test holds the two to the same answers.
 # Nothing is claimed (and so nothing inserted) unless the token is unused and unexpired.
 _CLAIM_AND_INSERT = (
-    "WITH claimed AS ("  # noqa: S608 - constants; values are bound
+    "WITH claimed AS ("
     " UPDATE upload_tokens SET claimed_at = %(now)s, upload_digest = %(digest)s"
     " WHERE id = %(token)s AND registration_id = %(registration)s"
     " AND claimed_at IS NULL AND expires_at > %(now)s"
@@ -233,7 +233,7 @@ _CLAIM_AND_INSERT = (
     " INSERT INTO exposures (key_data, rolling_start_number, rolling_period,"
     " transmission_risk_level, report_type, days_since_onset, created_at)"
     " SELECT u.k, u.s, u.p, u.t, c.report_type, u.s / %(per_day)s - c.onset_day, %(now)s"
-    f" FROM claimed AS c, unnest({unmasked('keys')}, %(starts)s::integer[],"
+    " FROM claimed AS c, unnest(%(keys)s, %(starts)s::integer[],"
     " %(periods)s::integer[], %(risks)s::smallint[]) AS u(k, s, p, t)"
     " WHERE u.s / %(per_day)s - c.onset_day = ANY(%(infectious)s::integer[])"
     # A negative code's upload claims its token and stores nothing (a negative report only
@@ -259,13 +259,15 @@ def claim_and_insert_keys(
     ``upload_token_state``), else the number of new keys (a key already stored is ignored).
 
     Concurrent claims queue on the token's row lock; after the winner commits the others
-    find ``claimed_at`` set and claim (and insert) nothing.
+    find ``claimed_at`` set and claim (and insert) nothing. The keys and the digest go
+    masked and keyed (``keymask``).
     """
+    mask = keymask.of(cur)
     cur.execute(
         _CLAIM_AND_INSERT,
         {
             "now": now,
-            "digest": digest,
+            "digest": None if digest is None else mask.digest(digest),
             "token": str(token),
             "registration": str(registration_id),
             "per_day": INTERVALS_PER_DAY,
@@ -274,7 +276,7 @@ def claim_and_insert_keys(
             "starts": [k.rolling_start_number for k in keys],
             "periods": [k.rolling_period for k in keys],
             "risks": [k.transmission_risk_level for k in keys],
-            **masked_params(cur, "keys", [k.key_data for k in keys]),
+            "keys": mask.keys([k.key_data for k in keys]),
         },
     )
     row = cur.fetchone()
@@ -302,7 +304,7 @@ def claimed_by_upload(
     cur.execute(
         "SELECT 1 FROM upload_tokens WHERE id = %s AND registration_id = %s"
         " AND claimed_at IS NOT NULL AND upload_digest = %s",
-        (str(token), str(registration_id), digest),
+        (str(token), str(registration_id), keymask.of(cur).digest(digest)),
     )
     return cur.fetchone() is not None
 
@@ -428,9 +430,9 @@ def delete_idle_registrations_before(cur: cursor, cutoff: datetime) -> int:
 # Keys another contract validated (Google's /v1/publish), as INSERT … SELECT over unnested
 # arrays (``key_params``), ready for an ON CONFLICT clause or a further WHERE.
 INSERT_KEYS = (
-    "INSERT INTO exposures (key_data, rolling_start_number, rolling_period,"  # noqa: S608 - constants; values are bound
+    "INSERT INTO exposures (key_data, rolling_start_number, rolling_period,"
     " transmission_risk_level, report_type, days_since_onset, created_at)"
-    f" SELECT u.k, u.s, u.p, u.t, u.r, u.d, %(now)s FROM unnest({unmasked('keys')},"
+    " SELECT u.k, u.s, u.p, u.t, u.r, u.d, %(now)s FROM unnest(%(keys)s,"
     " %(starts)s::integer[], %(periods)s::integer[], %(risks)s::smallint[],"
     " %(reports)s::smallint[], %(days)s::smallint[]) AS u(k, s, p, t, r, d)"
 )
@@ -439,7 +441,7 @@ INSERT_KEYS = (
 def key_params(cur: cursor, keys: Sequence[StoredKey]) -> dict[str, Any]:
     """``INSERT_KEYS``' arrays for ``keys`` (theirs masked: ``keymask``)."""
     return {
-        **masked_params(cur, "keys", [k.key_data for k in keys]),
+        "keys": keymask.of(cur).keys([k.key_data for k in keys]),
         "starts": [k.rolling_start_number for k in keys],
         "periods": [k.rolling_period for k in keys],
         "risks": [k.transmission_risk_level for k in keys],

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from covidtracer.enfkeys import keymask
 from covidtracer.enfkeys.db import INSERT_KEYS, key_params
-from covidtracer.enfkeys.keymask import masked_params, unmasked
 from covidtracer.enfkeys.model import StoredKey
 from covidtracer.publish.model import StoredState
 
@@ -25,10 +25,10 @@ if TYPE_CHECKING:
 # on the first's certificate row and, once it commits, conflicts: it changes nothing.
 _PUBLISH_NEW = (
     "WITH existing AS (SELECT 1 FROM exposures"  # noqa: S608 - constants; values are bound
-    f" WHERE key_data = ANY({unmasked('incoming')}) LIMIT 1),"
+    " WHERE key_data = ANY(%(incoming)s) LIMIT 1),"
     " remembered AS (INSERT INTO publish_certificates"
     " (certificate_hash, keys_digest, inserted, created_at)"
-    " SELECT %(cert)s, %(digest)s, cardinality(%(keys)s::bytea[]), %(now)s"
+    " SELECT %(cert)s, %(digest)s, cardinality(%(keys)s), %(now)s"
     " WHERE NOT EXISTS (SELECT 1 FROM existing)"
     " ON CONFLICT (certificate_hash) DO NOTHING RETURNING 1),"
     " stored AS (" + INSERT_KEYS + " WHERE EXISTS (SELECT 1 FROM remembered)"
@@ -50,9 +50,9 @@ def publish_new_keys(
     request stored meanwhile is not among them); else ``None``, nothing changed. The
     certificate's ``inserted`` is ``len(keys)``: the caller corrects it (``set_inserted``)
     in the rare race where fewer were new."""
-    params = {"cert": digest, "digest": keys_digest, "now": now}
-    incoming_params = masked_params(cur, "incoming", incoming)
-    cur.execute(_PUBLISH_NEW, {**params, **incoming_params, **key_params(cur, keys)})
+    mask = keymask.of(cur)
+    params = {"cert": digest, "digest": mask.digest(keys_digest), "now": now}
+    cur.execute(_PUBLISH_NEW, {**params, "incoming": mask.keys(incoming), **key_params(cur, keys)})
     row = cur.fetchone()
     assert row is not None, "the statement always returns one row"
     return [bytes(key) for key in row[1]] if row[0] else None
@@ -62,10 +62,10 @@ def lock_stored_keys(cur: cursor, key_data: Sequence[bytes]) -> dict[bytes, Stor
     """The keys among ``key_data`` already stored, locked until the transaction ends (two
     revisions of one key queue, and the second sees the first's result)."""
     cur.execute(
-        "SELECT key_data, rolling_start_number, rolling_period, report_type,"  # noqa: S608 - bound
-        f" revised_report_type FROM exposures WHERE key_data = ANY({unmasked('keys')})"
+        "SELECT key_data, rolling_start_number, rolling_period, report_type,"
+        " revised_report_type FROM exposures WHERE key_data = ANY(%(keys)s)"
         " ORDER BY key_data FOR UPDATE",
-        masked_params(cur, "keys", key_data),
+        {"keys": keymask.of(cur).keys(key_data)},
     )
     return {
         bytes(row[0]): StoredState(int(row[1]), int(row[2]), int(row[3]), row[4])
@@ -83,15 +83,15 @@ def revise_key(
 ) -> bool:
     """Record a key's revision (once: a revised key is never revised again)."""
     cur.execute(
-        "UPDATE exposures SET revised_report_type = %(report)s,"  # noqa: S608 - values are bound
+        "UPDATE exposures SET revised_report_type = %(report)s,"
         " revised_days_since_onset = %(days)s, revised_transmission_risk = %(risk)s,"
-        f" revised_at = %(now)s WHERE key_data = ({unmasked('key')})[1] AND revised_at IS NULL",
+        " revised_at = %(now)s WHERE key_data = (%(key)s)[1] AND revised_at IS NULL",
         {
             "report": report_type,
             "days": days_since_onset,
             "risk": transmission_risk,
             "now": now,
-            **masked_params(cur, "key", [key_data]),
+            "key": keymask.of(cur).keys([key_data]),
         },
     )
     return bool(cur.rowcount)
@@ -103,7 +103,7 @@ def remember_certificate(cur: cursor, digest: bytes, keys_digest: bytes, now: da
     cur.execute(
         "INSERT INTO publish_certificates (certificate_hash, keys_digest, inserted, created_at)"
         " VALUES (%s, %s, 0, %s) ON CONFLICT (certificate_hash) DO NOTHING RETURNING 1",
-        (digest, keys_digest, now),
+        (digest, keymask.of(cur).digest(keys_digest), now),
     )
     return cur.fetchone() is not None
 
@@ -115,14 +115,16 @@ def set_inserted(cur: cursor, digest: bytes, inserted: int) -> None:
     )
 
 
-def remembered_certificate(cur: cursor, digest: bytes) -> tuple[bytes, int] | None:
-    """(keys digest, keys inserted) of the publish that used this certificate."""
+def remembered_publish(cur: cursor, digest: bytes, keys_digest: bytes) -> int | None:
+    """The keys inserted by the publish that used this certificate for these keys (digests
+    compared keyed, as stored: ``keymask``); ``None`` if none did."""
     cur.execute(
-        "SELECT keys_digest, inserted FROM publish_certificates WHERE certificate_hash = %s",
-        (digest,),
+        "SELECT inserted FROM publish_certificates"
+        " WHERE certificate_hash = %s AND keys_digest = %s",
+        (digest, keymask.of(cur).digest(keys_digest)),
     )
     row = cur.fetchone()
-    return (bytes(row[0]), int(row[1])) if row else None
+    return int(row[0]) if row else None
 
 
 def delete_certificates_before(cur: cursor, cutoff: datetime) -> int:

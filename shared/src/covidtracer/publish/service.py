@@ -278,8 +278,8 @@ def _same_publish_again(
     """The answer to a publish whose certificate was already accepted: the first publish's
     count and a revision token for its keys, if the keys are the same (a retry after a lost
     answer); else the certificate is spent."""
-    remembered = sql.remembered_certificate(cur, cert)
-    if remembered is None or remembered[0] != digest:
+    inserted = sql.remembered_publish(cur, cert, digest)
+    if inserted is None:
         raise PublishApiError(
             401,
             model.CERTIFICATE_INVALID,
@@ -287,7 +287,7 @@ def _same_publish_again(
         )
     stored = sql.lock_stored_keys(cur, [k.key.key_data for k in incoming])
     mine = [_revisable(n) for n in incoming if n.key.key_data in stored]
-    return remembered[1], mine
+    return inserted, mine
 
 
 def _seal(keys: Sequence[revision.RevisableKey], data_key: tuple[int, bytes], min_keys: int) -> str:

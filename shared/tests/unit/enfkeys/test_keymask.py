@@ -4,6 +4,7 @@ two together, are in the integration tier (``test_key_mask.py``)."""
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 
 import pytest
@@ -37,8 +38,22 @@ def test_only_16_byte_keys_are_masked(length: int) -> None:
         keymask.mask(SECRET, NONCE, [bytes(length)])
 
 
-def test_the_statement_reads_the_three_parameters_masked_params_gives() -> None:
-    assert keymask.unmasked("incoming") == (
-        "unmask_keys(%(incoming)s::bytea[], %(incoming_nonce)s, %(incoming_mask)s)"
-    )
-    assert keymask.fingerprint(SECRET) == hashlib.sha256(b"fingerprint" + SECRET).digest()[:8]
+def test_a_mask_sends_the_masked_keys_their_nonce_and_the_secrets_fingerprint() -> None:
+    keys = [secrets.token_bytes(16) for _ in range(3)]
+    sent = keymask.Mask(SECRET).keys(keys)
+    assert sent.nonce is not None and len(sent.nonce) == 16
+    assert sent.keys == keymask.mask(SECRET, sent.nonce, keys)
+    assert sent.fingerprint == hashlib.sha256(b"fingerprint" + SECRET).digest()[:8]
+
+
+def test_without_a_secret_keys_go_plain_and_digests_unkeyed() -> None:
+    """A database before migration 0008 (a release's first seconds, before its migrations)."""
+    keys = [secrets.token_bytes(16)]
+    sent = keymask.Mask(None).keys(keys)
+    assert (sent.keys, sent.nonce, sent.fingerprint) == (keys, None, None)
+    assert keymask.Mask(None).digest(b"digest") == b"digest"
+
+
+def test_a_digest_is_an_hmac_under_the_secret() -> None:
+    expected = hmac.new(SECRET, b"digest" + b"d" * 32, hashlib.sha256).digest()
+    assert keymask.Mask(SECRET).digest(b"d" * 32) == expected

@@ -27,6 +27,10 @@ BEGIN
   IF substr(sha256('fingerprint'::bytea || s), 1, 8) IS DISTINCT FROM fingerprint THEN
     RAISE EXCEPTION 'exposure keys masked with another secret' USING ERRCODE = 'CTKM1';
   END IF;
+  -- The casts below would pad or cut a key of another length without a word.
+  IF EXISTS (SELECT 1 FROM unnest(masked) AS m WHERE m IS NULL OR octet_length(m) <> 16) THEN
+    RAISE EXCEPTION 'an exposure key is 16 bytes' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
   RETURN ARRAY(
     SELECT int8send(('x' || encode(substr(m, 1, 8), 'hex'))::bit(64)::bigint
                     # ('x' || encode(substr(p, 1, 8), 'hex'))::bit(64)::bigint)
