@@ -164,4 +164,4 @@ $(addprefix deploy-,$(SERVICES)): deploy-%: install $(PACKAGED)
 	$(BIN)/python -m tracerstack.deploy $(DEPLOY_FLAGS) --service $*
 
 clean: stop
-	rm -rf .local services/*/vendor .venv-checkov
+	rm -rf .local services/*/vendor $(CHECKOV_VENV)

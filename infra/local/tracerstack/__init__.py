@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import socket
 import threading
 from http.server import HTTPServer
 from pathlib import Path
@@ -11,6 +12,14 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[3]
 TEMPLATES = REPO_ROOT / "infra" / "templates"
 SERVICES = REPO_ROOT / "services"
+SERVICE_NAMES = ("auth", "details", "export", "enf")  # the Chalice apps under SERVICES
+
+
+def free_port() -> int:
+    """A TCP port free on the loopback address now (the OS picks it)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def in_thread[S: HTTPServer](server: S, name: str) -> S:

@@ -63,7 +63,7 @@ class Bootstrap:
     outputs: dict[str, str]
 
     def client(self, service: str, region: str | None = None) -> Any:
-        return _client(self.endpoint_url, service, region or self.region)
+        return admin_client(self.endpoint_url, service, region or self.region)
 
 
 @functools.cache
@@ -74,9 +74,6 @@ def admin_client(endpoint_url: str, service: str, region: str) -> Any:
         aws_access_key_id="testing",
         aws_secret_access_key="testing",  # noqa: S106 - moto
     ).client(service, region_name=region, endpoint_url=endpoint_url)
-
-
-_client = admin_client
 
 
 def bootstrap(
@@ -173,7 +170,7 @@ ClientFactory = Callable[[str], Any]
 
 
 def _client_factory(endpoint_url: str, region: str) -> ClientFactory:
-    return lambda service: _client(endpoint_url, service, region)
+    return lambda service: admin_client(endpoint_url, service, region)
 
 
 def _dynamodb_table(clients: ClientFactory, p: dict[str, Any]) -> Created:

@@ -157,17 +157,14 @@ def _holds(condition: re.Match[str], document: Any) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    import boto3
+    from tracerstack.bootstrap import admin_client
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--aws-endpoint", required=True)
     parser.add_argument("--region", default="ap-southeast-2")
     parser.add_argument("--follow", action="append", default=[], metavar="FILE=LOG_GROUP")
     args = parser.parse_args(argv)
-    logs = boto3.session.Session(
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",  # noqa: S106 - moto
-    ).client("logs", region_name=args.region, endpoint_url=args.aws_endpoint)
+    logs = admin_client(args.aws_endpoint, "logs", args.region)
     files = {}
     for pair in args.follow:
         file, _, group = pair.partition("=")

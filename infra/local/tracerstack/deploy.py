@@ -177,6 +177,11 @@ def _stack_parameters(template: str, ctx: Context) -> dict[str, str]:
     return {"Stage": stage.name, **extra.get(template, dict)()}
 
 
+def _not_in_stage(template: str, stage: StageConfig) -> bool:
+    """A DR stack of a stage without a DR region."""
+    return template in DR_TEMPLATES and not stage.dr_region
+
+
 def _stack_region(template: str, stage: StageConfig) -> str:
     if template in DR_TEMPLATES:
         return stage.dr_region
@@ -190,7 +195,7 @@ def _stack_region(template: str, stage: StageConfig) -> str:
 def stack_step(template: str) -> Step:
     def run(ctx: Context) -> None:
         name = stack_name(ctx.stage.name, template)
-        if template in DR_TEMPLATES and not ctx.stage.dr_region:
+        if _not_in_stage(template, ctx.stage):
             ctx.log(f"  skip {name}: the stage has no DR region")
             return
         region = _stack_region(template, ctx.stage)
@@ -488,13 +493,11 @@ def read_wiring_step() -> Step:
 
 def triggers_step() -> Step:
     def run(ctx: Context) -> None:
-        if ctx.wiring.get("AuthTriggersDeployed") == "true":
-            ctx.log("  already wired: the identity stack above kept the triggers")
-            return
-        if ctx.dry_run:
-            ctx.log("  only if the stage has no auth service stack yet (step 1):")
-        ctx.wiring["AuthTriggersDeployed"] = "true"
-        stack_step("identity").run(ctx)
+        _rewire(
+            ctx, "AuthTriggersDeployed", "true", "identity",
+            "wired: the identity stack above kept the triggers",
+            "the stage has no auth service stack yet (step 1)",
+        )  # fmt: skip
 
     return Step(
         "wire the Cognito triggers to the auth Lambdas (identity stack update, new stage only)",
@@ -504,19 +507,28 @@ def triggers_step() -> Step:
 
 def usage_report_schedule_step() -> Step:
     def run(ctx: Context) -> None:
-        function = _output(ctx, "UsageReportFunctionArn")
-        if ctx.wiring.get("UsageReportFunctionArn") == function:
-            ctx.log("  already scheduled: the analytics stack above kept the schedule")
-            return
-        if ctx.dry_run:
-            ctx.log("  only if the stage has no export service stack yet, or its function changed:")
-        ctx.wiring["UsageReportFunctionArn"] = function
-        stack_step("analytics").run(ctx)
+        _rewire(
+            ctx, "UsageReportFunctionArn", _output(ctx, "UsageReportFunctionArn"), "analytics",
+            "scheduled: the analytics stack above kept the schedule",
+            "the stage has no export service stack yet, or its function changed",
+        )  # fmt: skip
 
     return Step(
         "schedule the daily usage report (analytics stack update, new stage or new function)",
         run,
     )
+
+
+def _rewire(ctx: Context, parameter: str, value: str, template: str, kept: str, when: str) -> None:
+    """Update ``template``'s stack with ``parameter`` set to ``value``, unless the stage's
+    wiring (read from CloudFormation) already has it."""
+    if ctx.wiring.get(parameter) == value:
+        ctx.log(f"  already {kept}")
+        return
+    if ctx.dry_run:
+        ctx.log(f"  only if {when}:")
+    ctx.wiring[parameter] = value
+    stack_step(template).run(ctx)
 
 
 def migrations_step() -> Step:
@@ -583,7 +595,7 @@ def load_outputs_step() -> Step:
         import boto3
 
         for template in STACK_ORDER:
-            if template in DR_TEMPLATES and not ctx.stage.dr_region:
+            if _not_in_stage(template, ctx.stage):
                 continue
             region = _stack_region(template, ctx.stage)
             client = boto3.client("cloudformation", region_name=region)

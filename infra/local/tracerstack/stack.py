@@ -39,13 +39,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tracerstack import REPO_ROOT, SERVICES, cloudwatch, jobs, scheduler
+from tracerstack import REPO_ROOT, SERVICE_NAMES, SERVICES, cloudwatch, free_port, jobs, scheduler
 from tracerstack.bootstrap import bootstrap
 from tracerstack.environment import client_ids, service_environment
 from tracerstack.iam.gate import DENIALS_PATH
 from tracerstack.pooler import Pooler, Server
-
-SERVICE_NAMES = ("auth", "details", "export", "enf")
 
 LOCAL_DIR = Path(os.environ.get("COVIDTRACER_LOCAL_DIR", REPO_ROOT / ".local"))
 HOST = "127.0.0.1"
@@ -76,14 +74,8 @@ class Ports:
             enf=int(os.environ.get("ENF_PORT", "8001")),
             edge=int(os.environ.get("EDGE_PORT", "8026")),
             # Nobody types the pooler's address (it is in stack.json): any free port will do.
-            pooler=int(os.environ.get("POOLER_PORT", "0")) or _free_port(),
+            pooler=int(os.environ.get("POOLER_PORT", "0")) or free_port(),
         )
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
 
 
 class StackError(RuntimeError):

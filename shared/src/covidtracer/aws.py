@@ -53,24 +53,29 @@ def _session() -> Any:
 @cache
 def client(service: str, region: str | None = None) -> Any:
     """A boto3 client for ``service`` in ``region`` (default: the main region)."""
-    from botocore.config import Config
-
     aws = settings.aws_settings()
-    connect, read, attempts = budget(service, aws)
     with _making:
         return _session().client(
             service,
             region_name=region or aws.region,
             endpoint_url=aws.endpoint_url,
-            config=Config(
-                connect_timeout=connect,
-                read_timeout=read,
-                # total_max_attempts counts the first call too (botocore's max_attempts does
-                # not, in the config file's sense); standard mode retries throttling, 5xx and
-                # connection errors, read timeouts included, with jittered backoff.
-                retries={"mode": "standard", "total_max_attempts": attempts},
-            ),
+            config=client_config(service),
         )
+
+
+def client_config(service: str) -> Any:
+    """The botocore ``Config`` of ``service``'s clients: its time budget (``budget``)."""
+    from botocore.config import Config
+
+    connect, read, attempts = budget(service, settings.aws_settings())
+    return Config(
+        connect_timeout=connect,
+        read_timeout=read,
+        # total_max_attempts counts the first call too (botocore's max_attempts does not,
+        # in the config file's sense); standard mode retries throttling, 5xx and connection
+        # errors, read timeouts included, with jittered backoff.
+        retries={"mode": "standard", "total_max_attempts": attempts},
+    )
 
 
 def forget_credentials() -> None:

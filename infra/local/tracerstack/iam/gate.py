@@ -36,11 +36,12 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import quote
 
+from tracerstack.bootstrap import ACCOUNT_ID
+from tracerstack.environment import LOCAL_CREDENTIALS
 from tracerstack.iam import policy
 from tracerstack.iam.requests import ApiRequest, Unmapped, authorizations, operation_name
 
-ACCOUNT_ID = "123456789012"  # moto's default account, the local stack's
-ADMIN_ACCESS_KEYS = frozenset({"testing"})
+ADMIN_ACCESS_KEYS = frozenset({LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"]})
 DENIALS_PATH = "/_tracerstack/iam/denials"
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -94,17 +95,20 @@ class IamGate:
             region=region,
             account=self._account,
         )
-        refusal = self._refusal(request, access_key, authorization)
+        session = _session(self._account, access_key)
+        refusal = self._refusal(request, session, access_key, authorization)
         if refusal is not None:
             return refusal(start_response)
+        assert session is not None, "a request without a session is refused"
         if _reads_an_object(request):
-            return self._missing_object_as_403(request, access_key, environ, start_response)
+            return self._missing_object_as_403(request, session, environ, start_response)
         return self._app(environ, start_response)
 
     # ------------------------------------------------------------------ decisions
 
-    def _refusal(self, request: ApiRequest, access_key: str, authorization: str) -> Any:
-        session = _session(self._account, access_key)
+    def _refusal(
+        self, request: ApiRequest, session: Session | None, access_key: str, authorization: str
+    ) -> Any:
         if session is None or request.headers.get("x-amz-security-token") != session.token:
             return _error(
                 request, "invalid-key", "The security token included in the request is invalid."
@@ -147,24 +151,23 @@ class IamGate:
         print(f"IAM denied {operation_name(request)}: {message}", flush=True)
         return _error(request, "denied", message)
 
-    def allowed(self, access_key: str, check: policy.Request) -> bool:
-        session = _session(self._account, access_key)
+    @staticmethod
+    def _allowed(session: Session, check: policy.Request) -> bool:
         try:
-            decision = policy.decide(session.policies, check) if session else None
+            return policy.decide(session.policies, check) is policy.Decision.ALLOW
         except policy.PolicyError:
             return False
-        return decision is policy.Decision.ALLOW
 
     def _missing_object_as_403(
         self,
         request: ApiRequest,
-        access_key: str,
+        session: Session,
         environ: dict[str, Any],
         start_response: Callable[..., Any],
     ) -> Any:
         bucket = request.path.lstrip("/").partition("/")[0]
         listing = policy.Request("s3:ListBucket", f"arn:aws:s3:::{bucket}", {"s3:prefix": ""})
-        if self.allowed(access_key, listing):
+        if self._allowed(session, listing):
             return self._app(environ, start_response)
         captured: dict[str, Any] = {}
 
