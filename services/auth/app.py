@@ -26,7 +26,7 @@ snapstart.prepare(
     "covidtracer.signin.wiring:trigger_deps",
     "covidtracer.aws:ses",  # in the SES region
     imports=("pynamodb.models",),
-    clients=("dynamodb", "sqs"),
+    clients=("sqs",),  # DynamoDB is pynamodb's: prepare connects the tables the wiring bound
 )
 
 Event = dict[str, Any]

@@ -28,6 +28,7 @@ from covidtracer.enfkeys.settings import enf_settings
 from covidtracer.http import (
     ApiApp,
     ChaffRoute,
+    as_bytes,
     bearer_token,
     chaff_answer_no_content,
     chaff_answer_padding,
@@ -88,9 +89,8 @@ def _call(  # noqa: UP047
 
 def _google_request(request: Request) -> JsonRequest:
     """The current request for one of Google's routes: the body as sent."""
-    raw = request.raw_body or b""
     return JsonRequest(
-        raw_body=raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw,
+        raw_body=as_bytes(request.raw_body or b""),
         content_type=str(request.headers.get("content-type", "")),
         api_key=request.headers.get("x-api-key"),
         source_ip=source_ip(request),

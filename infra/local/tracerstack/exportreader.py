@@ -15,6 +15,8 @@ from covidtracer.enffiles.exportfile import (
     EXPORT_BIN_NAME,
     EXPORT_HEADER,
     EXPORT_SIG_NAME,
+    NO_ONSET,
+    PACKED_KEY,
     ExportBatch,
     ExportKey,
     ExportSignature,
@@ -122,3 +124,14 @@ def _export_key(key: pb.TemporaryExposureKey) -> ExportKey:
             else None
         ),
     )
+
+
+def unpack_keys(packed_keys: bytes | bytearray | memoryview) -> list[ExportKey]:
+    """`PACKED_KEY` rows as `ExportKey`s (report_type set; `NO_ONSET` as no onset), as the
+    tests read what the export packs. Raises `ValueError` if it is not whole rows."""
+    if len(packed_keys) % PACKED_KEY.size:
+        raise ValueError(f"packed keys must be whole {PACKED_KEY.size}-byte rows")
+    return [
+        ExportKey(key, risk, start, period, report, None if onset == NO_ONSET else onset)
+        for key, risk, start, period, report, onset in PACKED_KEY.iter_unpack(packed_keys)
+    ]

@@ -111,7 +111,7 @@ def secrets() -> SecretsManagerClient:
 
 
 def cognito() -> CognitoIdentityProviderClient:
-    return client("cognito-idp")  # type: ignore[no-any-return]
+    return client(COGNITO)  # type: ignore[no-any-return]
 
 
 def ses() -> SESClient:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Collection
-from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from pynamodb.exceptions import PynamoDBException
@@ -32,9 +31,8 @@ def bind[M: Model](model: type[M], table_name: str) -> type[M]:
     return _bound(model, table_name, settings.aws_settings())  # type: ignore[return-value]
 
 
-def meta(table_name: str, aws_settings: settings.AwsSettings | None = None) -> type:
+def meta(table_name: str, where: settings.AwsSettings) -> type:
     """A pynamodb ``Meta`` for ``table_name``: region, endpoint, timeouts and retries."""
-    where = aws_settings or settings.aws_settings()
     connect, read, attempts = aws.budget("dynamodb", where)
     return type(
         "Meta",
@@ -53,15 +51,19 @@ def meta(table_name: str, aws_settings: settings.AwsSettings | None = None) -> t
     )
 
 
-# Every bound model made in this environment (their connections hold clients).
-_made: list[type[Model]] = []
+# Every bound model made in this environment, by what it was bound to (their connections
+# hold clients: ``connect_bound``, ``forget_credentials``).
+_made: dict[tuple[type[Model], str, settings.AwsSettings], type[Model]] = {}
 
 
-@cache
 def _bound(model: type[Model], table_name: str, where: settings.AwsSettings) -> type[Model]:
-    bound_meta = meta(table_name, where)
-    made = type(model.__name__, (model,), {"Meta": bound_meta, "__module__": model.__module__})
-    _made.append(made)
+    made = _made.get((model, table_name, where))
+    if made is None:
+        bound_meta = meta(table_name, where)
+        attributes = {"Meta": bound_meta, "__module__": model.__module__}
+        made = _made.setdefault(
+            (model, table_name, where), type(model.__name__, (model,), attributes)
+        )
     return made
 
 
@@ -99,6 +101,18 @@ def delete_if_present(model: type[Model], key: object, table_role: str) -> bool:
     return True
 
 
+def update_if(item: Model, actions: list[Any], condition: Any, table_role: str) -> bool:
+    """Applies ``actions`` to ``item`` if ``condition`` holds; ``False`` if it did not (the
+    item changed or went meanwhile). Raises ``Unavailable`` when DynamoDB does not answer."""
+    try:
+        item.update(actions=actions, condition=condition)
+    except PynamoDBException as error:
+        if is_conditional_check_failure(error):
+            return False
+        raise unavailable(table_role, error) from error
+    return True
+
+
 def item_of[M: Model](
     model: type[M], record: DataclassInstance, *, omit: Collection[str] = (), **attributes: Any
 ) -> M:
@@ -129,7 +143,6 @@ def unavailable(table_role: str, error: Exception) -> Unavailable:
 
 def reset() -> None:
     """Forget bound models (tests point them at a fresh endpoint)."""
-    _bound.cache_clear()
     _made.clear()
 
 
@@ -137,7 +150,7 @@ def connect_bound() -> None:
     """Make every bound model's botocore client now (SnapStart's init): the DynamoDB service
     model is parsed once, into the snapshot, instead of in a restored environment's first
     request. No request is sent."""
-    for model in list(_made):
+    for model in list(_made.values()):
         _ = model._get_connection().connection.client
 
 
@@ -146,7 +159,7 @@ def forget_credentials() -> None:
     the parsed service model (pynamodb makes a new client from the same session when the old
     one has lost its credentials: ``pynamodb.connection.base.Connection.client``). SnapStart
     calls this before the snapshot."""
-    for model in list(_made):
+    for model in list(_made.values()):
         connection = getattr(model, "_connection", None)
         if connection is None:
             continue

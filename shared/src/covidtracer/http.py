@@ -104,12 +104,18 @@ def json_body(
     return value
 
 
+def as_bytes(raw: bytes | str) -> bytes:
+    """A request body as sent: Chalice hands a text body over as ``str`` (a lone surrogate
+    kept, for the boundary's checks to refuse)."""
+    return raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+
+
 def _may_be_hostile(raw: bytes | str) -> bool:
     """Whether a parsed body needs ``_check_json``: a lone surrogate can only come from a
     ``\\uD800``-style escape (UTF-8 bytes cannot encode one), and nesting deeper than
     ``MAX_JSON_DEPTH`` needs more brackets than that. Keeps the walk off the hot path (an
     upload of 30 keys has 32 brackets)."""
-    data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+    data = as_bytes(raw)
     if b"\x00" in data:
         return True  # UTF-16 or UTF-32 (json.loads accepts them): the byte scan cannot tell
     brackets = data.count(b"[") + data.count(b"{")

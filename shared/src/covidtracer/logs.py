@@ -14,11 +14,13 @@ import instead of ~60 ms, and the cold-start budget is 150 ms for the whole app.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import re
 import sys
+import threading
 import time
 import traceback
 from contextvars import ContextVar
@@ -149,8 +151,17 @@ def metric(name: str, value: int, *, stage: str, logger: str, message: str, **fi
         "message": message,
     }
     line.update(_context.get() or {})
-    try:
-        sys.stdout.write(json.dumps(line, separators=(",", ":"), default=str) + "\n")
+    with contextlib.suppress(OSError, ValueError):
+        write_line(json.dumps(line, separators=(",", ":"), default=str) + "\n")
+
+
+# One line at a time: a threaded host (chalice local) must not interleave two lines.
+_write_lock = threading.Lock()
+
+
+def write_line(line: str) -> None:
+    """Writes one whole line to standard output, the function's log (Lambda's runtime
+    forwards each line to CloudWatch Logs as a log event): metrics and analytics events."""
+    with _write_lock:
+        sys.stdout.write(line)
         sys.stdout.flush()
-    except (OSError, ValueError):
-        pass

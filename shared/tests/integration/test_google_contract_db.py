@@ -16,7 +16,6 @@ import psycopg2
 
 from covidtracer import aws, db
 from covidtracer.enffiles import db as files_sql
-from covidtracer.enffiles.exportfile import unpack_keys
 from covidtracer.enffiles.model import Window
 from covidtracer.enfkeys import db as keys_sql
 from covidtracer.enfkeys.settings import EnfSettings
@@ -30,6 +29,7 @@ from covidtracer.verification import service as verification
 from covidtracer.verification import wiring as verification_wiring
 from covidtracer.verification.model import JsonRequest
 from tracerstack.enx import enx_keys, tekmac
+from tracerstack.exportreader import unpack_keys
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 

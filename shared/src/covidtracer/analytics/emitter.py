@@ -21,7 +21,6 @@ the schema refuses is a bug: it is counted and reported as the CloudWatch metric
 
 from __future__ import annotations
 
-import sys
 import threading
 import uuid
 from collections import Counter
@@ -36,23 +35,12 @@ log = logs.get_logger(__name__)
 
 DROPPED_METRIC = "AnalyticsEventsDropped"
 
-# One line at a time: a threaded host (chalice local) must not interleave two lines.
-_write_lock = threading.Lock()
-
-
-def write_to_log(line: str) -> None:
-    """Writes one whole line to standard output, the function's log (Lambda's runtime
-    forwards each line to CloudWatch Logs as a log event)."""
-    with _write_lock:
-        sys.stdout.write(line)
-        sys.stdout.flush()
-
 
 class Emitter:
     def __init__(
         self,
         config: AnalyticsSettings | None,
-        write: Callable[[str], None] = write_to_log,
+        write: Callable[[str], None] = logs.write_line,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,

@@ -227,7 +227,8 @@ class PackedExportBin:
 
     def written_since(self, offset: int) -> bytes:
         """A copy of what was framed after ``offset`` (the export pipeline deflates it)."""
-        return bytes(self._out[offset:])
+        with memoryview(self._out) as framed:
+            return bytes(framed[offset:])  # one copy (a bytearray slice would be a second)
 
     def append_revised(self, packed_keys: bytes | memoryview) -> None:
         """Append `PACKED_KEY` rows as revised_keys (field 8), after every key: the field
@@ -245,17 +246,6 @@ class PackedExportBin:
                 raise ValueError("the header changed length")
             self._out[: self._header_length] = header
         return self._out
-
-
-def unpack_keys(packed_keys: bytes | bytearray | memoryview) -> list[ExportKey]:
-    """`PACKED_KEY` rows as `ExportKey`s (report_type set; `NO_ONSET` as no onset): for the
-    few keys of a file that gets padding. Raises `ValueError` if it is not whole rows."""
-    if len(packed_keys) % PACKED_KEY.size:
-        raise ValueError(f"packed keys must be whole {PACKED_KEY.size}-byte rows")
-    return [
-        ExportKey(key, risk, start, period, report, None if onset == NO_ONSET else onset)
-        for key, risk, start, period, report, onset in PACKED_KEY.iter_unpack(packed_keys)
-    ]
 
 
 def _packed_key(shape: bytes) -> ExportKey:

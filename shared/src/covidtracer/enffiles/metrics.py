@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from covidtracer import aws
-from covidtracer.logs import get_logger
+from covidtracer.logs import METRIC_NAMESPACE, get_logger
 
 log = get_logger(__name__)
 
-METRIC_NAMESPACE = "CovidTracer"
 METRIC_EXPORT_COMPLETED = "EnfExportCompleted"
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from covidtracer.enffiles.exportfile import EXPORT_BIN_NAME, EXPORT_SIG_NAME, ZIP_DATE_TIME
@@ -46,7 +45,7 @@ def _dos_time() -> tuple[int, int]:
 
 class StreamingDeflate:
     """One export.bin's deflate, fed a page at a time on ``pool``'s thread (one worker, so
-    the pages are compressed in order). ``zip`` finishes it; ``abandon`` drops it."""
+    the pages are compressed in order). ``zip`` finishes it."""
 
     def __init__(self, level: int, header_length: int, pool: ThreadPoolExecutor) -> None:
         self._level = level
@@ -54,17 +53,15 @@ class StreamingDeflate:
         self._pool = pool
         self._compressor = zlib.compressobj(level, zlib.DEFLATED, _RAW_DEFLATE)
         self._blocks: list[Future[bytes]] = []
-        self._waiting: deque[Future[bytes]] = deque()
         self.fed = header_length  # bytes of the export.bin handed over so far
 
     def feed(self, data: bytes) -> None:
         """The export.bin's next bytes (after the header): compressed on the pool's thread.
         Waits while ``PAGES_AHEAD`` pages are still waiting for it."""
-        while len(self._waiting) >= PAGES_AHEAD:
-            self._waiting.popleft().result()
-        block = self._pool.submit(self._compressor.compress, data)
-        self._blocks.append(block)
-        self._waiting.append(block)
+        if len(self._blocks) >= PAGES_AHEAD:
+            # One worker compresses in order: once this block is done, so are all before it.
+            self._blocks[-PAGES_AHEAD].result()
+        self._blocks.append(self._pool.submit(self._compressor.compress, data))
         self.fed += len(data)
 
     def zip(self, export_bin: bytes | bytearray, export_sig: bytes) -> bytes:
@@ -80,7 +77,6 @@ class StreamingDeflate:
         # The blocks stay separate up to the zip itself: one copy of the file, not three.
         body = [head, *(block.result() for block in self._blocks), tail.result()]
         self._blocks.clear()
-        self._waiting.clear()
         signature = zlib.compressobj(self._level, zlib.DEFLATED, _RAW_DEFLATE)
         sig_body = [signature.compress(export_sig) + signature.flush()]
         return _zip(
@@ -89,13 +85,6 @@ class StreamingDeflate:
                 (EXPORT_SIG_NAME, sig_body, zlib.crc32(export_sig), len(export_sig)),
             ]
         )
-
-    def abandon(self) -> None:
-        """Forget the file (it is written another way): wait for the blocks in flight."""
-        for block in self._blocks:
-            block.exception()
-        self._blocks.clear()
-        self._waiting.clear()
 
 
 def _zip(entries: list[tuple[str, list[bytes], int, int]]) -> bytes:

@@ -304,26 +304,41 @@ def _guard_until(cur: Any, settings: EnfSettings, source_ip: str, now: datetime)
     """When the guessing guard ends for a request from ``source_ip``, if it is up: the
     country-wide one (raised for a day when wrong codes in all cross their threshold), or the
     address's own (its wrong codes this window reached its budget: until the window ends)."""
-    per_ip, _ = _failure_limits(settings)
-    epoch = int(now.timestamp())
-    bucket = per_ip.bucket(source_ip, epoch)
-    ends = [sql.guard_until(cur, VERIFY_GUARD, now)]
-    if sql.live_counts(cur, [bucket], now).get(bucket, 0) >= per_ip.max_hits:
-        ends.append(datetime.fromtimestamp(per_ip.window_end(epoch), UTC))
+    per_ip, country_until, wrong_here = _guessing(cur, settings, source_ip, now)
+    ends = [country_until]
+    if wrong_here >= per_ip.max_hits:
+        ends.append(datetime.fromtimestamp(per_ip.window_end(int(now.timestamp())), UTC))
     return max((end for end in ends if end is not None), default=None)
 
 
-def _count_wrong_code(cur: Any, settings: EnfSettings, source_ip: str, now: datetime) -> None:
-    """A wrong code counts against its address and in all. While the count in all is at
-    its threshold, every further one keeps the country-wide guard up for a full guard
-    period, so an ongoing guesser never finds it down."""
+def _guessing(
+    cur: Any, settings: EnfSettings, source_ip: str, now: datetime
+) -> tuple[Limit, datetime | None, int]:
+    """(the per-address limit, the end of the country-wide guard if it is up, the wrong
+    codes from ``source_ip`` this window)."""
+    per_ip, _ = _failure_limits(settings)
+    bucket = per_ip.bucket(source_ip, int(now.timestamp()))
+    wrong_here = sql.live_counts(cur, [bucket], now).get(bucket, 0)
+    return per_ip, sql.guard_until(cur, VERIFY_GUARD, now), wrong_here
+
+
+def record_wrong_code(cur: Any, settings: EnfSettings, source_ip: str, now: datetime) -> None:
+    """A wrong code of either contract counts against its address and in all. While the
+    count in all is at its threshold, every further one keeps the country-wide guard up for
+    a full guard period, so an ongoing guesser never finds it down."""
     per_ip, country = _failure_limits(settings)
-    epoch = int(now.timestamp())
-    counters = sql.SqlCounters(cur)
-    counters.hit(per_ip.bucket(source_ip, epoch), per_ip.window_end(epoch))
-    if counters.hit(country.bucket("all", epoch), country.window_end(epoch)) >= country.max_hits:
+    tally = Tally(sql.SqlCounters(cur), now)
+    tally.note(per_ip, source_ip)
+    if tally.note(country, "all") >= country.max_hits:
         until = now + timedelta(hours=settings.tokens.verify_guard_hours)
         sql.raise_guard(cur, VERIFY_GUARD, until)
+
+
+def report_wrong_code(stage: str, reason: str, now: datetime, logger: str) -> None:
+    """After its transaction commits: the guessing metric (its alarm) and the event."""
+    logs.metric(GUESS_METRIC, 1, stage=stage, logger=logger, message="wrong upload code",
+                reason=reason)  # fmt: skip
+    emit("upload_code_rejected", categories={"reason": reason}, now=now)
 
 
 def address_retry_after(
@@ -333,23 +348,20 @@ def address_retry_after(
     ``source_ip`` may try a code again, once its wrong codes this window reached its
     allowance (fewer while the country-wide guard is up), else ``None``. Only the address's
     own wrong codes refuse it; wrong codes in all never refuse anyone."""
-    per_ip, _ = _failure_limits(settings)
-    epoch = int(now.timestamp())
-    bucket = per_ip.bucket(source_ip, epoch)
-    guarded = sql.guard_until(cur, VERIFY_GUARD, now) is not None
-    allowance = settings.tokens.verify_guarded_failures if guarded else per_ip.max_hits
-    if sql.live_counts(cur, [bucket], now).get(bucket, 0) >= allowance:
-        return max(1, per_ip.window_end(epoch) - epoch)
+    per_ip, country_until, wrong_here = _guessing(cur, settings, source_ip, now)
+    allowance = settings.tokens.verify_guarded_failures if country_until else per_ip.max_hits
+    if wrong_here >= allowance:
+        return per_ip.retry_after(int(now.timestamp()))
     return None
 
 
-def record_wrong_code(cur: Any, settings: EnfSettings, source_ip: str, now: datetime) -> None:
-    """A wrong code of either contract: against its address and in all (the guard)."""
-    _count_wrong_code(cur, settings, source_ip, now)
-
-
 def _upload_token_for(
-    deps: Deps, cur: Any, registration_id: uuid.UUID, digest: bytes, now: datetime
+    deps: Deps,
+    cur: Any,
+    registration: sql.VerifyState,
+    registration_id: uuid.UUID,
+    digest: bytes,
+    now: datetime,
 ) -> tuple[uuid.UUID | DomainError, bool]:
     """(the upload token or the refusal, whether it was a wrong code).
 
@@ -363,7 +375,8 @@ def _upload_token_for(
         token = deps.new_id()
         lifetime = timedelta(hours=deps.settings.tokens.upload_token_ttl_hours)
         sql.insert_upload_token(cur, token, registration_id, claimed, now, now + lifetime)
-        sql.record_verify_success(cur, registration_id)
+        if registration.failures_since_success:
+            sql.record_verify_success(cur, registration_id)
         return token, False
     issued = sql.issued_token(cur, digest, registration_id)
     if issued is not None:
@@ -402,29 +415,29 @@ def verify_code(deps: Deps, request: ApiRequest, now: datetime) -> uuid.UUID:
             min_interval_seconds=t.verify_min_interval_seconds,
             daily_failures=t.verify_daily_failures,
             guarded_failures=t.verify_guarded_failures,
-            guarded_until=_guard_until(cur, settings, request.source_ip, now),
+            # Read only where it can matter: the guard limits a registration's wrong codes
+            # since its last right one, and most have none.
+            guarded_until=(
+                _guard_until(cur, settings, request.source_ip, now)
+                if state.failures_since_success >= t.verify_guarded_failures
+                else None
+            ),
         )
         if retry_after is not None:
             emit("upload_code_rejected", categories={"reason": "rate_limited"}, now=now)
             raise TooManyRequests(retry_after)
-        outcome, wrong = _upload_token_for(deps, cur, registration_id, digest, now)
+        outcome, wrong = _upload_token_for(deps, cur, state, registration_id, digest, now)
         if wrong:
             today = now.date()
             failures = state.failures + 1 if state.failure_day == today else 1
             sql.record_verify_failure(cur, registration_id, now, today, failures)
-            _count_wrong_code(cur, settings, request.source_ip, now)
+            record_wrong_code(cur, settings, request.source_ip, now)
     if isinstance(outcome, DomainError):
         reason = "expired" if isinstance(outcome, Gone) else "unknown"
         if wrong:
-            logs.metric(
-                GUESS_METRIC,
-                1,
-                stage=settings.stage,
-                logger=__name__,
-                message="wrong upload code",
-                reason=reason,
-            )
-        emit("upload_code_rejected", categories={"reason": reason}, now=now)
+            report_wrong_code(settings.stage, reason, now, __name__)
+        else:
+            emit("upload_code_rejected", categories={"reason": reason}, now=now)
         raise outcome
     emit("upload_code_verified", now=now)
     return outcome

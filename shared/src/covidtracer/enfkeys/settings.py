@@ -3,6 +3,7 @@ whole ``services/enf`` configuration, read at once with every problem reported t
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -107,16 +108,6 @@ class EnfKeySettings:
             )
 
 
-def _android_root(env: Env, name: str, default: Any) -> str | None:
-    value = env.raw(name)
-    if value is None:
-        return None
-    if value not in ANDROID_ROOTS:
-        env.problems.append(f"{name} must be one of {', '.join(ANDROID_ROOTS)}, got {value!r}")
-        return None
-    return value
-
-
 @dataclass(frozen=True, kw_only=True)
 class AttestationSettings:
     """Device attestation at ``PUT /register`` (and key upload), one verifier per platform."""
@@ -127,7 +118,7 @@ class AttestationSettings:
     android_package_name: str = setting("ANDROID_PACKAGE_NAME", "nz.govt.health.covidtracer")
     # The root certificate the SafetyNet / Play Integrity chain must end at: one shipped in the
     # package, by name (deployed stages), or a PEM given inline (tests and the local stack).
-    android_root: str | None = setting("ANDROID_ATTESTATION_ROOT", None, parse=_android_root)
+    android_root: str | None = setting("ANDROID_ATTESTATION_ROOT", None, choices=ANDROID_ROOTS)
     android_root_pem: str | None = setting("ANDROID_ATTESTATION_ROOT_PEM", None)
     android_hostname: str = setting("ANDROID_ATTESTATION_HOSTNAME", "attest.android.com")
     android_max_age_seconds: int = setting("ANDROID_ATTESTATION_MAX_AGE_SECONDS", 600, minimum=10)
@@ -141,8 +132,7 @@ class AttestationSettings:
     def android_trusted_root(self) -> str | None:
         """The PEM of the root the Android chain must end at, or None if none is set."""
         if self.android_root is not None:
-            roots = resources.files("covidtracer.enfkeys").joinpath("attestation_roots")
-            return roots.joinpath(f"{self.android_root}.pem").read_text()
+            return _packaged_root(self.android_root)
         return self.android_root_pem
 
     def check(self, env: Env) -> None:
@@ -301,3 +291,10 @@ class EnfSettings(AwsServiceSettings):
 
 
 enf_settings = config.cached(EnfSettings.from_env)
+
+
+@functools.cache
+def _packaged_root(name: str) -> str:
+    """A root certificate shipped in the package (read once: every attestation needs it)."""
+    roots = resources.files("covidtracer.enfkeys").joinpath("attestation_roots")
+    return roots.joinpath(f"{name}.pem").read_text()

@@ -173,41 +173,24 @@ class DynamoExposureEvents:
         except PynamoDBException as error:
             raise dynamo.unavailable("exposure_events", error) from error
 
+    # Each is conditional: an event changed, withdrawn or gone meanwhile is left as its
+    # newer state decides.
     def mark_pushed(self, notification_id: str, version: str) -> None:
-        item = self._model(notification_id)
-        try:
-            item.update(
-                actions=[self._model.pushPending.set(False)],
-                condition=self._model.version == version,
-            )
-        except PynamoDBException as error:
-            if dynamo.is_conditional_check_failure(error):
-                return  # changed or withdrawn meanwhile: its newer state decides
-            raise dynamo.unavailable("exposure_events", error) from error
+        m = self._model
+        dynamo.update_if(
+            m(notification_id), [m.pushPending.set(False)], m.version == version, "exposure_events"
+        )
 
     def mark_published(self, notification_id: str, version: str) -> None:
-        item = self._model(notification_id)
-        try:
-            item.update(
-                actions=[self._model.pending.remove()],
-                condition=(self._model.version == version) & (self._model.pushPending == False),  # noqa: E712 - a DynamoDB condition, not a comparison
-            )
-        except PynamoDBException as error:
-            if dynamo.is_conditional_check_failure(error):
-                return  # push still pending, or changed or withdrawn meanwhile
-            raise dynamo.unavailable("exposure_events", error) from error
+        m = self._model
+        # Not while its push is still pending.
+        done = (m.version == version) & (m.pushPending == False)  # noqa: E712 - a DynamoDB condition
+        dynamo.update_if(m(notification_id), [m.pending.remove()], done, "exposure_events")
 
     def mark_withdrawn(self, notification_id: str) -> None:
-        item = self._model(notification_id)
-        try:
-            item.update(
-                actions=[self._model.pending.remove()],
-                condition=self._model.notificationId.exists(),
-            )
-        except PynamoDBException as error:
-            if dynamo.is_conditional_check_failure(error):
-                return  # already gone
-            raise dynamo.unavailable("exposure_events", error) from error
+        m = self._model
+        exists = m.notificationId.exists()
+        dynamo.update_if(m(notification_id), [m.pending.remove()], exists, "exposure_events")
 
     def pending(self) -> Iterator[StoredEvent]:
         try:

@@ -211,12 +211,7 @@ def publish_exposure_events_feed(deps: Dependencies, job: FeedJob, now: datetime
             return _rebuild_feed(deps, now, retry_pushes=job.retry_pushes)
         document, version = current
         # After the read: a change stored since makes the write below fail and come again.
-        pending = [
-            fresh
-            for listed in deps.events.pending()
-            if (fresh := deps.events.get(listed.event.notification_id)) is not None
-            and fresh.pending  # not withdrawn or published meanwhile
-        ]
+        pending = _fresh_pending(deps, [p.event.notification_id for p in deps.events.pending()])
         try:
             items = model.feed_items(document)
             changed = model.updated_items(
@@ -248,33 +243,27 @@ def _kept(before: list[dict[str, str]], after: list[dict[str, str]]) -> int:
     return sum(1 for item in before if item.get("notificationId") in remaining)
 
 
-def _rebuild_feed(
-    deps: Dependencies, now: datetime, *, retry_pushes: bool, withdrawn: str | None = None
-) -> dict[str, int]:
+def _rebuild_feed(deps: Dependencies, now: datetime, *, retry_pushes: bool) -> dict[str, int]:
     """Recreates ``current-exposure-events.json`` from a full scan of the table: only for a
     feed that is missing (the stage's first event) or unreadable, never on the schedule.
-    ``withdrawn`` names an event being withdrawn, still in the table but not to be shown.
 
     Raises ``Unavailable`` when the table cannot be read or the feed not written.
     """
     for _ in range(FEED_WRITE_ATTEMPTS):
         try:
-            stored, items = _write_rebuilt(deps, now, withdrawn)
-            break
+            return _rebuild_once(deps, now, None, retry_pushes)
         except model.FeedChanged:
             continue
-    else:
-        raise Unavailable("s3:feed (concurrent writers)")
-    pending = [s for s in stored if s.pending]
-    summary = _finish_pending(deps, pending, now, retry_pushes)
-    return {"items": len(items), "expired": 0, **summary}
+    raise Unavailable("s3:feed (concurrent writers)")
 
 
-def _write_rebuilt(
-    deps: Dependencies, now: datetime, withdrawn: str | None
-) -> tuple[list[model.StoredEvent], list[dict[str, str]]]:
-    """One rebuild from a full scan, conditional on the feed's version seen before it:
-    (the events scanned, the items written). ``FeedChanged`` if another writer came first."""
+def _rebuild_once(
+    deps: Dependencies, now: datetime, withdrawn: str | None, retry_pushes: bool
+) -> dict[str, int]:
+    """One rebuild from a full scan, conditional on the feed's version seen before it, then
+    the scanned events it now holds finished (``_finish_pending``); the job's counts.
+    ``withdrawn`` names an event being withdrawn, still in the table but not to be shown.
+    ``FeedChanged`` (nothing finished) if another writer came first."""
     rules = deps.rules
     key = rules.feed_object_key
     seen = deps.feed.version(key)  # before the scan: a change during it wins
@@ -283,7 +272,8 @@ def _write_rebuilt(
     deps.feed.write(key, model.feed_document(items), rules.feed_max_age_seconds, replaces=seen)
     log.warning("exposure-events feed rebuilt from a table scan", extra={"items": len(items)})
     emit("exposure_feed_published", counts={"items": len(items)}, now=now)
-    return stored, items
+    summary = _finish_pending(deps, [s for s in stored if s.pending], now, retry_pushes)
+    return {"items": len(items), "expired": 0, **summary}
 
 
 def _finish_pending(
@@ -322,8 +312,7 @@ def _update_feed(
         current = deps.feed.read(key)
         try:
             if current is None:
-                stored, _ = _write_rebuilt(deps, now, remove)
-                _finish_pending(deps, [s for s in stored if s.pending], now, False)
+                _rebuild_once(deps, now, remove, retry_pushes=False)
                 return
             document, version = current
             try:
@@ -336,8 +325,7 @@ def _update_feed(
                 )
             except ValueError:
                 log.warning("stored feed unreadable: rebuilding it")
-                stored, _ = _write_rebuilt(deps, now, remove)
-                _finish_pending(deps, [s for s in stored if s.pending], now, False)
+                _rebuild_once(deps, now, remove, retry_pushes=False)
                 return
             deps.feed.write(
                 key, model.feed_document(changed), rules.feed_max_age_seconds, replaces=version
@@ -384,13 +372,18 @@ def _merged_pending(
         wanted.append(event.notification_id)
         if len(wanted) == MERGED_PENDING:
             break
+    return [s.event for s in _fresh_pending(deps, wanted)]
+
+
+def _fresh_pending(deps: Dependencies, wanted: list[str]) -> list[model.StoredEvent]:
+    """The events of ``wanted`` as the table holds them now (one consistent batch read),
+    those still pending (not withdrawn or published meanwhile), in ``wanted``'s order (the
+    index's: the last change wins)."""
     if not wanted:
         return []
-    fresh = deps.events.get_many(wanted)
-    # Not withdrawn or published meanwhile; in the index's order (the last change wins).
     order = {notification_id: n for n, notification_id in enumerate(wanted)}
-    kept = sorted((s for s in fresh if s.pending), key=lambda s: order[s.event.notification_id])
-    return [s.event for s in kept]
+    fresh = (s for s in deps.events.get_many(wanted) if s.pending)
+    return sorted(fresh, key=lambda s: order[s.event.notification_id])
 
 
 def _push(deps: Dependencies, stored: model.StoredEvent) -> bool:

@@ -28,7 +28,7 @@ _PUBLISH_NEW = (
     " WHERE key_data = ANY(%(incoming)s) LIMIT 1),"
     " remembered AS (INSERT INTO publish_certificates"
     " (certificate_hash, keys_digest, inserted, created_at)"
-    " SELECT %(cert)s, %(digest)s, cardinality(%(keys)s), %(now)s"
+    " SELECT %(cert)s, %(digest)s, %(inserted)s, %(now)s"
     " WHERE NOT EXISTS (SELECT 1 FROM existing)"
     " ON CONFLICT (certificate_hash) DO NOTHING RETURNING 1),"
     " stored AS (" + INSERT_KEYS + " WHERE EXISTS (SELECT 1 FROM remembered)"
@@ -51,7 +51,7 @@ def publish_new_keys(
     certificate's ``inserted`` is ``len(keys)``: the caller corrects it (``set_inserted``)
     in the rare race where fewer were new."""
     mask = keymask.of(cur)
-    params = {"cert": digest, "digest": mask.digest(keys_digest), "now": now}
+    params = {"cert": digest, "digest": mask.digest(keys_digest), "now": now, "inserted": len(keys)}
     cur.execute(_PUBLISH_NEW, {**params, "incoming": mask.keys(incoming), **key_params(cur, keys)})
     row = cur.fetchone()
     assert row is not None, "the statement always returns one row"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from covidtracer import db, logs
+from covidtracer import db
 from covidtracer.analytics.emitter import emit
 from covidtracer.enfkeys import model as keys_model
 from covidtracer.enfkeys import service as keys_service
@@ -129,16 +129,7 @@ def verify(deps: Deps, request: JsonRequest, now: datetime) -> dict[str, str]:
             else:
                 keys_service.record_wrong_code(cur, settings, request.source_ip, now)
     if outcome.outcome != sql.CLAIMED:
-        reason = _REASONS[outcome.outcome]
-        logs.metric(
-            keys_service.GUESS_METRIC,
-            1,
-            stage=settings.stage,
-            logger=__name__,
-            message="wrong upload code",
-            reason=reason,
-        )
-        emit("upload_code_rejected", categories={"reason": reason}, now=now)
+        keys_service.report_wrong_code(settings.stage, _REASONS[outcome.outcome], now, __name__)
         raise _CODE_ERRORS[outcome.outcome]()
     emit("upload_code_verified", now=now)
     token = _verification_token(signing, token_id, outcome, expires_at, now)

@@ -21,8 +21,8 @@ from covidtracer.enffiles.exportfile import (
     ReportType,
     encode_export_bin,
     encode_packed_export_bin,
-    unpack_keys,
 )
+from tracerstack.exportreader import unpack_keys
 
 INT16_MIN, INT16_MAX = -(2**15), 2**15 - 1
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
